@@ -1,0 +1,205 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+
+namespace EdgeInspector.Core.Coreset;
+
+/// <summary>
+/// The memory of "normal" patches: elements are patch locations of past frames, kept with their
+/// features in every view (one membership shared by all views, so one size bound), their source frame
+/// (so a frame's own elements can be excluded when it is scored), their adjusted score at admission,
+/// and whether they are anchors (known-good or commissioning elements, never evicted by re-thinning).
+/// </summary>
+public sealed class PatchCoreset
+{
+    private readonly float[][] _rows;
+    private float[] _projected;
+    private long[] _source;
+    private float[] _adjusted;
+    private bool[] _anchor;
+    private readonly PackedPanels[] _packed;
+    private long[] _segmentSource = [];
+    private bool _packedCurrent;
+
+    /// <summary>Creates an empty coreset for <paramref name="layout"/> with projected rows of <paramref name="projectedDim"/>.</summary>
+    public PatchCoreset(FeatureLayout layout, int projectedDim, int capacity = 1024)
+    {
+        Layout = layout;
+        ProjectedDim = projectedDim;
+        capacity = Math.Max(capacity, 1);
+        _rows = new float[layout.Views.Count][];
+        for (int v = 0; v < _rows.Length; v++) _rows[v] = new float[capacity * layout.Views[v].Dim];
+        _projected = new float[capacity * projectedDim];
+        _source = new long[capacity];
+        _adjusted = new float[capacity];
+        _anchor = new bool[capacity];
+        _packed = new PackedPanels[layout.Views.Count];
+        for (int v = 0; v < _packed.Length; v++) _packed[v] = new PackedPanels();
+    }
+
+    /// <summary>The feature layout.</summary>
+    public FeatureLayout Layout { get; }
+
+    /// <summary>Width of the projected rows used for k-center selection.</summary>
+    public int ProjectedDim { get; }
+
+    /// <summary>Number of elements.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Incremented on every change; published with verdicts so a decision can be traced to a coreset.</summary>
+    public long Version { get; private set; }
+
+    /// <summary>Elements of view <paramref name="v"/>, Count × dim.</summary>
+    public ReadOnlySpan<float> Rows(int v) => _rows[v].AsSpan(0, Count * Layout.Views[v].Dim);
+
+    /// <summary>Projected elements, Count × ProjectedDim.</summary>
+    public ReadOnlySpan<float> Projected => _projected.AsSpan(0, Count * ProjectedDim);
+
+    /// <summary>Source frame of each element.</summary>
+    public ReadOnlySpan<long> Sources => _source.AsSpan(0, Count);
+
+    /// <summary>Adjusted (interval-average) score of each element at admission.</summary>
+    public ReadOnlySpan<float> Adjusted => _adjusted.AsSpan(0, Count);
+
+    /// <summary>Anchor flags.</summary>
+    public ReadOnlySpan<bool> Anchors => _anchor.AsSpan(0, Count);
+
+    /// <summary>Adds patch <paramref name="patch"/> of <paramref name="frame"/>.</summary>
+    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor)
+    {
+        EnsureCapacity(Count + 1);
+        for (int v = 0; v < _rows.Length; v++)
+        {
+            int d = Layout.Views[v].Dim;
+            frame.Views[v].AsSpan(patch * d, d).CopyTo(_rows[v].AsSpan(Count * d, d));
+        }
+        projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
+        _source[Count] = source;
+        _adjusted[Count] = adjusted;
+        _anchor[Count] = anchor;
+        Count++;
+        Changed();
+    }
+
+    /// <summary>Sets the adjusted score of element <paramref name="index"/>.</summary>
+    public void SetAdjusted(int index, float value) => _adjusted[index] = value;
+
+    /// <summary>Keeps the elements whose flag is true, in order.</summary>
+    public void Retain(ReadOnlySpan<bool> keep)
+    {
+        if (keep.Length != Count) throw new ArgumentException($"{keep.Length} flags for {Count} elements.", nameof(keep));
+        int w = 0;
+        for (int r = 0; r < Count; r++)
+        {
+            if (!keep[r]) continue;
+            if (w != r) Move(r, w);
+            w++;
+        }
+        Count = w;
+        Changed();
+    }
+
+    /// <summary>Removes everything (recipe change, operator reset).</summary>
+    public void Clear()
+    {
+        Count = 0;
+        Changed();
+    }
+
+    private void Changed()
+    {
+        Version++;
+        _packedCurrent = false;
+    }
+
+    private void Move(int from, int to)
+    {
+        for (int v = 0; v < _rows.Length; v++)
+        {
+            int d = Layout.Views[v].Dim;
+            _rows[v].AsSpan(from * d, d).CopyTo(_rows[v].AsSpan(to * d, d));
+        }
+        _projected.AsSpan(from * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(to * ProjectedDim, ProjectedDim));
+        _source[to] = _source[from];
+        _adjusted[to] = _adjusted[from];
+        _anchor[to] = _anchor[from];
+    }
+
+    private void EnsureCapacity(int n)
+    {
+        if (n <= _source.Length) return;
+        int cap = Math.Max(n, _source.Length * 2);
+        for (int v = 0; v < _rows.Length; v++) Array.Resize(ref _rows[v], cap * Layout.Views[v].Dim);
+        Array.Resize(ref _projected, cap * ProjectedDim);
+        Array.Resize(ref _source, cap);
+        Array.Resize(ref _adjusted, cap);
+        Array.Resize(ref _anchor, cap);
+    }
+
+    /// <summary>
+    /// The elements packed for scoring, one segment per source frame (elements are first reordered by
+    /// source), so that <see cref="SegmentOf"/> gives the segment to skip when a frame is scored.
+    /// Repacked only after a change.
+    /// </summary>
+    public IReadOnlyList<PackedPanels> Packed()
+    {
+        if (_packedCurrent) return _packed;
+        SortBySource();
+        var lengths = new List<int>();
+        var sources = new List<long>();
+        for (int r = 0; r < Count; r++)
+        {
+            if (r == 0 || _source[r] != _source[r - 1])
+            {
+                lengths.Add(0);
+                sources.Add(_source[r]);
+            }
+            lengths[^1]++;
+        }
+        _segmentSource = sources.ToArray();
+        var lens = lengths.ToArray();
+        for (int v = 0; v < _packed.Length; v++) _packed[v].Repack(Rows(v), Layout.Views[v].Dim, lens);
+        _packedCurrent = true;
+        return _packed;
+    }
+
+    /// <summary>The packed segment holding <paramref name="source"/>'s elements, or -1. Valid after <see cref="Packed"/>.</summary>
+    public int SegmentOf(long source)
+    {
+        int i = Array.BinarySearch(_segmentSource, source);
+        return i >= 0 ? i : -1;
+    }
+
+    private void SortBySource()
+    {
+        bool sorted = true;
+        for (int r = 1; r < Count && sorted; r++) sorted = _source[r - 1] <= _source[r];
+        if (sorted) return;
+        var order = new int[Count];
+        for (int i = 0; i < Count; i++) order[i] = i;
+        var keys = _source.AsSpan(0, Count).ToArray();
+        Array.Sort(keys, order);
+        Permute(order);
+    }
+
+    private void Permute(int[] order)
+    {
+        int n = Count;
+        for (int v = 0; v < _rows.Length; v++)
+        {
+            int d = Layout.Views[v].Dim;
+            var copy = _rows[v].AsSpan(0, n * d).ToArray();
+            for (int i = 0; i < n; i++) copy.AsSpan(order[i] * d, d).CopyTo(_rows[v].AsSpan(i * d, d));
+        }
+        var p = _projected.AsSpan(0, n * ProjectedDim).ToArray();
+        for (int i = 0; i < n; i++) p.AsSpan(order[i] * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(i * ProjectedDim, ProjectedDim));
+        var s = _source.AsSpan(0, n).ToArray();
+        var a = _adjusted.AsSpan(0, n).ToArray();
+        var an = _anchor.AsSpan(0, n).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            _source[i] = s[order[i]];
+            _adjusted[i] = a[order[i]];
+            _anchor[i] = an[order[i]];
+        }
+    }
+}

@@ -1,0 +1,73 @@
+namespace EdgeInspector.Core.Features;
+
+/// <summary>
+/// One view of a frame's patches: a tapped backbone output at one aggregation degree, with its own
+/// feature width. Views are scored separately and fused by the mean (MuSc Eq. 3).
+/// </summary>
+/// <param name="Tap">Name of the backbone output it comes from.</param>
+/// <param name="Degree">Local aggregation degree (1 = none, 3 = 3×3 mean, ...).</param>
+/// <param name="Dim">Feature width.</param>
+public readonly record struct ViewSpec(string Tap, int Degree, int Dim)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Tap}/a{Degree}";
+}
+
+/// <summary>The shape every frame's features share: the patch grid, the views and the global feature width.</summary>
+public sealed class FeatureLayout
+{
+    /// <summary>Creates a layout.</summary>
+    public FeatureLayout(int gridHeight, int gridWidth, IReadOnlyList<ViewSpec> views, int globalDim)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(gridHeight, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(gridWidth, 1);
+        if (views.Count == 0) throw new ArgumentException("A layout needs at least one view.", nameof(views));
+        GridHeight = gridHeight;
+        GridWidth = gridWidth;
+        Views = views;
+        GlobalDim = globalDim;
+        int total = 0;
+        foreach (var v in views) total += v.Dim;
+        TotalDim = total;
+    }
+
+    /// <summary>Patch rows.</summary>
+    public int GridHeight { get; }
+
+    /// <summary>Patch columns.</summary>
+    public int GridWidth { get; }
+
+    /// <summary>Patches per frame.</summary>
+    public int Patches => GridHeight * GridWidth;
+
+    /// <summary>The views, in fusion order.</summary>
+    public IReadOnlyList<ViewSpec> Views { get; }
+
+    /// <summary>Width of the image-level feature (for RsCIN).</summary>
+    public int GlobalDim { get; }
+
+    /// <summary>Sum of the view widths.</summary>
+    public int TotalDim { get; }
+}
+
+/// <summary>One frame's unit-norm patch features per view (each patches × dim, row-major) and its unit global feature.</summary>
+public sealed class FrameFeatures
+{
+    /// <summary>Allocates zeroed features for <paramref name="layout"/>.</summary>
+    public FrameFeatures(FeatureLayout layout)
+    {
+        Layout = layout;
+        Views = new float[layout.Views.Count][];
+        for (int v = 0; v < Views.Length; v++) Views[v] = new float[layout.Patches * layout.Views[v].Dim];
+        Global = new float[layout.GlobalDim];
+    }
+
+    /// <summary>The layout these features follow.</summary>
+    public FeatureLayout Layout { get; }
+
+    /// <summary>Per view, patches × dim, each row unit length.</summary>
+    public float[][] Views { get; }
+
+    /// <summary>Unit image-level feature.</summary>
+    public float[] Global { get; }
+}

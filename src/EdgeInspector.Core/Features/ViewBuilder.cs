@@ -1,0 +1,233 @@
+using System.Numerics.Tensors;
+
+namespace EdgeInspector.Core.Features;
+
+/// <summary>One tapped backbone output for one frame: channels × height × width, channel-major (NCHW minus N).</summary>
+public readonly struct TapTensor
+{
+    /// <summary>Wraps a tap.</summary>
+    public TapTensor(ReadOnlyMemory<float> data, int channels, int height, int width)
+    {
+        if (data.Length != channels * height * width)
+        {
+            throw new ArgumentException($"Tap holds {data.Length} floats, expected {channels}x{height}x{width}.", nameof(data));
+        }
+        Data = data;
+        Channels = channels;
+        Height = height;
+        Width = width;
+    }
+
+    /// <summary>The values.</summary>
+    public ReadOnlyMemory<float> Data { get; }
+
+    /// <summary>C.</summary>
+    public int Channels { get; }
+
+    /// <summary>H.</summary>
+    public int Height { get; }
+
+    /// <summary>W.</summary>
+    public int Width { get; }
+}
+
+/// <summary>
+/// Turns tapped backbone outputs into views (spec §2.3, LNAMD): every tap is brought onto the finest
+/// tap grid (bilinear, align_corners=False as PatchCore's alignment), normalised per image over its
+/// whole (C,H,W) tensor (LayerNorm without affine, eps 1e-5), mean-aggregated over a×a neighbourhoods
+/// (stride 1, zero padding counted, so border tokens shrink as in MuSc), and L2-normalised per token.
+/// </summary>
+/// <remarks>Not thread-safe: it owns scratch buffers. Use one per worker thread.</remarks>
+public sealed class ViewBuilder
+{
+    private const float LayerNormEps = 1e-5f;
+    private readonly FeatureLayout _layout;
+    private readonly int[] _viewTap;
+    private readonly int _globalTap;
+    private float[] _aligned = [];
+    private float[] _pooled = [];
+    private float[] _rowPass = [];
+
+    /// <summary>
+    /// Creates a builder. <paramref name="tapNames"/> gives the order taps are passed to <see cref="Build"/>;
+    /// <paramref name="globalTap"/> is the tap whose global average is the image-level feature.
+    /// </summary>
+    public ViewBuilder(FeatureLayout layout, IReadOnlyList<string> tapNames, string globalTap)
+    {
+        _layout = layout;
+        _viewTap = new int[layout.Views.Count];
+        for (int v = 0; v < _viewTap.Length; v++)
+        {
+            int t = IndexOf(tapNames, layout.Views[v].Tap);
+            if (t < 0) throw new ArgumentException($"View {layout.Views[v]} names tap '{layout.Views[v].Tap}', which is not among the taps [{string.Join(", ", tapNames)}].");
+            if (layout.Views[v].Degree < 1 || layout.Views[v].Degree % 2 == 0) throw new ArgumentException($"View {layout.Views[v]}: aggregation degree must be odd and at least 1.");
+            _viewTap[v] = t;
+        }
+        _globalTap = IndexOf(tapNames, globalTap);
+        if (_globalTap < 0) throw new ArgumentException($"Global tap '{globalTap}' is not among the taps [{string.Join(", ", tapNames)}].");
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string name)
+    {
+        for (int i = 0; i < names.Count; i++) if (names[i] == name) return i;
+        return -1;
+    }
+
+    /// <summary>Fills <paramref name="output"/> from the frame's taps (in the order given at construction).</summary>
+    public void Build(ReadOnlySpan<TapTensor> taps, FrameFeatures output)
+    {
+        int gh = _layout.GridHeight, gw = _layout.GridWidth, p = gh * gw;
+        for (int t = 0; t < taps.Length; t++)
+        {
+            bool used = t == _globalTap;
+            foreach (int vt in _viewTap) used |= vt == t;
+            if (!used) continue;
+            var tap = taps[t];
+            if (t == _globalTap)
+            {
+                if (tap.Channels != _layout.GlobalDim) throw new ArgumentException($"Global tap has {tap.Channels} channels, layout expects {_layout.GlobalDim}.");
+                GlobalAverage(tap, output.Global);
+            }
+            bool tapHasView = false;
+            foreach (int vt in _viewTap) tapHasView |= vt == t;
+            if (!tapHasView) continue;
+
+            int c = tap.Channels;
+            EnsureSize(ref _aligned, c * p);
+            Span<float> aligned = _aligned.AsSpan(0, c * p);
+            if (tap.Height == gh && tap.Width == gw) tap.Data.Span.CopyTo(aligned);
+            else ResizeBilinear(tap.Data.Span, c, tap.Height, tap.Width, aligned, gh, gw);
+            LayerNorm(aligned);
+
+            for (int v = 0; v < _viewTap.Length; v++)
+            {
+                if (_viewTap[v] != t) continue;
+                var spec = _layout.Views[v];
+                if (spec.Dim != c) throw new ArgumentException($"View {spec} expects width {spec.Dim}, tap '{spec.Tap}' has {c} channels.");
+                ReadOnlySpan<float> pooled = aligned;
+                if (spec.Degree > 1)
+                {
+                    EnsureSize(ref _pooled, c * p);
+                    BoxMean(aligned, c, gh, gw, spec.Degree, _pooled.AsSpan(0, c * p));
+                    pooled = _pooled.AsSpan(0, c * p);
+                }
+                TransposeAndNormalise(pooled, c, p, output.Views[v]);
+            }
+        }
+    }
+
+    private static void EnsureSize(ref float[] buffer, int size)
+    {
+        if (buffer.Length < size) buffer = new float[size];
+    }
+
+    /// <summary>Global average over H×W of each channel, then L2-normalised.</summary>
+    internal static void GlobalAverage(TapTensor tap, Span<float> output)
+    {
+        int hw = tap.Height * tap.Width;
+        for (int ch = 0; ch < tap.Channels; ch++) output[ch] = TensorPrimitives.Sum(tap.Data.Span.Slice(ch * hw, hw)) / hw;
+        NormaliseInPlace(output);
+    }
+
+    /// <summary>Bilinear resize per channel with align_corners=False (half-pixel centres, edge clamped), as torch's interpolate.</summary>
+    internal static void ResizeBilinear(ReadOnlySpan<float> src, int channels, int sh, int sw, Span<float> dst, int dh, int dw)
+    {
+        float sy = (float)sh / dh, sx = (float)sw / dw;
+        Span<int> x0 = stackalloc int[dw];
+        Span<int> x1 = stackalloc int[dw];
+        Span<float> fx = stackalloc float[dw];
+        for (int x = 0; x < dw; x++)
+        {
+            float src_x = MathF.Max(0, (x + 0.5f) * sx - 0.5f);
+            x0[x] = Math.Min((int)src_x, sw - 1);
+            x1[x] = Math.Min(x0[x] + 1, sw - 1);
+            fx[x] = src_x - x0[x];
+        }
+        for (int ch = 0; ch < channels; ch++)
+        {
+            ReadOnlySpan<float> s = src.Slice(ch * sh * sw, sh * sw);
+            Span<float> d = dst.Slice(ch * dh * dw, dh * dw);
+            for (int y = 0; y < dh; y++)
+            {
+                float src_y = MathF.Max(0, (y + 0.5f) * sy - 0.5f);
+                int y0 = Math.Min((int)src_y, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
+                float fy = src_y - y0;
+                for (int x = 0; x < dw; x++)
+                {
+                    float top = s[y0 * sw + x0[x]] * (1 - fx[x]) + s[y0 * sw + x1[x]] * fx[x];
+                    float bottom = s[y1 * sw + x0[x]] * (1 - fx[x]) + s[y1 * sw + x1[x]] * fx[x];
+                    d[y * dw + x] = top * (1 - fy) + bottom * fy;
+                }
+            }
+        }
+    }
+
+    /// <summary>One scalar mean and variance over the whole tensor (LayerNorm over (C,H,W), no affine).</summary>
+    internal static void LayerNorm(Span<float> x)
+    {
+        double sum = 0, sumSq = 0;
+        // Double accumulation: a 400k-element float sum loses digits that the variance needs.
+        for (int i = 0; i < x.Length; i++)
+        {
+            sum += x[i];
+            sumSq += (double)x[i] * x[i];
+        }
+        double mean = sum / x.Length;
+        double var = Math.Max(0, sumSq / x.Length - mean * mean);
+        float inv = (float)(1.0 / Math.Sqrt(var + LayerNormEps));
+        TensorPrimitives.Add(x, (float)-mean, x);
+        TensorPrimitives.Multiply(x, inv, x);
+    }
+
+    /// <summary>AvgPool2d(kernel=a, stride=1, padding=(a−1)/2, count_include_pad=True), as two separable passes.</summary>
+    internal void BoxMean(ReadOnlySpan<float> src, int channels, int h, int w, int a, Span<float> dst)
+    {
+        int r = a / 2;
+        EnsureSize(ref _rowPass, h * w);
+        Span<float> row = _rowPass.AsSpan(0, h * w);
+        float inv = 1f / (a * a);
+        for (int ch = 0; ch < channels; ch++)
+        {
+            ReadOnlySpan<float> s = src.Slice(ch * h * w, h * w);
+            Span<float> d = dst.Slice(ch * h * w, h * w);
+            for (int y = 0; y < h; y++)
+            {
+                for (int x = 0; x < w; x++)
+                {
+                    float acc = 0;
+                    int lo = Math.Max(0, x - r), hi = Math.Min(w - 1, x + r);
+                    for (int xx = lo; xx <= hi; xx++) acc += s[y * w + xx];
+                    row[y * w + x] = acc;
+                }
+            }
+            for (int y = 0; y < h; y++)
+            {
+                int lo = Math.Max(0, y - r), hi = Math.Min(h - 1, y + r);
+                for (int x = 0; x < w; x++)
+                {
+                    float acc = 0;
+                    for (int yy = lo; yy <= hi; yy++) acc += row[yy * w + x];
+                    d[y * w + x] = acc * inv;
+                }
+            }
+        }
+    }
+
+    /// <summary>C×P (channel-major) to P×C rows, each scaled to unit length.</summary>
+    internal static void TransposeAndNormalise(ReadOnlySpan<float> src, int channels, int patches, Span<float> dst)
+    {
+        for (int ch = 0; ch < channels; ch++)
+        {
+            ReadOnlySpan<float> s = src.Slice(ch * patches, patches);
+            for (int q = 0; q < patches; q++) dst[q * channels + ch] = s[q];
+        }
+        for (int q = 0; q < patches; q++) NormaliseInPlace(dst.Slice(q * channels, channels));
+    }
+
+    /// <summary>Scales <paramref name="x"/> to unit length; a zero vector stays zero.</summary>
+    public static void NormaliseInPlace(Span<float> x)
+    {
+        float n = TensorPrimitives.Norm(x);
+        if (n > 0) TensorPrimitives.Multiply(x, 1f / n, x);
+    }
+}

@@ -1,0 +1,48 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+
+namespace EdgeInspector.Core.Scoring;
+
+/// <summary>A frame's views packed as references for the max-dot kernel (one <see cref="PackedPanels"/> per view).</summary>
+public sealed class FramePack
+{
+    /// <summary>Packs every view of <paramref name="frame"/>.</summary>
+    public FramePack(FrameFeatures frame)
+    {
+        Views = new PackedPanels[frame.Views.Length];
+        for (int v = 0; v < Views.Length; v++) Views[v] = PackedPanels.Pack(frame.Views[v], frame.Layout.Views[v].Dim);
+    }
+
+    /// <summary>Per view.</summary>
+    public PackedPanels[] Views { get; }
+}
+
+/// <summary>Anomaly scores for one frame.</summary>
+/// <param name="Patches">Fused patch scores on the patch grid (row-major).</param>
+/// <param name="Image">The scorer's image score.</param>
+public sealed record FrameScore(float[] Patches, float Image);
+
+/// <summary>Helpers shared by the scorers.</summary>
+public static class ScoreMath
+{
+    /// <summary>
+    /// Fused patch scores of <paramref name="frame"/> by nearest distance to <paramref name="refs"/>
+    /// (per view), mean over views (MuSc Eq. 3 fusion). <paramref name="skipSegment"/> excludes the
+    /// references of one segment (the frame's own elements).
+    /// </summary>
+    public static void NearestDistance(FrameFeatures frame, IReadOnlyList<PackedPanels> refs, Span<float> scores, int skipSegment = -1, float[]? scratch = null)
+    {
+        int p = frame.Layout.Patches;
+        scratch ??= new float[p];
+        Span<float> best = scratch.AsSpan(0, p);
+        scores.Clear();
+        int views = frame.Views.Length;
+        for (int v = 0; v < views; v++)
+        {
+            best.Fill(float.NegativeInfinity);
+            MaxDot.Accumulate(frame.Views[v], refs[v], best, default, skipSegment);
+            for (int q = 0; q < p; q++) scores[q] += MaxDot.UnitDistance(best[q]);
+        }
+        for (int q = 0; q < p; q++) scores[q] /= views;
+    }
+}

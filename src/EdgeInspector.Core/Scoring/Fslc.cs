@@ -1,0 +1,194 @@
+using EdgeInspector.Core.Coreset;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+
+namespace EdgeInspector.Core.Scoring;
+
+/// <summary>
+/// Batch FSLC (spec §5.2, our reconstruction of the poster): initial coreset by k-center over R sparsely
+/// sampled frames, expansion by seeded k-center over the whole batch, filtering by the interval-average
+/// ("score adjusting") prior, then scoring by nearest distance to the coreset with each frame's own
+/// elements excluded, and the image score as the mean of the top-N patch scores.
+/// </summary>
+public sealed class Fslc
+{
+    private readonly FslcOptions _options;
+
+    /// <summary>Creates the scorer for <paramref name="layout"/>.</summary>
+    public Fslc(FeatureLayout layout, FslcOptions options)
+    {
+        Layout = layout;
+        _options = options;
+        Projection = new SparseProjection(layout, options.ProjectionDimsPerView, options.Seed);
+    }
+
+    /// <summary>The layout.</summary>
+    public FeatureLayout Layout { get; }
+
+    /// <summary>The fixed projection used for selection; fixed so that distances stay comparable over time.</summary>
+    public SparseProjection Projection { get; }
+
+    /// <summary>Projects every patch of <paramref name="frame"/> (patches × OutputDim).</summary>
+    public float[] ProjectFrame(FrameFeatures frame)
+    {
+        int pd = Projection.OutputDim, p = Layout.Patches;
+        var result = new float[p * pd];
+        for (int q = 0; q < p; q++) Projection.Project(frame, q, result.AsSpan(q * pd, pd));
+        return result;
+    }
+
+    /// <summary>Builds the coreset of a batch: init, expand, filter.</summary>
+    public PatchCoreset Build(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids, bool anchors = false)
+    {
+        int b = frames.Count, p = Layout.Patches, pd = Projection.OutputDim;
+        if (b < 2) throw new ArgumentException("FSLC needs at least two frames.", nameof(frames));
+        var projected = new float[b][];
+        Parallel.For(0, b, i => projected[i] = ProjectFrame(frames[i]));
+
+        // 1. Initialisation: R frames evenly strided over the batch (temporal spread), k-center over their patches.
+        int r = Math.Clamp(_options.InitFrames, 1, b);
+        var initFrames = new int[r];
+        for (int j = 0; j < r; j++) initFrames[j] = (int)((long)j * b / r);
+        var x0 = new float[r * p * pd];
+        for (int j = 0; j < r; j++) projected[initFrames[j]].CopyTo(x0, j * p * pd);
+        int k0 = (int)Math.Ceiling(_options.InitFraction * r * p);
+        var rng = new Random(_options.Seed);
+        int[] sel0 = KCenterGreedy.Select(x0, pd, k0, start: rng.Next(r * p));
+
+        var coreset = new PatchCoreset(Layout, pd, (int)(k0 * (1 + _options.ExpandFraction)) + 1);
+        foreach (int s in sel0)
+        {
+            int f = initFrames[s / p], q = s % p;
+            coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], 0, anchors);
+        }
+
+        // 2. Expansion: farthest-first continuation over every patch of the batch, seeded by M0.
+        int ke = (int)Math.Ceiling(_options.ExpandFraction * sel0.Length);
+        if (ke > 0)
+        {
+            var all = new float[b * p * pd];
+            for (int i = 0; i < b; i++) projected[i].CopyTo(all, i * p * pd);
+            int[] sel1 = KCenterGreedy.Select(all, pd, ke, coreset.Projected.ToArray());
+            foreach (int s in sel1)
+            {
+                int f = s / p, q = s % p;
+                coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], 0, anchors);
+            }
+        }
+
+        // 3. Filtering by the adjusted score.
+        var packs = PackReferences(frames, _options.FilterReferences, out var refIds, ids);
+        var adjusted = AdjustedScores(coreset, packs, refIds, _options.IntervalFraction);
+        for (int m = 0; m < coreset.Count; m++) coreset.SetAdjusted(m, adjusted[m]);
+        coreset.Retain(FilterMask(adjusted, _options.FilterZ, _options.FilterMaxFraction));
+        return coreset;
+    }
+
+    /// <summary>
+    /// Packs up to <paramref name="limit"/> frames, evenly strided, as references for the adjusted score.
+    /// </summary>
+    public static IReadOnlyList<FramePack> PackReferences(IReadOnlyList<FrameFeatures> frames, int limit, out long[] refIdsByIndex, IReadOnlyList<long>? ids = null)
+    {
+        int b = frames.Count;
+        int j = Math.Clamp(limit, 1, b);
+        var packs = new FramePack[j];
+        refIdsByIndex = new long[j];
+        var chosen = new int[j];
+        for (int t = 0; t < j; t++) chosen[t] = (int)((long)t * b / j);
+        Parallel.For(0, j, t => packs[t] = new FramePack(frames[chosen[t]]));
+        for (int t = 0; t < j; t++) refIdsByIndex[t] = ids is null ? chosen[t] : ids[chosen[t]];
+        return packs;
+    }
+
+    /// <summary>
+    /// The "score adjusting" prior (MuSc Eq. 1-2 applied to coreset elements): for each element, its
+    /// nearest distance within each reference frame other than its own source (fused over views), and
+    /// the mean of the lowest <paramref name="fraction"/> of those. Normal patterns recur in many frames
+    /// and score low; a defect has no good match in most frames and scores high.
+    /// </summary>
+    public static float[] AdjustedScores(PatchCoreset coreset, IReadOnlyList<FramePack> refs, IReadOnlyList<long> refIds, double fraction)
+    {
+        int m = coreset.Count, j = refs.Count, views = coreset.Layout.Views.Count;
+        var alpha = new float[j * m];
+        var dims = new int[views];
+        for (int v = 0; v < views; v++) dims[v] = coreset.Layout.Views[v].Dim;
+        // Copies the rows once so the parallel body does not touch the coreset's spans.
+        var rows = new float[views][];
+        for (int v = 0; v < views; v++) rows[v] = coreset.Rows(v).ToArray();
+        Parallel.For(0, j, () => new float[m], (t, _, best) =>
+        {
+            Span<float> a = alpha.AsSpan(t * m, m);
+            for (int v = 0; v < views; v++)
+            {
+                best.AsSpan().Fill(float.NegativeInfinity);
+                MaxDot.Accumulate(rows[v], refs[t].Views[v], best);
+                for (int e = 0; e < m; e++) a[e] += MaxDot.UnitDistance(best[e]) / views;
+            }
+            return best;
+        }, _ => { });
+
+        var result = new float[m];
+        var scratch = new float[j];
+        var sources = coreset.Sources;
+        for (int e = 0; e < m; e++)
+        {
+            int c = 0;
+            for (int t = 0; t < j; t++) if (refIds[t] != sources[e]) scratch[c++] = alpha[t * m + e];
+            result[e] = c == 0 ? 0 : Stats.MeanOfSmallest(scratch.AsSpan(0, c), Stats.IntervalCount(c, fraction));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Keep-mask of the filter: drop elements whose robust z of the adjusted score exceeds
+    /// <paramref name="z"/>, the highest first, at most <paramref name="maxFraction"/> of them.
+    /// </summary>
+    public static bool[] FilterMask(ReadOnlySpan<float> adjusted, double z, double maxFraction)
+    {
+        int n = adjusted.Length;
+        var keep = new bool[n];
+        keep.AsSpan().Fill(true);
+        if (n < 3) return keep;
+        var scratch = adjusted.ToArray();
+        var (median, sigma) = Stats.RobustLocationScale(scratch);
+        if (sigma <= 0) return keep;
+        int budget = (int)Math.Floor(maxFraction * n);
+        var order = new int[n];
+        var keys = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            order[i] = i;
+            keys[i] = -adjusted[i];
+        }
+        Array.Sort(keys, order);
+        for (int t = 0; t < budget; t++)
+        {
+            int i = order[t];
+            if ((adjusted[i] - median) / sigma <= z) break;
+            keep[i] = false;
+        }
+        return keep;
+    }
+
+    /// <summary>Scores one frame against <paramref name="coreset"/>, excluding the elements it contributed itself.</summary>
+    public FrameScore Score(FrameFeatures frame, long id, PatchCoreset coreset, float[]? scratch = null)
+    {
+        var packed = coreset.Packed();
+        var patches = new float[Layout.Patches];
+        ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id), scratch);
+        var tmp = (float[])patches.Clone();
+        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _options.TopN));
+    }
+
+    /// <summary>Batch FSLC end to end: build the coreset from the batch, then score every frame of it.</summary>
+    public (FrameScore[] Scores, PatchCoreset Coreset) ScoreBatch(IReadOnlyList<FrameFeatures> frames)
+    {
+        var ids = new long[frames.Count];
+        for (int i = 0; i < ids.Length; i++) ids[i] = i;
+        var coreset = Build(frames, ids);
+        coreset.Packed();
+        var scores = new FrameScore[frames.Count];
+        Parallel.For(0, frames.Count, i => scores[i] = Score(frames[i], i, coreset));
+        return (scores, coreset);
+    }
+}

@@ -1,0 +1,61 @@
+namespace EdgeInspector.Core.Scoring;
+
+/// <summary>
+/// FSLC settings. The poster gives the structure only; every value here is our reconstruction
+/// (spec §5.2, §6) and was measured against the MuSc reference (see the README's results).
+/// </summary>
+public sealed record FslcOptions
+{
+    /// <summary>R: frames sparsely sampled (evenly strided) for the initial coreset.</summary>
+    public int InitFrames { get; init; } = 8;
+
+    /// <summary>ρ0: initial coreset size as a fraction of the R frames' patches.</summary>
+    public double InitFraction { get; init; } = 0.25;
+
+    /// <summary>ρe: elements added by expansion, as a fraction of the initial coreset.</summary>
+    public double ExpandFraction { get; init; } = 1.0;
+
+    /// <summary>Jref: reference frames for the interval-average ("score adjusting") filter.</summary>
+    public int FilterReferences { get; init; } = 32;
+
+    /// <summary>Interval-average fraction of the filter (MuSc's 30%).</summary>
+    public double IntervalFraction { get; init; } = 0.3;
+
+    /// <summary>κ: elements whose adjusted score has a robust z above this are filtered out.</summary>
+    public double FilterZ { get; init; } = 3.0;
+
+    /// <summary>qmax: at most this fraction of the coreset is filtered in one pass.</summary>
+    public double FilterMaxFraction { get; init; } = 0.15;
+
+    /// <summary>N: the image score is the mean of the N largest patch scores.</summary>
+    public int TopN { get; init; } = 10;
+
+    /// <summary>Projected width per view for k-center selection (the total is this times the views).</summary>
+    public int ProjectionDimsPerView { get; init; } = 24;
+
+    /// <summary>Seed of the projection and of the first k-center pick.</summary>
+    public int Seed { get; init; } = 7;
+
+    // ---- streaming (spec §6, reconstructed) ----
+
+    /// <summary>Frames of the warm-up batch and of each rolling update batch.</summary>
+    public int Batch { get; init; } = 64;
+
+    /// <summary>Upper bound on coreset elements, as a multiple of patches per frame.</summary>
+    public double MaxCoresetPerPatches { get; init; } = 4.0;
+
+    /// <summary>Expansion per rolling batch, as a fraction of patches per frame (E_max = P/4).</summary>
+    public double UpdateExpandPerPatches { get; init; } = 0.25;
+
+    /// <summary>c_frame: most admission candidates any one frame may offer per update.</summary>
+    public int CandidatesPerFrame { get; init; } = 64;
+
+    /// <summary>Patch-score quantile above which a patch of an accepted frame is an admission candidate.</summary>
+    public double CandidateQuantile { get; init; } = 0.9;
+
+    /// <summary>κ_q: frames with a calibrated score above this contribute nothing to the coreset.</summary>
+    public double QuarantineZ { get; init; } = 2.5;
+
+    /// <summary>W: image scores of accepted frames kept for calibration.</summary>
+    public int CalibrationWindow { get; init; } = 1000;
+}

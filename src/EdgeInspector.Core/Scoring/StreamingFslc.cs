@@ -1,0 +1,271 @@
+using EdgeInspector.Core.Coreset;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+
+namespace EdgeInspector.Core.Scoring;
+
+/// <summary>A streamed frame's result.</summary>
+/// <param name="FrameId">The caller's frame id.</param>
+/// <param name="Patches">Fused patch scores on the grid.</param>
+/// <param name="Image">Raw image score (mean of the top-N patch scores).</param>
+/// <param name="Calibrated">Robust z against accepted frames: batch-independent, what thresholds use.</param>
+/// <param name="WarmUp">True for frames scored by the warm-up batch that built the first coreset.</param>
+/// <param name="CoresetVersion">Version of the coreset that scored it.</param>
+public sealed record StreamResult(long FrameId, float[] Patches, float Image, float Calibrated, bool WarmUp, long CoresetVersion);
+
+/// <summary>
+/// Streaming FSLC, the mode a line runs (spec §6, simplified and measured): frames arrive one at a time;
+/// after a warm-up batch (or at once, when known-good frames seed it) a coreset exists and every new
+/// frame is scored on arrival against it. Every rolling batch the coreset is updated: candidates are
+/// the poorly covered patches of accepted (non-quarantined) frames, expansion picks the farthest of them,
+/// the interval-average filter admits only those that recur across the batch's other frames, and the
+/// size is capped by k-center re-thinning that keeps anchors. A frame is always scored before any of
+/// its patches can enter the coreset, so its own features never vouch for it.
+/// </summary>
+/// <remarks>Not thread-safe: one instance per camera pipeline. It retains pushed frames until the next update.</remarks>
+public sealed class StreamingFslc
+{
+    private readonly FslcOptions _o;
+    private readonly Fslc _fslc;
+    private readonly ScoreCalibrator _calibrator;
+    private readonly List<(FrameFeatures Frame, long Id)> _warmup = [];
+    private readonly List<(FrameFeatures Frame, long Id, float[] Patches, float Calibrated)> _rolling = [];
+    private readonly float[] _scratch;
+    private readonly int _cap;
+
+    /// <summary>Creates an engine; it starts cold.</summary>
+    public StreamingFslc(FeatureLayout layout, FslcOptions options)
+    {
+        _o = options;
+        _fslc = new Fslc(layout, options);
+        _calibrator = new ScoreCalibrator(options.CalibrationWindow);
+        _scratch = new float[layout.Patches];
+        _cap = Math.Max(1, (int)(options.MaxCoresetPerPatches * layout.Patches));
+        Coreset = new PatchCoreset(layout, _fslc.Projection.OutputDim);
+    }
+
+    /// <summary>The current coreset.</summary>
+    public PatchCoreset Coreset { get; private set; }
+
+    /// <summary>True once frames are scored on arrival.</summary>
+    public bool IsWarm { get; private set; }
+
+    /// <summary>Frames buffered for the warm-up batch.</summary>
+    public int WarmupBuffered => _warmup.Count;
+
+    /// <summary>Elements admitted and frames quarantined so far (for status and audits).</summary>
+    public long Admitted { get; private set; }
+
+    /// <summary>Frames kept out of coreset updates because they looked anomalous.</summary>
+    public long Quarantined { get; private set; }
+
+    /// <summary>Rolling updates done.</summary>
+    public long Updates { get; private set; }
+
+    /// <summary>
+    /// Few-shot start: known-good frames become anchor elements (k-center over their patches, no
+    /// filtering since they are known good), and scoring starts with the next frame.
+    /// </summary>
+    public void SeedKnownGood(IReadOnlyList<FrameFeatures> goods)
+    {
+        if (goods.Count == 0) return;
+        int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
+        var projected = new float[goods.Count][];
+        Parallel.For(0, goods.Count, i => projected[i] = _fslc.ProjectFrame(goods[i]));
+        var all = new float[goods.Count * p * pd];
+        for (int i = 0; i < goods.Count; i++) projected[i].CopyTo(all, i * p * pd);
+        int k = Math.Min(_cap, (int)Math.Ceiling(_o.InitFraction * (1 + _o.ExpandFraction) * Math.Min(goods.Count, _o.InitFrames) * p));
+        int[] sel = KCenterGreedy.Select(all, pd, k, start: 0);
+        // Known-good sources get negative ids so they never collide with line frames.
+        foreach (int s in sel) Coreset.Add(goods[s / p], s % p, all.AsSpan(s * pd, pd), -1 - s / p, 0, anchor: true);
+        if (goods.Count > 1)
+        {
+            var ids = new long[goods.Count];
+            for (int i = 0; i < ids.Length; i++) ids[i] = -1 - i;
+            var packs = Fslc.PackReferences(goods, _o.FilterReferences, out var refIds, ids);
+            var a = Fslc.AdjustedScores(Coreset, packs, refIds, _o.IntervalFraction);
+            for (int m = 0; m < a.Length; m++) Coreset.SetAdjusted(m, a[m]);
+        }
+        IsWarm = true;
+    }
+
+    /// <summary>
+    /// Takes the next frame in line order. Returns the results that became available: none while warming
+    /// up, the whole warm-up batch when it completes, then one per frame.
+    /// </summary>
+    public IReadOnlyList<StreamResult> Push(FrameFeatures frame, long id)
+    {
+        if (!IsWarm)
+        {
+            _warmup.Add((frame, id));
+            return _warmup.Count >= Math.Max(2, _o.Batch) ? FinishWarmup() : [];
+        }
+
+        var score = _fslc.Score(frame, id, Coreset, _scratch);
+        float u = _calibrator.Calibrate(score.Image);
+        if (u <= _o.QuarantineZ || _calibrator.Count < 2) _calibrator.Accept(score.Image);
+        var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
+        _rolling.Add((frame, id, score.Patches, u));
+        if (_rolling.Count >= Math.Max(2, _o.Batch)) Update();
+        return [result];
+    }
+
+    /// <summary>Scores what the warm-up buffer holds now, even if the batch is not full (end of a run).</summary>
+    public IReadOnlyList<StreamResult> Flush() => !IsWarm && _warmup.Count >= 2 ? FinishWarmup() : [];
+
+    /// <summary>Drops the coreset and calibration (product changeover or operator reset); the engine starts cold.</summary>
+    public void Reset()
+    {
+        Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
+        _calibrator.Clear();
+        _warmup.Clear();
+        _rolling.Clear();
+        IsWarm = false;
+    }
+
+    private IReadOnlyList<StreamResult> FinishWarmup()
+    {
+        var frames = new FrameFeatures[_warmup.Count];
+        var ids = new long[_warmup.Count];
+        for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _warmup[i];
+        Coreset = _fslc.Build(frames, ids, anchors: true);
+        Coreset.Packed();
+        var scores = new FrameScore[frames.Length];
+        Parallel.For(0, frames.Length, i => scores[i] = _fslc.Score(frames[i], ids[i], Coreset));
+
+        // Calibration starts from the warm-up frames that do not stand out within their own batch.
+        var imgs = new float[frames.Length];
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Image;
+        var (median, sigma) = Stats.RobustLocationScale(imgs.ToArray());
+        for (int i = 0; i < imgs.Length; i++)
+        {
+            if (sigma <= 0 || (imgs[i] - median) / sigma <= _o.QuarantineZ) _calibrator.Accept(imgs[i]);
+        }
+        var results = new StreamResult[frames.Length];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
+        }
+        Thin();
+        _warmup.Clear();
+        IsWarm = true;
+        return results;
+    }
+
+    /// <summary>One rolling update: quarantine, candidates, expand, filter, admit, cap.</summary>
+    private void Update()
+    {
+        Updates++;
+        var accepted = new List<(FrameFeatures Frame, long Id, float[] Patches)>();
+        foreach (var r in _rolling)
+        {
+            if (r.Calibrated <= _o.QuarantineZ) accepted.Add((r.Frame, r.Id, r.Patches));
+            else Quarantined++;
+        }
+        _rolling.Clear();
+        if (accepted.Count < 3) return;
+
+        int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
+        var allScores = new float[accepted.Count * p];
+        for (int i = 0; i < accepted.Count; i++) accepted[i].Patches.CopyTo(allScores, i * p);
+        Array.Sort(allScores);
+        float lo = Stats.SortedQuantile(allScores, _o.CandidateQuantile);
+        float p50 = Stats.SortedQuantile(allScores, 0.5), p99 = Stats.SortedQuantile(allScores, 0.99);
+        // Extreme outliers are more likely defects than variation: never candidates.
+        float hi = p99 + 3 * (p99 - p50);
+
+        var candFrame = new List<int>();
+        var candPatch = new List<int>();
+        var order = new int[p];
+        var keys = new float[p];
+        for (int i = 0; i < accepted.Count; i++)
+        {
+            var s = accepted[i].Patches;
+            for (int q = 0; q < p; q++)
+            {
+                order[q] = q;
+                keys[q] = -s[q];
+            }
+            Array.Sort(keys, order);
+            int taken = 0;
+            for (int t = 0; t < p && taken < _o.CandidatesPerFrame; t++)
+            {
+                float v = -keys[t];
+                if (v <= lo) break;
+                if (v > hi) continue;
+                candFrame.Add(i);
+                candPatch.Add(order[t]);
+                taken++;
+            }
+        }
+        if (candFrame.Count == 0) return;
+
+        var proj = new float[candFrame.Count * pd];
+        Parallel.For(0, candFrame.Count, c => _fslc.Projection.Project(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd)));
+        int e = Math.Max(1, (int)(_o.UpdateExpandPerPatches * p));
+        int[] picked = KCenterGreedy.Select(proj, pd, e, Coreset.Projected.ToArray());
+
+        var trial = new PatchCoreset(_fslc.Layout, pd, picked.Length);
+        foreach (int c in picked) trial.Add(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd), accepted[candFrame[c]].Id, 0, false);
+        var frames = new FrameFeatures[accepted.Count];
+        var ids = new long[accepted.Count];
+        for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = (accepted[i].Frame, accepted[i].Id);
+        var packs = Fslc.PackReferences(frames, _o.FilterReferences, out var refIds, ids);
+        var a = Fslc.AdjustedScores(trial, packs, refIds, _o.IntervalFraction);
+
+        // Admission is judged against the adjusted scores of what the coreset already holds.
+        var reference = Coreset.Adjusted.ToArray();
+        if (reference.Length < 3) return;
+        var (median, sigma) = Stats.RobustLocationScale(reference);
+        if (sigma <= 0) return;
+        for (int t = 0; t < trial.Count; t++)
+        {
+            if ((a[t] - median) / sigma > _o.FilterZ) continue;
+            int c = picked[t];
+            Coreset.Add(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd), accepted[candFrame[c]].Id, a[t], false);
+            Admitted++;
+        }
+        Thin();
+    }
+
+    /// <summary>Caps the coreset by k-center re-thinning: anchors first, then the adaptive elements that add most coverage.</summary>
+    private void Thin()
+    {
+        if (Coreset.Count <= _cap) return;
+        int n = Coreset.Count, pd = Coreset.ProjectedDim;
+        var anchors = Coreset.Anchors;
+        int anchorCount = 0;
+        foreach (bool a in anchors) if (a) anchorCount++;
+        var keep = new bool[n];
+        var all = Coreset.Projected.ToArray();
+        if (anchorCount >= _cap)
+        {
+            foreach (int s in KCenterGreedy.Select(all, pd, _cap, start: 0)) keep[s] = true;
+        }
+        else
+        {
+            var seeds = new float[anchorCount * pd];
+            var others = new float[(n - anchorCount) * pd];
+            var otherIndex = new int[n - anchorCount];
+            int si = 0, oi = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (anchors[i])
+                {
+                    keep[i] = true;
+                    all.AsSpan(i * pd, pd).CopyTo(seeds.AsSpan(si++ * pd, pd));
+                }
+                else
+                {
+                    otherIndex[oi] = i;
+                    all.AsSpan(i * pd, pd).CopyTo(others.AsSpan(oi++ * pd, pd));
+                }
+            }
+            int[] sel = anchorCount > 0
+                ? KCenterGreedy.Select(others, pd, _cap - anchorCount, seeds)
+                : KCenterGreedy.Select(others, pd, _cap, start: 0);
+            foreach (int s in sel) keep[otherIndex[s]] = true;
+        }
+        Coreset.Retain(keep);
+    }
+}
