@@ -1,0 +1,241 @@
+namespace EdgeInspector.Core.Evaluation;
+
+/// <summary>A point on a ROC curve.</summary>
+public readonly record struct RocPoint(double Fpr, double Tpr);
+
+/// <summary>Threshold-free detection metrics, computed the way MuSc's utils/metrics.py (sklearn) does, ties included.</summary>
+public static class Metrics
+{
+    /// <summary>
+    /// Area under the ROC curve. Tied scores form one step (a diagonal segment), which equals the
+    /// Mann-Whitney statistic with ties counted as one half. NaN if either class is empty.
+    /// </summary>
+    public static double Auroc(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    {
+        var roc = RocCurve(scores, labels);
+        if (roc.Count == 0) return double.NaN;
+        double area = 0;
+        for (int i = 1; i < roc.Count; i++) area += (roc[i].Fpr - roc[i - 1].Fpr) * (roc[i].Tpr + roc[i - 1].Tpr) / 2;
+        return area;
+    }
+
+    /// <summary>ROC points from (0,0) to (1,1), one per distinct score (descending). Empty if a class is empty.</summary>
+    public static List<RocPoint> RocCurve(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    {
+        var (sorted, pos, neg) = SortDescending(scores, labels);
+        var points = new List<RocPoint>();
+        if (pos == 0 || neg == 0) return points;
+        points.Add(new RocPoint(0, 0));
+        long tp = 0, fp = 0;
+        int i = 0;
+        while (i < sorted.Length)
+        {
+            float s = sorted[i].Score;
+            for (; i < sorted.Length && sorted[i].Score == s; i++)
+            {
+                if (sorted[i].Positive) tp++; else fp++;
+            }
+            points.Add(new RocPoint((double)fp / neg, (double)tp / pos));
+        }
+        return points;
+    }
+
+    /// <summary>
+    /// Average precision, sklearn's definition: Σ (R_n − R_{n−1})·P_n over distinct thresholds, descending.
+    /// NaN if there are no positives.
+    /// </summary>
+    public static double AveragePrecision(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    {
+        var (sorted, pos, _) = SortDescending(scores, labels);
+        if (pos == 0) return double.NaN;
+        double ap = 0, lastRecall = 0;
+        long tp = 0, fp = 0;
+        int i = 0;
+        while (i < sorted.Length)
+        {
+            float s = sorted[i].Score;
+            for (; i < sorted.Length && sorted[i].Score == s; i++)
+            {
+                if (sorted[i].Positive) tp++; else fp++;
+            }
+            double recall = (double)tp / pos, precision = (double)tp / (tp + fp);
+            ap += (recall - lastRecall) * precision;
+            lastRecall = recall;
+        }
+        return ap;
+    }
+
+    /// <summary>Maximum F1 over all distinct thresholds (MuSc's f1-max). NaN if there are no positives.</summary>
+    public static double F1Max(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    {
+        var (sorted, pos, _) = SortDescending(scores, labels);
+        if (pos == 0) return double.NaN;
+        double best = 0;
+        long tp = 0, fp = 0;
+        int i = 0;
+        while (i < sorted.Length)
+        {
+            float s = sorted[i].Score;
+            for (; i < sorted.Length && sorted[i].Score == s; i++)
+            {
+                if (sorted[i].Positive) tp++; else fp++;
+            }
+            double precision = (double)tp / (tp + fp), recall = (double)tp / pos;
+            if (precision + recall > 0) best = Math.Max(best, 2 * precision * recall / (precision + recall));
+        }
+        return best;
+    }
+
+    private static ((float Score, bool Positive)[] Sorted, long Pos, long Neg) SortDescending(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    {
+        if (scores.Length != labels.Length) throw new ArgumentException($"{scores.Length} scores for {labels.Length} labels.");
+        var keys = new float[scores.Length];
+        var items = new (float, bool)[scores.Length];
+        long pos = 0;
+        for (int i = 0; i < scores.Length; i++)
+        {
+            if (float.IsNaN(scores[i])) throw new ArgumentException($"Score {i} is NaN.", nameof(scores));
+            keys[i] = -scores[i];
+            items[i] = (scores[i], labels[i]);
+            if (labels[i]) pos++;
+        }
+        Array.Sort(keys, items);
+        return (items, pos, scores.Length - pos);
+    }
+
+    /// <summary>
+    /// Per-region overlap integrated up to a false-positive rate of <paramref name="maxFpr"/>, as MuSc's
+    /// cal_pro_score: <paramref name="steps"/> thresholds evenly spaced from the smallest score upwards;
+    /// at each, PRO is the mean over ground-truth regions (8-connected) of the fraction of the region
+    /// above the threshold, and FPR is over all normal pixels; points with FPR below the limit are kept,
+    /// their FPR rescaled to [0,1], and the area taken by the trapezoid rule.
+    /// </summary>
+    /// <param name="maps">Per image, anomaly scores (height × width).</param>
+    /// <param name="masks">Per image, ground truth of the same size (true = anomalous).</param>
+    /// <param name="width">Image width (all images share it).</param>
+    /// <param name="maxFpr">FPR limit of the integral (MuSc: 0.3).</param>
+    /// <param name="steps">Number of thresholds (MuSc: 200).</param>
+    public static double Pro(IReadOnlyList<float[]> maps, IReadOnlyList<bool[]> masks, int width, double maxFpr = 0.3, int steps = 200)
+    {
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        foreach (var m in maps) foreach (float v in m) { if (v < min) min = v; if (v > max) max = v; }
+        double delta = (max - min) / (double)steps;
+        if (!(delta > 0)) return double.NaN;
+
+        // bin b = number of thresholds th_t = min + t·delta (t = 0..steps−1) a pixel strictly exceeds.
+        int Bin(float v)
+        {
+            int b = (int)Math.Ceiling((v - min) / delta);
+            return Math.Clamp(b, 0, steps);
+        }
+        var normalHist = new long[steps + 1];
+        long normalCount = 0;
+        var regionOverlapSum = new double[steps];
+        int regionCount = 0;
+        var regionHist = new long[steps + 1];
+        for (int img = 0; img < maps.Count; img++)
+        {
+            var map = maps[img];
+            var mask = masks[img];
+            for (int i = 0; i < map.Length; i++)
+            {
+                if (!mask[i])
+                {
+                    normalHist[Bin(map[i])]++;
+                    normalCount++;
+                }
+            }
+            var labels = ConnectedComponents.Label(mask, width, out int count);
+            if (count == 0) continue;
+            var hists = new long[count, steps + 1];
+            var areas = new long[count];
+            for (int i = 0; i < map.Length; i++)
+            {
+                int l = labels[i];
+                if (l == 0) continue;
+                hists[l - 1, Bin(map[i])]++;
+                areas[l - 1]++;
+            }
+            for (int r = 0; r < count; r++)
+            {
+                for (int b = 0; b <= steps; b++) regionHist[b] = hists[r, b];
+                long above = areas[r];
+                for (int t = 0; t < steps; t++)
+                {
+                    above -= regionHist[t]; // pixels with bin > t exceed threshold t
+                    regionOverlapSum[t] += (double)above / areas[r];
+                }
+                regionCount++;
+            }
+        }
+        if (regionCount == 0 || normalCount == 0) return double.NaN;
+
+        var fprs = new List<double>();
+        var pros = new List<double>();
+        long normalAbove = normalCount;
+        for (int t = 0; t < steps; t++)
+        {
+            normalAbove -= normalHist[t];
+            double fpr = (double)normalAbove / normalCount;
+            if (fpr < maxFpr)
+            {
+                fprs.Add(fpr);
+                pros.Add(regionOverlapSum[t] / regionCount);
+            }
+        }
+        if (fprs.Count < 2) return double.NaN;
+        double fMin = double.MaxValue, fMax = double.MinValue;
+        foreach (double f in fprs) { fMin = Math.Min(fMin, f); fMax = Math.Max(fMax, f); }
+        if (!(fMax > fMin)) return double.NaN;
+        // Thresholds rise, so FPR falls: walk backwards for an ascending trapezoid.
+        double area = 0;
+        for (int i = fprs.Count - 1; i > 0; i--)
+        {
+            double x0 = (fprs[i] - fMin) / (fMax - fMin), x1 = (fprs[i - 1] - fMin) / (fMax - fMin);
+            area += (x1 - x0) * (pros[i] + pros[i - 1]) / 2;
+        }
+        return area;
+    }
+}
+
+/// <summary>Connected-component labelling of a binary mask with 8-connectivity (skimage.measure.label's default in 2-D).</summary>
+public static class ConnectedComponents
+{
+    /// <summary>Labels 1..count for the true pixels, 0 for background.</summary>
+    public static int[] Label(ReadOnlySpan<bool> mask, int width, out int count)
+    {
+        int n = mask.Length, height = n / width;
+        var labels = new int[n];
+        count = 0;
+        var stack = new Stack<int>();
+        for (int start = 0; start < n; start++)
+        {
+            if (!mask[start] || labels[start] != 0) continue;
+            count++;
+            labels[start] = count;
+            stack.Push(start);
+            while (stack.Count > 0)
+            {
+                int i = stack.Pop();
+                int y = i / width, x = i % width;
+                for (int dy = -1; dy <= 1; dy++)
+                {
+                    int yy = y + dy;
+                    if (yy < 0 || yy >= height) continue;
+                    for (int dx = -1; dx <= 1; dx++)
+                    {
+                        int xx = x + dx;
+                        if (xx < 0 || xx >= width) continue;
+                        int j = yy * width + xx;
+                        if (mask[j] && labels[j] == 0)
+                        {
+                            labels[j] = count;
+                            stack.Push(j);
+                        }
+                    }
+                }
+            }
+        }
+        return labels;
+    }
+}

@@ -1,0 +1,91 @@
+using OpenCvSharp;
+
+namespace EdgeInspector.Imaging;
+
+/// <summary>An image that could not be read. The message names the file and why.</summary>
+public sealed class ImageDecodeException(string message) : Exception(message);
+
+/// <summary>
+/// Decodes images and writes them, normalised, into a slot of a batch tensor (3 × H × W, the model's
+/// channel order): grayscale is expanded to three channels, the image is resized (bicubic, a plain
+/// square resize as MuSc does) and normalised as (x/255 − mean)/std. No per-frame tensor allocation.
+/// </summary>
+public sealed class ImagePreprocessor(int width, int height, bool rgb, float[] mean, float[] std)
+{
+    /// <summary>Reads an image file, failing with a message that names it.</summary>
+    public static Mat Decode(string path)
+    {
+        if (!File.Exists(path)) throw new ImageDecodeException($"{path}: file not found.");
+        var mat = Cv2.ImRead(path, ImreadModes.Unchanged);
+        if (mat.Empty())
+        {
+            mat.Dispose();
+            throw new ImageDecodeException($"{path}: not a decodable image (corrupt or unsupported format).");
+        }
+        return mat;
+    }
+
+    /// <summary>Decodes an encoded image held in memory (a camera's JPEG, say); <paramref name="what"/> names it in errors.</summary>
+    public static Mat Decode(ReadOnlySpan<byte> encoded, string what)
+    {
+        var mat = Cv2.ImDecode(encoded, ImreadModes.Unchanged);
+        if (mat.Empty())
+        {
+            mat.Dispose();
+            throw new ImageDecodeException($"{what}: not a decodable image (corrupt or unsupported format).");
+        }
+        return mat;
+    }
+
+    /// <summary>Converts any 1/3/4-channel 8- or 16-bit image to 8-bit BGR.</summary>
+    public static Mat ToBgr8(Mat src)
+    {
+        Mat m = src;
+        Mat? tmp = null;
+        if (src.Depth() == MatType.CV_16U)
+        {
+            tmp = new Mat();
+            src.ConvertTo(tmp, MatType.CV_8U, 1.0 / 257);
+            m = tmp;
+        }
+        var bgr = new Mat();
+        switch (m.Channels())
+        {
+            case 1: Cv2.CvtColor(m, bgr, ColorConversionCodes.GRAY2BGR); break;
+            case 4: Cv2.CvtColor(m, bgr, ColorConversionCodes.BGRA2BGR); break;
+            case 3: m.CopyTo(bgr); break;
+            default:
+                bgr.Dispose();
+                tmp?.Dispose();
+                throw new ImageDecodeException($"unsupported image with {m.Channels()} channels.");
+        }
+        tmp?.Dispose();
+        return bgr;
+    }
+
+    /// <summary>Writes the normalised image into <paramref name="slot"/> (3 × height × width floats).</summary>
+    public unsafe void Write(Mat image, Span<float> slot)
+    {
+        if (slot.Length != 3 * width * height) throw new ArgumentException($"Slot holds {slot.Length} floats, expected 3x{height}x{width}.", nameof(slot));
+        using var bgr = ToBgr8(image);
+        using var resized = new Mat();
+        Cv2.Resize(bgr, resized, new Size(width, height), 0, 0, InterpolationFlags.Cubic);
+        int plane = width * height;
+        // Model channel c reads BGR channel src[c].
+        Span<int> src = rgb ? [2, 1, 0] : [0, 1, 2];
+        Span<float> scale = [1f / (255f * std[0]), 1f / (255f * std[1]), 1f / (255f * std[2])];
+        Span<float> offset = [-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]];
+        for (int y = 0; y < height; y++)
+        {
+            byte* row = (byte*)resized.Ptr(y);
+            for (int x = 0; x < width; x++)
+            {
+                byte* px = row + 3 * x;
+                int o = y * width + x;
+                slot[o] = px[src[0]] * scale[0] + offset[0];
+                slot[plane + o] = px[src[1]] * scale[1] + offset[1];
+                slot[2 * plane + o] = px[src[2]] * scale[2] + offset[2];
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using OpenCvSharp;
+
+namespace EdgeInspector.Imaging;
+
+/// <summary>Heatmap overlays: what a quality engineer looks at to see why a part was rejected.</summary>
+public static class HeatmapRenderer
+{
+    /// <summary>
+    /// Blends a jet-coloured anomaly map over the image. <paramref name="map"/> is (mapHeight × mapWidth),
+    /// scaled so that <paramref name="low"/> is blue and <paramref name="high"/> red. A ground-truth mask,
+    /// if given (same size as the map), is outlined in white. A caption is written in the corner.
+    /// </summary>
+    public static Mat Overlay(Mat image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, ReadOnlySpan<bool> mask = default, string? caption = null)
+    {
+        using var bgr = ImagePreprocessor.ToBgr8(image);
+        using var grey = new Mat(mapHeight, mapWidth, MatType.CV_8UC1);
+        float range = high > low ? high - low : 1f;
+        for (int y = 0; y < mapHeight; y++)
+        {
+            for (int x = 0; x < mapWidth; x++)
+            {
+                float v = (map[y * mapWidth + x] - low) / range;
+                grey.Set(y, x, (byte)Math.Clamp((int)(v * 255), 0, 255));
+            }
+        }
+        using var greyFull = new Mat();
+        Cv2.Resize(grey, greyFull, bgr.Size(), 0, 0, InterpolationFlags.Linear);
+        using var colour = new Mat();
+        Cv2.ApplyColorMap(greyFull, colour, ColormapTypes.Jet);
+        var result = new Mat();
+        Cv2.AddWeighted(bgr, 0.55, colour, 0.45, 0, result);
+        if (!mask.IsEmpty)
+        {
+            using var m = new Mat(mapHeight, mapWidth, MatType.CV_8UC1);
+            for (int y = 0; y < mapHeight; y++)
+            {
+                for (int x = 0; x < mapWidth; x++) m.Set(y, x, mask[y * mapWidth + x] ? (byte)255 : (byte)0);
+            }
+            using var mFull = new Mat();
+            Cv2.Resize(m, mFull, bgr.Size(), 0, 0, InterpolationFlags.Nearest);
+            Cv2.FindContours(mFull, out var contours, out _, RetrievalModes.External, ContourApproximationModes.ApproxSimple);
+            Cv2.DrawContours(result, contours, -1, Scalar.White, 1);
+        }
+        if (caption is not null)
+        {
+            Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.Black, 3);
+            Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.White, 1);
+        }
+        return result;
+    }
+}
+
+/// <summary>ROC curves as PNG images.</summary>
+public static class PlotRenderer
+{
+    /// <summary>Draws ROC curves (one per series, with its AUROC in the legend) on a 480×480 canvas.</summary>
+    public static Mat Roc(IReadOnlyList<(string Name, IReadOnlyList<(double Fpr, double Tpr)> Points, double Auroc)> series, string title)
+    {
+        const int size = 480, margin = 50;
+        var img = new Mat(size, size, MatType.CV_8UC3, Scalar.White);
+        int plot = size - 2 * margin;
+        Point Map(double fpr, double tpr) => new(margin + (int)(fpr * plot), size - margin - (int)(tpr * plot));
+        Cv2.Rectangle(img, new Point(margin, margin), new Point(margin + plot, margin + plot), Scalar.Black, 1);
+        Cv2.Line(img, Map(0, 0), Map(1, 1), new Scalar(200, 200, 200), 1);
+        for (int t = 0; t <= 10; t += 2)
+        {
+            double v = t / 10.0;
+            Cv2.PutText(img, v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture), new Point(margin + (int)(v * plot) - 8, size - margin + 16), HersheyFonts.HersheySimplex, 0.35, Scalar.Black);
+            Cv2.PutText(img, v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture), new Point(margin - 30, size - margin - (int)(v * plot) + 4), HersheyFonts.HersheySimplex, 0.35, Scalar.Black);
+        }
+        Cv2.PutText(img, "false positive rate", new Point(size / 2 - 60, size - 12), HersheyFonts.HersheySimplex, 0.45, Scalar.Black);
+        Cv2.PutText(img, "TPR", new Point(8, margin - 10), HersheyFonts.HersheySimplex, 0.45, Scalar.Black);
+        Cv2.PutText(img, title, new Point(margin, 30), HersheyFonts.HersheySimplex, 0.5, Scalar.Black);
+        Scalar[] colours = [new(200, 80, 0), new(0, 0, 220), new(0, 160, 0), new(160, 0, 160)];
+        for (int s = 0; s < series.Count; s++)
+        {
+            var pts = series[s].Points;
+            for (int i = 1; i < pts.Count; i++) Cv2.Line(img, Map(pts[i - 1].Fpr, pts[i - 1].Tpr), Map(pts[i].Fpr, pts[i].Tpr), colours[s % colours.Length], 2);
+            string label = $"{series[s].Name}  AUROC {series[s].Auroc.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)}";
+            Cv2.PutText(img, label, new Point(margin + plot / 3, size - margin - 14 - 16 * s), HersheyFonts.HersheySimplex, 0.45, colours[s % colours.Length]);
+        }
+        return img;
+    }
+}

@@ -1,0 +1,225 @@
+using EdgeInspector.Core.Features;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+
+namespace EdgeInspector.Inference.Onnx;
+
+/// <summary>A backbone that cannot be used as configured. The message names the file, field and what was expected.</summary>
+public sealed class BackboneException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The pretrained backbone as an ONNX Runtime session: takes a normalised NCHW batch, returns the
+/// configured taps, and turns them into per-frame views. Every configuration problem (missing model,
+/// unknown tap, refused input size) is found at construction by a probe run, before any frame.
+/// </summary>
+public sealed class OnnxBackbone : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly BackboneOptions _options;
+    private readonly string _inputName;
+    private readonly ViewBuilder _views;
+    private readonly int[][] _tapShapes; // per tap: C, H, W at the configured input size
+
+    /// <summary>Loads and probes the model; logs the provider chosen and every provider skipped, with why.</summary>
+    public OnnxBackbone(BackboneOptions options, ILogger? logger = null)
+    {
+        logger ??= NullLogger.Instance;
+        _options = options;
+        if (string.IsNullOrWhiteSpace(options.ModelPath)) throw new BackboneException("backbone.model: no model path is set.");
+        if (!File.Exists(options.ModelPath)) throw new BackboneException($"backbone.model: the model file '{options.ModelPath}' does not exist.");
+        if (options.Taps.Length == 0) throw new BackboneException("backbone.taps: at least one tap (a named model output) is needed.");
+        if (options.Mean.Length != 3 || options.Std.Length != 3) throw new BackboneException("backbone.mean/std: three values each (one per channel) are expected.");
+        if (options.ChannelOrder is not ("rgb" or "bgr")) throw new BackboneException($"backbone.channel_order: '{options.ChannelOrder}' is not 'rgb' or 'bgr'.");
+        if (options.Degrees.Length == 0) throw new BackboneException("backbone.degrees: at least one aggregation degree is needed.");
+        foreach (int a in options.Degrees)
+        {
+            if (a < 1 || a % 2 == 0) throw new BackboneException($"backbone.degrees: {a} is not an odd number >= 1.");
+        }
+
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = options.InterOpThreads,
+        };
+        ExecutionProvider = ChooseProvider(so, options, logger);
+        try
+        {
+            _session = new InferenceSession(options.ModelPath, so);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new BackboneException($"backbone.model: '{options.ModelPath}' could not be loaded as an ONNX model: {e.Message}", e);
+        }
+
+        try
+        {
+            if (_session.InputMetadata.Count != 1) throw new BackboneException($"backbone.model: '{options.ModelPath}' has {_session.InputMetadata.Count} inputs; one image input is expected.");
+            _inputName = _session.InputMetadata.Keys.First();
+            var outputs = _session.OutputMetadata.Keys.ToArray();
+            foreach (string tap in options.Taps)
+            {
+                if (!outputs.Contains(tap))
+                {
+                    throw new BackboneException($"backbone.taps: '{tap}' is not an output of '{options.ModelPath}'. Outputs: {string.Join(", ", outputs)}.");
+                }
+            }
+            string globalTap = options.GlobalTap ?? options.Taps[^1];
+            if (!options.Taps.Contains(globalTap)) throw new BackboneException($"backbone.global_tap: '{globalTap}' is not one of the taps [{string.Join(", ", options.Taps)}].");
+
+            // Probe: one zero image at the configured size tells whether the model accepts it and the tap shapes.
+            _tapShapes = Probe();
+            int gh = 0, gw = 0;
+            foreach (var s in _tapShapes)
+            {
+                if (s[1] * s[2] > gh * gw) (gh, gw) = (s[1], s[2]);
+            }
+            var views = new List<ViewSpec>();
+            for (int t = 0; t < options.Taps.Length; t++)
+            {
+                foreach (int a in options.Degrees) views.Add(new ViewSpec(options.Taps[t], a, _tapShapes[t][0]));
+            }
+            int globalIndex = Array.IndexOf(options.Taps, globalTap);
+            Layout = new FeatureLayout(gh, gw, views, _tapShapes[globalIndex][0]);
+            _views = new ViewBuilder(Layout, options.Taps, globalTap);
+            ModelHash = ComputeHash(options.ModelPath);
+            logger.LogInformation("Backbone {Model} (sha256 {Hash}) on {Provider}: input {W}x{H}, grid {GH}x{GW}, {Views} views",
+                options.ModelPath, ModelHash[..12], ExecutionProvider, options.InputWidth, options.InputHeight, gh, gw, views.Count);
+        }
+        catch
+        {
+            _session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The execution provider the session runs on.</summary>
+    public string ExecutionProvider { get; }
+
+    /// <summary>The feature layout this backbone produces.</summary>
+    public FeatureLayout Layout { get; }
+
+    /// <summary>SHA-256 of the model file (hex), published with verdicts.</summary>
+    public string ModelHash { get; }
+
+    /// <summary>The options in force.</summary>
+    public BackboneOptions Options => _options;
+
+    private static string ChooseProvider(SessionOptions so, BackboneOptions options, ILogger logger)
+    {
+        var available = OrtEnv.Instance().GetAvailableProviders();
+        foreach (string wanted in options.ExecutionProviders)
+        {
+            string name = wanted.ToLowerInvariant();
+            string ortName = name switch
+            {
+                "tensorrt" => "TensorrtExecutionProvider",
+                "cuda" => "CUDAExecutionProvider",
+                "cpu" => "CPUExecutionProvider",
+                _ => throw new BackboneException($"backbone.execution_providers: '{wanted}' is not one of tensorrt, cuda, cpu."),
+            };
+            if (!available.Contains(ortName))
+            {
+                logger.LogWarning("Execution provider {Provider} skipped: this ONNX Runtime build does not include it (available: {Available})", name, string.Join(", ", available));
+                continue;
+            }
+            try
+            {
+                switch (name)
+                {
+                    case "tensorrt":
+                        using (var trt = new OrtTensorRTProviderOptions())
+                        {
+                            Directory.CreateDirectory(options.TensorRtCacheDir);
+                            trt.UpdateOptions(new Dictionary<string, string>
+                            {
+                                ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                                ["trt_fp16_enable"] = options.TensorRtFp16 ? "1" : "0",
+                                ["trt_engine_cache_enable"] = "1",
+                                ["trt_engine_cache_path"] = options.TensorRtCacheDir,
+                            });
+                            so.AppendExecutionProvider_Tensorrt(trt);
+                        }
+                        // CUDA behind TensorRT takes the nodes TensorRT cannot.
+                        if (available.Contains("CUDAExecutionProvider")) so.AppendExecutionProvider_CUDA(options.DeviceId);
+                        return "tensorrt";
+                    case "cuda":
+                        so.AppendExecutionProvider_CUDA(options.DeviceId);
+                        return "cuda";
+                    default:
+                        return "cpu";
+                }
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                logger.LogWarning("Execution provider {Provider} skipped: {Reason}", name, e.Message);
+            }
+        }
+        throw new BackboneException($"backbone.execution_providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
+    }
+
+    private int[][] Probe()
+    {
+        var input = new float[3 * _options.InputHeight * _options.InputWidth];
+        try
+        {
+            using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 3, _options.InputHeight, _options.InputWidth]);
+            using var results = _session.Run(new RunOptions(), [_inputName], [value], _options.Taps);
+            var shapes = new int[_options.Taps.Length][];
+            for (int t = 0; t < shapes.Length; t++)
+            {
+                var shape = results[t].GetTensorTypeAndShape().Shape;
+                if (shape.Length != 4) throw new BackboneException($"backbone.taps: '{_options.Taps[t]}' has shape [{string.Join(",", shape)}]; [batch, channels, height, width] is expected.");
+                shapes[t] = [(int)shape[1], (int)shape[2], (int)shape[3]];
+            }
+            return shapes;
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new BackboneException($"backbone.input_size: '{_options.ModelPath}' refuses an input of 1x3x{_options.InputHeight}x{_options.InputWidth}: {e.Message}", e);
+        }
+    }
+
+    private static string ComputeHash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
+
+    /// <summary>Floats per preprocessed image (3 × H × W).</summary>
+    public int ImageSize => 3 * _options.InputHeight * _options.InputWidth;
+
+    /// <summary>
+    /// Runs <paramref name="count"/> preprocessed images held in <paramref name="batch"/> (count × 3 × H × W)
+    /// and writes each frame's views into <paramref name="outputs"/>. Returns the backbone and view-building times.
+    /// </summary>
+    public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs)
+    {
+        if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
+        var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
+        using var results = _session.Run(new RunOptions(), [_inputName], [value], _options.Taps);
+        var t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+        int taps = _options.Taps.Length;
+        var tapData = new float[taps][];
+        for (int t = 0; t < taps; t++) tapData[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
+        Parallel.For(0, count, () => new ViewBuilder(Layout, _options.Taps, _options.GlobalTap ?? _options.Taps[^1]), (i, _, builder) =>
+        {
+            var tensors = new TapTensor[taps];
+            for (int t = 0; t < taps; t++)
+            {
+                var s = _tapShapes[t];
+                int size = s[0] * s[1] * s[2];
+                tensors[t] = new TapTensor(tapData[t].AsMemory(i * size, size), s[0], s[1], s[2]);
+            }
+            builder.Build(tensors, outputs[i]);
+            return builder;
+        }, _ => { });
+        var t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1, t2));
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _session.Dispose();
+}
