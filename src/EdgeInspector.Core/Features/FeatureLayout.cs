@@ -71,3 +71,25 @@ public sealed class FrameFeatures
     /// <summary>Unit image-level feature.</summary>
     public float[] Global { get; }
 }
+
+/// <summary>
+/// Reuses <see cref="FrameFeatures"/> buffers: a frame's features are megabytes, and allocating them
+/// fresh per frame costs page faults and GC time that show up as feature-extraction latency.
+/// </summary>
+public sealed class FrameFeaturesPool(FeatureLayout layout, int maxRetained = 256)
+{
+    private readonly System.Collections.Concurrent.ConcurrentBag<FrameFeatures> _free = [];
+
+    /// <summary>The layout of the pooled frames.</summary>
+    public FeatureLayout Layout => layout;
+
+    /// <summary>A frame's buffers, reused when one is free. Contents are stale until overwritten.</summary>
+    public FrameFeatures Rent() => _free.TryTake(out var f) ? f : new FrameFeatures(layout);
+
+    /// <summary>Hands buffers back; the caller must not touch them afterwards.</summary>
+    public void Return(FrameFeatures frame)
+    {
+        if (frame.Layout != layout) throw new ArgumentException("The frame belongs to another layout.", nameof(frame));
+        if (_free.Count < maxRetained) _free.Add(frame);
+    }
+}

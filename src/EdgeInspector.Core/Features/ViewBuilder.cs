@@ -79,9 +79,6 @@ public sealed class ViewBuilder
         int gh = _layout.GridHeight, gw = _layout.GridWidth, p = gh * gw;
         for (int t = 0; t < taps.Length; t++)
         {
-            bool used = t == _globalTap;
-            foreach (int vt in _viewTap) used |= vt == t;
-            if (!used) continue;
             var tap = taps[t];
             if (t == _globalTap)
             {
@@ -94,9 +91,17 @@ public sealed class ViewBuilder
 
             int c = tap.Channels;
             EnsureSize(ref _aligned, c * p);
+            EnsureSize(ref _pooled, c * p);
+            // Channel-major on the tap grid -> channel-major on the finest grid -> patch-major (P x C),
+            // so that every later step is a contiguous vector operation over channels.
+            ReadOnlySpan<float> chw = tap.Data.Span;
+            if (tap.Height != gh || tap.Width != gw)
+            {
+                ResizeBilinear(chw, c, tap.Height, tap.Width, _pooled.AsSpan(0, c * p), gh, gw);
+                chw = _pooled.AsSpan(0, c * p);
+            }
             Span<float> aligned = _aligned.AsSpan(0, c * p);
-            if (tap.Height == gh && tap.Width == gw) tap.Data.Span.CopyTo(aligned);
-            else ResizeBilinear(tap.Data.Span, c, tap.Height, tap.Width, aligned, gh, gw);
+            Transpose(chw, c, p, aligned);
             LayerNorm(aligned);
 
             for (int v = 0; v < _viewTap.Length; v++)
@@ -104,14 +109,10 @@ public sealed class ViewBuilder
                 if (_viewTap[v] != t) continue;
                 var spec = _layout.Views[v];
                 if (spec.Dim != c) throw new ArgumentException($"View {spec} expects width {spec.Dim}, tap '{spec.Tap}' has {c} channels.");
-                ReadOnlySpan<float> pooled = aligned;
-                if (spec.Degree > 1)
-                {
-                    EnsureSize(ref _pooled, c * p);
-                    BoxMean(aligned, c, gh, gw, spec.Degree, _pooled.AsSpan(0, c * p));
-                    pooled = _pooled.AsSpan(0, c * p);
-                }
-                TransposeAndNormalise(pooled, c, p, output.Views[v]);
+                Span<float> dst = output.Views[v];
+                if (spec.Degree > 1) BoxMean(aligned, c, gh, gw, spec.Degree, dst);
+                else aligned.CopyTo(dst);
+                for (int q = 0; q < p; q++) NormaliseInPlace(dst.Slice(q * c, c));
             }
         }
     }
@@ -119,6 +120,25 @@ public sealed class ViewBuilder
     private static void EnsureSize(ref float[] buffer, int size)
     {
         if (buffer.Length < size) buffer = new float[size];
+    }
+
+    /// <summary>C×P to P×C in 32×32 tiles, so both sides stay in cache.</summary>
+    internal static void Transpose(ReadOnlySpan<float> src, int channels, int patches, Span<float> dst)
+    {
+        const int T = 32;
+        for (int c0 = 0; c0 < channels; c0 += T)
+        {
+            int c1 = Math.Min(c0 + T, channels);
+            for (int q0 = 0; q0 < patches; q0 += T)
+            {
+                int q1 = Math.Min(q0 + T, patches);
+                for (int ch = c0; ch < c1; ch++)
+                {
+                    ReadOnlySpan<float> s = src.Slice(ch * patches, patches);
+                    for (int q = q0; q < q1; q++) dst[q * channels + ch] = s[q];
+                }
+            }
+        }
     }
 
     /// <summary>Global average over H×W of each channel, then L2-normalised.</summary>
@@ -165,63 +185,44 @@ public sealed class ViewBuilder
     /// <summary>One scalar mean and variance over the whole tensor (LayerNorm over (C,H,W), no affine).</summary>
     internal static void LayerNorm(Span<float> x)
     {
-        double sum = 0, sumSq = 0;
-        // Double accumulation: a 400k-element float sum loses digits that the variance needs.
-        for (int i = 0; i < x.Length; i++)
-        {
-            sum += x[i];
-            sumSq += (double)x[i] * x[i];
-        }
-        double mean = sum / x.Length;
-        double var = Math.Max(0, sumSq / x.Length - mean * mean);
-        float inv = (float)(1.0 / Math.Sqrt(var + LayerNormEps));
-        TensorPrimitives.Add(x, (float)-mean, x);
-        TensorPrimitives.Multiply(x, inv, x);
+        // Two passes (mean, then centred squares) keep the variance accurate in float.
+        float mean = TensorPrimitives.Sum(x) / x.Length;
+        TensorPrimitives.Add(x, -mean, x);
+        float var = TensorPrimitives.SumOfSquares(x) / x.Length;
+        TensorPrimitives.Multiply(x, 1f / MathF.Sqrt(var + LayerNormEps), x);
     }
 
-    /// <summary>AvgPool2d(kernel=a, stride=1, padding=(a−1)/2, count_include_pad=True), as two separable passes.</summary>
+    /// <summary>
+    /// AvgPool2d(kernel=a, stride=1, padding=(a−1)/2, count_include_pad=True) on patch-major rows
+    /// (P × C): two separable passes, each a sum of whole channel vectors.
+    /// </summary>
     internal void BoxMean(ReadOnlySpan<float> src, int channels, int h, int w, int a, Span<float> dst)
     {
         int r = a / 2;
-        EnsureSize(ref _rowPass, h * w);
-        Span<float> row = _rowPass.AsSpan(0, h * w);
+        EnsureSize(ref _rowPass, h * w * channels);
+        Span<float> row = _rowPass.AsSpan(0, h * w * channels);
+        for (int y = 0; y < h; y++)
+        {
+            for (int x = 0; x < w; x++)
+            {
+                Span<float> acc = row.Slice((y * w + x) * channels, channels);
+                acc.Clear();
+                int lo = Math.Max(0, x - r), hi = Math.Min(w - 1, x + r);
+                for (int xx = lo; xx <= hi; xx++) TensorPrimitives.Add(acc, src.Slice((y * w + xx) * channels, channels), acc);
+            }
+        }
         float inv = 1f / (a * a);
-        for (int ch = 0; ch < channels; ch++)
+        for (int y = 0; y < h; y++)
         {
-            ReadOnlySpan<float> s = src.Slice(ch * h * w, h * w);
-            Span<float> d = dst.Slice(ch * h * w, h * w);
-            for (int y = 0; y < h; y++)
+            int lo = Math.Max(0, y - r), hi = Math.Min(h - 1, y + r);
+            for (int x = 0; x < w; x++)
             {
-                for (int x = 0; x < w; x++)
-                {
-                    float acc = 0;
-                    int lo = Math.Max(0, x - r), hi = Math.Min(w - 1, x + r);
-                    for (int xx = lo; xx <= hi; xx++) acc += s[y * w + xx];
-                    row[y * w + x] = acc;
-                }
-            }
-            for (int y = 0; y < h; y++)
-            {
-                int lo = Math.Max(0, y - r), hi = Math.Min(h - 1, y + r);
-                for (int x = 0; x < w; x++)
-                {
-                    float acc = 0;
-                    for (int yy = lo; yy <= hi; yy++) acc += row[yy * w + x];
-                    d[y * w + x] = acc * inv;
-                }
+                Span<float> acc = dst.Slice((y * w + x) * channels, channels);
+                acc.Clear();
+                for (int yy = lo; yy <= hi; yy++) TensorPrimitives.Add(acc, row.Slice((yy * w + x) * channels, channels), acc);
+                TensorPrimitives.Multiply(acc, inv, acc);
             }
         }
-    }
-
-    /// <summary>C×P (channel-major) to P×C rows, each scaled to unit length.</summary>
-    internal static void TransposeAndNormalise(ReadOnlySpan<float> src, int channels, int patches, Span<float> dst)
-    {
-        for (int ch = 0; ch < channels; ch++)
-        {
-            ReadOnlySpan<float> s = src.Slice(ch * patches, patches);
-            for (int q = 0; q < patches; q++) dst[q * channels + ch] = s[q];
-        }
-        for (int q = 0; q < patches; q++) NormaliseInPlace(dst.Slice(q * channels, channels));
     }
 
     /// <summary>Scales <paramref name="x"/> to unit length; a zero vector stays zero.</summary>

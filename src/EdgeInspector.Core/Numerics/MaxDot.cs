@@ -84,7 +84,7 @@ public static class MaxDot
         if (!colMax.IsEmpty && colMax.Length != refs.Count) throw new ArgumentException($"colMax has {colMax.Length} entries for {refs.Count} references.", nameof(colMax));
     }
 
-    private static unsafe void Accumulate512(ReadOnlySpan<float> queries, int nq, PackedPanels refs, Span<float> rowMax, Span<float> colMax, int skipSegment)
+    internal static unsafe void Accumulate512(ReadOnlySpan<float> queries, int nq, PackedPanels refs, Span<float> rowMax, Span<float> colMax, int skipSegment)
     {
         int d = refs.Dim;
         const int W = PackedPanels.PanelWidth;
@@ -182,7 +182,7 @@ public static class MaxDot
         }
     }
 
-    private static unsafe void AccumulateVector(ReadOnlySpan<float> queries, int nq, PackedPanels refs, Span<float> rowMax, Span<float> colMax, int skipSegment)
+    internal static unsafe void AccumulateVector(ReadOnlySpan<float> queries, int nq, PackedPanels refs, Span<float> rowMax, Span<float> colMax, int skipSegment)
     {
         int d = refs.Dim;
         const int W = PackedPanels.PanelWidth;

@@ -36,15 +36,18 @@ public static class RsCin
             int k = Math.Clamp(kRaw, 1, n);
             for (int i = 0; i < n; i++)
             {
-                // The k largest similarities of row i; self (1.0) is always among them.
+                // Self plus the k-1 most similar others. Self must be in even when another image ties
+                // at similarity 1 (a duplicate frame), so it is not left to the sort.
+                int others = 0;
                 for (int j = 0; j < n; j++)
                 {
-                    order[j] = j;
-                    rowKeys[j] = -w[i * n + j];
+                    if (j == i) continue;
+                    order[others] = j;
+                    rowKeys[others++] = -w[i * n + j];
                 }
-                Array.Sort(rowKeys, order);
-                double num = 0, den = 0;
-                for (int t = 0; t < k; t++)
+                Array.Sort(rowKeys, order, 0, others);
+                double num = norm[i], den = 1;
+                for (int t = 0; t < k - 1; t++)
                 {
                     int j = order[t];
                     num += w[i * n + j] * norm[j];

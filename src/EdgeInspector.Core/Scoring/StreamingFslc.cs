@@ -33,9 +33,15 @@ public sealed class StreamingFslc
     private readonly float[] _scratch;
     private readonly int _cap;
 
-    /// <summary>Creates an engine; it starts cold.</summary>
-    public StreamingFslc(FeatureLayout layout, FslcOptions options)
+    private readonly Action<FrameFeatures>? _release;
+
+    /// <summary>
+    /// Creates an engine; it starts cold. <paramref name="release"/>, if given, receives every pushed
+    /// frame once the engine no longer needs it (to return it to a pool).
+    /// </summary>
+    public StreamingFslc(FeatureLayout layout, FslcOptions options, Action<FrameFeatures>? release = null)
     {
+        _release = release;
         _o = options;
         _fslc = new Fslc(layout, options);
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
@@ -118,6 +124,8 @@ public sealed class StreamingFslc
     {
         Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
         _calibrator.Clear();
+        foreach (var (f, _) in _warmup) _release?.Invoke(f);
+        foreach (var r in _rolling) _release?.Invoke(r.Frame);
         _warmup.Clear();
         _rolling.Clear();
         IsWarm = false;
@@ -147,6 +155,7 @@ public sealed class StreamingFslc
             results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
         }
         Thin();
+        foreach (var (f, _) in _warmup) _release?.Invoke(f);
         _warmup.Clear();
         IsWarm = true;
         return results;
@@ -162,8 +171,19 @@ public sealed class StreamingFslc
             if (r.Calibrated <= _o.QuarantineZ) accepted.Add((r.Frame, r.Id, r.Patches));
             else Quarantined++;
         }
-        _rolling.Clear();
-        if (accepted.Count < 3) return;
+        try
+        {
+            if (accepted.Count >= 3) Admit(accepted);
+        }
+        finally
+        {
+            foreach (var r in _rolling) _release?.Invoke(r.Frame);
+            _rolling.Clear();
+        }
+    }
+
+    private void Admit(List<(FrameFeatures Frame, long Id, float[] Patches)> accepted)
+    {
 
         int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
         var allScores = new float[accepted.Count * p];

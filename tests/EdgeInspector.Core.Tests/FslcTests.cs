@@ -1,0 +1,127 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+
+namespace EdgeInspector.Core.Tests;
+
+public sealed class FslcTests
+{
+    /// <summary>
+    /// Synthetic line frames: every patch is one of a few "normal" directions plus noise; a defect frame
+    /// has a 2x2 block of patches pointing in a direction no normal frame has.
+    /// </summary>
+    private sealed class SyntheticLine
+    {
+        public readonly FeatureLayout Layout = new(6, 6, [new ViewSpec("t", 1, 16), new ViewSpec("t", 3, 16)], 16);
+        private readonly Random _rng = new(11);
+        private readonly float[][] _normals;
+        private readonly float[] _defect;
+
+        public SyntheticLine()
+        {
+            _normals = Enumerable.Range(0, 4).Select(_ => Unit(Enumerable.Range(0, 16).Select(_ => (float)_rng.NextDouble() - 0.5f).ToArray())).ToArray();
+            _defect = Unit(Enumerable.Range(0, 16).Select(_ => (float)_rng.NextDouble() - 0.5f).ToArray());
+        }
+
+        public FrameFeatures Frame(bool defect)
+        {
+            var f = new FrameFeatures(Layout);
+            for (int v = 0; v < 2; v++)
+            {
+                for (int q = 0; q < 36; q++)
+                {
+                    bool bad = defect && q % 6 < 2 && q / 6 < 2;
+                    var basis = bad ? _defect : _normals[(q / 6 + q % 6) % 4];
+                    var x = basis.Select(b => b + 0.05f * ((float)_rng.NextDouble() - 0.5f)).ToArray();
+                    Unit(x).CopyTo(f.Views[v], q * 16);
+                }
+            }
+            f.Global[0] = 1;
+            return f;
+        }
+
+        private static float[] Unit(float[] x)
+        {
+            float n = MathF.Sqrt(x.Sum(v => v * v));
+            return x.Select(v => v / n).ToArray();
+        }
+    }
+
+    [Fact]
+    public void Filter_mask_drops_high_outliers_within_its_budget()
+    {
+        // Median 1, MAD 0 would be degenerate; use a spread: robust z of 10 is far above 3.
+        var keep = Fslc.FilterMask([1, 1.1f, 0.9f, 1.05f, 0.95f, 10, 9], 3, 1.0 / 7);
+        Assert.Equal([true, true, true, true, true, false, true], keep); // budget: floor(7/7) = 1, the highest goes
+    }
+
+    [Fact]
+    public void Batch_fslc_scores_defect_frames_above_normal_ones_and_excludes_self_matches()
+    {
+        var line = new SyntheticLine();
+        var frames = Enumerable.Range(0, 12).Select(i => line.Frame(defect: i == 5)).ToList();
+        var fslc = new Fslc(line.Layout, new FslcOptions { InitFrames = 4, TopN = 2, FilterReferences = 11 });
+        var (scores, coreset) = fslc.ScoreBatch(frames);
+        float worstNormal = scores.Where((_, i) => i != 5).Max(s => s.Image);
+        Assert.True(scores[5].Image > 2 * worstNormal, $"defect {scores[5].Image} vs worst normal {worstNormal}");
+        // The defect's own patches may sit in the coreset; scoring the frame must still not match them.
+        var score5 = fslc.Score(frames[5], 5, coreset);
+        Assert.Equal(scores[5].Image, score5.Image, 5);
+    }
+
+    [Fact]
+    public void Streaming_warms_up_then_scores_on_arrival_with_a_bounded_coreset()
+    {
+        var line = new SyntheticLine();
+        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8 };
+        var released = 0;
+        var engine = new StreamingFslc(line.Layout, options, _ => released++);
+        var results = new List<StreamResult>();
+        for (int i = 0; i < 7; i++) Assert.Empty(engine.Push(line.Frame(false), i)); // warming up
+        var warm = engine.Push(line.Frame(false), 7);
+        Assert.Equal(8, warm.Count);
+        Assert.All(warm, r => Assert.True(r.WarmUp));
+        Assert.True(engine.IsWarm);
+
+        for (int i = 8; i < 40; i++)
+        {
+            var r = Assert.Single(engine.Push(line.Frame(defect: i % 10 == 3), i));
+            Assert.False(r.WarmUp);
+            Assert.Equal(i, r.FrameId);
+            results.Add(r);
+            Assert.True(engine.Coreset.Count <= 2 * 36, $"coreset {engine.Coreset.Count} over its bound");
+        }
+        var defects = results.Where(r => r.FrameId % 10 == 3).ToList();
+        var normals = results.Where(r => r.FrameId % 10 != 3).ToList();
+        Assert.All(defects, d => Assert.True(d.Calibrated > normals.Max(n => n.Calibrated), $"defect frame {d.FrameId} calibrated {d.Calibrated}"));
+        Assert.All(defects, d => Assert.True(d.Calibrated > options.QuarantineZ));
+        Assert.True(engine.Updates >= 3);
+        Assert.True(engine.Quarantined >= 3); // the defect frames were kept out of the coreset
+        Assert.Equal(8 + 8 * (int)engine.Updates, released); // every frame handed back once it was no longer needed
+    }
+
+    [Fact]
+    public void Known_good_frames_start_scoring_at_once()
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2 });
+        engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
+        Assert.True(engine.IsWarm);
+        Assert.All(engine.Coreset.Anchors.ToArray(), Assert.True);
+        var first = Assert.Single(engine.Push(line.Frame(true), 0));
+        var second = Assert.Single(engine.Push(line.Frame(false), 1));
+        Assert.True(first.Image > 2 * second.Image);
+    }
+
+    [Fact]
+    public void Reset_drops_the_coreset_and_starts_cold()
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 4, TopN = 2 });
+        for (int i = 0; i < 4; i++) engine.Push(line.Frame(false), i);
+        Assert.True(engine.IsWarm);
+        engine.Reset();
+        Assert.False(engine.IsWarm);
+        Assert.Equal(0, engine.Coreset.Count);
+        Assert.Empty(engine.Push(line.Frame(false), 10));
+    }
+}

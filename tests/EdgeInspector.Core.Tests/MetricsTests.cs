@@ -1,0 +1,137 @@
+using EdgeInspector.Core.Evaluation;
+
+namespace EdgeInspector.Core.Tests;
+
+public sealed class MetricsTests
+{
+    private static readonly float[] Scores = [0.1f, 0.4f, 0.35f, 0.8f];
+    private static readonly bool[] Labels = [false, false, true, true];
+
+    [Fact]
+    public void Auroc_by_hand() => Assert.Equal(0.75, Metrics.Auroc(Scores, Labels), 9);
+
+    [Fact]
+    public void Auroc_counts_ties_as_one_half()
+    {
+        // Positives {0.5, 0.9}, negatives {0.5, 0.5}: 0.9 beats both (2), 0.5 ties both (2 x 0.5) -> 3/4.
+        Assert.Equal(0.75, Metrics.Auroc([0.5f, 0.5f, 0.5f, 0.9f], [false, true, false, true]), 9);
+    }
+
+    [Fact]
+    public void Auroc_is_undefined_with_one_class() => Assert.True(double.IsNaN(Metrics.Auroc([1, 2], [true, true])));
+
+    [Fact]
+    public void Average_precision_by_hand()
+    {
+        // Descending: 0.8 (+) P=1 R=.5; 0.4 (-); 0.35 (+) P=2/3 R=1 -> AP = .5*1 + .5*2/3.
+        Assert.Equal(0.5 + 0.5 * 2.0 / 3.0, Metrics.AveragePrecision(Scores, Labels), 9);
+    }
+
+    [Fact]
+    public void Average_precision_groups_tied_scores()
+    {
+        // All tied: one threshold, P = 1/2, R = 1.
+        Assert.Equal(0.5, Metrics.AveragePrecision([1, 1, 1, 1], [true, false, true, false]), 9);
+    }
+
+    [Fact]
+    public void F1_max_by_hand()
+    {
+        // Thresholds: 0.8 -> P 1, R .5, F1 2/3; 0.35 -> P 2/3, R 1, F1 0.8.
+        Assert.Equal(0.8, Metrics.F1Max(Scores, Labels), 9);
+    }
+
+    [Fact]
+    public void Pro_by_hand()
+    {
+        // One 1x6 image, region = pixels {0,1} scored {5, 1.5}; normal pixels {1, 3, 2, 0}.
+        // Thresholds 0..4 (min 0, max 5, 5 steps). FPR < 0.3 at th 2 (.25, PRO .5), th 3 (0, .5), th 4 (0, .5).
+        // Rescaled FPR 1, 0, 0 with PRO .5 throughout: area .5.
+        var pro = Metrics.Pro([[5, 1.5f, 1, 3, 2, 0]], [[true, true, false, false, false, false]], 6, 0.3, 5);
+        Assert.Equal(0.5, pro, 9);
+    }
+
+    [Fact]
+    public void Pro_matches_a_plain_port_of_musc_on_random_maps()
+    {
+        var rng = new Random(5);
+        int w = 12, h = 10;
+        var maps = new List<float[]>();
+        var masks = new List<bool[]>();
+        for (int i = 0; i < 4; i++)
+        {
+            var mask = new bool[w * h];
+            var map = new float[w * h];
+            int cx = rng.Next(w), cy = rng.Next(h);
+            for (int p = 0; p < w * h; p++)
+            {
+                int x = p % w, y = p / w;
+                mask[p] = i > 0 && Math.Abs(x - cx) <= 2 && Math.Abs(y - cy) <= 1 || i == 3 && x == 0 && y == 0;
+                map[p] = (float)rng.NextDouble() + (mask[p] ? 0.6f : 0f);
+            }
+            maps.Add(map);
+            masks.Add(mask);
+        }
+        Assert.Equal(PlainPro(maps, masks, w, 0.3, 200), Metrics.Pro(maps, masks, w), 6);
+    }
+
+    /// <summary>A direct port of MuSc's cal_pro_score: a loop over thresholds, regions by flood fill.</summary>
+    private static double PlainPro(List<float[]> maps, List<bool[]> masks, int w, double maxFpr, int steps)
+    {
+        float min = maps.SelectMany(m => m).Min(), max = maps.SelectMany(m => m).Max();
+        double delta = (max - min) / (double)steps;
+        var fprs = new List<double>();
+        var pros = new List<double>();
+        for (int t = 0; t < steps; t++)
+        {
+            double th = min + t * delta;
+            var overlaps = new List<double>();
+            long fp = 0, normals = 0;
+            for (int i = 0; i < maps.Count; i++)
+            {
+                var labels = ConnectedComponents.Label(masks[i], w, out int count);
+                for (int r = 1; r <= count; r++)
+                {
+                    int area = 0, hit = 0;
+                    for (int p = 0; p < labels.Length; p++)
+                    {
+                        if (labels[p] != r) continue;
+                        area++;
+                        if (maps[i][p] > th) hit++;
+                    }
+                    overlaps.Add((double)hit / area);
+                }
+                for (int p = 0; p < labels.Length; p++)
+                {
+                    if (masks[i][p]) continue;
+                    normals++;
+                    if (maps[i][p] > th) fp++;
+                }
+            }
+            double fpr = (double)fp / normals;
+            if (fpr < maxFpr)
+            {
+                fprs.Add(fpr);
+                pros.Add(overlaps.Average());
+            }
+        }
+        double lo = fprs.Min(), hi = fprs.Max();
+        var x = fprs.Select(f => (f - lo) / (hi - lo)).ToList();
+        double area2 = 0;
+        for (int i = 1; i < x.Count; i++) area2 += (x[i - 1] - x[i]) * (pros[i] + pros[i - 1]) / 2;
+        return area2;
+    }
+
+    [Fact]
+    public void Components_join_diagonals()
+    {
+        // X . .
+        // . X .
+        // . . . X   -> the first two touch diagonally (one region); the last is alone.
+        bool[] mask = [true, false, false, false, false, true, false, false, false, false, false, true];
+        var labels = ConnectedComponents.Label(mask, 4, out int count);
+        Assert.Equal(2, count);
+        Assert.Equal(labels[0], labels[5]);
+        Assert.NotEqual(labels[0], labels[11]);
+    }
+}

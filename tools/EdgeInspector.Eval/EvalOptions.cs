@@ -1,0 +1,123 @@
+using System.Globalization;
+
+namespace EdgeInspector.Eval;
+
+/// <summary>Command-line options of edgeinspector-eval.</summary>
+internal sealed record EvalOptions
+{
+    public string Category { get; init; } = "";
+    public string[] Modes { get; init; } = ["stream"];
+    public string Model { get; init; } = "";
+    public string[] Taps { get; init; } = ["stage2", "stage3"];
+    public int[] Degrees { get; init; } = [1, 3, 5];
+    public int ImageSize { get; init; } = 224;
+    public int Batch { get; init; } = 64;
+    public int Seed { get; init; }
+    public int Limit { get; init; }
+    public int Refs { get; init; }
+    public string Out { get; init; } = "eval-out";
+    public double CoresetMax { get; init; } = 4.0;
+    public int ProjectionDims { get; init; } = 24;
+    public double InitFraction { get; init; } = 0.25;
+    public int TopN { get; init; } = 10;
+    public int InferBatch { get; init; } = 8;
+    public bool Quiet { get; init; }
+
+    public const string Usage = """
+        usage: edgeinspector-eval <category-dir> [options]
+
+        Runs the anomaly engine over the test images of an MVTec-layout category (test/good,
+        test/<defect>, ground_truth/<defect>/<name>_mask.png) in a seeded line order and reports
+        accuracy, time per frame and peak memory per mode.
+
+          --mode musc|fslc|stream|all   scorers to run (default stream; 'all' runs the three)
+          --model PATH                  backbone ONNX file (default: resnet50v2_features.onnx, looked up
+                                        in ./models and ../shared/models)
+          --taps a,b                    named outputs used as taps (default stage2,stage3)
+          --degrees 1,3,5               local aggregation degrees (default 1,3,5)
+          --image-size N                square input size in pixels (default 224)
+          --batch N                     frames per MuSc/FSLC batch and per streaming update (default 64)
+          --seed N                      seed of the line order shuffle (default 0)
+          --limit N                     use only the first N frames of the line order (0 = all)
+          --refs N                      seed the streaming coreset with N images of train/good (few-shot)
+          --coreset-max X               streaming coreset bound, in multiples of patches per frame (default 4)
+          --proj-dims N                 projected dimensions per view for k-center selection (default 24)
+          --init-fraction X             FSLC initial coreset fraction rho0 (default 0.25)
+          --top-n N                     patches averaged into the image score (default 10)
+          --infer-batch N               images per backbone run (default 8)
+          --out DIR                     output folder (default eval-out)
+          --quiet                       no progress bar
+        """;
+
+    public static EvalOptions Parse(string[] args)
+    {
+        var o = new EvalOptions();
+        string? category = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next()
+            {
+                if (i + 1 >= args.Length) throw new UsageException($"{a} needs a value.");
+                return args[++i];
+            }
+            int Int(int min)
+            {
+                string s = Next();
+                if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min) throw new UsageException($"{a}: '{s}' is not an integer >= {min}.");
+                return v;
+            }
+            double Dbl(double min)
+            {
+                string s = Next();
+                if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || v < min) throw new UsageException($"{a}: '{s}' is not a number >= {min}.");
+                return v;
+            }
+            switch (a)
+            {
+                case "--mode":
+                    string m = Next();
+                    o = o with { Modes = m == "all" ? ["musc", "fslc", "stream"] : m.Split(',') };
+                    foreach (string mode in o.Modes)
+                    {
+                        if (mode is not ("musc" or "fslc" or "stream")) throw new UsageException($"--mode: '{mode}' is not musc, fslc, stream or all.");
+                    }
+                    break;
+                case "--model": o = o with { Model = Next() }; break;
+                case "--taps": o = o with { Taps = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
+                case "--degrees":
+                    string d = Next();
+                    var degrees = new List<int>();
+                    foreach (string part in d.Split(','))
+                    {
+                        if (!int.TryParse(part, out int v) || v < 1 || v % 2 == 0) throw new UsageException($"--degrees: '{part}' is not an odd integer >= 1.");
+                        degrees.Add(v);
+                    }
+                    o = o with { Degrees = [.. degrees] };
+                    break;
+                case "--image-size": o = o with { ImageSize = Int(32) }; break;
+                case "--batch": o = o with { Batch = Int(2) }; break;
+                case "--seed": o = o with { Seed = Int(0) }; break;
+                case "--limit": o = o with { Limit = Int(0) }; break;
+                case "--refs": o = o with { Refs = Int(0) }; break;
+                case "--coreset-max": o = o with { CoresetMax = Dbl(0.01) }; break;
+                case "--proj-dims": o = o with { ProjectionDims = Int(1) }; break;
+                case "--init-fraction": o = o with { InitFraction = Dbl(0.001) }; break;
+                case "--top-n": o = o with { TopN = Int(1) }; break;
+                case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
+                case "--out": o = o with { Out = Next() }; break;
+                case "--quiet": o = o with { Quiet = true }; break;
+                case "-h" or "--help": throw new UsageException(null);
+                default:
+                    if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}'.");
+                    if (category is not null) throw new UsageException($"only one category directory is taken ('{category}' and '{a}').");
+                    category = a;
+                    break;
+            }
+        }
+        if (category is null) throw new UsageException("a category directory is required.");
+        return o with { Category = category };
+    }
+}
+
+internal sealed class UsageException(string? message) : Exception(message);

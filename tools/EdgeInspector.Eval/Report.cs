@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Text.Json;
+using EdgeInspector.Core.Evaluation;
+using EdgeInspector.Core.Numerics;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Imaging;
+using OpenCvSharp;
+
+namespace EdgeInspector.Eval;
+
+/// <summary>The metrics of one mode.</summary>
+internal sealed record ModeMetrics(
+    double ImageAuroc, double ImageAp, double ImageF1Max,
+    double? PixelAuroc, double? PixelAp, double? PixelF1Max, double? Pro,
+    double? CalibratedAuroc, List<RocPoint> Roc);
+
+/// <summary>Turns mode runs into metrics, results.json, ROC curves, heatmaps and a table.</summary>
+internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, bool[]?[] masks, EvalOptions options)
+{
+    private readonly List<(ModeRun Run, ModeMetrics Metrics)> _modes = [];
+
+    public void Add(ModeRun run) => _modes.Add((run, Compute(run)));
+
+    private ModeMetrics Compute(ModeRun run)
+    {
+        var idx = Enumerable.Range(0, frames.Count).Where(i => run.Grids[i] is not null && !float.IsNaN(run.Image[i])).ToArray();
+        var scores = idx.Select(i => run.Image[i]).ToArray();
+        var labels = idx.Select(i => frames[i].Anomalous).ToArray();
+        double? calibrated = run.Calibrated is { } cal ? Metrics.Auroc(idx.Select(i => cal[i]).ToArray(), labels) : null;
+        double? pAuroc = null, pAp = null, pF1 = null, pro = null;
+        if (masks.Length > 0)
+        {
+            int s = options.ImageSize, gh = (int)Math.Sqrt(run.Grids[idx[0]]!.Length);
+            var maps = new List<float[]>(idx.Length);
+            var gts = new List<bool[]>(idx.Length);
+            var flatScores = new float[(long)idx.Length * s * s];
+            var flatLabels = new bool[flatScores.Length];
+            for (int t = 0; t < idx.Length; t++)
+            {
+                var map = new float[s * s];
+                AnomalyMap.Upsample(run.Grids[idx[t]], gh, run.Grids[idx[t]]!.Length / gh, map, s, s);
+                maps.Add(map);
+                gts.Add(masks[idx[t]]!);
+                map.CopyTo(flatScores, t * s * s);
+                masks[idx[t]]!.CopyTo(flatLabels, t * s * s);
+            }
+            pAuroc = Metrics.Auroc(flatScores, flatLabels);
+            pAp = Metrics.AveragePrecision(flatScores, flatLabels);
+            pF1 = Metrics.F1Max(flatScores, flatLabels);
+            pro = Metrics.Pro(maps, gts, s);
+        }
+        return new ModeMetrics(Metrics.Auroc(scores, labels), Metrics.AveragePrecision(scores, labels), Metrics.F1Max(scores, labels),
+            pAuroc, pAp, pF1, pro, calibrated, Metrics.RocCurve(scores, labels));
+    }
+
+    private static double Ms(TimeSpan t, int frames) => frames == 0 ? 0 : t.TotalMilliseconds / frames;
+
+    public void WriteJson(string path)
+    {
+        using var stream = File.Create(path);
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("category", category);
+        w.WriteNumber("frames", frames.Count);
+        w.WriteNumber("seed", options.Seed);
+        w.WriteNumber("batch", options.Batch);
+        w.WriteString("taps", string.Join(",", options.Taps));
+        w.WriteNumber("image_size", options.ImageSize);
+        w.WriteStartObject("modes");
+        foreach (var (run, m) in _modes)
+        {
+            w.WriteStartObject(run.Mode);
+            Num(w, "image_auroc", m.ImageAuroc);
+            Num(w, "image_ap", m.ImageAp);
+            Num(w, "image_f1max", m.ImageF1Max);
+            Num(w, "pixel_auroc", m.PixelAuroc);
+            Num(w, "pixel_ap", m.PixelAp);
+            Num(w, "pixel_f1max", m.PixelF1Max);
+            Num(w, "pro", m.Pro);
+            if (m.CalibratedAuroc is not null) Num(w, "image_auroc_calibrated", m.CalibratedAuroc);
+            w.WriteStartObject("ms_per_frame");
+            Num(w, "preprocess", Ms(run.Times.Preprocess, run.Frames));
+            Num(w, "backbone", Ms(run.Times.Backbone, run.Frames));
+            Num(w, "features", Ms(run.Times.Features, run.Frames));
+            Num(w, "scoring", Ms(run.Times.Scoring, run.Frames));
+            Num(w, "total", Ms(run.Times.Total, run.Frames));
+            w.WriteEndObject();
+            Num(w, "peak_rss_mb", run.PeakRssMb);
+            w.WriteNumber("frames_scored", run.Frames);
+            w.WriteNumber("frames_failed", run.Errors);
+            if (run.Mode == "stream") w.WriteNumber("coreset_size", run.CoresetSize);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void Num(Utf8JsonWriter w, string name, double? v)
+    {
+        if (v is null || double.IsNaN(v.Value) || double.IsInfinity(v.Value)) w.WriteNull(name);
+        else w.WriteNumber(name, Math.Round(v.Value, 6));
+    }
+
+    public void WriteRoc(string dir)
+    {
+        foreach (var (run, m) in _modes)
+        {
+            using var img = PlotRenderer.Roc([(run.Mode, m.Roc.Select(p => (p.Fpr, p.Tpr)).ToList(), m.ImageAuroc)], $"{category}: image ROC, {run.Mode}");
+            Cv2.ImWrite(Path.Combine(dir, $"roc_{run.Mode}.png"), img);
+        }
+        if (_modes.Count > 1)
+        {
+            using var img = PlotRenderer.Roc(_modes.Select(x => (x.Run.Mode, (IReadOnlyList<(double, double)>)x.Metrics.Roc.Select(p => (p.Fpr, p.Tpr)).ToList(), x.Metrics.ImageAuroc)).ToList(), $"{category}: image ROC");
+            Cv2.ImWrite(Path.Combine(dir, "roc_all.png"), img);
+        }
+    }
+
+    /// <summary>The three worst false positives (good frames scored highest) and false negatives (defects scored lowest) per mode.</summary>
+    public void WriteHeatmaps(string dir, int count = 3)
+    {
+        foreach (var (run, _) in _modes)
+        {
+            var scored = Enumerable.Range(0, frames.Count).Where(i => run.Grids[i] is not null && !float.IsNaN(run.Image[i])).ToList();
+            if (scored.Count == 0) continue;
+            var all = scored.SelectMany(i => run.Grids[i]!).ToArray();
+            float low = Stats.Quantile(all, 0.5), high = Stats.SortedQuantile(all, 0.999);
+            var fps = scored.Where(i => !frames[i].Anomalous).OrderByDescending(i => run.Image[i]).Take(count);
+            var fns = scored.Where(i => frames[i].Anomalous).OrderBy(i => run.Image[i]).Take(count);
+            int rank = 0;
+            foreach (int i in fps) Write(dir, run, i, $"{run.Mode}_false_positive_{++rank}.png", "FP", low, high);
+            rank = 0;
+            foreach (int i in fns) Write(dir, run, i, $"{run.Mode}_false_negative_{++rank}.png", "FN", low, high);
+        }
+    }
+
+    private void Write(string dir, ModeRun run, int i, string file, string kind, float low, float high)
+    {
+        int s = options.ImageSize, g = run.Grids[i]!.Length;
+        int gh = (int)Math.Sqrt(g);
+        var map = new float[s * s];
+        AnomalyMap.Upsample(run.Grids[i], gh, g / gh, map, s, s);
+        using var img = ImagePreprocessor.Decode(frames[i].Path);
+        ReadOnlySpan<bool> mask = masks.Length > 0 && masks[i] is { } m ? m : default;
+        string caption = $"{kind} {frames[i].Name} score {run.Image[i].ToString("0.000", CultureInfo.InvariantCulture)}";
+        using var overlay = HeatmapRenderer.Overlay(img, map, s, s, low, high, mask, caption);
+        Cv2.ImWrite(Path.Combine(dir, file), overlay);
+    }
+
+    public void PrintTable(TextWriter log)
+    {
+        static string F(double? v) => v is null || double.IsNaN(v.Value) ? "   -  " : (100 * v.Value).ToString("0.0", CultureInfo.InvariantCulture).PadLeft(6);
+        log.WriteLine();
+        log.WriteLine($"{category}: {frames.Count} frames, batch {options.Batch}, seed {options.Seed}");
+        log.WriteLine("mode    | img AUROC  AP     F1max | pix AUROC  AP     F1max  PRO    | ms/frame: prep  backbone features scoring  total | peak MB");
+        foreach (var (run, m) in _modes)
+        {
+            var t = run.Times;
+            int n = run.Frames;
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{run.Mode,-7} | {F(m.ImageAuroc)} {F(m.ImageAp)} {F(m.ImageF1Max)} | {F(m.PixelAuroc)} {F(m.PixelAp)} {F(m.PixelF1Max)} {F(m.Pro)} | {Ms(t.Preprocess, n),8:0.0} {Ms(t.Backbone, n),8:0.0} {Ms(t.Features, n),8:0.0} {Ms(t.Scoring, n),8:0.0} {Ms(t.Total, n),7:0.0} | {run.PeakRssMb,7:0}"));
+        }
+        var musc = _modes.FirstOrDefault(x => x.Run.Mode == "musc").Run;
+        foreach (var (run, _) in _modes)
+        {
+            if (musc is null || run == musc || run.Times.Scoring.TotalMilliseconds <= 0) continue;
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"scoring speed-up {run.Mode} vs musc: {Ms(musc.Times.Scoring, musc.Frames) / Ms(run.Times.Scoring, run.Frames):0.0}x"));
+        }
+    }
+}
