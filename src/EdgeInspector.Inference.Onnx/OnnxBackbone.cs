@@ -18,7 +18,6 @@ public sealed class OnnxBackbone : IDisposable
     private readonly InferenceSession _session;
     private readonly BackboneOptions _options;
     private readonly string _inputName;
-    private readonly ViewBuilder _views;
     private readonly int[][] _tapShapes; // per tap: C, H, W at the configured input size
 
     /// <summary>Loads and probes the model; logs the provider chosen and every provider skipped, with why.</summary>
@@ -82,7 +81,6 @@ public sealed class OnnxBackbone : IDisposable
             }
             int globalIndex = Array.IndexOf(options.Taps, globalTap);
             Layout = new FeatureLayout(gh, gw, views, _tapShapes[globalIndex][0]);
-            _views = new ViewBuilder(Layout, options.Taps, globalTap);
             ModelHash = ComputeHash(options.ModelPath);
             logger.LogInformation("Backbone {Model} (sha256 {Hash}) on {Provider}: input {W}x{H}, grid {GH}x{GW}, {Views} views",
                 options.ModelPath, ModelHash[..12], ExecutionProvider, options.InputWidth, options.InputHeight, gh, gw, views.Count);

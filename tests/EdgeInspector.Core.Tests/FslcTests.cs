@@ -47,6 +47,30 @@ public sealed class FslcTests
     }
 
     [Fact]
+    public void Lifted_score_by_hand()
+    {
+        // One view, 2-D. Elements (1,0) with a = 0.5 and (0,1) with a = 0. Query (1,0):
+        // plain nearest distance 0; lifted: min(0² + 0.5², ‖(1,0)-(0,1)‖² + 0²) = min(0.25, 2) -> 0.5.
+        var layout = new FeatureLayout(1, 1, [new ViewSpec("t", 1, 2)], 1);
+        var coreset = new EdgeInspector.Core.Coreset.PatchCoreset(layout, 1);
+        coreset.AddRows([new float[] { 1, 0 }], [0f], 10, 0.5f, false, [0.5f]);
+        coreset.AddRows([new float[] { 0, 1 }], [1f], 11, 0f, false, [0f]);
+        var query = new FrameFeatures(layout);
+        query.Views[0][0] = 1;
+        var scores = new float[1];
+        ScoreMath.NearestDistance(query, coreset.Packed(), scores);
+        Assert.Equal(0f, scores[0], 5);
+        coreset.Lift = true;
+        ScoreMath.NearestDistance(query, coreset.Packed(), scores);
+        Assert.Equal(0.5f, scores[0], 5);
+        // Query (0.6, 0.8): d² to (1,0) = 0.8 (+0.25 = 1.05), to (0,1) = 0.4 (+0) -> sqrt(0.4).
+        query.Views[0][0] = 0.6f;
+        query.Views[0][1] = 0.8f;
+        ScoreMath.NearestDistance(query, coreset.Packed(), scores);
+        Assert.Equal(MathF.Sqrt(0.4f), scores[0], 5);
+    }
+
+    [Fact]
     public void Filter_mask_drops_high_outliers_within_its_budget()
     {
         // Median 1, MAD 0 would be degenerate; use a spread: robust z of 10 is far above 3.

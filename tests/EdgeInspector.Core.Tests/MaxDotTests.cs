@@ -77,6 +77,42 @@ public sealed class MaxDotTests
         }
     }
 
+    [Theory]
+    [InlineData(9, 33, 17)]
+    [InlineData(33, 65, 7)]
+    [InlineData(1, 31, 1)]
+    public void Bias_is_added_to_every_dot_in_every_path(int nq, int nr, int d)
+    {
+        var rng = new Random(nq + nr + d);
+        var q = Random(rng, nq * d);
+        var r = Random(rng, nr * d);
+        var bias = Random(rng, nr);
+        var packed = new PackedPanels();
+        packed.Repack(r, d, [nr / 2, nr - nr / 2]);
+        packed.SetBias(bias);
+        // Naive: max_j (q·r_j + bias_j).
+        var expected = new float[nq];
+        for (int i = 0; i < nq; i++)
+        {
+            expected[i] = float.NegativeInfinity;
+            for (int j = 0; j < nr; j++)
+            {
+                double dot = bias[j];
+                for (int k = 0; k < d; k++) dot += q[i * d + k] * r[j * d + k];
+                expected[i] = MathF.Max(expected[i], (float)dot);
+            }
+        }
+        var (row, _) = Run(q, packed, nq, nr, -1, (qs, p, rw, cl, s) => MaxDot.AccumulateScalar(qs, p, rw, cl, s));
+        AssertClose(expected, row);
+        (row, _) = Run(q, packed, nq, nr, -1, (qs, p, rw, cl, s) => MaxDot.Accumulate(qs, p, rw, cl, s));
+        AssertClose(expected, row);
+        if (Vector.IsHardwareAccelerated)
+        {
+            (row, _) = Run(q, packed, nq, nr, -1, (qs, p, rw, cl, s) => MaxDot.AccumulateVector(qs, qs.Length / d, p, rw, cl, s));
+            AssertClose(expected, row);
+        }
+    }
+
     [Fact]
     public void Accumulates_into_existing_maxima()
     {

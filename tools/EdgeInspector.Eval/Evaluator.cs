@@ -96,8 +96,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
 
     private ModeRun RunMode(string mode, IReadOnlyList<FrameItem> frames, Dataset dataset, OnnxBackbone backbone)
     {
-        var layout = backbone.Layout;
         int n = frames.Count;
+        // The FSLC modes may score in a projected space; MuSc always runs on the full views.
+        _projector = mode != "musc" && options.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.ScoreDims, 17) : null;
+        var layout = _projector?.Target ?? backbone.Layout;
         var run = new ModeRun { Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null };
         run.Image.AsSpan().Fill(float.NaN);
         var fslcOptions = new FslcOptions
@@ -107,10 +109,16 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             ProjectionDimsPerView = options.ProjectionDims,
             InitFraction = options.InitFraction,
             TopN = options.TopN,
+            FilterZ = options.FilterZ,
+            MapSigma = options.MapSigma,
+            LiftByAdjusted = !options.NoLift,
+            FilterMaxFraction = options.FilterMax,
+            ExpandFraction = options.ExpandFraction,
         };
         var musc = new MuScScorer(new MuScOptions { TopN = options.TopN });
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
+        _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);
         var stream = new StreamingFslc(layout, fslcOptions, _pool.Return);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
@@ -225,6 +233,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
 
     private float[]? _tensor;
     private FrameFeaturesPool? _pool;
+    private FrameFeaturesPool? _rawPool;
+    private ViewProjector? _projector;
 
     /// <summary>Decodes, preprocesses and runs the backbone; a frame that cannot be decoded is reported and left null.</summary>
     private FrameFeatures?[] Extract(IReadOnlyList<string> paths, OnnxBackbone backbone, ImagePreprocessor pre, StageTimes times, out int errors)
@@ -264,12 +274,26 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             if (m is not null) log.WriteLine($"error: frame skipped: {m}");
         }
         var outputs = new FrameFeatures[good];
-        for (int i = 0; i < good; i++) outputs[i] = _pool!.Rent();
+        for (int i = 0; i < good; i++) outputs[i] = _rawPool!.Rent();
         if (good > 0)
         {
             var (b, f) = backbone.Extract(tensor, good, outputs);
             times.Backbone += b;
             times.Features += f;
+        }
+        if (_projector is { } projector)
+        {
+            // Projection counts as scoring work: it exists only to make scoring cheaper.
+            var ps = Stopwatch.StartNew();
+            var projected = new FrameFeatures[good];
+            Parallel.For(0, good, i =>
+            {
+                projected[i] = _pool!.Rent();
+                projector.Project(outputs[i], projected[i]);
+                _rawPool!.Return(outputs[i]);
+            });
+            outputs = projected;
+            times.Scoring += ps.Elapsed;
         }
         var result = new FrameFeatures?[paths.Count];
         for (int i = 0; i < paths.Count; i++) result[i] = ok[i] ? outputs[slotOf[i]] : null;

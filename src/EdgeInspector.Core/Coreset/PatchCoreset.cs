@@ -15,6 +15,7 @@ public sealed class PatchCoreset
     private float[] _projected;
     private long[] _source;
     private float[] _adjusted;
+    private float[] _viewAdjusted; // Count × views
     private bool[] _anchor;
     private readonly PackedPanels[] _packed;
     private long[] _segmentSource = [];
@@ -31,6 +32,7 @@ public sealed class PatchCoreset
         _projected = new float[capacity * projectedDim];
         _source = new long[capacity];
         _adjusted = new float[capacity];
+        _viewAdjusted = new float[capacity * layout.Views.Count];
         _anchor = new bool[capacity];
         _packed = new PackedPanels[layout.Views.Count];
         for (int v = 0; v < _packed.Length; v++) _packed[v] = new PackedPanels();
@@ -60,11 +62,31 @@ public sealed class PatchCoreset
     /// <summary>Adjusted (interval-average) score of each element at admission.</summary>
     public ReadOnlySpan<float> Adjusted => _adjusted.AsSpan(0, Count);
 
+    /// <summary>Per element and view (Count × views), the adjusted score in that view alone.</summary>
+    public ReadOnlySpan<float> ViewAdjusted => _viewAdjusted.AsSpan(0, Count * Layout.Views.Count);
+
+    /// <summary>
+    /// When true, scoring lifts every element by its per-view adjusted score a_v(m): a query's score in a
+    /// view is √(min_m ‖z−m‖² + a_v(m)²), so matching an element that itself looks anomalous across the
+    /// line does not make a patch normal. When false, plain nearest distance (the poster's literal rule).
+    /// </summary>
+    public bool Lift
+    {
+        get => _lift;
+        set
+        {
+            _lift = value;
+            _packedCurrent = false;
+        }
+    }
+
+    private bool _lift;
+
     /// <summary>Anchor flags.</summary>
     public ReadOnlySpan<bool> Anchors => _anchor.AsSpan(0, Count);
 
     /// <summary>Adds patch <paramref name="patch"/> of <paramref name="frame"/>.</summary>
-    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor)
+    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
     {
         EnsureCapacity(Count + 1);
         for (int v = 0; v < _rows.Length; v++)
@@ -75,13 +97,46 @@ public sealed class PatchCoreset
         projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
         _source[Count] = source;
         _adjusted[Count] = adjusted;
+        SetViewAdjusted(Count, viewAdjusted);
         _anchor[Count] = anchor;
         Count++;
         Changed();
     }
 
-    /// <summary>Sets the adjusted score of element <paramref name="index"/>.</summary>
-    public void SetAdjusted(int index, float value) => _adjusted[index] = value;
+    /// <summary>Adds an element given as one row per view.</summary>
+    public void AddRows(IReadOnlyList<float[]> rows, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
+    {
+        EnsureCapacity(Count + 1);
+        for (int v = 0; v < _rows.Length; v++)
+        {
+            int d = Layout.Views[v].Dim;
+            if (rows[v].Length != d) throw new ArgumentException($"View {v} row has {rows[v].Length} values, expected {d}.", nameof(rows));
+            rows[v].CopyTo(_rows[v].AsSpan(Count * d, d));
+        }
+        projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
+        _source[Count] = source;
+        _adjusted[Count] = adjusted;
+        SetViewAdjusted(Count, viewAdjusted);
+        _anchor[Count] = anchor;
+        Count++;
+        Changed();
+    }
+
+    /// <summary>Sets the adjusted score of element <paramref name="index"/>: fused, and per view (empty: zeros).</summary>
+    public void SetAdjusted(int index, float value, ReadOnlySpan<float> viewAdjusted = default)
+    {
+        _adjusted[index] = value;
+        SetViewAdjusted(index, viewAdjusted);
+        _packedCurrent = false;
+    }
+
+    private void SetViewAdjusted(int index, ReadOnlySpan<float> values)
+    {
+        int v = Layout.Views.Count;
+        Span<float> dst = _viewAdjusted.AsSpan(index * v, v);
+        if (values.IsEmpty) dst.Clear();
+        else values.CopyTo(dst);
+    }
 
     /// <summary>Keeps the elements whose flag is true, in order.</summary>
     public void Retain(ReadOnlySpan<bool> keep)
@@ -121,6 +176,8 @@ public sealed class PatchCoreset
         _projected.AsSpan(from * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(to * ProjectedDim, ProjectedDim));
         _source[to] = _source[from];
         _adjusted[to] = _adjusted[from];
+        int nv = Layout.Views.Count;
+        _viewAdjusted.AsSpan(from * nv, nv).CopyTo(_viewAdjusted.AsSpan(to * nv, nv));
         _anchor[to] = _anchor[from];
     }
 
@@ -132,6 +189,7 @@ public sealed class PatchCoreset
         Array.Resize(ref _projected, cap * ProjectedDim);
         Array.Resize(ref _source, cap);
         Array.Resize(ref _adjusted, cap);
+        Array.Resize(ref _viewAdjusted, cap * Layout.Views.Count);
         Array.Resize(ref _anchor, cap);
     }
 
@@ -157,7 +215,19 @@ public sealed class PatchCoreset
         }
         _segmentSource = sources.ToArray();
         var lens = lengths.ToArray();
-        for (int v = 0; v < _packed.Length; v++) _packed[v].Repack(Rows(v), Layout.Views[v].Dim, lens);
+        var bias = new float[Count];
+        for (int v = 0; v < _packed.Length; v++)
+        {
+            _packed[v].Repack(Rows(v), Layout.Views[v].Dim, lens);
+            if (!_lift) continue;
+            int nv = _packed.Length;
+            for (int e = 0; e < Count; e++)
+            {
+                float a = _viewAdjusted[e * nv + v];
+                bias[e] = -0.5f * a * a;
+            }
+            _packed[v].SetBias(bias);
+        }
         _packedCurrent = true;
         return _packed;
     }
@@ -194,11 +264,14 @@ public sealed class PatchCoreset
         for (int i = 0; i < n; i++) p.AsSpan(order[i] * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(i * ProjectedDim, ProjectedDim));
         var s = _source.AsSpan(0, n).ToArray();
         var a = _adjusted.AsSpan(0, n).ToArray();
+        int nv = Layout.Views.Count;
+        var va = _viewAdjusted.AsSpan(0, n * nv).ToArray();
         var an = _anchor.AsSpan(0, n).ToArray();
         for (int i = 0; i < n; i++)
         {
             _source[i] = s[order[i]];
             _adjusted[i] = a[order[i]];
+            va.AsSpan(order[i] * nv, nv).CopyTo(_viewAdjusted.AsSpan(i * nv, nv));
             _anchor[i] = an[order[i]];
         }
     }

@@ -54,6 +54,7 @@ public static class MaxDot
         int nq = queries.Length / d;
         Validate(queries, refs, rowMax, colMax, nq);
         ReadOnlySpan<float> data = refs.Data;
+        ReadOnlySpan<float> bias = refs.Bias;
         ReadOnlySpan<int> colIndex = refs.ColumnIndex;
         int skipFrom = skipSegment >= 0 ? refs.SegmentFirstPanel(skipSegment) : -1;
         int skipTo = skipSegment >= 0 ? refs.SegmentFirstPanel(skipSegment + 1) : -1;
@@ -68,7 +69,7 @@ public static class MaxDot
                 for (int i = 0; i < nq; i++)
                 {
                     ReadOnlySpan<float> q = queries.Slice(i * d, d);
-                    float dot = 0;
+                    float dot = bias[panel * PackedPanels.PanelWidth + c];
                     for (int k = 0; k < d; k++) dot += q[k] * b[k * PackedPanels.PanelWidth + c];
                     if (dot > rowMax[i]) rowMax[i] = dot;
                     if (!colMax.IsEmpty && dot > colMax[j]) colMax[j] = dot;
@@ -100,12 +101,16 @@ public static class MaxDot
             ReadOnlySpan<int> colIndex = refs.ColumnIndex;
             fixed (float* qBase = queries)
             fixed (float* bBase = refs.Data)
+            fixed (float* biasBase = refs.Bias)
             fixed (Vector512<float>* rAcc = rowAcc)
             {
                 for (int panel = 0; panel < refs.PanelCount; panel++)
                 {
                     if (panel >= skipFrom && panel < skipTo) continue;
                     float* bp = bBase + (long)panel * W * d;
+                    // Accumulators start at the per-reference bias (zero unless a lift was set).
+                    var z0 = Vector512.Load(biasBase + panel * W);
+                    var z1 = Vector512.Load(biasBase + panel * W + 16);
                     var cm0 = Vector512.Create(float.NegativeInfinity);
                     var cm1 = cm0;
                     int r = 0;
@@ -113,10 +118,10 @@ public static class MaxDot
                     {
                         float* a0 = qBase + (long)r * d;
                         float* a1 = a0 + d, a2 = a1 + d, a3 = a2 + d, a4 = a3 + d, a5 = a4 + d, a6 = a5 + d, a7 = a6 + d;
-                        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
-                            c20 = default, c21 = default, c30 = default, c31 = default,
-                            c40 = default, c41 = default, c50 = default, c51 = default,
-                            c60 = default, c61 = default, c70 = default, c71 = default;
+                        Vector512<float> c00 = z0, c01 = z1, c10 = z0, c11 = z1,
+                            c20 = z0, c21 = z1, c30 = z0, c31 = z1,
+                            c40 = z0, c41 = z1, c50 = z0, c51 = z1,
+                            c60 = z0, c61 = z1, c70 = z0, c71 = z1;
                         float* b = bp;
                         for (int k = 0; k < d; k++, b += W)
                         {
@@ -150,7 +155,7 @@ public static class MaxDot
                     for (; r < nq; r++)
                     {
                         float* a0 = qBase + (long)r * d;
-                        Vector512<float> c00 = default, c01 = default;
+                        Vector512<float> c00 = z0, c01 = z1;
                         float* b = bp;
                         for (int k = 0; k < d; k++, b += W)
                         {
@@ -200,6 +205,7 @@ public static class MaxDot
             ReadOnlySpan<int> colIndex = refs.ColumnIndex;
             fixed (float* qBase = queries)
             fixed (float* bBase = refs.Data)
+            fixed (float* biasBase = refs.Bias)
             fixed (Vector<float>* rAcc = rowAcc)
             {
                 for (int panel = 0; panel < refs.PanelCount; panel++)
@@ -209,6 +215,8 @@ public static class MaxDot
                     for (int s = 0; s < strips; s++)
                     {
                         float* bp = bBase + (long)panel * W * d + s * 2 * vc;
+                        var z0 = Vector.Load(biasBase + panel * W + s * 2 * vc);
+                        var z1 = Vector.Load(biasBase + panel * W + s * 2 * vc + vc);
                         var cm0 = new Vector<float>(float.NegativeInfinity);
                         var cm1 = cm0;
                         int r = 0;
@@ -216,8 +224,8 @@ public static class MaxDot
                         {
                             float* a0 = qBase + (long)r * d;
                             float* a1 = a0 + d, a2 = a1 + d, a3 = a2 + d;
-                            Vector<float> c00 = default, c01 = default, c10 = default, c11 = default,
-                                c20 = default, c21 = default, c30 = default, c31 = default;
+                            Vector<float> c00 = z0, c01 = z1, c10 = z0, c11 = z1,
+                                c20 = z0, c21 = z1, c30 = z0, c31 = z1;
                             float* b = bp;
                             for (int k = 0; k < d; k++, b += W)
                             {
@@ -238,7 +246,7 @@ public static class MaxDot
                         for (; r < nq; r++)
                         {
                             float* a0 = qBase + (long)r * d;
-                            Vector<float> c00 = default, c01 = default;
+                            Vector<float> c00 = z0, c01 = z1;
                             float* b = bp;
                             for (int k = 0; k < d; k++, b += W)
                             {

@@ -17,6 +17,7 @@ public sealed class PackedPanels
     public const int PanelWidth = 32;
 
     private float[] _data = [];
+    private float[] _bias = [];
     private int[] _columnIndex = [];
     private int[] _segmentFirstPanel = [0];
 
@@ -33,6 +34,28 @@ public sealed class PackedPanels
     public int SegmentCount => _segmentFirstPanel.Length - 1;
 
     internal ReadOnlySpan<float> Data => _data.AsSpan(0, PanelCount * PanelWidth * Dim);
+
+    /// <summary>
+    /// Per packed column, a constant added to every dot product with that reference (0 unless set).
+    /// With a bias of −b/2, max(q·r + bias) finds min ‖q−r‖² + b for unit vectors: a lift of each reference
+    /// by √b in an extra coordinate, at no cost in the kernel (accumulators start at the bias).
+    /// </summary>
+    public ReadOnlySpan<float> Bias => _bias.AsSpan(0, PanelCount * PanelWidth);
+
+    /// <summary>True once a bias was set by <see cref="SetBias"/>.</summary>
+    public bool HasBias { get; private set; }
+
+    /// <summary>Sets the bias of each row (length Count), in row order; padding copies its row's bias.</summary>
+    public void SetBias(ReadOnlySpan<float> rowBias)
+    {
+        if (rowBias.Length != Count) throw new ArgumentException($"{rowBias.Length} biases for {Count} rows.", nameof(rowBias));
+        for (int c = 0; c < PanelCount * PanelWidth; c++)
+        {
+            int j = _columnIndex[c];
+            _bias[c] = j >= 0 ? rowBias[j] : _bias[c - 1];
+        }
+        HasBias = true;
+    }
 
     /// <summary>For each packed column, the row it came from, or -1 for padding.</summary>
     public ReadOnlySpan<int> ColumnIndex => _columnIndex.AsSpan(0, PanelCount * PanelWidth);
@@ -72,6 +95,9 @@ public sealed class PackedPanels
         PanelCount = panels;
         if (_data.Length < panels * PanelWidth * dim) _data = new float[panels * PanelWidth * dim];
         if (_columnIndex.Length < panels * PanelWidth) _columnIndex = new int[panels * PanelWidth];
+        if (_bias.Length < panels * PanelWidth) _bias = new float[panels * PanelWidth];
+        _bias.AsSpan(0, panels * PanelWidth).Clear();
+        HasBias = false;
         if (_segmentFirstPanel.Length != segmentLengths.Length + 1) _segmentFirstPanel = new int[segmentLengths.Length + 1];
 
         int panel = 0, row0 = 0;

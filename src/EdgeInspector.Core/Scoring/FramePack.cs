@@ -10,7 +10,18 @@ public sealed class FramePack
     public FramePack(FrameFeatures frame)
     {
         Views = new PackedPanels[frame.Views.Length];
-        for (int v = 0; v < Views.Length; v++) Views[v] = PackedPanels.Pack(frame.Views[v], frame.Layout.Views[v].Dim);
+        for (int v = 0; v < Views.Length; v++) Views[v] = new PackedPanels();
+        Repack(frame);
+    }
+
+    /// <summary>Packs <paramref name="frame"/> into this instance's buffers.</summary>
+    public void Repack(FrameFeatures frame)
+    {
+        for (int v = 0; v < Views.Length; v++)
+        {
+            int d = frame.Layout.Views[v].Dim;
+            Views[v].Repack(frame.Views[v], d, [frame.Views[v].Length / d]);
+        }
     }
 
     /// <summary>Per view.</summary>

@@ -4,6 +4,17 @@ using EdgeInspector.Core.Numerics;
 
 namespace EdgeInspector.Core.Scoring;
 
+/// <summary>Adjusted (interval-average) scores of coreset elements: fused over views, and per view (elements × views).</summary>
+public sealed record AdjustedScores(float[] Fused, float[] PerView)
+{
+    /// <summary>Stores the scores on every element of <paramref name="coreset"/> (same order).</summary>
+    public void ApplyTo(PatchCoreset coreset)
+    {
+        int views = coreset.Layout.Views.Count;
+        for (int e = 0; e < Fused.Length; e++) coreset.SetAdjusted(e, Fused[e], PerView.AsSpan(e * views, views));
+    }
+}
+
 /// <summary>
 /// Batch FSLC (spec §5.2, our reconstruction of the poster): initial coreset by k-center over R sparsely
 /// sampled frames, expansion by seeded k-center over the whole batch, filtering by the interval-average
@@ -77,27 +88,28 @@ public sealed class Fslc
         }
 
         // 3. Filtering by the adjusted score.
-        var packs = PackReferences(frames, _options.FilterReferences, out var refIds, ids);
-        var adjusted = AdjustedScores(coreset, packs, refIds, _options.IntervalFraction);
-        for (int m = 0; m < coreset.Count; m++) coreset.SetAdjusted(m, adjusted[m]);
-        coreset.Retain(FilterMask(adjusted, _options.FilterZ, _options.FilterMaxFraction));
+        var (refs, refIds) = References(frames, ids, _options.FilterReferences);
+        var adjusted = AdjustedScores(coreset, refs, refIds, _options.IntervalFraction);
+        adjusted.ApplyTo(coreset);
+        coreset.Retain(FilterMask(adjusted.Fused, _options.FilterZ, _options.FilterMaxFraction));
+        coreset.Lift = _options.LiftByAdjusted;
         return coreset;
     }
 
-    /// <summary>
-    /// Packs up to <paramref name="limit"/> frames, evenly strided, as references for the adjusted score.
-    /// </summary>
-    public static IReadOnlyList<FramePack> PackReferences(IReadOnlyList<FrameFeatures> frames, int limit, out long[] refIdsByIndex, IReadOnlyList<long>? ids = null)
+    /// <summary>Up to <paramref name="limit"/> of <paramref name="frames"/>, evenly strided: the references of the adjusted score.</summary>
+    public static (FrameFeatures[] Frames, long[] Ids) References(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids, int limit)
     {
         int b = frames.Count;
         int j = Math.Clamp(limit, 1, b);
-        var packs = new FramePack[j];
-        refIdsByIndex = new long[j];
-        var chosen = new int[j];
-        for (int t = 0; t < j; t++) chosen[t] = (int)((long)t * b / j);
-        Parallel.For(0, j, t => packs[t] = new FramePack(frames[chosen[t]]));
-        for (int t = 0; t < j; t++) refIdsByIndex[t] = ids is null ? chosen[t] : ids[chosen[t]];
-        return packs;
+        var chosen = new FrameFeatures[j];
+        var chosenIds = new long[j];
+        for (int t = 0; t < j; t++)
+        {
+            int i = (int)((long)t * b / j);
+            chosen[t] = frames[i];
+            chosenIds[t] = ids[i];
+        }
+        return (chosen, chosenIds);
     }
 
     /// <summary>
@@ -106,37 +118,45 @@ public sealed class Fslc
     /// the mean of the lowest <paramref name="fraction"/> of those. Normal patterns recur in many frames
     /// and score low; a defect has no good match in most frames and scores high.
     /// </summary>
-    public static float[] AdjustedScores(PatchCoreset coreset, IReadOnlyList<FramePack> refs, IReadOnlyList<long> refIds, double fraction)
+    /// <remarks>References are packed one at a time per thread, into reused buffers: never a second copy of the batch.</remarks>
+    public static AdjustedScores AdjustedScores(PatchCoreset coreset, IReadOnlyList<FrameFeatures> refs, IReadOnlyList<long> refIds, double fraction)
     {
         int m = coreset.Count, j = refs.Count, views = coreset.Layout.Views.Count;
-        var alpha = new float[j * m];
-        var dims = new int[views];
-        for (int v = 0; v < views; v++) dims[v] = coreset.Layout.Views[v].Dim;
-        // Copies the rows once so the parallel body does not touch the coreset's spans.
+        // alpha[(t*views + v)*m + e]: nearest distance of element e within reference t, in view v.
+        var alpha = new float[j * views * m];
         var rows = new float[views][];
         for (int v = 0; v < views; v++) rows[v] = coreset.Rows(v).ToArray();
-        Parallel.For(0, j, () => new float[m], (t, _, best) =>
+        Parallel.For(0, j, () => (Best: new float[m], Pack: (FramePack?)null), (t, _, local) =>
         {
-            Span<float> a = alpha.AsSpan(t * m, m);
+            if (local.Pack is null) local.Pack = new FramePack(refs[t]);
+            else local.Pack.Repack(refs[t]);
             for (int v = 0; v < views; v++)
             {
-                best.AsSpan().Fill(float.NegativeInfinity);
-                MaxDot.Accumulate(rows[v], refs[t].Views[v], best);
-                for (int e = 0; e < m; e++) a[e] += MaxDot.UnitDistance(best[e]) / views;
+                local.Best.AsSpan().Fill(float.NegativeInfinity);
+                MaxDot.Accumulate(rows[v], local.Pack.Views[v], local.Best);
+                Span<float> a = alpha.AsSpan((t * views + v) * m, m);
+                for (int e = 0; e < m; e++) a[e] = MaxDot.UnitDistance(local.Best[e]);
             }
-            return best;
+            return local;
         }, _ => { });
 
-        var result = new float[m];
+        // MuSc's order: interval average per view, then the mean over views (Eq. 2, then Eq. 3).
+        var fused = new float[m];
+        var perView = new float[m * views];
         var scratch = new float[j];
         var sources = coreset.Sources;
         for (int e = 0; e < m; e++)
         {
-            int c = 0;
-            for (int t = 0; t < j; t++) if (refIds[t] != sources[e]) scratch[c++] = alpha[t * m + e];
-            result[e] = c == 0 ? 0 : Stats.MeanOfSmallest(scratch.AsSpan(0, c), Stats.IntervalCount(c, fraction));
+            for (int v = 0; v < views; v++)
+            {
+                int c = 0;
+                for (int t = 0; t < j; t++) if (refIds[t] != sources[e]) scratch[c++] = alpha[(t * views + v) * m + e];
+                float ia = c == 0 ? 0 : Stats.MeanOfSmallest(scratch.AsSpan(0, c), Stats.IntervalCount(c, fraction));
+                perView[e * views + v] = ia;
+                fused[e] += ia / views;
+            }
         }
-        return result;
+        return new AdjustedScores(fused, perView);
     }
 
     /// <summary>
@@ -177,7 +197,9 @@ public sealed class Fslc
         var patches = new float[Layout.Patches];
         ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id), scratch);
         var tmp = (float[])patches.Clone();
-        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _options.TopN));
+        float image = Stats.MeanOfLargest(tmp, _options.TopN);
+        AnomalyMap.Smooth(patches, Layout.GridHeight, Layout.GridWidth, _options.MapSigma);
+        return new FrameScore(patches, image);
     }
 
     /// <summary>Batch FSLC end to end: build the coreset from the batch, then score every frame of it.</summary>

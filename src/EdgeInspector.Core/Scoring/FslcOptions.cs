@@ -30,6 +30,17 @@ public sealed record FslcOptions
     /// <summary>N: the image score is the mean of the N largest patch scores.</summary>
     public int TopN { get; init; } = 10;
 
+    /// <summary>
+    /// Score adjusting at scoring time: lift each coreset element by its per-view adjusted score, so a
+    /// patch's score is √(min_m ‖z−m‖² + a_v(m)²) per view. By the triangle inequality a patch's MuSc score
+    /// is at most its distance to m plus m's own MuSc score a(m), so this tracks the reference. False
+    /// gives the poster's literal rule, the plain nearest distance.
+    /// </summary>
+    public bool LiftByAdjusted { get; init; } = true;
+
+    /// <summary>σ, in patches, of the Gaussian smoothing of the map (not of the image score); 0 = none.</summary>
+    public float MapSigma { get; init; }
+
     /// <summary>Projected width per view for k-center selection (the total is this times the views).</summary>
     public int ProjectionDimsPerView { get; init; } = 24;
 

@@ -29,7 +29,25 @@ public sealed class StreamingFslc
     private readonly Fslc _fslc;
     private readonly ScoreCalibrator _calibrator;
     private readonly List<(FrameFeatures Frame, long Id)> _warmup = [];
-    private readonly List<(FrameFeatures Frame, long Id, float[] Patches, float Calibrated)> _rolling = [];
+    private readonly List<RollingFrame> _rolling = [];
+    private readonly int _referenceStride;
+
+    /// <summary>
+    /// What the engine keeps of a scored frame until the next update: its scores, its best admission
+    /// candidates (rows of every view, plus projections), and the whole frame only if it is one of the
+    /// strided reference frames of the adjusted-score filter. Everything else goes back at once.
+    /// </summary>
+    private sealed class RollingFrame
+    {
+        public long Id;
+        public float[] Patches = [];
+        public float Calibrated;
+        public FrameFeatures? Reference;
+        public int[] CandidatePatches = [];
+        public float[] CandidateScores = [];
+        public float[][] CandidateRows = [];
+        public float[] CandidateProjected = [];
+    }
     private readonly float[] _scratch;
     private readonly int _cap;
 
@@ -47,6 +65,7 @@ public sealed class StreamingFslc
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
         _scratch = new float[layout.Patches];
         _cap = Math.Max(1, (int)(options.MaxCoresetPerPatches * layout.Patches));
+        _referenceStride = Math.Max(1, (int)Math.Ceiling((double)Math.Max(2, options.Batch) / Math.Max(1, options.FilterReferences)));
         Coreset = new PatchCoreset(layout, _fslc.Projection.OutputDim);
     }
 
@@ -88,10 +107,10 @@ public sealed class StreamingFslc
         {
             var ids = new long[goods.Count];
             for (int i = 0; i < ids.Length; i++) ids[i] = -1 - i;
-            var packs = Fslc.PackReferences(goods, _o.FilterReferences, out var refIds, ids);
-            var a = Fslc.AdjustedScores(Coreset, packs, refIds, _o.IntervalFraction);
-            for (int m = 0; m < a.Length; m++) Coreset.SetAdjusted(m, a[m]);
+            var (refs, refIds) = Fslc.References(goods, ids, _o.FilterReferences);
+            Fslc.AdjustedScores(Coreset, refs, refIds, _o.IntervalFraction).ApplyTo(Coreset);
         }
+        Coreset.Lift = _o.LiftByAdjusted;
         IsWarm = true;
     }
 
@@ -111,9 +130,42 @@ public sealed class StreamingFslc
         float u = _calibrator.Calibrate(score.Image);
         if (u <= _o.QuarantineZ || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
-        _rolling.Add((frame, id, score.Patches, u));
+        _rolling.Add(Keep(frame, id, score.Patches, u));
         if (_rolling.Count >= Math.Max(2, _o.Batch)) Update();
         return [result];
+    }
+
+    private RollingFrame Keep(FrameFeatures frame, long id, float[] patches, float calibrated)
+    {
+        var r = new RollingFrame { Id = id, Patches = patches, Calibrated = calibrated };
+        int p = patches.Length, n = Math.Min(_o.CandidatesPerFrame, p), pd = _fslc.Projection.OutputDim;
+        // The frame's n highest-scoring patches: the only ones that could become admission candidates.
+        var order = new int[p];
+        var keys = new float[p];
+        for (int q = 0; q < p; q++)
+        {
+            order[q] = q;
+            keys[q] = -patches[q];
+        }
+        Array.Sort(keys, order);
+        r.CandidatePatches = order[..n];
+        r.CandidateScores = new float[n];
+        r.CandidateRows = new float[frame.Views.Length][];
+        r.CandidateProjected = new float[n * pd];
+        for (int v = 0; v < frame.Views.Length; v++)
+        {
+            int d = frame.Layout.Views[v].Dim;
+            r.CandidateRows[v] = new float[n * d];
+            for (int c = 0; c < n; c++) frame.Views[v].AsSpan(r.CandidatePatches[c] * d, d).CopyTo(r.CandidateRows[v].AsSpan(c * d, d));
+        }
+        for (int c = 0; c < n; c++)
+        {
+            r.CandidateScores[c] = patches[r.CandidatePatches[c]];
+            _fslc.Projection.Project(frame, r.CandidatePatches[c], r.CandidateProjected.AsSpan(c * pd, pd));
+        }
+        if (_rolling.Count % _referenceStride == 0) r.Reference = frame;
+        else _release?.Invoke(frame);
+        return r;
     }
 
     /// <summary>Scores what the warm-up buffer holds now, even if the batch is not full (end of a run).</summary>
@@ -125,7 +177,7 @@ public sealed class StreamingFslc
         Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
         _calibrator.Clear();
         foreach (var (f, _) in _warmup) _release?.Invoke(f);
-        foreach (var r in _rolling) _release?.Invoke(r.Frame);
+        foreach (var r in _rolling) if (r.Reference is { } f) _release?.Invoke(f);
         _warmup.Clear();
         _rolling.Clear();
         IsWarm = false;
@@ -165,10 +217,10 @@ public sealed class StreamingFslc
     private void Update()
     {
         Updates++;
-        var accepted = new List<(FrameFeatures Frame, long Id, float[] Patches)>();
+        var accepted = new List<RollingFrame>();
         foreach (var r in _rolling)
         {
-            if (r.Calibrated <= _o.QuarantineZ) accepted.Add((r.Frame, r.Id, r.Patches));
+            if (r.Calibrated <= _o.QuarantineZ) accepted.Add(r);
             else Quarantined++;
         }
         try
@@ -177,14 +229,13 @@ public sealed class StreamingFslc
         }
         finally
         {
-            foreach (var r in _rolling) _release?.Invoke(r.Frame);
+            foreach (var r in _rolling) if (r.Reference is { } f) _release?.Invoke(f);
             _rolling.Clear();
         }
     }
 
-    private void Admit(List<(FrameFeatures Frame, long Id, float[] Patches)> accepted)
+    private void Admit(List<RollingFrame> accepted)
     {
-
         int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
         var allScores = new float[accepted.Count * p];
         for (int i = 0; i < accepted.Count; i++) accepted[i].Patches.CopyTo(allScores, i * p);
@@ -194,58 +245,61 @@ public sealed class StreamingFslc
         // Extreme outliers are more likely defects than variation: never candidates.
         float hi = p99 + 3 * (p99 - p50);
 
-        var candFrame = new List<int>();
-        var candPatch = new List<int>();
-        var order = new int[p];
-        var keys = new float[p];
-        for (int i = 0; i < accepted.Count; i++)
+        var cand = new List<(RollingFrame Frame, int Slot)>();
+        foreach (var r in accepted)
         {
-            var s = accepted[i].Patches;
-            for (int q = 0; q < p; q++)
+            for (int c = 0; c < r.CandidateScores.Length; c++)
             {
-                order[q] = q;
-                keys[q] = -s[q];
-            }
-            Array.Sort(keys, order);
-            int taken = 0;
-            for (int t = 0; t < p && taken < _o.CandidatesPerFrame; t++)
-            {
-                float v = -keys[t];
-                if (v <= lo) break;
-                if (v > hi) continue;
-                candFrame.Add(i);
-                candPatch.Add(order[t]);
-                taken++;
+                float v = r.CandidateScores[c];
+                if (v <= lo) break; // sorted descending
+                if (v <= hi) cand.Add((r, c));
             }
         }
-        if (candFrame.Count == 0) return;
+        if (cand.Count == 0) return;
 
-        var proj = new float[candFrame.Count * pd];
-        Parallel.For(0, candFrame.Count, c => _fslc.Projection.Project(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd)));
+        var proj = new float[cand.Count * pd];
+        for (int c = 0; c < cand.Count; c++) cand[c].Frame.CandidateProjected.AsSpan(cand[c].Slot * pd, pd).CopyTo(proj.AsSpan(c * pd, pd));
         int e = Math.Max(1, (int)(_o.UpdateExpandPerPatches * p));
         int[] picked = KCenterGreedy.Select(proj, pd, e, Coreset.Projected.ToArray());
 
         var trial = new PatchCoreset(_fslc.Layout, pd, picked.Length);
-        foreach (int c in picked) trial.Add(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd), accepted[candFrame[c]].Id, 0, false);
-        var frames = new FrameFeatures[accepted.Count];
-        var ids = new long[accepted.Count];
-        for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = (accepted[i].Frame, accepted[i].Id);
-        var packs = Fslc.PackReferences(frames, _o.FilterReferences, out var refIds, ids);
-        var a = Fslc.AdjustedScores(trial, packs, refIds, _o.IntervalFraction);
+        foreach (int c in picked) AddCandidate(trial, cand[c], 0, default);
+        var refs = new List<FrameFeatures>();
+        var refIds = new List<long>();
+        foreach (var r in accepted)
+        {
+            if (r.Reference is null) continue;
+            refs.Add(r.Reference);
+            refIds.Add(r.Id);
+        }
+        if (refs.Count < 2) return;
+        var a = Fslc.AdjustedScores(trial, refs, refIds, _o.IntervalFraction);
 
         // Admission is judged against the adjusted scores of what the coreset already holds.
         var reference = Coreset.Adjusted.ToArray();
         if (reference.Length < 3) return;
         var (median, sigma) = Stats.RobustLocationScale(reference);
         if (sigma <= 0) return;
+        int views = _fslc.Layout.Views.Count;
         for (int t = 0; t < trial.Count; t++)
         {
-            if ((a[t] - median) / sigma > _o.FilterZ) continue;
-            int c = picked[t];
-            Coreset.Add(accepted[candFrame[c]].Frame, candPatch[c], proj.AsSpan(c * pd, pd), accepted[candFrame[c]].Id, a[t], false);
+            if ((a.Fused[t] - median) / sigma > _o.FilterZ) continue;
+            AddCandidate(Coreset, cand[picked[t]], a.Fused[t], a.PerView.AsSpan(t * views, views));
             Admitted++;
         }
         Thin();
+    }
+
+    private void AddCandidate(PatchCoreset target, (RollingFrame Frame, int Slot) c, float adjusted, ReadOnlySpan<float> viewAdjusted)
+    {
+        var rows = new float[c.Frame.CandidateRows.Length][];
+        for (int v = 0; v < rows.Length; v++)
+        {
+            int d = _fslc.Layout.Views[v].Dim;
+            rows[v] = c.Frame.CandidateRows[v].AsSpan(c.Slot * d, d).ToArray();
+        }
+        int pd = _fslc.Projection.OutputDim;
+        target.AddRows(rows, c.Frame.CandidateProjected.AsSpan(c.Slot * pd, pd), c.Frame.Id, adjusted, anchor: false, viewAdjusted);
     }
 
     /// <summary>Caps the coreset by k-center re-thinning: anchors first, then the adaptive elements that add most coverage.</summary>

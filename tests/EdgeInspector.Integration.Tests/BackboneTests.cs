@@ -1,0 +1,136 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Imaging;
+using EdgeInspector.Inference.Onnx;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeInspector.Integration.Tests;
+
+public sealed class BackboneTests
+{
+    private static BackboneOptions ResNet => new() { ModelPath = Shared.Model("resnet50v2_features.onnx"), ExecutionProviders = ["cpu"] };
+
+    [Fact]
+    public void Default_resnet_gives_six_views_on_the_stage2_grid()
+    {
+        using var backbone = new OnnxBackbone(ResNet);
+        Assert.Equal("cpu", backbone.ExecutionProvider);
+        Assert.Equal(28, backbone.Layout.GridHeight);
+        Assert.Equal(28, backbone.Layout.GridWidth);
+        Assert.Equal(["stage2/a1", "stage2/a3", "stage2/a5", "stage3/a1", "stage3/a3", "stage3/a5"], backbone.Layout.Views.Select(v => v.ToString()));
+        Assert.Equal(1024, backbone.Layout.GlobalDim);
+        Assert.Equal("9186103ef358c0bb6eeadb4e381a7c8dceac72e05cc2ab670e110cd70e5d4968", backbone.ModelHash);
+    }
+
+    [Fact]
+    public void Unavailable_providers_are_skipped_with_a_reason_and_cpu_is_used()
+    {
+        var log = new ListLogger();
+        using var backbone = new OnnxBackbone(ResNet with { ExecutionProviders = ["tensorrt", "cuda", "cpu"] }, log);
+        Assert.Equal("cpu", backbone.ExecutionProvider);
+        Assert.Contains(log.Lines, l => l.Contains("tensorrt skipped") && l.Contains("does not include it"));
+        Assert.Contains(log.Lines, l => l.Contains("cuda skipped"));
+    }
+
+    [Fact]
+    public void No_usable_provider_is_a_clear_error()
+    {
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { ExecutionProviders = ["cuda"] }));
+        Assert.Contains("none of [cuda] is usable", e.Message);
+    }
+
+    [Fact]
+    public void Missing_model_names_the_file()
+    {
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { ModelPath = "/nowhere/model.onnx" }));
+        Assert.Contains("/nowhere/model.onnx", e.Message);
+        Assert.Contains("does not exist", e.Message);
+    }
+
+    [Fact]
+    public void Unreadable_model_names_the_file()
+    {
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "broken.onnx");
+        File.WriteAllText(path, "not a model");
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { ModelPath = path }));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("could not be loaded", e.Message);
+    }
+
+    [Fact]
+    public void Unknown_tap_lists_the_outputs_that_exist()
+    {
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { Taps = ["stage2", "layer4"] }));
+        Assert.Contains("'layer4' is not an output", e.Message);
+        Assert.Contains("stage1, stage2, stage3", e.Message);
+    }
+
+    [Fact]
+    public void Refused_input_size_is_reported_before_any_frame()
+    {
+        // 16x16 leaves stage3 with no spatial extent: the model refuses it at the probe.
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { InputWidth = 8, InputHeight = 8 }));
+        Assert.Contains("backbone.input_size", e.Message);
+        Assert.Contains("1x3x8x8", e.Message);
+    }
+
+    [Fact]
+    public void Mobilenet_can_be_dropped_in_through_configuration()
+    {
+        using var backbone = new OnnxBackbone(new BackboneOptions
+        {
+            ModelPath = Shared.Model("mobilenetv2_features.onnx"),
+            Taps = ["block4", "block11"],
+            Degrees = [3],
+            ExecutionProviders = ["cpu"],
+        });
+        Assert.Equal(["block4/a3", "block11/a3"], backbone.Layout.Views.Select(v => v.ToString()));
+        Assert.Equal(28, backbone.Layout.GridHeight);
+    }
+
+    [Fact]
+    public void A_real_image_becomes_unit_features_and_similar_images_are_closer_than_different_ones()
+    {
+        using var backbone = new OnnxBackbone(ResNet);
+        var o = backbone.Options;
+        var pre = new ImagePreprocessor(o.InputWidth, o.InputHeight, rgb: true, o.Mean, o.Std);
+        string bottle = Shared.Data("mvtec_ad/bottle/test/good");
+        string[] files = [Path.Combine(bottle, "000.png"), Path.Combine(bottle, "001.png"), Path.Combine(Shared.Data("glass_industrial/glass/test/good"), Directory.GetFiles(Shared.Data("glass_industrial/glass/test/good"))[0])];
+        var tensor = new float[files.Length * backbone.ImageSize];
+        for (int i = 0; i < files.Length; i++)
+        {
+            using var img = ImagePreprocessor.Decode(files[i]);
+            pre.Write(img, tensor.AsSpan(i * backbone.ImageSize, backbone.ImageSize));
+        }
+        var frames = files.Select(_ => new FrameFeatures(backbone.Layout)).ToArray();
+        backbone.Extract(tensor, files.Length, frames);
+        foreach (var f in frames)
+        {
+            Assert.Equal(1.0, f.Views[0].Take(512).Sum(x => (double)x * x), 3);
+            Assert.Equal(1.0, f.Global.Sum(x => (double)x * x), 3);
+        }
+        double Cos(float[] a, float[] b) => a.Zip(b, (x, y) => (double)x * y).Sum();
+        Assert.True(Cos(frames[0].Global, frames[1].Global) > Cos(frames[0].Global, frames[2].Global));
+    }
+
+    [Fact]
+    public void A_corrupt_image_names_the_file()
+    {
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "frame.png");
+        File.WriteAllBytes(path, [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
+        var e = Assert.Throws<ImageDecodeException>(() => ImagePreprocessor.Decode(path));
+        Assert.Contains(path, e.Message);
+    }
+
+    private sealed class ListLogger : ILogger
+    {
+        public List<string> Lines { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) => Lines.Add(formatter(state, exception));
+    }
+}

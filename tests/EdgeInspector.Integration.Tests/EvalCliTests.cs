@@ -1,0 +1,111 @@
+using System.Text.Json;
+using EdgeInspector.Eval;
+
+namespace EdgeInspector.Integration.Tests;
+
+public sealed class EvalCliTests
+{
+    private static (int Exit, string Log, JsonElement Results) Run(string outDir, params string[] args)
+    {
+        var writer = new StringWriter();
+        var options = EvalOptions.Parse([.. args, "--out", outDir, "--quiet", "--model", Shared.Model("resnet50v2_features.onnx")]);
+        int exit = new Evaluator(options, writer).Run();
+        var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "results.json"))).RootElement;
+        return (exit, writer.ToString(), json);
+    }
+
+    [Fact]
+    public void Glass_end_to_end_meets_the_accuracy_floor_and_writes_every_output()
+    {
+        using var tmp = new TempFolder();
+        var (exit, log, r) = Run(tmp.Path, Shared.Data("glass_industrial/glass"), "--mode", "musc,stream", "--limit", "48", "--batch", "24", "--score-dims", "128");
+        Assert.Equal(0, exit);
+        Assert.Equal("glass", r.GetProperty("category").GetString());
+        Assert.Equal(48, r.GetProperty("frames").GetInt32());
+        foreach (string mode in new[] { "musc", "stream" })
+        {
+            var m = r.GetProperty("modes").GetProperty(mode);
+            foreach (string key in new[] { "image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "pro" })
+            {
+                double v = m.GetProperty(key).GetDouble();
+                Assert.InRange(v, 0, 1);
+            }
+            foreach (string stage in new[] { "preprocess", "backbone", "features", "scoring", "total" })
+            {
+                Assert.True(m.GetProperty("ms_per_frame").GetProperty(stage).GetDouble() > 0, $"{mode} {stage}");
+            }
+            Assert.True(m.GetProperty("peak_rss_mb").GetDouble() > 0);
+            Assert.True(File.Exists(Path.Combine(tmp.Path, $"roc_{mode}.png")));
+            Assert.True(File.Exists(Path.Combine(tmp.Path, $"{mode}_false_negative_1.png")));
+            Assert.True(File.Exists(Path.Combine(tmp.Path, $"{mode}_false_positive_1.png")));
+            // Floors: measured on this slice (see README) minus a margin; a broken scorer lands near 0.5.
+            Assert.True(m.GetProperty("image_auroc").GetDouble() >= 0.90, $"{mode} image AUROC {m.GetProperty("image_auroc")}");
+            Assert.True(m.GetProperty("pixel_auroc").GetDouble() >= 0.93, $"{mode} pixel AUROC {m.GetProperty("pixel_auroc")}");
+        }
+        Assert.True(File.Exists(Path.Combine(tmp.Path, "roc_all.png")));
+        Assert.Contains("scoring speed-up stream vs musc", log);
+    }
+
+    [Fact]
+    public void A_category_without_masks_reports_null_pixel_metrics()
+    {
+        using var tmp = new TempFolder();
+        var (_, _, r) = Run(tmp.Path, Shared.Data("mvtec_ad/bottle"), "--mode", "fslc", "--limit", "24", "--batch", "24");
+        var m = r.GetProperty("modes").GetProperty("fslc");
+        Assert.Equal(JsonValueKind.Null, m.GetProperty("pixel_auroc").ValueKind);
+        Assert.Equal(JsonValueKind.Null, m.GetProperty("pro").ValueKind);
+        Assert.True(m.GetProperty("image_auroc").GetDouble() >= 0.9);
+    }
+
+    [Fact]
+    public void A_corrupt_image_is_named_and_the_run_goes_on()
+    {
+        using var tmp = new TempFolder();
+        string category = Path.Combine(tmp.Path, "cat");
+        string good = Path.Combine(category, "test", "good"), bad = Path.Combine(category, "test", "broken_large");
+        Directory.CreateDirectory(good);
+        Directory.CreateDirectory(bad);
+        string src = Shared.Data("mvtec_ad/bottle/test");
+        for (int i = 0; i < 6; i++) File.Copy(Path.Combine(src, "good", $"{i:000}.png"), Path.Combine(good, $"{i:000}.png"));
+        for (int i = 0; i < 3; i++) File.Copy(Path.Combine(src, "broken_large", $"{i:000}.png"), Path.Combine(bad, $"{i:000}.png"));
+        string corrupt = Path.Combine(good, "099.png");
+        File.WriteAllBytes(corrupt, [0x89, 0x50, 0x4E, 0x47, 0, 0, 0]);
+
+        var (exit, log, r) = Run(Path.Combine(tmp.Path, "out"), category, "--mode", "stream", "--batch", "4");
+        Assert.Equal(0, exit);
+        Assert.Contains(corrupt, log);
+        var m = r.GetProperty("modes").GetProperty("stream");
+        Assert.Equal(1, m.GetProperty("frames_failed").GetInt32());
+        Assert.Equal(9, m.GetProperty("frames_scored").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(new string[0], "a category directory is required")]
+    [InlineData(new[] { "x", "--mode", "fast" }, "'fast' is not musc, fslc, stream or all")]
+    [InlineData(new[] { "x", "--batch", "1" }, "--batch: '1' is not an integer >= 2")]
+    [InlineData(new[] { "x", "--degrees", "1,2" }, "'2' is not an odd integer")]
+    [InlineData(new[] { "x", "--frobnicate" }, "unknown option '--frobnicate'")]
+    public void Bad_arguments_say_what_is_wrong(string[] args, string expected)
+    {
+        var e = Assert.Throws<UsageException>(() => EvalOptions.Parse(args));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void A_missing_category_names_the_folder()
+    {
+        var e = Assert.Throws<UsageException>(() => Dataset.Load("/nowhere/bottle"));
+        Assert.Contains("/nowhere/bottle", e.Message);
+    }
+
+    [Fact]
+    public void Line_order_is_a_seeded_shuffle()
+    {
+        var items = Enumerable.Range(0, 50).Select(i => new FrameItem($"/x/{i}.png", "good", null)).ToList();
+        var a = Dataset.LineOrder(items, 3, 0);
+        Assert.Equal(a, Dataset.LineOrder(items, 3, 0));
+        Assert.NotEqual(a, Dataset.LineOrder(items, 4, 0));
+        Assert.NotEqual(items, a);
+        Assert.Equal(10, Dataset.LineOrder(items, 3, 10).Count);
+    }
+}
