@@ -56,6 +56,7 @@ public sealed class OnnxBackbone : IDisposable
         {
             if (_session.InputMetadata.Count != 1) throw new BackboneException($"backbone.model: '{options.ModelPath}' has {_session.InputMetadata.Count} inputs; one image input is expected.");
             _inputName = _session.InputMetadata.Keys.First();
+            CheckDeclaredInput(_session.InputMetadata[_inputName].Dimensions);
             var outputs = _session.OutputMetadata.Keys.ToArray();
             foreach (string tap in options.Taps)
             {
@@ -80,6 +81,10 @@ public sealed class OnnxBackbone : IDisposable
                 foreach (int a in options.Degrees) views.Add(new ViewSpec(options.Taps[t], a, _tapShapes[t][0]));
             }
             int globalIndex = Array.IndexOf(options.Taps, globalTap);
+            if (gh < 2 || gw < 2)
+            {
+                throw new BackboneException($"backbone.input_size: at {options.InputWidth}x{options.InputHeight} the taps' finest grid is {gw}x{gh}; at least 2x2 patches are needed (use a larger input).");
+            }
             Layout = new FeatureLayout(gh, gw, views, _tapShapes[globalIndex][0]);
             ModelHash = ComputeHash(options.ModelPath);
             logger.LogInformation("Backbone {Model} (sha256 {Hash}) on {Provider}: input {W}x{H}, grid {GH}x{GW}, {Views} views",
@@ -155,6 +160,18 @@ public sealed class OnnxBackbone : IDisposable
             }
         }
         throw new BackboneException($"backbone.execution_providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
+    }
+
+    /// <summary>A model with a fixed input shape states it; a mismatch is named before the probe runs.</summary>
+    private void CheckDeclaredInput(int[] dims)
+    {
+        string want = $"Nx3x{_options.InputHeight}x{_options.InputWidth}";
+        if (dims.Length != 4) throw new BackboneException($"backbone.model: '{_options.ModelPath}' takes a rank-{dims.Length} input; [batch, 3, height, width] is expected.");
+        if (dims[1] > 0 && dims[1] != 3) throw new BackboneException($"backbone.model: '{_options.ModelPath}' takes {dims[1]} channels; 3 are fed.");
+        if ((dims[2] > 0 && dims[2] != _options.InputHeight) || (dims[3] > 0 && dims[3] != _options.InputWidth))
+        {
+            throw new BackboneException($"backbone.input_size: '{_options.ModelPath}' has a fixed input of {dims[2]}x{dims[3]} (height x width); the configuration feeds {want}. Set input width/height to {dims[3]}x{dims[2]}.");
+        }
     }
 
     private int[][] Probe()

@@ -44,7 +44,7 @@ public class NearestNeighbourBenchmarks
         }
         _rowMax = new float[Queries];
         _colMax = new float[References];
-        var model = MatMulModel.Build();
+        var model = EdgeInspector.Testing.OnnxModelWriter.MatMul();
         _ort1 = new InferenceSession(model, new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 });
         _ort2 = new InferenceSession(model, new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1 });
         _a = OrtValue.CreateTensorValueFromMemory(_queries, [Queries, Dim]);

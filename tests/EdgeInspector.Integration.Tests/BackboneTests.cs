@@ -66,12 +66,25 @@ public sealed class BackboneTests
     }
 
     [Fact]
-    public void Refused_input_size_is_reported_before_any_frame()
+    public void A_fixed_input_size_that_differs_from_the_configuration_is_named()
     {
-        // 16x16 leaves stage3 with no spatial extent: the model refuses it at the probe.
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "fixed.onnx");
+        File.WriteAllBytes(path, EdgeInspector.Testing.OnnxModelWriter.Identity("input", "feat", ["batch", 3, 224, 224]));
+        var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(new BackboneOptions { ModelPath = path, Taps = ["feat"], InputWidth = 256, InputHeight = 256, ExecutionProviders = ["cpu"] }));
+        Assert.Contains("backbone.input_size", e.Message);
+        Assert.Contains("fixed input of 224x224", e.Message);
+        // The same model at its own size is accepted: the error is about the size, not the model.
+        using var ok = new OnnxBackbone(new BackboneOptions { ModelPath = path, Taps = ["feat"], Degrees = [1], ExecutionProviders = ["cpu"] });
+        Assert.Equal(224, ok.Layout.GridHeight);
+    }
+
+    [Fact]
+    public void An_input_too_small_for_a_patch_grid_is_reported_before_any_frame()
+    {
         var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { InputWidth = 8, InputHeight = 8 }));
         Assert.Contains("backbone.input_size", e.Message);
-        Assert.Contains("1x3x8x8", e.Message);
+        Assert.Contains("at least 2x2", e.Message);
     }
 
     [Fact]

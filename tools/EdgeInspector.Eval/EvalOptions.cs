@@ -21,10 +21,11 @@ internal sealed record EvalOptions
     public double InitFraction { get; init; } = 0.25;
     public int TopN { get; init; } = 10;
     public int InferBatch { get; init; } = 8;
-    public int ScoreDims { get; init; }
+    public int ScoreDims { get; init; } = 128;
     public double FilterZ { get; init; } = 3.0;
     public float MapSigma { get; init; }
     public bool NoLift { get; init; }
+    public int FilterRefs { get; init; } = 32;
     public double FilterMax { get; init; } = 0.15;
     public double ExpandFraction { get; init; } = 1.0;
     public bool Quiet { get; init; }
@@ -49,12 +50,13 @@ internal sealed record EvalOptions
           --coreset-max X               streaming coreset bound, in multiples of patches per frame (default 4)
           --proj-dims N                 projected dimensions per view for k-center selection (default 24)
           --init-fraction X             FSLC initial coreset fraction rho0 (default 0.25)
-          --score-dims N                FSLC modes: project each view to N dims before scoring (0 = full width)
+          --score-dims N                FSLC modes: project each view to N dims before scoring (default 128; 0 = full width)
           --filter-z X                  FSLC filter: robust z above which an element is removed (default 3)
           --filter-max X                FSLC filter: largest fraction removed in one pass (default 0.15)
           --expand-fraction X           FSLC expansion size relative to the initial coreset (default 1.0)
           --map-sigma X                 FSLC modes: Gaussian smoothing of the map, in patches (default 0)
           --no-lift                     FSLC modes: plain nearest distance, no score adjusting at scoring time
+          --filter-refs N               FSLC: reference frames of the adjusted score, Jref (default 32)
           --top-n N                     patches averaged into the image score (default 10)
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
@@ -121,6 +123,7 @@ internal sealed record EvalOptions
                 case "--expand-fraction": o = o with { ExpandFraction = Dbl(0) }; break;
                 case "--map-sigma": o = o with { MapSigma = (float)Dbl(0) }; break;
                 case "--no-lift": o = o with { NoLift = true }; break;
+                case "--filter-refs": o = o with { FilterRefs = Int(1) }; break;
                 case "--top-n": o = o with { TopN = Int(1) }; break;
                 case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
                 case "--out": o = o with { Out = Next() }; break;

@@ -112,6 +112,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             FilterZ = options.FilterZ,
             MapSigma = options.MapSigma,
             LiftByAdjusted = !options.NoLift,
+            FilterReferences = options.FilterRefs,
             FilterMaxFraction = options.FilterMax,
             ExpandFraction = options.ExpandFraction,
         };

@@ -44,15 +44,21 @@ public static class ScoreMath
     public static void NearestDistance(FrameFeatures frame, IReadOnlyList<PackedPanels> refs, Span<float> scores, int skipSegment = -1, float[]? scratch = null)
     {
         int p = frame.Layout.Patches;
-        scratch ??= new float[p];
-        Span<float> best = scratch.AsSpan(0, p);
-        scores.Clear();
         int views = frame.Views.Length;
-        for (int v = 0; v < views; v++)
+        // Views are independent searches: run them side by side, one distance buffer per view.
+        var perView = new float[views * p];
+        Parallel.For(0, views, v =>
         {
+            Span<float> best = perView.AsSpan(v * p, p);
             best.Fill(float.NegativeInfinity);
             MaxDot.Accumulate(frame.Views[v], refs[v], best, default, skipSegment);
-            for (int q = 0; q < p; q++) scores[q] += MaxDot.UnitDistance(best[q]);
+            for (int q = 0; q < p; q++) best[q] = MaxDot.UnitDistance(best[q]);
+        });
+        scores.Clear();
+        for (int v = 0; v < views; v++)
+        {
+            ReadOnlySpan<float> d = perView.AsSpan(v * p, p);
+            for (int q = 0; q < p; q++) scores[q] += d[q];
         }
         for (int q = 0; q < p; q++) scores[q] /= views;
     }
