@@ -13,6 +13,14 @@ namespace EdgeInspector.Eval;
 internal sealed class StageTimes
 {
     public TimeSpan Preprocess, Backbone, Features, Scoring, Total;
+
+    /// <summary>Streaming only: scoring time of frames scored on arrival, after the warm-up batch.</summary>
+    public TimeSpan SteadyScoring;
+
+    /// <summary>Projection of the views before scoring (already inside <see cref="Scoring"/>).</summary>
+    public TimeSpan Projection;
+
+    public int SteadyFrames;
 }
 
 /// <summary>What one mode produced for every frame of the line order.</summary>
@@ -159,7 +167,14 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                 {
                     if (mode == "stream")
                     {
-                        foreach (var r in stream.Push(f, index)) Store(run, r);
+                        long t0 = Stopwatch.GetTimestamp();
+                        var results = stream.Push(f, index);
+                        if (results.Count == 1 && !results[0].WarmUp)
+                        {
+                            run.Times.SteadyScoring += Stopwatch.GetElapsedTime(t0);
+                            run.Times.SteadyFrames++;
+                        }
+                        foreach (var r in results) Store(run, r);
                     }
                     else
                     {
@@ -295,6 +310,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             });
             outputs = projected;
             times.Scoring += ps.Elapsed;
+            times.Projection += ps.Elapsed;
         }
         var result = new FrameFeatures?[paths.Count];
         for (int i = 0; i < paths.Count; i++) result[i] = ok[i] ? outputs[slotOf[i]] : null;

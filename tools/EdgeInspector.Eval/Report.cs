@@ -55,6 +55,11 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
 
     private static double Ms(TimeSpan t, int frames) => frames == 0 ? 0 : t.TotalMilliseconds / frames;
 
+    /// <summary>Scoring per frame scored on arrival (updates included), plus every frame's projection share.</summary>
+    private static double? Steady(ModeRun run) => run.Times.SteadyFrames == 0
+        ? null
+        : Ms(run.Times.SteadyScoring, run.Times.SteadyFrames) + Ms(run.Times.Projection, run.Frames);
+
     public void WriteJson(string path)
     {
         using var stream = File.Create(path);
@@ -84,6 +89,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
             Num(w, "features", Ms(run.Times.Features, run.Frames));
             Num(w, "scoring", Ms(run.Times.Scoring, run.Frames));
             Num(w, "total", Ms(run.Times.Total, run.Frames));
+            if (run.Mode == "stream") Num(w, "scoring_steady", Steady(run));
             w.WriteEndObject();
             Num(w, "peak_rss_mb", run.PeakRssMb);
             w.WriteNumber("frames_scored", run.Frames);
@@ -158,6 +164,13 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
             int n = run.Frames;
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{run.Mode,-7} | {F(m.ImageAuroc)} {F(m.ImageAp)} {F(m.ImageF1Max)} | {F(m.PixelAuroc)} {F(m.PixelAp)} {F(m.PixelF1Max)} {F(m.Pro)} | {Ms(t.Preprocess, n),8:0.0} {Ms(t.Backbone, n),8:0.0} {Ms(t.Features, n),8:0.0} {Ms(t.Scoring, n),8:0.0} {Ms(t.Total, n),7:0.0} | {run.PeakRssMb,7:0}"));
+        }
+        foreach (var (run, _) in _modes)
+        {
+            if (run.Mode == "stream" && run.Times.SteadyFrames > 0)
+            {
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stream steady state: {Steady(run):0.0} ms/frame scoring over {run.Times.SteadyFrames} frames scored on arrival (the rest: the warm-up batch)"));
+            }
         }
         var musc = _modes.FirstOrDefault(x => x.Run.Mode == "musc").Run;
         foreach (var (run, _) in _modes)

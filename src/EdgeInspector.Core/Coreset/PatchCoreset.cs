@@ -94,13 +94,7 @@ public sealed class PatchCoreset
             int d = Layout.Views[v].Dim;
             frame.Views[v].AsSpan(patch * d, d).CopyTo(_rows[v].AsSpan(Count * d, d));
         }
-        projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
-        _source[Count] = source;
-        _adjusted[Count] = adjusted;
-        SetViewAdjusted(Count, viewAdjusted);
-        _anchor[Count] = anchor;
-        Count++;
-        Changed();
+        Append(projected, source, adjusted, anchor, viewAdjusted);
     }
 
     /// <summary>Adds an element given as one row per view.</summary>
@@ -113,6 +107,12 @@ public sealed class PatchCoreset
             if (rows[v].Length != d) throw new ArgumentException($"View {v} row has {rows[v].Length} values, expected {d}.", nameof(rows));
             rows[v].CopyTo(_rows[v].AsSpan(Count * d, d));
         }
+        Append(projected, source, adjusted, anchor, viewAdjusted);
+    }
+
+    /// <summary>Everything but the feature rows of a new element (the rows are already at index Count).</summary>
+    private void Append(ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted)
+    {
         projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
         _source[Count] = source;
         _adjusted[Count] = adjusted;

@@ -22,21 +22,11 @@ public static class Metrics
     /// <summary>ROC points from (0,0) to (1,1), one per distinct score (descending). Empty if a class is empty.</summary>
     public static List<RocPoint> RocCurve(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
-        var (sorted, pos, neg) = SortDescending(scores, labels);
+        var (steps, pos, neg) = Thresholds(scores, labels);
         var points = new List<RocPoint>();
         if (pos == 0 || neg == 0) return points;
         points.Add(new RocPoint(0, 0));
-        long tp = 0, fp = 0;
-        int i = 0;
-        while (i < sorted.Length)
-        {
-            float s = sorted[i].Score;
-            for (; i < sorted.Length && sorted[i].Score == s; i++)
-            {
-                if (sorted[i].Positive) tp++; else fp++;
-            }
-            points.Add(new RocPoint((double)fp / neg, (double)tp / pos));
-        }
+        foreach (var (tp, fp) in steps) points.Add(new RocPoint((double)fp / neg, (double)tp / pos));
         return points;
     }
 
@@ -46,20 +36,13 @@ public static class Metrics
     /// </summary>
     public static double AveragePrecision(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
-        var (sorted, pos, _) = SortDescending(scores, labels);
+        var (steps, pos, _) = Thresholds(scores, labels);
         if (pos == 0) return double.NaN;
         double ap = 0, lastRecall = 0;
-        long tp = 0, fp = 0;
-        int i = 0;
-        while (i < sorted.Length)
+        foreach (var (tp, fp) in steps)
         {
-            float s = sorted[i].Score;
-            for (; i < sorted.Length && sorted[i].Score == s; i++)
-            {
-                if (sorted[i].Positive) tp++; else fp++;
-            }
-            double recall = (double)tp / pos, precision = (double)tp / (tp + fp);
-            ap += (recall - lastRecall) * precision;
+            double recall = (double)tp / pos;
+            ap += (recall - lastRecall) * tp / (tp + fp);
             lastRecall = recall;
         }
         return ap;
@@ -68,39 +51,48 @@ public static class Metrics
     /// <summary>Maximum F1 over all distinct thresholds (MuSc's f1-max). NaN if there are no positives.</summary>
     public static double F1Max(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
-        var (sorted, pos, _) = SortDescending(scores, labels);
+        var (steps, pos, _) = Thresholds(scores, labels);
         if (pos == 0) return double.NaN;
         double best = 0;
-        long tp = 0, fp = 0;
-        int i = 0;
-        while (i < sorted.Length)
+        foreach (var (tp, fp) in steps)
         {
-            float s = sorted[i].Score;
-            for (; i < sorted.Length && sorted[i].Score == s; i++)
-            {
-                if (sorted[i].Positive) tp++; else fp++;
-            }
             double precision = (double)tp / (tp + fp), recall = (double)tp / pos;
             if (precision + recall > 0) best = Math.Max(best, 2 * precision * recall / (precision + recall));
         }
         return best;
     }
 
-    private static ((float Score, bool Positive)[] Sorted, long Pos, long Neg) SortDescending(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
+    /// <summary>
+    /// Cumulative true and false positives at each distinct score, from the highest down: one step per
+    /// group of tied scores, which is how ties enter every metric above.
+    /// </summary>
+    private static (List<(long Tp, long Fp)> Steps, long Pos, long Neg) Thresholds(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
         if (scores.Length != labels.Length) throw new ArgumentException($"{scores.Length} scores for {labels.Length} labels.");
         var keys = new float[scores.Length];
-        var items = new (float, bool)[scores.Length];
+        var positive = new bool[scores.Length];
         long pos = 0;
         for (int i = 0; i < scores.Length; i++)
         {
             if (float.IsNaN(scores[i])) throw new ArgumentException($"Score {i} is NaN.", nameof(scores));
             keys[i] = -scores[i];
-            items[i] = (scores[i], labels[i]);
+            positive[i] = labels[i];
             if (labels[i]) pos++;
         }
-        Array.Sort(keys, items);
-        return (items, pos, scores.Length - pos);
+        Array.Sort(keys, positive);
+        var steps = new List<(long, long)>();
+        long tp = 0, fp = 0;
+        int k = 0;
+        while (k < keys.Length)
+        {
+            float s = keys[k];
+            for (; k < keys.Length && keys[k] == s; k++)
+            {
+                if (positive[k]) tp++; else fp++;
+            }
+            steps.Add((tp, fp));
+        }
+        return (steps, pos, scores.Length - pos);
     }
 
     /// <summary>

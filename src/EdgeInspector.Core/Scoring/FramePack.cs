@@ -41,7 +41,7 @@ public static class ScoreMath
     /// (per view), mean over views (MuSc Eq. 3 fusion). <paramref name="skipSegment"/> excludes the
     /// references of one segment (the frame's own elements).
     /// </summary>
-    public static void NearestDistance(FrameFeatures frame, IReadOnlyList<PackedPanels> refs, Span<float> scores, int skipSegment = -1, float[]? scratch = null)
+    public static void NearestDistance(FrameFeatures frame, IReadOnlyList<PackedPanels> refs, Span<float> scores, int skipSegment = -1)
     {
         int p = frame.Layout.Patches;
         int views = frame.Views.Length;

@@ -191,11 +191,11 @@ public sealed class Fslc
     }
 
     /// <summary>Scores one frame against <paramref name="coreset"/>, excluding the elements it contributed itself.</summary>
-    public FrameScore Score(FrameFeatures frame, long id, PatchCoreset coreset, float[]? scratch = null)
+    public FrameScore Score(FrameFeatures frame, long id, PatchCoreset coreset)
     {
         var packed = coreset.Packed();
         var patches = new float[Layout.Patches];
-        ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id), scratch);
+        ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id));
         var tmp = (float[])patches.Clone();
         float image = Stats.MeanOfLargest(tmp, _options.TopN);
         AnomalyMap.Smooth(patches, Layout.GridHeight, Layout.GridWidth, _options.MapSigma);

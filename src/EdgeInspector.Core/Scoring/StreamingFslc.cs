@@ -48,7 +48,6 @@ public sealed class StreamingFslc
         public float[][] CandidateRows = [];
         public float[] CandidateProjected = [];
     }
-    private readonly float[] _scratch;
     private readonly int _cap;
 
     private readonly Action<FrameFeatures>? _release;
@@ -63,7 +62,6 @@ public sealed class StreamingFslc
         _o = options;
         _fslc = new Fslc(layout, options);
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
-        _scratch = new float[layout.Patches];
         _cap = Math.Max(1, (int)(options.MaxCoresetPerPatches * layout.Patches));
         _referenceStride = Math.Max(1, (int)Math.Ceiling((double)Math.Max(2, options.Batch) / Math.Max(1, options.FilterReferences)));
         Coreset = new PatchCoreset(layout, _fslc.Projection.OutputDim);
@@ -126,7 +124,7 @@ public sealed class StreamingFslc
             return _warmup.Count >= Math.Max(2, _o.Batch) ? FinishWarmup() : [];
         }
 
-        var score = _fslc.Score(frame, id, Coreset, _scratch);
+        var score = _fslc.Score(frame, id, Coreset);
         float u = _calibrator.Calibrate(score.Image);
         if (u <= _o.QuarantineZ || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
