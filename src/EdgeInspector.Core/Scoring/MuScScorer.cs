@@ -32,8 +32,12 @@ public sealed record MuScResult(float[][] Patches, float[] ImageMax, float[] Ima
 /// Each unordered pair (i, j) is multiplied once: the kernel's row maxima give α(i,·|j) and its column
 /// maxima α(j,·|i), halving MuSc's cost without changing any score.
 /// </remarks>
+/// <remarks>Not thread-safe: it reuses its packed references and distance table from batch to batch.</remarks>
 public sealed class MuScScorer(MuScOptions options)
 {
+    private PackedPanels[] _packs = [];
+    private float[] _alpha = [];
+
     /// <summary>Scores a batch of at least two frames. <paramref name="progress"/> receives finished pair counts.</summary>
     public MuScResult Score(IReadOnlyList<FrameFeatures> batch, IProgress<int>? progress = null)
     {
@@ -46,8 +50,11 @@ public sealed class MuScScorer(MuScOptions options)
         var patches = new float[b][];
         for (int i = 0; i < b; i++) patches[i] = new float[p];
         // alpha[(i*b + j)*p + q]: nearest distance of patch q of frame i within frame j, for one view.
-        var alpha = new float[b * b * p];
-        var packs = new PackedPanels[b];
+        if (_alpha.Length < b * b * p) _alpha = new float[b * b * p];
+        var alpha = _alpha;
+        if (_packs.Length < b) Array.Resize(ref _packs, b);
+        var packs = _packs;
+        for (int i = 0; i < b; i++) packs[i] ??= new PackedPanels();
         var pairs = new List<(int I, int J)>(b * (b - 1) / 2);
         for (int i = 0; i < b; i++) for (int j = i + 1; j < b; j++) pairs.Add((i, j));
         int done = 0;
@@ -55,7 +62,7 @@ public sealed class MuScScorer(MuScOptions options)
         for (int v = 0; v < views; v++)
         {
             int dim = layout.Views[v].Dim;
-            Parallel.For(0, b, i => packs[i] = PackedPanels.Pack(batch[i].Views[v], dim));
+            Parallel.For(0, b, i => packs[i].Repack(batch[i].Views[v], dim, [p]));
             Parallel.ForEach(pairs, () => (Row: new float[p], Col: new float[p]), (pair, _, buf) =>
             {
                 buf.Row.AsSpan().Fill(float.NegativeInfinity);
