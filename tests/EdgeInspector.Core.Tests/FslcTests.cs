@@ -136,6 +136,19 @@ public sealed class FslcTests
         Assert.True(first.Image > 2 * second.Image);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Warmup_elements_are_anchors_only_when_configured(bool anchors)
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 6, InitFrames = 3, TopN = 2, WarmupAnchors = anchors });
+        for (int i = 0; i < 6; i++) engine.Push(line.Frame(false), i);
+        Assert.True(engine.IsWarm);
+        Assert.True(engine.Coreset.Count > 0);
+        Assert.All(engine.Coreset.Anchors.ToArray(), a => Assert.Equal(anchors, a));
+    }
+
     [Fact]
     public void Reset_drops_the_coreset_and_starts_cold()
     {

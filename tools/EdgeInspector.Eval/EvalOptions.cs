@@ -26,6 +26,8 @@ internal sealed record EvalOptions
     public float MapSigma { get; init; }
     public bool NoLift { get; init; }
     public int FilterRefs { get; init; } = 32;
+    public double UpperSpread { get; init; } = 3.0;
+    public bool NoWarmupAnchors { get; init; }
     public double FilterMax { get; init; } = 0.15;
     public double ExpandFraction { get; init; } = 1.0;
     public bool Quiet { get; init; }
@@ -57,6 +59,8 @@ internal sealed record EvalOptions
           --map-sigma X                 FSLC modes: Gaussian smoothing of the map, in patches (default 0)
           --no-lift                     FSLC modes: plain nearest distance, no score adjusting at scoring time
           --filter-refs N               FSLC: reference frames of the adjusted score, Jref (default 32)
+          --upper-spread X              stream: admission band ends at p99 + X·(p99 − p50) (default 3)
+          --no-warmup-anchors           stream: warm-up elements may be re-thinned like adaptive ones
           --top-n N                     patches averaged into the image score (default 10)
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
@@ -124,6 +128,8 @@ internal sealed record EvalOptions
                 case "--map-sigma": o = o with { MapSigma = (float)Dbl(0) }; break;
                 case "--no-lift": o = o with { NoLift = true }; break;
                 case "--filter-refs": o = o with { FilterRefs = Int(1) }; break;
+                case "--upper-spread": o = o with { UpperSpread = Dbl(0) }; break;
+                case "--no-warmup-anchors": o = o with { NoWarmupAnchors = true }; break;
                 case "--top-n": o = o with { TopN = Int(1) }; break;
                 case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
                 case "--out": o = o with { Out = Next() }; break;

@@ -121,6 +121,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             MapSigma = options.MapSigma,
             LiftByAdjusted = !options.NoLift,
             FilterReferences = options.FilterRefs,
+            CandidateUpperSpread = options.UpperSpread,
+            WarmupAnchors = !options.NoWarmupAnchors,
             FilterMaxFraction = options.FilterMax,
             ExpandFraction = options.ExpandFraction,
         };

@@ -64,6 +64,18 @@ public sealed record FslcOptions
     /// <summary>Patch-score quantile above which a patch of an accepted frame is an admission candidate.</summary>
     public double CandidateQuantile { get; init; } = 0.9;
 
+    /// <summary>
+    /// Upper end of the admission band, in multiples of (p99 − p50) above p99 of the batch's patch
+    /// scores: extreme outliers are more likely defects than variation. Infinity disables the cutoff.
+    /// </summary>
+    public double CandidateUpperSpread { get; init; } = 3.0;
+
+    /// <summary>
+    /// Whether the warm-up batch's elements are anchors (kept before any adaptive element when the
+    /// coreset is re-thinned). Known-good elements are always anchors.
+    /// </summary>
+    public bool WarmupAnchors { get; init; } = true;
+
     /// <summary>κ_q: frames with a calibrated score above this contribute nothing to the coreset.</summary>
     public double QuarantineZ { get; init; } = 2.5;
 

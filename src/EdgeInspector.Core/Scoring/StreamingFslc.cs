@@ -186,7 +186,7 @@ public sealed class StreamingFslc
         var frames = new FrameFeatures[_warmup.Count];
         var ids = new long[_warmup.Count];
         for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _warmup[i];
-        Coreset = _fslc.Build(frames, ids, anchors: true);
+        Coreset = _fslc.Build(frames, ids, anchors: _o.WarmupAnchors);
         Coreset.Packed();
         var scores = new FrameScore[frames.Length];
         Parallel.For(0, frames.Length, i => scores[i] = _fslc.Score(frames[i], ids[i], Coreset));
@@ -241,7 +241,7 @@ public sealed class StreamingFslc
         float lo = Stats.SortedQuantile(allScores, _o.CandidateQuantile);
         float p50 = Stats.SortedQuantile(allScores, 0.5), p99 = Stats.SortedQuantile(allScores, 0.99);
         // Extreme outliers are more likely defects than variation: never candidates.
-        float hi = p99 + 3 * (p99 - p50);
+        float hi = (float)(p99 + _o.CandidateUpperSpread * (p99 - p50));
 
         var cand = new List<(RollingFrame Frame, int Slot)>();
         foreach (var r in accepted)
