@@ -39,6 +39,9 @@ public sealed class StatsTests
     }
 
     [Fact]
+    public void Order_descending_by_hand() => Assert.Equal([1, 3, 2, 0], Stats.OrderDescending([0.1f, 0.9f, 0.3f, 0.5f]));
+
+    [Fact]
     public void Quantile_interpolates_like_numpy()
     {
         Assert.Equal(2.5f, Stats.Quantile([4, 1, 3, 2], 0.5), 6);

@@ -31,6 +31,20 @@ public static class Stats
         return (float)(sum / n);
     }
 
+    /// <summary>Indices of <paramref name="values"/> ordered by descending value (ties in an unspecified order).</summary>
+    public static int[] OrderDescending(ReadOnlySpan<float> values)
+    {
+        var order = new int[values.Length];
+        var keys = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            order[i] = i;
+            keys[i] = -values[i];
+        }
+        Array.Sort(keys, order);
+        return order;
+    }
+
     /// <summary>Quickselect: after the call the k smallest values occupy [0, k) in some order.</summary>
     public static void SelectSmallest(Span<float> v, int k)
     {

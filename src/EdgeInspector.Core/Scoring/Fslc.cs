@@ -173,14 +173,7 @@ public sealed class Fslc
         var (median, sigma) = Stats.RobustLocationScale(scratch);
         if (sigma <= 0) return keep;
         int budget = (int)Math.Floor(maxFraction * n);
-        var order = new int[n];
-        var keys = new float[n];
-        for (int i = 0; i < n; i++)
-        {
-            order[i] = i;
-            keys[i] = -adjusted[i];
-        }
-        Array.Sort(keys, order);
+        var order = Stats.OrderDescending(adjusted);
         for (int t = 0; t < budget; t++)
         {
             int i = order[t];

@@ -138,15 +138,7 @@ public sealed class StreamingFslc
         var r = new RollingFrame { Id = id, Patches = patches, Calibrated = calibrated };
         int p = patches.Length, n = Math.Min(_o.CandidatesPerFrame, p), pd = _fslc.Projection.OutputDim;
         // The frame's n highest-scoring patches: the only ones that could become admission candidates.
-        var order = new int[p];
-        var keys = new float[p];
-        for (int q = 0; q < p; q++)
-        {
-            order[q] = q;
-            keys[q] = -patches[q];
-        }
-        Array.Sort(keys, order);
-        r.CandidatePatches = order[..n];
+        r.CandidatePatches = Stats.OrderDescending(patches)[..n];
         r.CandidateScores = new float[n];
         r.CandidateRows = new float[frame.Views.Length][];
         r.CandidateProjected = new float[n * pd];
