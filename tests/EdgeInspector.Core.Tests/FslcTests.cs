@@ -53,8 +53,9 @@ public sealed class FslcTests
         // plain nearest distance 0; lifted: min(0² + 0.5², ‖(1,0)-(0,1)‖² + 0²) = min(0.25, 2) -> 0.5.
         var layout = new FeatureLayout(1, 1, [new ViewSpec("t", 1, 2)], 1);
         var coreset = new EdgeInspector.Core.Coreset.PatchCoreset(layout, 1);
-        coreset.AddRows([new float[] { 1, 0 }], [0f], 10, 0.5f, false, [0.5f]);
-        coreset.AddRows([new float[] { 0, 1 }], [1f], 11, 0f, false, [0f]);
+        coreset.AddRows([new float[] { 1, 0 }], [0f], 10, false, [0.5f]);
+        coreset.AddRows([new float[] { 0, 1 }], [1f], 11, false, [0f]);
+        Assert.Equal([0.5f, 0f], coreset.FusedAdjusted()); // one view: the fused score is that view's
         var query = new FrameFeatures(layout);
         query.Views[0][0] = 1;
         var scores = new float[1];

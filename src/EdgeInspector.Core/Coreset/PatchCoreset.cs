@@ -14,7 +14,6 @@ public sealed class PatchCoreset
     private readonly float[][] _rows;
     private float[] _projected;
     private long[] _source;
-    private float[] _adjusted;
     private float[] _viewAdjusted; // Count × views
     private bool[] _anchor;
     private readonly PackedPanels[] _packed;
@@ -31,7 +30,6 @@ public sealed class PatchCoreset
         for (int v = 0; v < _rows.Length; v++) _rows[v] = new float[capacity * layout.Views[v].Dim];
         _projected = new float[capacity * projectedDim];
         _source = new long[capacity];
-        _adjusted = new float[capacity];
         _viewAdjusted = new float[capacity * layout.Views.Count];
         _anchor = new bool[capacity];
         _packed = new PackedPanels[layout.Views.Count];
@@ -59,8 +57,20 @@ public sealed class PatchCoreset
     /// <summary>Source frame of each element.</summary>
     public ReadOnlySpan<long> Sources => _source.AsSpan(0, Count);
 
-    /// <summary>Adjusted (interval-average) score of each element at admission.</summary>
-    public ReadOnlySpan<float> Adjusted => _adjusted.AsSpan(0, Count);
+    /// <summary>
+    /// Adjusted (interval-average) score of each element, fused over views: the mean of its per-view
+    /// scores, summed in view order as <see cref="Scoring.Fslc.AdjustedScores"/> does, so both agree exactly.
+    /// </summary>
+    public float[] FusedAdjusted()
+    {
+        int nv = Layout.Views.Count;
+        var fused = new float[Count];
+        for (int e = 0; e < Count; e++)
+        {
+            for (int v = 0; v < nv; v++) fused[e] += _viewAdjusted[e * nv + v] / nv;
+        }
+        return fused;
+    }
 
     /// <summary>Per element and view (Count × views), the adjusted score in that view alone.</summary>
     public ReadOnlySpan<float> ViewAdjusted => _viewAdjusted.AsSpan(0, Count * Layout.Views.Count);
@@ -86,7 +96,7 @@ public sealed class PatchCoreset
     public ReadOnlySpan<bool> Anchors => _anchor.AsSpan(0, Count);
 
     /// <summary>Adds patch <paramref name="patch"/> of <paramref name="frame"/>.</summary>
-    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
+    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
     {
         EnsureCapacity(Count + 1);
         for (int v = 0; v < _rows.Length; v++)
@@ -94,11 +104,11 @@ public sealed class PatchCoreset
             int d = Layout.Views[v].Dim;
             frame.Views[v].AsSpan(patch * d, d).CopyTo(_rows[v].AsSpan(Count * d, d));
         }
-        Append(projected, source, adjusted, anchor, viewAdjusted);
+        Append(projected, source, anchor, viewAdjusted);
     }
 
     /// <summary>Adds an element given as one row per view.</summary>
-    public void AddRows(IReadOnlyList<float[]> rows, ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
+    public void AddRows(IReadOnlyList<float[]> rows, ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
     {
         EnsureCapacity(Count + 1);
         for (int v = 0; v < _rows.Length; v++)
@@ -107,25 +117,23 @@ public sealed class PatchCoreset
             if (rows[v].Length != d) throw new ArgumentException($"View {v} row has {rows[v].Length} values, expected {d}.", nameof(rows));
             rows[v].CopyTo(_rows[v].AsSpan(Count * d, d));
         }
-        Append(projected, source, adjusted, anchor, viewAdjusted);
+        Append(projected, source, anchor, viewAdjusted);
     }
 
     /// <summary>Everything but the feature rows of a new element (the rows are already at index Count).</summary>
-    private void Append(ReadOnlySpan<float> projected, long source, float adjusted, bool anchor, ReadOnlySpan<float> viewAdjusted)
+    private void Append(ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted)
     {
         projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
         _source[Count] = source;
-        _adjusted[Count] = adjusted;
         SetViewAdjusted(Count, viewAdjusted);
         _anchor[Count] = anchor;
         Count++;
         Changed();
     }
 
-    /// <summary>Sets the adjusted score of element <paramref name="index"/>: fused, and per view (empty: zeros).</summary>
-    public void SetAdjusted(int index, float value, ReadOnlySpan<float> viewAdjusted = default)
+    /// <summary>Sets the per-view adjusted scores of element <paramref name="index"/> (empty: zeros).</summary>
+    public void SetAdjusted(int index, ReadOnlySpan<float> viewAdjusted)
     {
-        _adjusted[index] = value;
         SetViewAdjusted(index, viewAdjusted);
         _packedCurrent = false;
     }
@@ -175,7 +183,6 @@ public sealed class PatchCoreset
         }
         _projected.AsSpan(from * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(to * ProjectedDim, ProjectedDim));
         _source[to] = _source[from];
-        _adjusted[to] = _adjusted[from];
         int nv = Layout.Views.Count;
         _viewAdjusted.AsSpan(from * nv, nv).CopyTo(_viewAdjusted.AsSpan(to * nv, nv));
         _anchor[to] = _anchor[from];
@@ -188,7 +195,6 @@ public sealed class PatchCoreset
         for (int v = 0; v < _rows.Length; v++) Array.Resize(ref _rows[v], cap * Layout.Views[v].Dim);
         Array.Resize(ref _projected, cap * ProjectedDim);
         Array.Resize(ref _source, cap);
-        Array.Resize(ref _adjusted, cap);
         Array.Resize(ref _viewAdjusted, cap * Layout.Views.Count);
         Array.Resize(ref _anchor, cap);
     }
@@ -263,14 +269,12 @@ public sealed class PatchCoreset
         var p = _projected.AsSpan(0, n * ProjectedDim).ToArray();
         for (int i = 0; i < n; i++) p.AsSpan(order[i] * ProjectedDim, ProjectedDim).CopyTo(_projected.AsSpan(i * ProjectedDim, ProjectedDim));
         var s = _source.AsSpan(0, n).ToArray();
-        var a = _adjusted.AsSpan(0, n).ToArray();
         int nv = Layout.Views.Count;
         var va = _viewAdjusted.AsSpan(0, n * nv).ToArray();
         var an = _anchor.AsSpan(0, n).ToArray();
         for (int i = 0; i < n; i++)
         {
             _source[i] = s[order[i]];
-            _adjusted[i] = a[order[i]];
             va.AsSpan(order[i] * nv, nv).CopyTo(_viewAdjusted.AsSpan(i * nv, nv));
             _anchor[i] = an[order[i]];
         }

@@ -11,7 +11,7 @@ public sealed record AdjustedScores(float[] Fused, float[] PerView)
     public void ApplyTo(PatchCoreset coreset)
     {
         int views = coreset.Layout.Views.Count;
-        for (int e = 0; e < Fused.Length; e++) coreset.SetAdjusted(e, Fused[e], PerView.AsSpan(e * views, views));
+        for (int e = 0; e < Fused.Length; e++) coreset.SetAdjusted(e, PerView.AsSpan(e * views, views));
     }
 }
 
@@ -70,7 +70,7 @@ public sealed class Fslc
         foreach (int s in sel0)
         {
             int f = initFrames[s / p], q = s % p;
-            coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], 0, anchors);
+            coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
         }
 
         // 2. Expansion: farthest-first continuation over every patch of the batch, seeded by M0.
@@ -83,7 +83,7 @@ public sealed class Fslc
             foreach (int s in sel1)
             {
                 int f = s / p, q = s % p;
-                coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], 0, anchors);
+                coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
             }
         }
 

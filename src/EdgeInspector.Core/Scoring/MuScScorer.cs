@@ -30,9 +30,9 @@ public sealed record MuScResult(float[][] Patches, float[] ImageMax, float[] Ima
 /// </summary>
 /// <remarks>
 /// Each unordered pair (i, j) is multiplied once: the kernel's row maxima give α(i,·|j) and its column
-/// maxima α(j,·|i), halving MuSc's cost without changing any score.
+/// maxima α(j,·|i), halving MuSc's cost without changing any score. Not thread-safe: it reuses its
+/// packed references and distance table from batch to batch.
 /// </remarks>
-/// <remarks>Not thread-safe: it reuses its packed references and distance table from batch to batch.</remarks>
 public sealed class MuScScorer(MuScOptions options)
 {
     private PackedPanels[] _packs = [];

@@ -100,7 +100,7 @@ public sealed class StreamingFslc
         int k = Math.Min(_cap, (int)Math.Ceiling(_o.InitFraction * (1 + _o.ExpandFraction) * Math.Min(goods.Count, _o.InitFrames) * p));
         int[] sel = KCenterGreedy.Select(all, pd, k, start: 0);
         // Known-good sources get negative ids so they never collide with line frames.
-        foreach (int s in sel) Coreset.Add(goods[s / p], s % p, all.AsSpan(s * pd, pd), -1 - s / p, 0, anchor: true);
+        foreach (int s in sel) Coreset.Add(goods[s / p], s % p, all.AsSpan(s * pd, pd), -1 - s / p, anchor: true);
         if (goods.Count > 1)
         {
             var ids = new long[goods.Count];
@@ -253,7 +253,7 @@ public sealed class StreamingFslc
         int[] picked = KCenterGreedy.Select(proj, pd, e, Coreset.Projected.ToArray());
 
         var trial = new PatchCoreset(_fslc.Layout, pd, picked.Length);
-        foreach (int c in picked) AddCandidate(trial, cand[c], 0, default);
+        foreach (int c in picked) AddCandidate(trial, cand[c], default);
         var refs = new List<FrameFeatures>();
         var refIds = new List<long>();
         foreach (var r in accepted)
@@ -266,7 +266,7 @@ public sealed class StreamingFslc
         var a = Fslc.AdjustedScores(trial, refs, refIds, _o.IntervalFraction);
 
         // Admission is judged against the adjusted scores of what the coreset already holds.
-        var reference = Coreset.Adjusted.ToArray();
+        var reference = Coreset.FusedAdjusted();
         if (reference.Length < 3) return;
         var (median, sigma) = Stats.RobustLocationScale(reference);
         if (sigma <= 0) return;
@@ -274,13 +274,13 @@ public sealed class StreamingFslc
         for (int t = 0; t < trial.Count; t++)
         {
             if ((a.Fused[t] - median) / sigma > _o.FilterZ) continue;
-            AddCandidate(Coreset, cand[picked[t]], a.Fused[t], a.PerView.AsSpan(t * views, views));
+            AddCandidate(Coreset, cand[picked[t]], a.PerView.AsSpan(t * views, views));
             Admitted++;
         }
         Thin();
     }
 
-    private void AddCandidate(PatchCoreset target, (RollingFrame Frame, int Slot) c, float adjusted, ReadOnlySpan<float> viewAdjusted)
+    private void AddCandidate(PatchCoreset target, (RollingFrame Frame, int Slot) c, ReadOnlySpan<float> viewAdjusted)
     {
         var rows = new float[c.Frame.CandidateRows.Length][];
         for (int v = 0; v < rows.Length; v++)
@@ -289,7 +289,7 @@ public sealed class StreamingFslc
             rows[v] = c.Frame.CandidateRows[v].AsSpan(c.Slot * d, d).ToArray();
         }
         int pd = _fslc.Projection.OutputDim;
-        target.AddRows(rows, c.Frame.CandidateProjected.AsSpan(c.Slot * pd, pd), c.Frame.Id, adjusted, anchor: false, viewAdjusted);
+        target.AddRows(rows, c.Frame.CandidateProjected.AsSpan(c.Slot * pd, pd), c.Frame.Id, anchor: false, viewAdjusted);
     }
 
     /// <summary>Caps the coreset by k-center re-thinning: anchors first, then the adaptive elements that add most coverage.</summary>
