@@ -50,6 +50,18 @@ public sealed class ScoreCalibrator
         return (score - _median) / _sigma;
     }
 
+    /// <summary>
+    /// The raw score whose calibrated value is <paramref name="z"/>: lets a heatmap use one colour scale
+    /// for every frame (blue at a typical good part, red at the threshold and beyond). NaN while fewer
+    /// than two scores are held.
+    /// </summary>
+    public float RawAt(float z)
+    {
+        if (_count < 2) return float.NaN;
+        Calibrate(0f);
+        return _median + z * _sigma;
+    }
+
     /// <summary>Forgets every score (recipe change).</summary>
     public void Clear()
     {

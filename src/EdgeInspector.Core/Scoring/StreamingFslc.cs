@@ -158,6 +158,9 @@ public sealed class StreamingFslc
         return r;
     }
 
+    /// <summary>The raw patch or image score that calibrates to <paramref name="z"/> (NaN while cold).</summary>
+    public float RawScoreAt(float z) => _calibrator.RawAt(z);
+
     /// <summary>Scores what the warm-up buffer holds now, even if the batch is not full (end of a run).</summary>
     public IReadOnlyList<StreamResult> Flush() => !IsWarm && _warmup.Count >= 2 ? FinishWarmup() : [];
 

@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeInspector.Cameras;
+
+/// <summary>Settings the GigE source applies through GenICam features at open.</summary>
+/// <param name="Camera">Aravis device id, serial number or IP address. An address opens the camera directly (no broadcast discovery).</param>
+/// <param name="ExposureUs">ExposureTime, if set.</param>
+/// <param name="GainDb">Gain, if set.</param>
+/// <param name="PixelFormat">PixelFormat name, if not empty.</param>
+/// <param name="Trigger">free_run, software or line.</param>
+/// <param name="TriggerLine">TriggerSource for hardware triggering.</param>
+/// <param name="FrameRate">AcquisitionFrameRate in free run; the software trigger rate in software mode.</param>
+/// <param name="TimeoutMs">Wait for a buffer before counting a timeout.</param>
+public sealed record GigeOptions(string Camera, double? ExposureUs, double? GainDb, string PixelFormat, string Trigger, string TriggerLine, double FrameRate, int TimeoutMs);
+
+/// <summary>
+/// A GigE Vision camera through libaravis-0.8. At open: connect, apply pixel format, exposure, gain,
+/// frame rate and trigger mode through GenICam features, allocate stream buffers of the payload size and
+/// start acquisition. Buffers that arrive incomplete are counted and requeued, never delivered. A wait
+/// that times out is counted; the camera is then probed with a register read, and if that fails too the
+/// camera is declared lost (<see cref="FrameSourceException"/>) so that the pipeline reconnects.
+/// </summary>
+public sealed class AravisSource(GigeOptions options, SourceCounters counters, ILogger? logger = null) : IFrameSource
+{
+    private const int StreamBuffers = 8;
+    private IntPtr _camera, _stream;
+    private long _nextTrigger;
+    private string _description = $"gige {options.Camera}";
+
+    /// <inheritdoc />
+    public string Description => _description;
+
+    /// <inheritdoc />
+    public Task OpenAsync(CancellationToken cancellationToken) => Task.Run(Open, cancellationToken);
+
+    private void Open()
+    {
+        _camera = AravisNative.arv_camera_new(options.Camera, out var err);
+        if (err != IntPtr.Zero || _camera == IntPtr.Zero)
+        {
+            _camera = IntPtr.Zero;
+            AravisNative.Check(err, $"cannot open GigE camera '{options.Camera}'");
+            throw new FrameSourceException($"cannot open GigE camera '{options.Camera}': not found");
+        }
+        string? serial = AravisNative.Text(AravisNative.arv_camera_get_device_serial_number(_camera, out var e1), e1);
+        string? model = AravisNative.Text(AravisNative.arv_camera_get_model_name(_camera, out var e2), e2);
+        _description = $"gige {options.Camera} ({model}, serial {serial})";
+        if (options.PixelFormat.Length > 0)
+        {
+            AravisNative.arv_camera_set_pixel_format_from_string(_camera, options.PixelFormat, out err);
+            AravisNative.Check(err, $"{_description}: PixelFormat '{options.PixelFormat}'");
+        }
+        if (options.ExposureUs is { } exposure)
+        {
+            AravisNative.arv_camera_set_exposure_time(_camera, exposure, out err);
+            AravisNative.Check(err, $"{_description}: ExposureTime {exposure} µs");
+        }
+        if (options.GainDb is { } gain)
+        {
+            AravisNative.arv_camera_set_gain(_camera, gain, out err);
+            AravisNative.Check(err, $"{_description}: Gain {gain} dB");
+        }
+        AravisNative.arv_camera_set_acquisition_mode(_camera, 0 /* ARV_ACQUISITION_MODE_CONTINUOUS */, out err);
+        AravisNative.Check(err, $"{_description}: AcquisitionMode Continuous");
+        switch (options.Trigger)
+        {
+            case "free_run":
+                AravisNative.arv_camera_clear_triggers(_camera, out err);
+                AravisNative.Check(err, $"{_description}: TriggerMode Off");
+                AravisNative.arv_camera_set_frame_rate(_camera, options.FrameRate, out err);
+                AravisNative.Check(err, $"{_description}: AcquisitionFrameRate {options.FrameRate}");
+                break;
+            case "software":
+                AravisNative.arv_camera_set_trigger(_camera, "Software", out err);
+                AravisNative.Check(err, $"{_description}: TriggerSource Software");
+                break;
+            case "line":
+                AravisNative.arv_camera_set_trigger(_camera, options.TriggerLine, out err);
+                AravisNative.Check(err, $"{_description}: TriggerSource {options.TriggerLine}");
+                break;
+            default:
+                throw new FrameSourceException($"{_description}: unknown trigger mode '{options.Trigger}'");
+        }
+        uint payload = AravisNative.arv_camera_get_payload(_camera, out err);
+        AravisNative.Check(err, $"{_description}: PayloadSize");
+        _stream = AravisNative.arv_camera_create_stream(_camera, IntPtr.Zero, IntPtr.Zero, out err);
+        if (err != IntPtr.Zero || _stream == IntPtr.Zero)
+        {
+            _stream = IntPtr.Zero;
+            AravisNative.Check(err, $"{_description}: cannot create stream");
+            throw new FrameSourceException($"{_description}: cannot create stream");
+        }
+        for (int i = 0; i < StreamBuffers; i++) AravisNative.arv_stream_push_buffer(_stream, AravisNative.arv_buffer_new(payload, IntPtr.Zero));
+        AravisNative.arv_camera_start_acquisition(_camera, out err);
+        AravisNative.Check(err, $"{_description}: AcquisitionStart");
+        _nextTrigger = Stopwatch.GetTimestamp();
+        logger?.LogInformation("Camera {Camera} open: payload {Payload} bytes, trigger {Trigger}", _description, payload, options.Trigger);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<CapturedFrame?> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (_stream == IntPtr.Zero) throw new InvalidOperationException("not opened");
+        return new ValueTask<CapturedFrame?>(Task.Run(() => Read(cancellationToken), cancellationToken));
+    }
+
+    private CapturedFrame? Read(CancellationToken ct)
+    {
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (options.Trigger == "software")
+            {
+                // The source paces software triggers itself at the configured rate.
+                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _nextTrigger);
+                if (wait > TimeSpan.Zero) Thread.Sleep(wait);
+                _nextTrigger = Math.Max(_nextTrigger + (long)(Stopwatch.Frequency / options.FrameRate), Stopwatch.GetTimestamp() - Stopwatch.Frequency);
+                AravisNative.arv_camera_software_trigger(_camera, out var terr);
+                AravisNative.Check(terr, $"{_description}: TriggerSoftware (camera lost?)");
+            }
+            // Short waits keep the loop responsive to cancellation; the timeout counts the whole wait.
+            long started = Stopwatch.GetTimestamp();
+            IntPtr buffer = IntPtr.Zero;
+            while (buffer == IntPtr.Zero && Stopwatch.GetElapsedTime(started).TotalMilliseconds < options.TimeoutMs)
+            {
+                ct.ThrowIfCancellationRequested();
+                buffer = AravisNative.arv_stream_timeout_pop_buffer(_stream, 200_000);
+            }
+            if (buffer == IntPtr.Zero)
+            {
+                Interlocked.Increment(ref counters.Timeouts);
+                // A camera that stopped sending may just be waiting for a trigger: ask it something.
+                AravisNative.arv_camera_get_frame_rate(_camera, out var perr);
+                AravisNative.Check(perr, $"{_description}: no frame for {options.TimeoutMs} ms and no answer to a register read: camera lost");
+                if (options.Trigger == "line") continue; // idle line: waiting for parts is normal
+                logger?.LogWarning("Camera {Camera}: no frame within {Timeout} ms", _description, options.TimeoutMs);
+                continue;
+            }
+            try
+            {
+                int status = AravisNative.arv_buffer_get_status(buffer);
+                if (status != AravisNative.BufferStatusSuccess)
+                {
+                    Interlocked.Increment(ref counters.Incomplete);
+                    continue;
+                }
+                IntPtr data = AravisNative.arv_buffer_get_data(buffer, out nuint size);
+                int width = AravisNative.arv_buffer_get_image_width(buffer);
+                int height = AravisNative.arv_buffer_get_image_height(buffer);
+                var layout = (PixelLayout)AravisNative.arv_buffer_get_image_pixel_format(buffer);
+                ulong id = AravisNative.arv_buffer_get_frame_id(buffer);
+                unsafe
+                {
+                    var span = new ReadOnlySpan<byte>((void*)data, checked((int)size));
+                    Interlocked.Increment(ref counters.Frames);
+                    return CapturedFrame.Raw(span, width, height, layout, $"{_description} frame {id}", null, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+                }
+            }
+            finally
+            {
+                AravisNative.arv_stream_push_buffer(_stream, buffer);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        if (_camera != IntPtr.Zero && _stream != IntPtr.Zero)
+        {
+            AravisNative.arv_camera_stop_acquisition(_camera, out var err);
+            if (err != IntPtr.Zero) AravisNative.g_error_free(err); // a lost camera cannot be stopped: nothing to do
+        }
+        if (_stream != IntPtr.Zero) AravisNative.g_object_unref(_stream);
+        if (_camera != IntPtr.Zero) AravisNative.g_object_unref(_camera);
+        _stream = _camera = IntPtr.Zero;
+        return ValueTask.CompletedTask;
+    }
+}

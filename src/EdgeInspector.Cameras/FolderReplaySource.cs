@@ -1,0 +1,68 @@
+using System.Diagnostics;
+
+namespace EdgeInspector.Cameras;
+
+/// <summary>
+/// Replays a folder of images at a set frame rate, once or looping: the demo's camera and the tests'.
+/// Files are read as bytes (decoded later, so a corrupt file becomes that frame's error verdict); the
+/// part id is the file's path inside the folder. Pacing uses absolute times, so a slow consumer does not make the replay
+/// drift slower: like a real line, it keeps producing and the queue policy decides.
+/// </summary>
+public sealed class FolderReplaySource(string folder, double fps, bool loop, int? shuffleSeed = null) : IFrameSource
+{
+    private static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
+    private string[] _files = [];
+    private int _next;
+    private long _due;
+
+    /// <inheritdoc />
+    public string Description => $"replay {folder} at {(fps > 0 ? $"{fps:0.##} fps" : "full speed")}{(loop ? ", looping" : "")}{(shuffleSeed is { } s ? $", shuffled (seed {s})" : ", in name order")}";
+
+    /// <summary>Lists the image files of a folder, recursively, in ordinal name order.</summary>
+    public static string[] ListImages(string folder) =>
+        [.. Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .Order(StringComparer.Ordinal)];
+
+    /// <inheritdoc />
+    public Task OpenAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(folder)) throw new FrameSourceException($"replay folder not found: {folder}");
+        _files = ListImages(folder);
+        // Benchmark folders are sorted by defect type; a line is not. A seeded shuffle gives a
+        // line-like mix that is the same on every run (and every loop).
+        if (shuffleSeed is { } seed) new Random(seed).Shuffle(_files);
+        if (_files.Length == 0) throw new FrameSourceException($"replay folder holds no images ({string.Join(", ", Extensions)}): {folder}");
+        _due = Stopwatch.GetTimestamp();
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<CapturedFrame?> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (_next >= _files.Length)
+        {
+            if (!loop) return null;
+            _next = 0;
+        }
+        if (fps > 0)
+        {
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _due);
+            if (wait > TimeSpan.Zero) await Task.Delay(wait, cancellationToken);
+            _due += (long)(Stopwatch.Frequency / fps);
+            // After a long stall (debugger, suspended VM) start pacing afresh rather than bursting.
+            if (Stopwatch.GetTimestamp() - _due > Stopwatch.Frequency) _due = Stopwatch.GetTimestamp();
+        }
+        string file = _files[_next++];
+        byte[] bytes;
+        try { bytes = await File.ReadAllBytesAsync(file, cancellationToken); }
+        catch (IOException e) { bytes = []; _ = e; } // an unreadable file is delivered empty: its frame gets an error verdict
+        // Part id: the path inside the folder without extension ("broken_large/000"), unique where names repeat.
+        string rel = Path.GetRelativePath(folder, file);
+        string partId = Path.ChangeExtension(rel, null).Replace(Path.DirectorySeparatorChar, '/');
+        return CapturedFrame.Encoded(bytes, file, partId, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

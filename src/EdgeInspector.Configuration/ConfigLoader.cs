@@ -1,0 +1,248 @@
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace EdgeInspector.Configuration;
+
+/// <summary>
+/// Reads and validates the configuration file. Every problem is collected (file, line, column, the field's
+/// path and what is allowed) and thrown together, so a technician fixes them in one edit, not one per
+/// restart. Relative paths are resolved against the file's folder. Secrets never need to be in the file.
+/// </summary>
+public static class ConfigLoader
+{
+    /// <summary>Reads <paramref name="path"/>; throws <see cref="ConfigException"/> with every problem found.</summary>
+    public static InspectorSettings Load(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new ConfigException([new ConfigError(path, 0, 0, "(file)", $"configuration file not found (looked for {full})")]);
+        string text;
+        try { text = File.ReadAllText(full); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException([new ConfigError(path, 0, 0, "(file)", "cannot be read: " + e.Message)]);
+        }
+        return Parse(text, path, System.IO.Path.GetDirectoryName(full)!);
+    }
+
+    /// <summary>Parses YAML text; <paramref name="file"/> names it in errors, <paramref name="baseDir"/> resolves relative paths.</summary>
+    public static InspectorSettings Parse(string text, string file, string baseDir)
+    {
+        var errors = new List<ConfigError>();
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlException e)
+        {
+            // Syntax errors stop here: nothing after them can be trusted.
+            string message = e.InnerException?.Message ?? e.Message;
+            int cut = message.IndexOf("): ", StringComparison.Ordinal);
+            if (message.StartsWith('(') && cut > 0) message = message[(cut + 3)..];
+            throw new ConfigException([new ConfigError(file, (int)e.Start.Line, (int)e.Start.Column, "(syntax)", message)]);
+        }
+        YamlNode? root = stream.Documents.Count > 0 ? stream.Documents[0].RootNode : null;
+        if (root is null) throw new ConfigException([new ConfigError(file, 0, 0, "(file)", "the file is empty; see config/edgeinspector.yaml for a complete example")]);
+        var r = new YamlSection(errors, file, root, "");
+        var settings = Read(r, baseDir);
+        if (errors.Count > 0) throw new ConfigException(errors);
+        return settings;
+    }
+
+    private static string Resolve(string baseDir, string p) => p.Length == 0 ? p : System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDir, Environment.ExpandEnvironmentVariables(p)));
+
+    private static InspectorSettings Read(YamlSection r, string baseDir)
+    {
+        string line = r.Str("line", "line1");
+        CheckTopicLevel(r, "line", line);
+
+        var cameras = new List<CameraSettings>();
+        var names = new HashSet<string>();
+        var recipesSec = r.Named("recipes");
+        var recipes = new List<RecipeSettings>();
+        foreach (var (name, s) in recipesSec)
+        {
+            recipes.Add(new RecipeSettings
+            {
+                Name = name,
+                Threshold = s.OptNum("threshold", -1000, 1000),
+                KnownGoodFolder = Folder(s, "known_good_folder", baseDir, mustExist: true),
+            });
+            s.RejectUnknown();
+        }
+
+        var cameraList = r.List("cameras");
+        if (cameraList.Count == 0) r.Error(null, "cameras", "at least one camera is required");
+        foreach (var c in cameraList)
+        {
+            string name = c.Str("name", "");
+            if (name.Length == 0) c.Error(null, c.Path + ".name", "every camera needs a name (used in MQTT topics)");
+            else if (!names.Add(name)) c.Error(null, c.Path + ".name", $"camera name '{name}' is used twice");
+            else CheckTopicLevel(c, "name", name);
+            string source = c.Str("source", "replay", "replay", "gige", "video");
+            var rp = c.Child("replay");
+            var replay = new ReplaySettings
+            {
+                Folder = Folder(rp, "folder", baseDir, mustExist: source == "replay"),
+                Fps = rp.Num("fps", 5, 0, 1000),
+                Loop = rp.Bool("loop", true),
+                Order = rp.Str("order", "name", "name", "shuffle"),
+                Seed = rp.Int("seed", 0, 0, int.MaxValue),
+            };
+            rp.RejectUnknown();
+            if (source == "replay" && replay.Folder.Length == 0) c.Error(null, c.Path + ".replay.folder", "source 'replay' needs a folder of images");
+            var g = c.Child("gige");
+            var gige = new GigeSettings
+            {
+                Camera = g.Str("camera", ""),
+                ExposureUs = g.OptNum("exposure_us", 1, 10_000_000),
+                GainDb = g.OptNum("gain_db", 0, 100),
+                PixelFormat = g.Str("pixel_format", ""),
+                Trigger = g.Str("trigger", "free_run", "free_run", "software", "line"),
+                TriggerLine = g.Str("trigger_line", "Line1"),
+                FrameRate = g.Num("frame_rate", 5, 0.01, 1000),
+                TimeoutMs = g.Int("timeout_ms", 2000, 10, 600_000),
+                ReconnectMaxS = g.Num("reconnect_max_s", 10, 0.1, 3600),
+            };
+            g.RejectUnknown();
+            if (source == "gige" && gige.Camera.Length == 0) c.Error(null, c.Path + ".gige.camera", "source 'gige' needs a camera: Aravis id, serial number or IP address");
+            var v = c.Child("video");
+            var video = new VideoSettings { Uri = v.Str("uri", ""), ReconnectMaxS = v.Num("reconnect_max_s", 10, 0.1, 3600) };
+            v.RejectUnknown();
+            if (source == "video" && video.Uri.Length == 0) c.Error(null, c.Path + ".video.uri", "source 'video' needs a uri: a USB index (0), a device (/dev/video0), a file or rtsp://…");
+            string recipe = c.Str("recipe", "");
+            if (recipe.Length > 0 && !recipes.Any(x => x.Name == recipe)) c.Error(null, c.Path + ".recipe", $"recipe '{recipe}' is not defined under recipes: (defined: {string.Join(", ", recipes.Select(x => x.Name))})");
+            c.RejectUnknown();
+            cameras.Add(new CameraSettings { Name = name, Source = source, Replay = replay, Gige = gige, Video = video, Recipe = recipe });
+        }
+
+        var m = r.Child("model");
+        var model = new ModelSettings
+        {
+            Path = FilePath(m, "path", baseDir),
+            InputWidth = m.Int("input_width", 224, 32, 4096),
+            InputHeight = m.Int("input_height", 224, 32, 4096),
+            ChannelOrder = m.Str("channel_order", "rgb", "rgb", "bgr"),
+            Mean = [.. m.NumList("mean", [0.485, 0.456, 0.406], 3)],
+            Std = [.. m.NumList("std", [0.229, 0.224, 0.225], 3)],
+            Taps = [.. m.StrList("taps", ["stage2", "stage3"])],
+            Providers = [.. m.StrList("providers", ["tensorrt", "cuda", "cpu"])],
+            TensorRtFp16 = m.Bool("tensorrt_fp16", true),
+            TensorRtCache = Resolve(baseDir, m.Str("tensorrt_cache", "trt-cache")),
+            Threads = m.Int("threads", 0, 0, 256),
+        };
+        if (model.Path.Length == 0) m.Error(null, "model.path", "the backbone's ONNX file is required (see models/README.md)");
+        if (model.Taps.Length == 0) m.Error(null, "model.taps", "at least one tap (a named output of the model) is required");
+        if (model.Std.Any(s => s <= 0)) m.Error(null, "model.std", "every std must be above 0");
+        foreach (string p in model.Providers)
+        {
+            if (p is not ("tensorrt" or "cuda" or "cpu")) m.Error(null, "model.providers", $"'{p}' is not allowed; expected tensorrt, cuda or cpu");
+        }
+        m.RejectUnknown();
+
+        var e = r.Child("engine");
+        var engine = new EngineSettings
+        {
+            Batch = e.Int("batch", 64, 4, 4096),
+            CoresetMaxPerPatches = e.Int("coreset_max_per_patches", 4, 1, 64),
+            ScoreDims = e.Int("score_dims", 128, 0, 8192),
+            KnownGoodFolder = Folder(e, "known_good_folder", baseDir, mustExist: true),
+            QueueCapacity = e.Int("queue_capacity", 16, 1, 100_000),
+            InferenceBatch = e.Int("inference_batch", 4, 1, 256),
+            DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
+        };
+        e.RejectUnknown();
+
+        var vd = r.Child("verdict");
+        var verdict = new VerdictSettings
+        {
+            Threshold = vd.Num("threshold", 3.0, -1000, 1000),
+            UnsureBand = vd.Num("unsure_band", 0.5, 0, 1000),
+            Unsure = vd.Str("unsure", "reject", "reject", "accept"),
+            WarmingUp = vd.Str("warming_up", "accept", "reject", "accept"),
+            DeadlineMs = vd.Int("deadline_ms", 2000, 10, 3_600_000),
+            Timeout = vd.Str("timeout", "reject", "reject", "accept"),
+            Dropped = vd.Str("dropped", "reject", "reject", "accept"),
+        };
+        vd.RejectUnknown();
+
+        var h = r.Child("heatmap");
+        var heatmap = new HeatmapSettings { Publish = h.Str("publish", "fails", "none", "fails", "all"), JpegQuality = h.Int("jpeg_quality", 80, 10, 100) };
+        h.RejectUnknown();
+
+        var q = r.Child("mqtt");
+        var tlsSec = q.Child("tls");
+        var tls = new TlsSettings { Enabled = tlsSec.Bool("enabled", false), CaFile = FilePath(tlsSec, "ca_file", baseDir), AllowUntrusted = tlsSec.Bool("allow_untrusted", false) };
+        tlsSec.RejectUnknown();
+        var mqtt = new MqttSettings
+        {
+            Host = q.Str("host", ""),
+            Port = q.Int("port", tls.Enabled ? 8883 : 1883, 1, 65535),
+            Prefix = q.Str("prefix", "edgeinspector"),
+            ClientId = q.Str("client_id", "edgeinspector"),
+            Username = q.Str("username", ""),
+            PasswordEnv = q.Str("password_env", ""),
+            PasswordFile = FilePath(q, "password_file", baseDir),
+            Tls = tls,
+            SpoolDir = Resolve(baseDir, q.Str("spool_dir", "spool")),
+            SpoolMaxMessages = q.Int("spool_max_messages", 100_000, 10, 100_000_000),
+            StatusIntervalS = q.Num("status_interval_s", 5, 0.1, 3600),
+        };
+        CheckTopicLevel(q, "prefix", mqtt.Prefix);
+        if (q.OptStr("password") is not null) q.Error(null, "mqtt.password", "passwords do not belong in this file; use password_env (an environment variable) or password_file");
+        if (mqtt.PasswordEnv.Length > 0 && Environment.GetEnvironmentVariable(mqtt.PasswordEnv) is null)
+        {
+            q.Error(null, "mqtt.password_env", $"environment variable '{mqtt.PasswordEnv}' is not set (for systemd: Environment= or EnvironmentFile= in the unit)");
+        }
+        if (mqtt.PasswordEnv.Length > 0 && mqtt.PasswordFile.Length > 0) q.Error(null, "mqtt.password_file", "give password_env or password_file, not both");
+        q.RejectUnknown();
+
+        var l = r.Child("logging");
+        var logging = new LoggingSettings
+        {
+            Dir = Resolve(baseDir, l.Str("dir", "logs")),
+            Level = l.Str("level", "information", "verbose", "debug", "information", "warning", "error"),
+            FileSizeMb = l.Int("file_size_mb", 20, 1, 10_000),
+            RetainedFiles = l.Int("retained_files", 10, 1, 1000),
+        };
+        l.RejectUnknown();
+
+        var a = r.Child("archive");
+        var archive = new ArchiveSettings { Dir = Resolve(baseDir, a.Str("dir", "archive")), Save = a.Str("save", "fails", "none", "fails", "all"), MaxFiles = a.Int("max_files", 1000, 1, 10_000_000) };
+        a.RejectUnknown();
+
+        r.RejectUnknown();
+        return new InspectorSettings
+        {
+            Line = line, Cameras = [.. cameras], Model = model, Engine = engine, Verdict = verdict, Heatmap = heatmap,
+            Mqtt = mqtt, Logging = logging, Archive = archive, Recipes = [.. recipes],
+        };
+    }
+
+    private static string Folder(YamlSection s, string key, string baseDir, bool mustExist)
+    {
+        string p = Resolve(baseDir, s.Str(key, ""));
+        if (p.Length > 0 && mustExist && !Directory.Exists(p)) s.Error(null, $"{s.Path}.{key}", $"folder not found: {p}");
+        return p;
+    }
+
+    private static string FilePath(YamlSection s, string key, string baseDir)
+    {
+        string p = Resolve(baseDir, s.Str(key, ""));
+        if (p.Length > 0 && !System.IO.File.Exists(p)) s.Error(null, $"{s.Path}.{key}", $"file not found: {p}");
+        return p;
+    }
+
+    private static void CheckTopicLevel(YamlSection s, string key, string value)
+    {
+        if (value.Length == 0 || value.IndexOfAny(['/', '+', '#', ' ']) >= 0)
+        {
+            s.Error(null, s.Path.Length == 0 ? key : $"{s.Path}.{key}", $"'{value}' cannot be an MQTT topic level; use letters, digits, '-' or '_'");
+        }
+    }
+
+    /// <summary>The MQTT password from the environment variable or file the settings name, or null.</summary>
+    public static string? Password(MqttSettings mqtt)
+    {
+        if (mqtt.PasswordEnv.Length > 0) return Environment.GetEnvironmentVariable(mqtt.PasswordEnv);
+        if (mqtt.PasswordFile.Length > 0) return System.IO.File.ReadLines(mqtt.PasswordFile).FirstOrDefault()?.TrimEnd('\r');
+        return null;
+    }
+}

@@ -1,0 +1,241 @@
+namespace EdgeInspector.Configuration;
+
+// Plain settings read from config/edgeinspector.yaml. Defaults here are the defaults a technician gets
+// for a field left out; the YAML file documents each one. Collections are arrays so that two readings of
+// the same file compare equal section by section (hot reload applies only what changed).
+
+/// <summary>The whole file.</summary>
+public sealed record InspectorSettings
+{
+    /// <summary>Line name: the second level of every MQTT topic.</summary>
+    public string Line { get; init; } = "line1";
+    /// <summary>Cameras, each run as its own pipeline.</summary>
+    public CameraSettings[] Cameras { get; init; } = [];
+    /// <summary>The backbone.</summary>
+    public ModelSettings Model { get; init; } = new();
+    /// <summary>The anomaly engine and pipeline queues.</summary>
+    public EngineSettings Engine { get; init; } = new();
+    /// <summary>How scores become verdicts.</summary>
+    public VerdictSettings Verdict { get; init; } = new();
+    /// <summary>Heatmap publishing.</summary>
+    public HeatmapSettings Heatmap { get; init; } = new();
+    /// <summary>Broker connection.</summary>
+    public MqttSettings Mqtt { get; init; } = new();
+    /// <summary>Log files.</summary>
+    public LoggingSettings Logging { get; init; } = new();
+    /// <summary>Image archive for audits.</summary>
+    public ArchiveSettings Archive { get; init; } = new();
+    /// <summary>Named recipes (product variants) a command can switch to.</summary>
+    public RecipeSettings[] Recipes { get; init; } = [];
+}
+
+/// <summary>One camera.</summary>
+public sealed record CameraSettings
+{
+    /// <summary>Name: the third level of the MQTT topics.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>replay | gige | video.</summary>
+    public string Source { get; init; } = "replay";
+    /// <summary>Replay settings (source: replay).</summary>
+    public ReplaySettings Replay { get; init; } = new();
+    /// <summary>GigE Vision settings (source: gige).</summary>
+    public GigeSettings Gige { get; init; } = new();
+    /// <summary>USB / file / RTSP settings (source: video).</summary>
+    public VideoSettings Video { get; init; } = new();
+    /// <summary>Recipe active at start (empty: none).</summary>
+    public string Recipe { get; init; } = "";
+}
+
+/// <summary>Folder replay: the demo's and the tests' camera.</summary>
+public sealed record ReplaySettings
+{
+    /// <summary>Folder of images (searched recursively, in name order).</summary>
+    public string Folder { get; init; } = "";
+    /// <summary>Frames per second; 0 replays as fast as the pipeline takes them.</summary>
+    public double Fps { get; init; } = 5;
+    /// <summary>Start over at the end.</summary>
+    public bool Loop { get; init; } = true;
+    /// <summary>name | shuffle (seeded: the same order every run).</summary>
+    public string Order { get; init; } = "name";
+    /// <summary>Seed of the shuffle.</summary>
+    public int Seed { get; init; }
+}
+
+/// <summary>A GigE Vision camera through Aravis.</summary>
+public sealed record GigeSettings
+{
+    /// <summary>Aravis device id, serial number or IP address (an address opens it without broadcast discovery).</summary>
+    public string Camera { get; init; } = "";
+    /// <summary>Exposure time in microseconds; null leaves the camera's value.</summary>
+    public double? ExposureUs { get; init; }
+    /// <summary>Gain in dB; null leaves the camera's value.</summary>
+    public double? GainDb { get; init; }
+    /// <summary>GenICam pixel format name; empty leaves the camera's value.</summary>
+    public string PixelFormat { get; init; } = "";
+    /// <summary>free_run | software | line.</summary>
+    public string Trigger { get; init; } = "free_run";
+    /// <summary>Hardware trigger input (trigger: line).</summary>
+    public string TriggerLine { get; init; } = "Line1";
+    /// <summary>Frame rate in free run, or software trigger rate.</summary>
+    public double FrameRate { get; init; } = 5;
+    /// <summary>How long to wait for a frame before counting a timeout.</summary>
+    public int TimeoutMs { get; init; } = 2000;
+    /// <summary>Longest wait between reconnection attempts.</summary>
+    public double ReconnectMaxS { get; init; } = 10;
+}
+
+/// <summary>A camera OpenCV's VideoCapture opens: USB (V4L2) index or device, a video file, an RTSP URL.</summary>
+public sealed record VideoSettings
+{
+    /// <summary>"0", "/dev/video0", a file path or rtsp://…</summary>
+    public string Uri { get; init; } = "";
+    /// <summary>Longest wait between reconnection attempts.</summary>
+    public double ReconnectMaxS { get; init; } = 10;
+}
+
+/// <summary>The backbone (see models/README.md).</summary>
+public sealed record ModelSettings
+{
+    /// <summary>ONNX file; relative paths are relative to the config file.</summary>
+    public string Path { get; init; } = "";
+    /// <summary>Input width.</summary>
+    public int InputWidth { get; init; } = 224;
+    /// <summary>Input height.</summary>
+    public int InputHeight { get; init; } = 224;
+    /// <summary>rgb | bgr.</summary>
+    public string ChannelOrder { get; init; } = "rgb";
+    /// <summary>Per-channel mean.</summary>
+    public double[] Mean { get; init; } = [0.485, 0.456, 0.406];
+    /// <summary>Per-channel std.</summary>
+    public double[] Std { get; init; } = [0.229, 0.224, 0.225];
+    /// <summary>Named outputs used as feature taps.</summary>
+    public string[] Taps { get; init; } = ["stage2", "stage3"];
+    /// <summary>Execution providers in order of preference.</summary>
+    public string[] Providers { get; init; } = ["tensorrt", "cuda", "cpu"];
+    /// <summary>TensorRT FP16.</summary>
+    public bool TensorRtFp16 { get; init; } = true;
+    /// <summary>TensorRT engine cache directory.</summary>
+    public string TensorRtCache { get; init; } = "trt-cache";
+    /// <summary>Intra-op threads (0: ONNX Runtime's default).</summary>
+    public int Threads { get; init; }
+}
+
+/// <summary>The streaming engine and the queues in front of it.</summary>
+public sealed record EngineSettings
+{
+    /// <summary>Rolling batch: warm-up size and coreset update period, in frames.</summary>
+    public int Batch { get; init; } = 64;
+    /// <summary>Coreset cap as a multiple of the patches in one frame.</summary>
+    public int CoresetMaxPerPatches { get; init; } = 4;
+    /// <summary>Scoring dimensions per view (0: full width).</summary>
+    public int ScoreDims { get; init; } = 128;
+    /// <summary>Folder of known-good images that seed the coreset at start (few-shot); empty: zero-shot.</summary>
+    public string KnownGoodFolder { get; init; } = "";
+    /// <summary>Frames waiting for the backbone, at most.</summary>
+    public int QueueCapacity { get; init; } = 16;
+    /// <summary>Frames per backbone call, at most.</summary>
+    public int InferenceBatch { get; init; } = 4;
+    /// <summary>drop_oldest | drop_newest: which frame is answered "dropped" when the queue is full.</summary>
+    public string DropPolicy { get; init; } = "drop_oldest";
+}
+
+/// <summary>How scores become verdicts.</summary>
+public sealed record VerdictSettings
+{
+    /// <summary>Calibrated score (robust z) at and above which a part fails.</summary>
+    public double Threshold { get; init; } = 3.0;
+    /// <summary>Half-width of the unsure band around the threshold.</summary>
+    public double UnsureBand { get; init; } = 0.5;
+    /// <summary>reject | accept.</summary>
+    public string Unsure { get; init; } = "reject";
+    /// <summary>reject | accept: while the coreset is being built.</summary>
+    public string WarmingUp { get; init; } = "accept";
+    /// <summary>Deadline from capture to verdict.</summary>
+    public int DeadlineMs { get; init; } = 2000;
+    /// <summary>reject | accept: fail-safe when the deadline passes.</summary>
+    public string Timeout { get; init; } = "reject";
+    /// <summary>reject | accept: for frames dropped under overload.</summary>
+    public string Dropped { get; init; } = "reject";
+}
+
+/// <summary>Heatmap publishing.</summary>
+public sealed record HeatmapSettings
+{
+    /// <summary>none | fails | all ("fails" includes unsure).</summary>
+    public string Publish { get; init; } = "fails";
+    /// <summary>JPEG quality.</summary>
+    public int JpegQuality { get; init; } = 80;
+}
+
+/// <summary>TLS to the broker.</summary>
+public sealed record TlsSettings
+{
+    /// <summary>Use TLS.</summary>
+    public bool Enabled { get; init; }
+    /// <summary>CA certificate (PEM) that signed the broker's certificate; empty: the system store.</summary>
+    public string CaFile { get; init; } = "";
+    /// <summary>Accept any certificate (commissioning only).</summary>
+    public bool AllowUntrusted { get; init; }
+}
+
+/// <summary>Broker connection and delivery.</summary>
+public sealed record MqttSettings
+{
+    /// <summary>Broker host; empty starts an embedded broker on 127.0.0.1.</summary>
+    public string Host { get; init; } = "";
+    /// <summary>Broker port (also the embedded broker's).</summary>
+    public int Port { get; init; } = 1883;
+    /// <summary>First topic level.</summary>
+    public string Prefix { get; init; } = "edgeinspector";
+    /// <summary>Client id prefix (the camera name is appended).</summary>
+    public string ClientId { get; init; } = "edgeinspector";
+    /// <summary>User name; empty: anonymous.</summary>
+    public string Username { get; init; } = "";
+    /// <summary>Environment variable holding the password.</summary>
+    public string PasswordEnv { get; init; } = "";
+    /// <summary>File holding the password (first line).</summary>
+    public string PasswordFile { get; init; } = "";
+    /// <summary>TLS.</summary>
+    public TlsSettings Tls { get; init; } = new();
+    /// <summary>Spool directory for verdicts the broker could not take.</summary>
+    public string SpoolDir { get; init; } = "spool";
+    /// <summary>Spooled messages kept at most, per camera; the oldest go first (counted).</summary>
+    public int SpoolMaxMessages { get; init; } = 100_000;
+    /// <summary>Status publishing period.</summary>
+    public double StatusIntervalS { get; init; } = 5;
+}
+
+/// <summary>Log files.</summary>
+public sealed record LoggingSettings
+{
+    /// <summary>Directory of the rolling log files.</summary>
+    public string Dir { get; init; } = "logs";
+    /// <summary>verbose | debug | information | warning | error.</summary>
+    public string Level { get; init; } = "information";
+    /// <summary>Size at which a file rolls over.</summary>
+    public int FileSizeMb { get; init; } = 20;
+    /// <summary>Files kept.</summary>
+    public int RetainedFiles { get; init; } = 10;
+}
+
+/// <summary>Images kept for audits.</summary>
+public sealed record ArchiveSettings
+{
+    /// <summary>Directory.</summary>
+    public string Dir { get; init; } = "archive";
+    /// <summary>none | fails | all.</summary>
+    public string Save { get; init; } = "fails";
+    /// <summary>Images kept at most per camera (oldest deleted first).</summary>
+    public int MaxFiles { get; init; } = 1000;
+}
+
+/// <summary>A product variant: its own threshold and known-good images.</summary>
+public sealed record RecipeSettings
+{
+    /// <summary>Name used by the switch_recipe command.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>Threshold override; null keeps verdict.threshold.</summary>
+    public double? Threshold { get; init; }
+    /// <summary>Known-good folder override; empty keeps engine.known_good_folder.</summary>
+    public string KnownGoodFolder { get; init; } = "";
+}

@@ -1,0 +1,707 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using EdgeInspector.Cameras;
+using EdgeInspector.Configuration;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Verdicts;
+using EdgeInspector.Imaging;
+using EdgeInspector.Mqtt;
+using Microsoft.Extensions.Logging;
+using OpenCvSharp;
+
+namespace EdgeInspector.Service;
+
+/// <summary>What the pipeline knows of a frame from the moment it is captured.</summary>
+internal sealed record FrameMeta(long Id, string? PartId, DateTimeOffset CaptureUtc, long CaptureTimestamp);
+
+/// <summary>A frame's result before it is published.</summary>
+internal sealed class FrameOutcome
+{
+    public VerdictKind Kind;
+    public float Score = float.NaN;
+    public float Calibrated = float.NaN;
+    public long CoresetVersion;
+    public byte[]? Heatmap;
+    public string? Error;
+}
+
+/// <summary>
+/// One camera's pipeline: acquire → (bounded queue, drop policy) → decode + backbone + engine + decide →
+/// sequence (in order, deadlines) → publish. Each stage is a loop on its own task; bounded channels sit
+/// between them. Every frame that is captured gets exactly one verdict: scored, warming_up, dropped,
+/// error or timeout. Settings that apply at once (verdict policy, heatmaps, archive) are read from
+/// <see cref="Live"/> per frame; anything else is changed by replacing the pipeline.
+/// </summary>
+internal sealed class CameraPipeline : IAsyncDisposable
+{
+    private sealed record Work(FrameMeta Meta, CapturedFrame Frame);
+    private abstract record SeqEvent;
+    private sealed record Registered(FrameMeta Meta, long Deadline) : SeqEvent;
+    private sealed record Completed(long Id, FrameOutcome Outcome) : SeqEvent;
+
+    private readonly CameraSettings _camera;
+    private readonly Func<IFrameSource> _sourceFactory;
+    private readonly FrameInspector _inspector;
+    private readonly ILogger _log;
+    private readonly MqttLink _link;
+    private readonly Topics _topics;
+    private readonly string _modelHash;
+    private readonly Archive _archive;
+    private readonly Channel<Work> _work;
+    private readonly Channel<SeqEvent> _events = Channel.CreateUnbounded<SeqEvent>();
+    private readonly ConcurrentQueue<(string Id, string Command, string? Recipe)> _commands = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stopAcquire = new();
+    private volatile int _sequencerPending;
+    private readonly List<Task> _loops = [];
+    private readonly LatencyWindow _latency = new(1024);
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private long _nextId;
+    private long _acquireBeat, _inferBeat, _sequenceBeat;
+    private string _recipe;
+
+    public readonly SourceCounters SourceCounters = new();
+    public long Frames, Published, Dropped, Errors, Timeouts, LateResults, WarmingUp, Passed, Failed, Unsure;
+    public string? LastError;
+
+    public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
+        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, ILogger log)
+    {
+        _camera = camera;
+        _live = live;
+        _inspector = inspector;
+        _sourceFactory = () => sourceFactory(SourceCounters);
+        _log = log;
+        _topics = topics;
+        _modelHash = modelHash;
+        _recipe = camera.Recipe;
+        var engine = live.Settings.Engine;
+        _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        _link = new MqttLink(linkFactory.For(camera.Name, topics), OnCommandAsync, log);
+        _archive = new Archive(live, camera.Name, log);
+        Beat(ref _acquireBeat);
+        Beat(ref _inferBeat);
+        Beat(ref _sequenceBeat);
+    }
+
+    private LiveSettings _live;
+
+    /// <summary>Settings that apply without a restart; swapped by hot reload.</summary>
+    public LiveSettings Live
+    {
+        get => Volatile.Read(ref _live);
+        set
+        {
+            Volatile.Write(ref _live, value);
+            _archive?.Update(value);
+        }
+    }
+
+    public string Name => _camera.Name;
+
+    public CameraSettings Camera => _camera;
+
+    public MqttLink Link => _link;
+
+    private static void Beat(ref long beat) => Volatile.Write(ref beat, Stopwatch.GetTimestamp());
+
+    /// <summary>True when every stage loop has reported within <paramref name="maxAge"/>: the watchdog's test.</summary>
+    public bool IsMoving(TimeSpan maxAge)
+    {
+        long now = Stopwatch.GetTimestamp(), limit = (long)(maxAge.TotalSeconds * Stopwatch.Frequency);
+        return now - Volatile.Read(ref _acquireBeat) < limit && now - Volatile.Read(ref _inferBeat) < limit && now - Volatile.Read(ref _sequenceBeat) < limit;
+    }
+
+    public void Start(string? seedFolder)
+    {
+        var ct = _stop.Token;
+        _loops.Add(Task.Run(() => _link.RunAsync(ct), ct));
+        _loops.Add(Task.Factory.StartNew(() => InferLoop(seedFolder, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+        _loops.Add(Task.Run(() => SequenceLoop(ct), ct));
+        var acquireCt = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopAcquire.Token).Token;
+        _loops.Add(Task.Run(() => AcquireLoop(acquireCt), acquireCt));
+        _loops.Add(Task.Run(() => StatusLoop(ct), ct));
+        _loops.Add(_archive.RunAsync(ct));
+    }
+
+    // ---------------------------------------------------------------- acquire
+
+    private async Task AcquireLoop(CancellationToken ct)
+    {
+        var settings = Live.Settings;
+        double maxBackoff = _camera.Source switch { "gige" => _camera.Gige.ReconnectMaxS, "video" => _camera.Video.ReconnectMaxS, _ => 10 };
+        var backoff = TimeSpan.FromMilliseconds(250);
+        bool everOpened = false;
+        while (!ct.IsCancellationRequested)
+        {
+            Beat(ref _acquireBeat);
+            IFrameSource source = _sourceFactory();
+            try
+            {
+                await source.OpenAsync(ct);
+                if (everOpened) Interlocked.Increment(ref SourceCounters.Reconnects);
+                everOpened = true;
+                _log.LogInformation("Camera {Camera}: {Source} open", Name, source.Description);
+                backoff = TimeSpan.FromMilliseconds(250);
+                while (!ct.IsCancellationRequested)
+                {
+                    Beat(ref _acquireBeat);
+                    var readTask = source.ReadAsync(ct).AsTask();
+                    // Keep the heartbeat alive while a camera legitimately waits for its trigger.
+                    while (!readTask.IsCompleted)
+                    {
+                        await Task.WhenAny(readTask, Task.Delay(500, ct));
+                        Beat(ref _acquireBeat);
+                    }
+                    var frame = await readTask;
+                    if (frame is null)
+                    {
+                        _log.LogInformation("Camera {Camera}: source finished", Name);
+                        await Task.Delay(Timeout.Infinite, ct);
+                    }
+                    Admit(frame!);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                LastError = $"camera: {e.Message}";
+                _log.LogWarning("Camera {Camera}: {Error}; reconnecting in {Delay:0.0} s", Name, e.Message, backoff.TotalSeconds);
+            }
+            finally
+            {
+                await source.DisposeAsync();
+            }
+            try { await Task.Delay(backoff, ct); }
+            catch (OperationCanceledException) { break; }
+            backoff = TimeSpan.FromSeconds(Math.Min(backoff.TotalSeconds * 2, maxBackoff));
+        }
+        _ = settings;
+    }
+
+    private void Admit(CapturedFrame frame)
+    {
+        var meta = new FrameMeta(++_nextId, frame.PartId, frame.CaptureUtc, frame.CaptureTimestamp);
+        Interlocked.Increment(ref Frames);
+        long deadline = frame.CaptureTimestamp + (long)(Live.Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
+        // Registered before it can be worked on: the sequencer always learns of a frame before its result.
+        _events.Writer.TryWrite(new Registered(meta, deadline));
+        var work = new Work(meta, frame);
+        if (_work.Writer.TryWrite(work)) return;
+        if (Live.Settings.Engine.DropPolicy == "drop_newest")
+        {
+            Drop(work);
+            return;
+        }
+        // drop_oldest: the frame that waited longest is the least likely to make its deadline.
+        if (_work.Reader.TryRead(out var oldest)) Drop(oldest);
+        if (!_work.Writer.TryWrite(work)) Drop(work);
+    }
+
+    private void Drop(Work w)
+    {
+        w.Frame.Dispose();
+        Interlocked.Increment(ref Dropped);
+        _events.Writer.TryWrite(new Completed(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Dropped, Error = "queue full: the backbone could not keep up" }));
+    }
+
+    // ---------------------------------------------------------------- infer
+
+    private void InferLoop(string? seedFolder, CancellationToken ct)
+    {
+        if (!string.IsNullOrEmpty(seedFolder)) Seed(seedFolder);
+        var batch = new List<Work>();
+        var images = new List<Mat?>();
+        var errors = new List<string?>();
+        while (!ct.IsCancellationRequested)
+        {
+            Beat(ref _inferBeat);
+            PollBuild();
+            if (_build is null) ApplyCommands();
+            batch.Clear();
+            try
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                wait.CancelAfter(500);
+                if (!_work.Reader.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult()) break;
+            }
+            catch (OperationCanceledException)
+            {
+                continue;
+            }
+            int max = Live.Settings.Engine.InferenceBatch;
+            while (batch.Count < max && _work.Reader.TryRead(out var w)) batch.Add(w);
+            if (batch.Count == 0) continue;
+            images.Clear();
+            errors.Clear();
+            foreach (var w in batch)
+            {
+                try
+                {
+                    images.Add(FrameDecoder.Decode(w.Frame));
+                    errors.Add(null);
+                }
+                catch (Exception e) when (e is ImageDecodeException or OpenCVException)
+                {
+                    images.Add(null);
+                    errors.Add(e.Message);
+                }
+                finally
+                {
+                    w.Frame.Dispose();
+                }
+            }
+            try
+            {
+                FrameFeatures?[] features;
+                try
+                {
+                    features = _inspector.Extract(images);
+                }
+                catch (Exception e)
+                {
+                    LastError = $"backbone: {e.Message}";
+                    _log.LogError(e, "Camera {Camera}: backbone failed on frames {First}..{Last}", Name, batch[0].Meta.Id, batch[^1].Meta.Id);
+                    foreach (var w in batch) Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = "backbone failed: " + e.Message });
+                    continue;
+                }
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    var meta = batch[i].Meta;
+                    if (features[i] is not { } f)
+                    {
+                        LastError = errors[i];
+                        _log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error}", Name, meta.Id, meta.PartId, errors[i]);
+                        Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = errors[i] });
+                        continue;
+                    }
+                    Complete(meta.Id, Score(meta, f, images[i]!));
+                }
+            }
+            finally
+            {
+                foreach (var m in images) m?.Dispose();
+            }
+        }
+    }
+
+    private void Seed(string folder)
+    {
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            int n = _inspector.SeedKnownGood(folder);
+            _log.LogInformation("Camera {Camera}: coreset seeded from {Count} known-good image(s) in {Folder} ({Ms:0} ms): scoring from the first frame", Name, n, folder, sw.Elapsed.TotalMilliseconds);
+        }
+        catch (Exception e)
+        {
+            LastError = $"known-good seeding: {e.Message}";
+            _log.LogError(e, "Camera {Camera}: seeding from {Folder} failed; starting zero-shot", Name, folder);
+        }
+    }
+
+    // The push that completes the warm-up batch builds the first coreset and scores the whole batch:
+    // seconds on a small CPU. It runs off the loop so that frames keep being answered on time meanwhile
+    // ("warming_up": the coreset does not exist yet); their features wait and are pushed, in order,
+    // once the build is done, so they still teach the engine and their scores reach the log.
+    private Task<IReadOnlyList<Core.Scoring.StreamResult>>? _build;
+    private readonly List<(long Id, FrameFeatures Features)> _deferred = [];
+
+    private void PollBuild()
+    {
+        if (_build is not { IsCompleted: true } build) return;
+        _build = null;
+        var engine = _inspector.Engine;
+        if (build.IsFaulted)
+        {
+            LastError = $"engine: warm-up build failed: {build.Exception!.GetBaseException().Message}";
+            _log.LogError(build.Exception, "Camera {Camera}: warm-up build failed; starting over", Name);
+            engine.Reset();
+            foreach (var (_, f) in _deferred) _inspector.Release(f);
+            _deferred.Clear();
+            return;
+        }
+        int scored = build.Result.Count, flagged = 0;
+        foreach (var r in build.Result) if (Policy.Decide(r.Calibrated) is VerdictKind.Fail or VerdictKind.Unsure) flagged++;
+        foreach (var (id, f) in _deferred)
+        {
+            foreach (var r in engine.Push(f, id))
+            {
+                scored++;
+                if (Policy.Decide(r.Calibrated) is VerdictKind.Fail or VerdictKind.Unsure) flagged++;
+            }
+        }
+        _deferred.Clear();
+        // Frames answered warming_up are scored once the coreset exists: logged for the audit trail.
+        _log.LogInformation("Camera {Camera}: coreset built ({Size} elements); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", Name, engine.Coreset.Count, scored, flagged);
+    }
+
+    private FrameOutcome Score(FrameMeta meta, FrameFeatures f, Mat image)
+    {
+        var engine = _inspector.Engine;
+        try
+        {
+            if (_build is not null)
+            {
+                _deferred.Add((meta.Id, f));
+                Interlocked.Increment(ref WarmingUp);
+                return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            }
+            if (!engine.IsWarm && engine.WarmupBuffered + 1 >= Math.Max(2, Live.Settings.Engine.Batch))
+            {
+                _build = Task.Run(() => engine.Push(f, meta.Id));
+                Interlocked.Increment(ref WarmingUp);
+                return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            }
+            var results = engine.Push(f, meta.Id);
+            Core.Scoring.StreamResult? mine = null;
+            foreach (var r in results)
+            {
+                if (r.FrameId == meta.Id) mine = r;
+            }
+            if (mine is null)
+            {
+                Interlocked.Increment(ref WarmingUp);
+                return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            }
+            var policy = Policy;
+            var kind = policy.Decide(mine.Calibrated);
+            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion };
+            var heat = Live.Settings.Heatmap;
+            bool flagged = kind is VerdictKind.Fail or VerdictKind.Unsure;
+            bool archive = Live.Settings.Archive.Save == "all" || (Live.Settings.Archive.Save == "fails" && flagged);
+            if (heat.Publish == "all" || (heat.Publish == "fails" && flagged) || archive)
+            {
+                outcome.Heatmap = RenderHeatmap(image, mine.Patches, meta, kind, mine.Calibrated, heat.JpegQuality);
+            }
+            if (archive) _archive.Enqueue(meta, image, outcome);
+            return outcome;
+        }
+        catch (Exception e)
+        {
+            LastError = $"engine: {e.Message}";
+            _log.LogError(e, "Camera {Camera}: scoring frame {Frame} failed", Name, meta.Id);
+            return new FrameOutcome { Kind = VerdictKind.Error, Error = "scoring failed: " + e.Message };
+        }
+    }
+
+    private VerdictPolicy Policy
+    {
+        get
+        {
+            // A recipe's threshold overrides verdict.threshold; both can change by hot reload.
+            var live = Live;
+            foreach (var r in live.Settings.Recipes)
+            {
+                if (r.Name == _recipe && r.Threshold is { } t) return live.Policy with { Threshold = t };
+            }
+            return live.Policy;
+        }
+    }
+
+    private byte[] RenderHeatmap(Mat image, float[] patches, FrameMeta meta, VerdictKind kind, float calibrated, int quality)
+    {
+        // One colour scale for every frame: blue at a typical good part, red at the threshold and above.
+        float low = _inspector.Engine.RawScoreAt(0), high = _inspector.Engine.RawScoreAt((float)Policy.Threshold);
+        if (!float.IsFinite(low) || !float.IsFinite(high) || high <= low) (low, high) = (patches.Min(), patches.Max());
+        using var small = Shrink(image, 512);
+        string caption = $"{Name} #{meta.Id} {VerdictNames.Wire(kind)} z={calibrated.ToString("0.00", CultureInfo.InvariantCulture)}";
+        using var overlay = HeatmapRenderer.Overlay(small, patches, _inspector.GridWidth, _inspector.GridHeight, low, high, caption: caption);
+        Cv2.ImEncode(".jpg", overlay, out byte[] jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, quality));
+        return jpeg;
+    }
+
+    private static Mat Shrink(Mat image, int longSide)
+    {
+        int l = Math.Max(image.Width, image.Height);
+        if (l <= longSide) return image.Clone();
+        var m = new Mat();
+        Cv2.Resize(image, m, new Size(image.Width * longSide / l, image.Height * longSide / l), 0, 0, InterpolationFlags.Area);
+        return m;
+    }
+
+    private void Complete(long id, FrameOutcome outcome) => _events.Writer.TryWrite(new Completed(id, outcome));
+
+    // ---------------------------------------------------------------- sequence + publish
+
+    private async Task SequenceLoop(CancellationToken ct)
+    {
+        var sequencer = new VerdictSequencer<FrameOutcome>();
+        var metas = new Dictionary<long, FrameMeta>();
+        var released = new List<(long, FrameOutcome?)>();
+        while (!ct.IsCancellationRequested)
+        {
+            Beat(ref _sequenceBeat);
+            long now = Stopwatch.GetTimestamp();
+            long next = sequencer.NextDeadline ?? now + Stopwatch.Frequency / 2;
+            var wait = TimeSpan.FromSeconds(Math.Clamp((next - now) / (double)Stopwatch.Frequency, 0.001, 0.5));
+            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                cts.CancelAfter(wait);
+                try { await _events.Reader.WaitToReadAsync(cts.Token); }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
+            }
+            while (_events.Reader.TryRead(out var e))
+            {
+                switch (e)
+                {
+                    case Registered r:
+                        metas[r.Meta.Id] = r.Meta;
+                        sequencer.Register(r.Meta.Id, r.Deadline);
+                        break;
+                    case Completed c when !sequencer.Complete(c.Id, c.Outcome):
+                        Interlocked.Increment(ref LateResults);
+                        _log.LogWarning("Camera {Camera}: late result for frame {Frame}: {Verdict} (score {Score:0.00}); the frame was already answered 'timeout'", Name, c.Id, VerdictNames.Wire(c.Outcome.Kind), c.Outcome.Calibrated);
+                        break;
+                }
+            }
+            released.Clear();
+            sequencer.Drain(Stopwatch.GetTimestamp(), released);
+            _sequencerPending = sequencer.Pending;
+            foreach (var (id, outcome) in released)
+            {
+                var meta = metas[id];
+                metas.Remove(id);
+                Publish(meta, outcome ?? new FrameOutcome { Kind = VerdictKind.Timeout, Error = $"no result within {Live.Settings.Verdict.DeadlineMs} ms" });
+            }
+        }
+    }
+
+    private void Publish(FrameMeta meta, FrameOutcome o)
+    {
+        var policy = Policy;
+        bool reject = policy.Rejects(o.Kind);
+        double latencyMs = Stopwatch.GetElapsedTime(meta.CaptureTimestamp).TotalMilliseconds;
+        _latency.Add(latencyMs);
+        switch (o.Kind)
+        {
+            case VerdictKind.Pass: Interlocked.Increment(ref Passed); break;
+            case VerdictKind.Fail: Interlocked.Increment(ref Failed); break;
+            case VerdictKind.Unsure: Interlocked.Increment(ref Unsure); break;
+            case VerdictKind.Timeout: Interlocked.Increment(ref Timeouts); break;
+            case VerdictKind.Error: Interlocked.Increment(ref Errors); break;
+        }
+        var json = new Dictionary<string, object?>
+        {
+            ["frame_id"] = meta.Id,
+            ["part_id"] = meta.PartId,
+            ["line"] = _topics.Line,
+            ["camera"] = Name,
+            ["timestamp_ms"] = meta.CaptureUtc.ToUnixTimeMilliseconds(),
+            ["verdict"] = VerdictNames.Wire(o.Kind),
+            ["reject"] = reject,
+            ["score"] = float.IsFinite(o.Score) ? Math.Round(o.Score, 5) : null,
+            ["calibrated"] = float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
+            ["threshold"] = policy.Threshold,
+            ["latency_ms"] = Math.Round(latencyMs, 2),
+            ["coreset_version"] = o.CoresetVersion,
+            ["model_hash"] = _modelHash,
+            ["recipe"] = _recipe,
+            ["error"] = o.Error,
+        };
+        _link.Enqueue(new OutgoingMessage(_topics.Verdict(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
+        // The reject topic is for the simplest PLC: "<frame id>,<1 reject | 0 accept>".
+        _link.Enqueue(new OutgoingMessage(_topics.Reject(Name), Encoding.ASCII.GetBytes($"{meta.Id},{(reject ? 1 : 0)}")));
+        if (o.Heatmap is { } jpeg && Live.Settings.Heatmap.Publish != "none")
+        {
+            var heat = Live.Settings.Heatmap.Publish;
+            if (heat == "all" || o.Kind is VerdictKind.Fail or VerdictKind.Unsure)
+            {
+                _link.TryEnqueueBestEffort(new OutgoingMessage(_topics.Heatmap(Name), jpeg, false,
+                    [new("frame_id", meta.Id.ToString(CultureInfo.InvariantCulture)), new("part_id", meta.PartId ?? ""), new("verdict", VerdictNames.Wire(o.Kind))]));
+            }
+        }
+        Interlocked.Increment(ref Published);
+        if (o.Kind is VerdictKind.Fail or VerdictKind.Error or VerdictKind.Timeout or VerdictKind.Dropped)
+        {
+            _log.LogInformation("Camera {Camera}: frame {Frame} ({Part}) {Verdict} score {Score:0.00} reject {Reject}{Error}", Name, meta.Id, meta.PartId, VerdictNames.Wire(o.Kind), o.Calibrated, reject, o.Error is null ? "" : ": " + o.Error);
+        }
+    }
+
+    // ---------------------------------------------------------------- commands + status
+
+    private async Task OnCommandAsync(string topic, byte[] payload)
+    {
+        string id = "", command = "";
+        string? recipe = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(payload);
+            var root = doc.RootElement;
+            id = root.TryGetProperty("id", out var i) ? i.ToString() : "";
+            command = root.TryGetProperty("command", out var c) ? c.GetString() ?? "" : "";
+            recipe = root.TryGetProperty("recipe", out var r) ? r.GetString() : null;
+        }
+        catch (JsonException e)
+        {
+            Ack(id, command, false, $"not JSON: {e.Message}; expected {{\"id\":\"…\",\"command\":\"reset_coreset\"}} or {{\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}}");
+            return;
+        }
+        switch (command)
+        {
+            case "reset_coreset":
+                _commands.Enqueue((id, command, null));
+                break;
+            case "switch_recipe" when recipe is not null && Live.Settings.Recipes.Any(x => x.Name == recipe):
+                _commands.Enqueue((id, command, recipe));
+                break;
+            case "switch_recipe":
+                Ack(id, command, false, $"unknown recipe '{recipe}'; defined: {string.Join(", ", Live.Settings.Recipes.Select(x => x.Name))}");
+                break;
+            default:
+                Ack(id, command, false, $"unknown command '{command}'; expected reset_coreset or switch_recipe");
+                break;
+        }
+        await Task.CompletedTask;
+    }
+
+    /// <summary>Applies queued commands on the inference thread, which owns the engine.</summary>
+    private void ApplyCommands()
+    {
+        while (_commands.TryDequeue(out var cmd))
+        {
+            string? seed = null;
+            if (cmd.Command == "switch_recipe")
+            {
+                var r = Live.Settings.Recipes.First(x => x.Name == cmd.Recipe);
+                _recipe = r.Name;
+                seed = r.KnownGoodFolder.Length > 0 ? r.KnownGoodFolder : Live.Settings.Engine.KnownGoodFolder;
+            }
+            else
+            {
+                seed = Live.Settings.Recipes.FirstOrDefault(x => x.Name == _recipe)?.KnownGoodFolder is { Length: > 0 } rf ? rf : Live.Settings.Engine.KnownGoodFolder;
+            }
+            _inspector.Engine.Reset();
+            if (!string.IsNullOrEmpty(seed)) Seed(seed);
+            string state = _inspector.Engine.IsWarm ? "scoring at once (seeded from known-good images)" : $"warming up over the next {Live.Settings.Engine.Batch} frames";
+            _log.LogInformation("Camera {Camera}: {Command} applied (recipe '{Recipe}'): coreset reset, {State}", Name, cmd.Command, _recipe, state);
+            Ack(cmd.Id, cmd.Command, true, $"coreset reset; recipe '{_recipe}'; {state}");
+        }
+    }
+
+    private void Ack(string id, string command, bool ok, string message)
+    {
+        var json = new Dictionary<string, object?> { ["id"] = id, ["command"] = command, ["ok"] = ok, ["message"] = message, ["timestamp_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+        _link.Enqueue(new OutgoingMessage(_topics.CommandAck(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
+        if (!ok) _log.LogWarning("Camera {Camera}: command {Command} refused: {Message}", Name, command, message);
+    }
+
+    private async Task StatusLoop(CancellationToken ct)
+    {
+        long lastFrames = 0;
+        var sw = Stopwatch.StartNew();
+        while (!ct.IsCancellationRequested)
+        {
+            long frames = Interlocked.Read(ref Frames);
+            double fps = (frames - lastFrames) / Math.Max(1e-3, sw.Elapsed.TotalSeconds);
+            lastFrames = frames;
+            sw.Restart();
+            try
+            {
+                _link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(StatusJson(fps)));
+            }
+            catch (Exception e)
+            {
+                _log.LogError(e, "Camera {Camera}: status could not be built", Name);
+            }
+            try { await Task.Delay(TimeSpan.FromSeconds(Live.Settings.Mqtt.StatusIntervalS), ct); }
+            catch (OperationCanceledException) { break; }
+        }
+    }
+
+    internal Dictionary<string, object?> StatusJson(double fps)
+    {
+        var engine = _inspector.Engine;
+        var (p50, p95, p99) = _latency.Percentiles();
+        return new Dictionary<string, object?>
+        {
+            ["state"] = "online",
+            ["camera"] = Name,
+            ["timestamp_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            ["uptime_s"] = Math.Round(_uptime.Elapsed.TotalSeconds),
+            ["fps"] = Math.Round(fps, 2),
+            ["frames"] = Interlocked.Read(ref Frames),
+            ["verdicts"] = new Dictionary<string, long>
+            {
+                ["pass"] = Passed, ["fail"] = Failed, ["unsure"] = Unsure, ["warming_up"] = WarmingUp,
+                ["timeout"] = Timeouts, ["error"] = Errors, ["dropped"] = Dropped,
+            },
+            ["latency_ms"] = new Dictionary<string, double> { ["p50"] = p50, ["p95"] = p95, ["p99"] = p99 },
+            ["queues"] = new Dictionary<string, int> { ["inference"] = _work.Reader.Count, ["outgoing"] = _link.Queued, ["spool"] = _link.Spooled },
+            ["coreset"] = new Dictionary<string, object> { ["size"] = engine.Coreset.Count, ["version"] = engine.Coreset.Version, ["warm"] = engine.IsWarm },
+            ["camera_counters"] = new Dictionary<string, long>
+            {
+                ["timeouts"] = SourceCounters.Timeouts, ["incomplete_buffers"] = SourceCounters.Incomplete, ["reconnects"] = SourceCounters.Reconnects,
+            },
+            ["delivery"] = new Dictionary<string, long>
+            {
+                ["published"] = _link.Published, ["spool_overflow"] = _link.SpoolOverflow, ["heatmaps_dropped"] = _link.BestEffortDropped,
+                ["refused"] = _link.Refused, ["late_results"] = LateResults,
+            },
+            ["recipe"] = _recipe,
+            ["model_hash"] = _modelHash,
+            ["config"] = new Dictionary<string, object?> { ["version"] = Live.Version, ["error"] = Live.ReloadError },
+            ["last_error"] = LastError ?? _link.LastError,
+        };
+    }
+
+    /// <summary>Pushes a status now (config reload results must not wait for the next period).</summary>
+    public void StatusNow() => _link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(StatusJson(0)));
+
+    public async ValueTask DisposeAsync()
+    {
+        // Graceful stop: no new frames, then let every frame already captured be answered (scored, or
+        // timed out by its deadline), then stop the rest and let the link spool what it could not send.
+        _stopAcquire.Cancel();
+        var limit = Stopwatch.StartNew();
+        while ((_work.Reader.Count > 0 || _sequencerPending > 0 || _events.Reader.Count > 0) && limit.ElapsedMilliseconds < Live.Settings.Verdict.DeadlineMs + 2000)
+        {
+            await Task.Delay(20);
+        }
+        await Task.Delay(100); // let the sequencer hand the last verdicts to the link
+        _link.StopWhenIdle();
+        try { await Task.WhenAll(_loops[0]).WaitAsync(TimeSpan.FromSeconds(5)); }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException) { }
+        _stop.Cancel();
+        try { await Task.WhenAll(_loops).WaitAsync(TimeSpan.FromSeconds(15)); }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException) { }
+        await _link.DisposeAsync();
+        _stopAcquire.Dispose();
+        _stop.Dispose();
+    }
+}
+
+/// <summary>Capture-to-publish latency over the last frames, for the status topic.</summary>
+internal sealed class LatencyWindow(int size)
+{
+    private readonly double[] _ring = new double[size];
+    private readonly Lock _gate = new();
+    private int _count, _next;
+
+    public void Add(double ms)
+    {
+        lock (_gate)
+        {
+            _ring[_next] = ms;
+            _next = (_next + 1) % _ring.Length;
+            if (_count < _ring.Length) _count++;
+        }
+    }
+
+    public (double P50, double P95, double P99) Percentiles()
+    {
+        double[] copy;
+        lock (_gate) copy = _ring[.._count];
+        if (copy.Length == 0) return (0, 0, 0);
+        Array.Sort(copy);
+        double At(double q) => Math.Round(copy[Math.Min(copy.Length - 1, (int)Math.Ceiling(q * copy.Length) - 1)], 1);
+        return (At(0.5), At(0.95), At(0.99));
+    }
+}

@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using EdgeInspector.Cameras;
+using EdgeInspector.Configuration;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Imaging;
+using EdgeInspector.Inference.Onnx;
+using OpenCvSharp;
+
+namespace EdgeInspector.Service;
+
+/// <summary>
+/// One camera's engine: decoded frames in, streaming FSLC results out. Owns the camera's coreset,
+/// projection, feature pools and batch tensor; shares the backbone with the other cameras (one model in
+/// memory, one forward at a time). Not thread-safe: used by its pipeline's inference loop only.
+/// </summary>
+internal sealed class FrameInspector
+{
+    private readonly SharedBackbone _backbone;
+    private readonly ImagePreprocessor _pre;
+    private readonly ViewProjector? _projector;
+    private readonly FrameFeaturesPool _rawPool, _pool;
+    private readonly FslcOptions _options;
+    private float[] _tensor = [];
+
+    public FrameInspector(SharedBackbone backbone, EngineSettings engine)
+    {
+        _backbone = backbone;
+        var b = backbone.Model;
+        _pre = new ImagePreprocessor(b.Options.InputWidth, b.Options.InputHeight, b.Options.ChannelOrder == "rgb", b.Options.Mean, b.Options.Std);
+        _projector = engine.ScoreDims > 0 ? new ViewProjector(b.Layout, engine.ScoreDims, 17) : null;
+        var layout = _projector?.Target ?? b.Layout;
+        _rawPool = new FrameFeaturesPool(b.Layout);
+        _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
+        _options = new FslcOptions { Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches };
+        Engine = new StreamingFslc(layout, _options, _pool.Return);
+    }
+
+    public StreamingFslc Engine { get; }
+
+    public int GridWidth => Engine.Coreset.Layout.GridWidth;
+
+    public int GridHeight => Engine.Coreset.Layout.GridHeight;
+
+    /// <summary>Forward time of the last batch, for the status topic.</summary>
+    public TimeSpan LastBackbone { get; private set; }
+
+    /// <summary>
+    /// Extracts features of the decoded images (null entries are skipped) into projected frames, in order.
+    /// </summary>
+    public FrameFeatures?[] Extract(IReadOnlyList<Mat?> images)
+    {
+        int size = _backbone.Model.ImageSize;
+        if (_tensor.Length < images.Count * size) _tensor = new float[images.Count * size];
+        var slot = new int[images.Count];
+        int good = 0;
+        for (int i = 0; i < images.Count; i++)
+        {
+            slot[i] = -1;
+            if (images[i] is not { } img) continue;
+            _pre.Write(img, _tensor.AsSpan(good * size, size));
+            slot[i] = good++;
+        }
+        var result = new FrameFeatures?[images.Count];
+        if (good == 0) return result;
+        var raw = new FrameFeatures[good];
+        for (int i = 0; i < good; i++) raw[i] = _rawPool.Rent();
+        var sw = Stopwatch.StartNew();
+        _backbone.Extract(_tensor, good, raw);
+        LastBackbone = sw.Elapsed;
+        for (int i = 0; i < images.Count; i++)
+        {
+            if (slot[i] < 0) continue;
+            var f = raw[slot[i]];
+            if (_projector is { } p)
+            {
+                var projected = _pool.Rent();
+                p.Project(f, projected);
+                _rawPool.Return(f);
+                f = projected;
+            }
+            result[i] = f;
+        }
+        return result;
+    }
+
+    /// <summary>Hands a frame that will not be pushed back to its pool.</summary>
+    public void Release(FrameFeatures f) => _pool.Return(f);
+
+    /// <summary>Seeds the coreset from known-good images (few-shot start).</summary>
+    public int SeedKnownGood(string folder)
+    {
+        var files = FolderReplaySource.ListImages(folder);
+        var goods = new List<FrameFeatures>();
+        foreach (var chunk in files.Chunk(8))
+        {
+            var mats = new List<Mat?>();
+            try
+            {
+                foreach (string f in chunk)
+                {
+                    try { mats.Add(ImagePreprocessor.Decode(f)); }
+                    catch (ImageDecodeException) { mats.Add(null); }
+                }
+                goods.AddRange(Extract(mats).OfType<FrameFeatures>());
+            }
+            finally
+            {
+                foreach (var m in mats) m?.Dispose();
+            }
+        }
+        Engine.SeedKnownGood(goods);
+        foreach (var g in goods) _pool.Return(g);
+        return goods.Count;
+    }
+}
+
+/// <summary>The backbone every camera shares: one session, one forward at a time.</summary>
+internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
+{
+    private readonly Lock _gate = new();
+
+    public OnnxBackbone Model => model;
+
+    public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs)
+    {
+        lock (_gate) model.Extract(tensor, count, outputs);
+    }
+
+    public void Dispose() => model.Dispose();
+
+    public static BackboneOptions OptionsFrom(ModelSettings m) => new()
+    {
+        ModelPath = m.Path,
+        InputWidth = m.InputWidth,
+        InputHeight = m.InputHeight,
+        ChannelOrder = m.ChannelOrder,
+        Mean = [.. m.Mean.Select(x => (float)x)],
+        Std = [.. m.Std.Select(x => (float)x)],
+        Taps = m.Taps,
+        ExecutionProviders = m.Providers,
+        TensorRtFp16 = m.TensorRtFp16,
+        TensorRtCacheDir = m.TensorRtCache,
+        IntraOpThreads = m.Threads,
+    };
+}
+
+/// <summary>Raw camera pixels and encoded files to OpenCV images, with errors that name the frame.</summary>
+internal static class FrameDecoder
+{
+    public static Mat Decode(CapturedFrame frame)
+    {
+        if (frame.EncodedBytes is { } bytes)
+        {
+            if (bytes.Length == 0) throw new ImageDecodeException($"{frame.Origin}: empty or unreadable file.");
+            return ImagePreprocessor.Decode(bytes, frame.Origin);
+        }
+        var px = frame.RawPixels;
+        int w = frame.Width, h = frame.Height;
+        (MatType type, int bpp, ColorConversionCodes? convert) = frame.Layout switch
+        {
+            PixelLayout.Mono8 => (MatType.CV_8UC1, 1, (ColorConversionCodes?)null),
+            PixelLayout.Bgr8 => (MatType.CV_8UC3, 3, null),
+            PixelLayout.Rgb8 => (MatType.CV_8UC3, 3, ColorConversionCodes.RGB2BGR),
+            PixelLayout.BayerRG8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerRG2BGR),
+            PixelLayout.BayerGR8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerGR2BGR),
+            PixelLayout.BayerGB8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerGB2BGR),
+            PixelLayout.BayerBG8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerBG2BGR),
+            _ => throw new ImageDecodeException($"{frame.Origin}: pixel format 0x{(uint)frame.Layout:X8} is not supported (use Mono8, RGB8, BGR8 or Bayer*8)."),
+        };
+        if (w <= 0 || h <= 0 || px.Length < w * h * bpp) throw new ImageDecodeException($"{frame.Origin}: {px.Length} bytes cannot hold a {w}×{h} {frame.Layout} image.");
+        var mat = new Mat(h, w, type);
+        unsafe
+        {
+            px[..(w * h * bpp)].CopyTo(new Span<byte>((void*)mat.Data, w * h * bpp));
+        }
+        if (convert is { } code)
+        {
+            var bgr = new Mat();
+            Cv2.CvtColor(mat, bgr, code);
+            mat.Dispose();
+            return bgr;
+        }
+        return mat;
+    }
+}

@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EdgeInspector.Cameras;
+using EdgeInspector.Configuration;
+using EdgeInspector.Inference.Onnx;
+using EdgeInspector.Mqtt;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeInspector.Service;
+
+/// <summary>The configuration file the service runs from, and its first valid reading.</summary>
+internal sealed record ConfigFile(string Path, InspectorSettings Settings);
+
+/// <summary>
+/// The supervisor: loads the backbone (and warms it up) before the host reports ready, starts the embedded
+/// broker when no broker is configured, runs one pipeline per camera, and watches the configuration file.
+/// A valid edit is applied with the least disruption: verdict policy, heatmaps, archive and recipes at
+/// once; a camera's own settings by restarting that camera's pipeline; model, engine or MQTT settings by
+/// restarting the pipelines (a new model is loaded and probed before the old one is let go). An invalid
+/// edit is logged and shown on every status topic while the last good configuration keeps running.
+/// </summary>
+internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers) : IHostedService
+{
+    private readonly ILogger _log = loggers.CreateLogger("EdgeInspector");
+    private readonly Dictionary<string, CameraPipeline> _pipelines = [];
+    private readonly CancellationTokenSource _stop = new();
+    private LiveSettings _live = new(config.Settings, 1);
+    private SharedBackbone? _backbone;
+    private EmbeddedBroker? _broker;
+    private Task _watch = Task.CompletedTask;
+    private long _watchBeat = Stopwatch.GetTimestamp();
+
+    public IReadOnlyCollection<CameraPipeline> Pipelines => _pipelines.Values;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var s = _live.Settings;
+        _log.LogInformation("EdgeInspector starting from {Config}: line {Line}, {Cameras} camera(s)", config.Path, s.Line, s.Cameras.Length);
+        if (s.Mqtt.Host.Length == 0) _broker = await EmbeddedBroker.StartAsync(s.Mqtt.Port, _log);
+        _backbone = LoadBackbone(s.Model);
+        foreach (var cam in s.Cameras) StartPipeline(cam, _live);
+        _watch = Task.Run(() => WatchLoop(_stop.Token));
+    }
+
+    private SharedBackbone LoadBackbone(ModelSettings m)
+    {
+        var sw = Stopwatch.StartNew();
+        var model = new OnnxBackbone(SharedBackbone.OptionsFrom(m), loggers.CreateLogger("Backbone"));
+        _log.LogInformation("Model {Path} loaded and probed in {Ms:0} ms on {Provider}: grid {H}×{W}, {Views} views, sha256 {Hash}",
+            m.Path, sw.Elapsed.TotalMilliseconds, model.ExecutionProvider, model.Layout.GridHeight, model.Layout.GridWidth, model.Layout.Views.Count, model.ModelHash[..12]);
+        return new SharedBackbone(model);
+    }
+
+    private void StartPipeline(CameraSettings cam, LiveSettings live)
+    {
+        var s = live.Settings;
+        var logger = loggers.CreateLogger($"Camera.{cam.Name}");
+        Func<SourceCounters, IFrameSource> source = cam.Source switch
+        {
+            "gige" => counters => new AravisSource(new GigeOptions(cam.Gige.Camera, cam.Gige.ExposureUs, cam.Gige.GainDb, cam.Gige.PixelFormat, cam.Gige.Trigger, cam.Gige.TriggerLine, cam.Gige.FrameRate, cam.Gige.TimeoutMs), counters, logger),
+            "video" => _ => new VideoCaptureSource(cam.Video.Uri),
+            _ => _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null),
+        };
+        var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? "127.0.0.1" : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
+        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, logger);
+        string seed = s.Recipes.FirstOrDefault(r => r.Name == cam.Recipe)?.KnownGoodFolder is { Length: > 0 } rf ? rf : s.Engine.KnownGoodFolder;
+        pipeline.Start(seed);
+        _pipelines[cam.Name] = pipeline;
+    }
+
+    private async Task StopPipeline(string name)
+    {
+        if (_pipelines.Remove(name, out var p)) await p.DisposeAsync();
+    }
+
+    /// <summary>True when the config watcher and every pipeline stage have reported within <paramref name="maxAge"/>.</summary>
+    public bool IsMoving(TimeSpan maxAge)
+    {
+        if (Stopwatch.GetElapsedTime(Volatile.Read(ref _watchBeat)) > maxAge) return false;
+        foreach (var p in _pipelines.Values.ToArray())
+        {
+            if (!p.IsMoving(maxAge)) return false;
+        }
+        return true;
+    }
+
+    private async Task WatchLoop(CancellationToken ct)
+    {
+        var (stamp, text) = Read(config.Path);
+        while (!ct.IsCancellationRequested)
+        {
+            Volatile.Write(ref _watchBeat, Stopwatch.GetTimestamp());
+            try { await Task.Delay(1000, ct); }
+            catch (OperationCanceledException) { break; }
+            try
+            {
+                var (newStamp, newText) = Read(config.Path);
+                if (newStamp == stamp) continue;
+                stamp = newStamp;
+                if (newText == text) continue;
+                text = newText;
+                await ReloadAsync();
+            }
+            catch (Exception e)
+            {
+                _log.LogError(e, "Configuration reload failed; the last good configuration keeps running");
+            }
+        }
+    }
+
+    private static (string Stamp, string? Text) Read(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) return ("missing", null);
+        string stamp = $"{info.LastWriteTimeUtc.Ticks}:{info.Length}";
+        try { return (stamp, File.ReadAllText(path)); }
+        catch (IOException) { return (stamp, null); }
+    }
+
+    private async Task ReloadAsync()
+    {
+        InspectorSettings next;
+        try
+        {
+            next = ConfigLoader.Load(config.Path);
+        }
+        catch (ConfigException e)
+        {
+            _log.LogError("Configuration edit rejected; the last good configuration (version {Version}) keeps running:{NewLine}{Errors}", _live.Version, Environment.NewLine, string.Join(Environment.NewLine, e.Errors));
+            SetLive(_live.WithError(string.Join("; ", e.Errors)));
+            return;
+        }
+        var old = _live.Settings;
+        var live = new LiveSettings(next, _live.Version + 1);
+        if (!Same(old.Logging, next.Logging)) _log.LogWarning("logging settings changed: they take effect when the service restarts");
+        bool modelChanged = !Same(old.Model, next.Model);
+        bool restartAll = modelChanged || !Same(old.Engine, next.Engine) || !Same(old.Mqtt, next.Mqtt) || old.Line != next.Line;
+        if (!Same(old.Mqtt, next.Mqtt) && (old.Mqtt.Host.Length == 0) != (next.Mqtt.Host.Length == 0 || old.Mqtt.Port != next.Mqtt.Port))
+        {
+            _log.LogWarning("mqtt.host/port changed between embedded and external broker: the embedded broker changes when the service restarts");
+        }
+        if (modelChanged)
+        {
+            SharedBackbone fresh;
+            try
+            {
+                fresh = LoadBackbone(next.Model);
+            }
+            catch (BackboneException e)
+            {
+                _log.LogError("Configuration edit rejected: {Error}; the last good configuration keeps running", e.Message);
+                SetLive(_live.WithError(e.Message));
+                return;
+            }
+            foreach (string name in _pipelines.Keys.ToArray()) await StopPipeline(name);
+            _backbone?.Dispose();
+            _backbone = fresh;
+        }
+        else if (restartAll)
+        {
+            foreach (string name in _pipelines.Keys.ToArray()) await StopPipeline(name);
+        }
+        _live = live;
+        var wanted = next.Cameras.ToDictionary(c => c.Name);
+        foreach (string name in _pipelines.Keys.ToArray())
+        {
+            if (!wanted.TryGetValue(name, out var cam) || !Same(cam, _pipelines[name].Camera))
+            {
+                _log.LogInformation("Camera {Camera}: settings changed, restarting its pipeline", name);
+                await StopPipeline(name);
+            }
+        }
+        foreach (var cam in next.Cameras)
+        {
+            if (!_pipelines.ContainsKey(cam.Name)) StartPipeline(cam, live);
+        }
+        SetLive(live);
+        _log.LogInformation("Configuration version {Version} applied{Scope}", live.Version, restartAll ? " (pipelines restarted)" : "");
+    }
+
+    private void SetLive(LiveSettings live)
+    {
+        _live = live;
+        foreach (var p in _pipelines.Values)
+        {
+            p.Live = live;
+            p.StatusNow();
+        }
+    }
+
+    private static bool Same<T>(T a, T b) => JsonSerializer.Serialize(a) == JsonSerializer.Serialize(b);
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stop.Cancel();
+        await _watch;
+        await Task.WhenAll(_pipelines.Values.Select(p => p.DisposeAsync().AsTask()));
+        _pipelines.Clear();
+        _backbone?.Dispose();
+        if (_broker is not null) await _broker.DisposeAsync();
+        _log.LogInformation("EdgeInspector stopped");
+    }
+}
