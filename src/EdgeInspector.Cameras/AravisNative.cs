@@ -65,6 +65,14 @@ internal static partial class AravisNative
     public static partial void arv_camera_stop_acquisition(IntPtr camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
+    public static partial IntPtr arv_camera_get_device(IntPtr camera);
+
+    /// <summary>A raw GVCP register read: never served from the GenICam cache, so it proves the camera answers.</summary>
+    [LibraryImport(Aravis)]
+    [return: MarshalAs(UnmanagedType.I4)]
+    public static partial bool arv_device_read_register(IntPtr device, ulong address, out uint value, out IntPtr error);
+
+    [LibraryImport(Aravis)]
     public static partial IntPtr arv_buffer_new(nuint size, IntPtr preallocated);
 
     [LibraryImport(Aravis)]

@@ -26,6 +26,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
     private const int StreamBuffers = 8;
     private IntPtr _camera, _stream;
     private long _nextTrigger;
+    private int _silent;
     private string _description = $"gige {options.Camera}";
 
     /// <inheritdoc />
@@ -130,10 +131,16 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
             if (buffer == IntPtr.Zero)
             {
                 Interlocked.Increment(ref counters.Timeouts);
-                // A camera that stopped sending may just be waiting for a trigger: ask it something.
-                AravisNative.arv_camera_get_frame_rate(_camera, out var perr);
+                // A camera that stopped sending may be waiting for a trigger, or gone, or rebooted. Ask it on
+                // the wire (a feature getter may answer from Aravis' cache): the Control Channel Privilege
+                // register (GigE Vision bootstrap 0x0A00) fails to read when the camera is gone, and reads
+                // without our control bits when it rebooted (and forgot our stream settings) meanwhile.
+                AravisNative.arv_device_read_register(AravisNative.arv_camera_get_device(_camera), 0x0A00, out uint ccp, out var perr);
                 AravisNative.Check(perr, $"{_description}: no frame for {options.TimeoutMs} ms and no answer to a register read: camera lost");
+                if ((ccp & 0x3) == 0) throw new FrameSourceException($"{_description}: camera lost: it no longer grants us control (it restarted)");
                 if (options.Trigger == "line") continue; // idle line: waiting for parts is normal
+                // Free run and software trigger always produce frames: repeated silence means the stream is broken.
+                if (++_silent >= 3) throw new FrameSourceException($"{_description}: camera lost: answers but sent no frame for {3 * options.TimeoutMs} ms");
                 logger?.LogWarning("Camera {Camera}: no frame within {Timeout} ms", _description, options.TimeoutMs);
                 continue;
             }
@@ -150,6 +157,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 int height = AravisNative.arv_buffer_get_image_height(buffer);
                 var layout = (PixelLayout)AravisNative.arv_buffer_get_image_pixel_format(buffer);
                 ulong id = AravisNative.arv_buffer_get_frame_id(buffer);
+                _silent = 0;
                 unsafe
                 {
                     var span = new ReadOnlySpan<byte>((void*)data, checked((int)size));

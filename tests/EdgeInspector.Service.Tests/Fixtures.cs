@@ -1,0 +1,318 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using MQTTnet;
+
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace EdgeInspector.Service.Tests;
+
+/// <summary>Loopback ports nobody listens on.</summary>
+internal static class Ports
+{
+    public static int Free()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public static async Task WaitListening(int port, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            try
+            {
+                using var c = new TcpClient();
+                await c.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+        throw new TimeoutException($"nothing listens on 127.0.0.1:{port} after {timeout.TotalSeconds} s");
+    }
+}
+
+/// <summary>A child process whose output is kept for assertions and failure messages.</summary>
+internal sealed class ChildProcess : IDisposable
+{
+    private readonly Process _p;
+    private readonly StringBuilder _out = new();
+
+    public ChildProcess(string file, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        string? path = FindOnPath(file);
+        if (path is null) throw new InvalidOperationException($"'{file}' is not installed: run scripts/setup.sh (it installs mosquitto and aravis-tools)");
+        var psi = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        _p = Process.Start(psi)!;
+        _p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_out) _out.AppendLine(e.Data); };
+        _p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_out) _out.AppendLine(e.Data); };
+        _p.BeginOutputReadLine();
+        _p.BeginErrorReadLine();
+    }
+
+    public string Output { get { lock (_out) return _out.ToString(); } }
+
+    public bool HasExited => _p.HasExited;
+
+    public int ExitCode => _p.ExitCode;
+
+    public Task WaitForExitAsync(CancellationToken ct) => _p.WaitForExitAsync(ct);
+
+    /// <summary>SIGKILL: the process gets no chance to clean up (a crash, a pulled cable).</summary>
+    public void Kill()
+    {
+        if (!_p.HasExited) _p.Kill(entireProcessTree: true);
+        _p.WaitForExit(5000);
+    }
+
+    /// <summary>SIGTERM: what systemd sends on stop.</summary>
+    public void Terminate()
+    {
+        if (!_p.HasExited) Process.Start("kill", ["-TERM", _p.Id.ToString()])!.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _p.Dispose();
+    }
+
+    private static string? FindOnPath(string file)
+    {
+        if (Path.IsPathRooted(file)) return File.Exists(file) ? file : null;
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Concat(["/usr/sbin", "/usr/bin"]))
+        {
+            string p = Path.Combine(dir, file);
+            if (File.Exists(p)) return p;
+        }
+        return null;
+    }
+}
+
+/// <summary>A real mosquitto on a free loopback port; can be killed and started again on the same port.</summary>
+internal sealed class Mosquitto : IDisposable
+{
+    private readonly string _conf;
+    private ChildProcess? _proc;
+
+    public Mosquitto(string dir)
+    {
+        Port = Ports.Free();
+        _conf = Path.Combine(dir, "mosquitto.conf");
+        // Persistence with a 1 s autosave: a subscriber's session (its subscriptions and the QoS 1
+        // messages queued for it) survives even a SIGKILL of the broker, as on a real installation.
+        string data = Path.Combine(dir, "mosquitto-data") + "/";
+        Directory.CreateDirectory(data);
+        File.WriteAllText(_conf, $"listener {Port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {data}\nautosave_interval 1\nlog_dest stdout\n");
+    }
+
+    public int Port { get; }
+
+    public async Task StartAsync()
+    {
+        _proc = new ChildProcess("mosquitto", ["-c", _conf]);
+        try
+        {
+            await Ports.WaitListening(Port, TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException e)
+        {
+            throw new InvalidOperationException($"mosquitto did not start: {e.Message}\n{_proc.Output}");
+        }
+    }
+
+    public void Kill() => _proc?.Kill();
+
+    public void Dispose() => _proc?.Dispose();
+}
+
+/// <summary>The Aravis GigE Vision fake camera on 127.0.0.1 (never discovery: opened by address).</summary>
+internal sealed class FakeCamera : IDisposable
+{
+    private ChildProcess? _proc;
+
+    public string Serial { get; } = "EI" + Random.Shared.Next(10000, 99999);
+
+    public async Task StartAsync()
+    {
+        _proc = new ChildProcess("arv-fake-gv-camera-0.8", ["-i", "127.0.0.1", "-s", Serial]);
+        // It answers GVCP on UDP 3956 at once; give it a moment to bind.
+        await Task.Delay(500);
+        if (_proc.HasExited) throw new InvalidOperationException($"arv-fake-gv-camera-0.8 exited: {_proc.Output}");
+    }
+
+    public void Kill() => _proc?.Kill();
+
+    public void Dispose() => _proc?.Dispose();
+}
+
+/// <summary>A received MQTT message.</summary>
+internal sealed record Received(string Topic, byte[] Payload, IReadOnlyDictionary<string, string> Properties, DateTimeOffset At)
+{
+    public string Text => Encoding.UTF8.GetString(Payload);
+
+    public JsonElement Json => JsonDocument.Parse(Payload).RootElement;
+}
+
+/// <summary>An MQTT subscriber that records everything under a filter and reconnects when told.</summary>
+internal sealed class Probe : IAsyncDisposable
+{
+    private readonly IMqttClient _client = new MqttClientFactory().CreateMqttClient();
+    private readonly int _port;
+    private readonly string _filter;
+    private readonly string _id = "probe-" + Guid.NewGuid().ToString("N")[..8];
+    public readonly ConcurrentQueue<Received> Messages = new();
+
+    public Probe(int port, string filter)
+    {
+        _port = port;
+        _filter = filter;
+        _client.ApplicationMessageReceivedAsync += e =>
+        {
+            var props = new Dictionary<string, string>();
+            foreach (var p in e.ApplicationMessage.UserProperties ?? []) props[p.Name] = Encoding.UTF8.GetString(p.ValueBuffer.Span);
+            Messages.Enqueue(new Received(e.ApplicationMessage.Topic, System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload), props, DateTimeOffset.UtcNow));
+            return Task.CompletedTask;
+        };
+    }
+
+    public async Task ConnectAsync()
+    {
+        // A persistent session: what the broker queued for the probe while it was away is delivered.
+        var o = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _port).WithClientId(_id)
+            .WithCleanStart(false).WithSessionExpiryInterval(3600)
+            .WithProtocolVersion(MQTTnet.Formatter.MqttProtocolVersion.V500).Build();
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await _client.ConnectAsync(o);
+                break;
+            }
+            catch (Exception) when (sw.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(100);
+            }
+        }
+        await _client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder().WithTopicFilter(_filter, MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
+    }
+
+    public Task PublishAsync(string topic, string payload) => _client.PublishStringAsync(topic, payload, MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce);
+
+    public List<Received> On(string suffix) => [.. Messages.Where(m => m.Topic.EndsWith(suffix, StringComparison.Ordinal))];
+
+    /// <summary>Waits until <paramref name="done"/> holds; fails with what was received so far.</summary>
+    public async Task WaitFor(Func<Probe, bool> done, TimeSpan timeout, string what, ChildProcess? service = null)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!done(this))
+        {
+            if (sw.Elapsed > timeout)
+            {
+                string topics = string.Join(", ", Messages.GroupBy(m => m.Topic).Select(g => $"{g.Key}×{g.Count()}"));
+                Assert.Fail($"timed out after {timeout.TotalSeconds} s waiting for {what}; received: {topics}\nservice output (tail):\n{Tail(service?.Output)}");
+            }
+            if (service is { HasExited: true }) Assert.Fail($"the service exited ({service.ExitCode}) while waiting for {what}:\n{Tail(service.Output)}");
+            await Task.Delay(100);
+        }
+    }
+
+    public static string Tail(string? s) => s is null ? "" : s.Length > 6000 ? s[^6000..] : s;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_client.IsConnected) await _client.DisconnectAsync();
+        _client.Dispose();
+    }
+}
+
+/// <summary>The service as its own process, from a YAML text written into a temporary folder.</summary>
+internal sealed class ServiceRun : IDisposable
+{
+    public ServiceRun(string dir, string yaml, IDictionary<string, string>? env = null)
+    {
+        ConfigPath = Path.Combine(dir, "edgeinspector.yaml");
+        File.WriteAllText(ConfigPath, yaml);
+        Process = new ChildProcess("dotnet", [ServiceDll, "run", "--config", ConfigPath], env);
+    }
+
+    public string ConfigPath { get; }
+
+    public ChildProcess Process { get; }
+
+    /// <summary>The service's build output: the same configuration (Debug/Release) as this test assembly.</summary>
+    public static string ServiceDll { get; } = FindDll();
+
+    private static string FindDll()
+    {
+        string config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string dll = Path.Combine(d.FullName, "src", "EdgeInspector.Service", "bin", config, "net10.0", "edgeinspector.dll");
+            if (File.Exists(dll)) return dll;
+        }
+        throw new InvalidOperationException($"edgeinspector.dll ({config}) not found above {AppContext.BaseDirectory}: build the solution first");
+    }
+
+    public void Dispose() => Process.Dispose();
+}
+
+/// <summary>Configuration texts for the tests: small batches so the engine warms up in seconds.</summary>
+internal static class Yaml
+{
+    public static string Model => Integration.Tests.Shared.Model("resnet50v2_features.onnx");
+
+    public static string Config(string camera, string mqtt, string dir, string extra = "") => $"""
+line: testline
+cameras:
+{camera}
+model:
+  path: {Model}
+  providers: [cpu]
+engine:
+  batch: 8
+  inference_batch: 2
+verdict:
+  threshold: 3.0
+  deadline_ms: 20000
+heatmap:
+  publish: all
+mqtt:
+{mqtt}
+  spool_dir: {dir}/spool
+  status_interval_s: 0.5
+logging:
+  dir: {dir}/logs
+archive:
+  dir: {dir}/archive
+  save: fails
+{extra}
+""";
+
+    public static string Replay(string folder, double fps, bool loop, string order = "name") => $"""
+  - name: cam1
+    source: replay
+    replay:
+      folder: {folder}
+      fps: {fps.ToString(System.Globalization.CultureInfo.InvariantCulture)}
+      loop: {(loop ? "true" : "false")}
+      order: {order}
+""";
+
+    public static string Broker(int port) => $"  host: 127.0.0.1\n  port: {port}";
+
+    public static string Embedded(int port) => $"  host: \"\"\n  port: {port}";
+}

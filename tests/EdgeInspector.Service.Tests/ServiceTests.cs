@@ -1,0 +1,242 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using EdgeInspector.Integration.Tests;
+
+namespace EdgeInspector.Service.Tests;
+
+/// <summary>
+/// The service end to end, as a line runs it: its own process, a real broker, real images, the real
+/// model. Every test fails (never skips) when mosquitto, the fake camera or ../shared is missing.
+/// </summary>
+public class ServiceTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
+
+    /// <summary>Copies real bottle images into a replay folder, named so that name order is line order.</summary>
+    private static string ReplayFolder(string root, int good, int defects, int corruptAt = -1)
+    {
+        string dir = Path.Combine(root, "replay");
+        Directory.CreateDirectory(dir);
+        string bottle = Shared.Data("mvtec_ad/bottle");
+        var goods = Directory.GetFiles(Path.Combine(bottle, "train", "good"), "*.png").Order().Take(good);
+        if (goods.Count() < good) throw new InvalidOperationException($"{bottle}/train/good holds fewer than {good} images");
+        var bad = Directory.GetFiles(Path.Combine(bottle, "test", "broken_large"), "*.png").Order().Take(defects);
+        int i = 0;
+        foreach (string f in goods.Concat(bad))
+        {
+            if (i == corruptAt) File.WriteAllBytes(Path.Combine(dir, $"{i++:D3}_corrupt.png"), Encoding.ASCII.GetBytes("\x89PNG this is not an image"));
+            File.Copy(f, Path.Combine(dir, $"{i++:D3}_{Path.GetFileName(Path.GetDirectoryName(f))}.png"));
+        }
+        return dir;
+    }
+
+    private static List<long> Ids(IEnumerable<Received> verdicts) => [.. verdicts.Select(v => v.Json.GetProperty("frame_id").GetInt64())];
+
+    [Fact]
+    public async Task Every_frame_gets_one_verdict_in_order_and_a_corrupt_image_gets_an_error_verdict()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 18, defects: 3, corruptAt: 9);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path));
+        const int frames = 22;
+        await probe.WaitFor(p => p.On("/verdict").Count >= frames, Long, $"{frames} verdicts", service.Process);
+        await Task.Delay(1000); // nothing more may arrive: one verdict per frame
+
+        var verdicts = probe.On("/verdict");
+        Assert.Equal(Enumerable.Range(1, frames).Select(i => (long)i), Ids(verdicts));
+        var kinds = verdicts.Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
+        var parts = verdicts.Select(v => v.Json.GetProperty("part_id").GetString()).ToList();
+        // The corrupt file is frame 10: answered "error" (and rejected), named, and the line goes on.
+        int corrupt = parts.IndexOf("009_corrupt");
+        Assert.Equal(9, corrupt);
+        Assert.Equal("error", kinds[corrupt]);
+        Assert.True(verdicts[corrupt].Json.GetProperty("reject").GetBoolean());
+        Assert.Contains("009_corrupt.png", verdicts[corrupt].Json.GetProperty("error").GetString());
+        // Frames are answered warming_up until the coreset exists (the first batch-1 at least, then those
+        // that arrive while it is built), and scored from then on; the line goes on after the corrupt one.
+        Assert.All(kinds.Take(7), k => Assert.Equal("warming_up", k));
+        int firstScored = kinds.FindIndex(k => k is "pass" or "fail" or "unsure");
+        Assert.InRange(firstScored, 7, frames - 4);
+        Assert.All(kinds.Skip(firstScored), k => Assert.Contains(k, new[] { "pass", "fail", "unsure", "error" }));
+        Assert.Equal(1, kinds.Count(k => k == "error"));
+        Assert.Contains(kinds.Skip(10), k => k is "pass" or "fail" or "unsure");
+        foreach (var v in verdicts.Skip(firstScored).Where(v => v.Json.GetProperty("verdict").GetString() != "error"))
+        {
+            var j = v.Json;
+            Assert.True(j.GetProperty("calibrated").ValueKind == JsonValueKind.Number);
+            Assert.Equal(3.0, j.GetProperty("threshold").GetDouble());
+            Assert.True(j.GetProperty("latency_ms").GetDouble() > 0);
+            Assert.Equal(64, j.GetProperty("model_hash").GetString()!.Length);
+            Assert.True(j.GetProperty("coreset_version").GetInt64() > 0);
+        }
+        // The simple PLC topic: one "<frame id>,<0|1>" per frame, agreeing with the verdicts.
+        var rejects = probe.On("/reject").Select(r => r.Text).ToList();
+        Assert.Equal(verdicts.Select(v => $"{v.Json.GetProperty("frame_id").GetInt64()},{(v.Json.GetProperty("reject").GetBoolean() ? 1 : 0)}"), rejects);
+        // Heatmaps (publish: all) for scored frames: JPEG bytes with the frame id as a user property.
+        var heatmaps = probe.On("/heatmap");
+        Assert.NotEmpty(heatmaps);
+        Assert.All(heatmaps, h => Assert.True(h.Payload[0] == 0xFF && h.Payload[1] == 0xD8, "not a JPEG"));
+        Assert.All(heatmaps, h => Assert.Contains(long.Parse(h.Properties["frame_id"]), Ids(verdicts)));
+        var status = probe.On("/status").Last().Json;
+        Assert.Equal("online", status.GetProperty("state").GetString());
+        Assert.Equal(1, status.GetProperty("verdicts").GetProperty("error").GetInt64());
+        Assert.True(status.GetProperty("coreset").GetProperty("warm").GetBoolean());
+
+        // A clean stop says offline on the retained status topic.
+        service.Process.Terminate();
+        await service.Process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(40)).Token);
+        Assert.Equal(0, service.Process.ExitCode);
+        await probe.WaitFor(p => p.On("/status").Last().Json.GetProperty("state").GetString() == "offline", TimeSpan.FromSeconds(10), "status offline");
+        Assert.True(Directory.EnumerateFiles(Path.Combine(tmp.Path, "logs"), "edgeinspector-*.log").Any(), "no rolling log file written");
+    }
+
+    [Fact]
+    public async Task Broker_killed_mid_run_and_restarted_loses_no_verdict()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 26, defects: 4);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path));
+        await probe.WaitFor(p => p.On("/verdict").Count >= 4, Long, "the first verdicts", service.Process);
+
+        broker.Kill();                                   // SIGKILL: no goodbye to anyone
+        // Frames keep coming: their verdicts go to the spool. (6 s: the service's reconnect back-off,
+        // 0.25+0.5+1+2 s, must not land right on the restart, or it might beat the probe to the broker.)
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        Assert.True(Directory.EnumerateFiles(Path.Combine(tmp.Path, "spool"), "*.msg", SearchOption.AllDirectories).Any(), "nothing was spooled during the outage");
+        await broker.StartAsync();
+        await probe.ConnectAsync();
+
+        await probe.WaitFor(p => Ids(p.On("/verdict")).Distinct().Count() >= 30, Long, "all 30 verdicts after the outage", service.Process);
+        var ids = Ids(probe.On("/verdict"));
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), ids.Distinct().Order());
+        // Delivered in order (a redelivery after the cut may repeat the last one sent).
+        var firstSeen = ids.Distinct().ToList();
+        Assert.Equal(firstSeen.Order(), firstSeen);
+        Assert.Contains("spool", service.Process.Output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Fake_camera_killed_and_restarted_the_service_recovers_by_itself()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        using var camera = new FakeCamera();
+        await camera.StartAsync();
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
+        await probe.ConnectAsync();
+        string cam = """
+  - name: gige1
+    source: gige
+    gige:
+      camera: 127.0.0.1
+      pixel_format: Mono8
+      trigger: free_run
+      frame_rate: 4
+      timeout_ms: 1000
+      reconnect_max_s: 1
+""";
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(cam, Yaml.Broker(broker.Port), tmp.Path));
+        await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "verdicts from the fake camera", service.Process);
+
+        camera.Kill();
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        long before = Ids(probe.On("/verdict")).Max();
+        await camera.StartAsync();
+        await probe.WaitFor(p => Ids(p.On("/verdict")).Max() >= before + 4, Long, "verdicts after the camera came back", service.Process);
+        await probe.WaitFor(p => p.On("/status").Last().Json.GetProperty("camera_counters").GetProperty("reconnects").GetInt64() >= 1, TimeSpan.FromSeconds(10), "a reconnect counted on the status topic", service.Process);
+        var ids = Ids(probe.On("/verdict"));
+        Assert.Equal(ids.Order(), ids);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.Contains("camera lost", service.Process.Output);
+    }
+
+    [Fact]
+    public async Task Invalid_edit_keeps_the_last_good_config_running_and_a_valid_edit_applies_at_once()
+    {
+        using var tmp = new TempFolder();
+        int port = Ports.Free();
+        string folder = ReplayFolder(tmp.Path, good: 12, defects: 0);
+        // No broker configured: the service's embedded broker serves. Also the systemd contract:
+        // READY=1 once started, WATCHDOG=1 while the pipeline moves.
+        string notify = Path.Combine(tmp.Path, "notify.sock");
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(notify));
+        var notes = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        _ = Task.Run(async () =>
+        {
+            var buffer = new byte[4096];
+            while (true)
+            {
+                int n;
+                try { n = await socket.ReceiveAsync(buffer); } catch { return; }
+                notes.Enqueue(Encoding.UTF8.GetString(buffer, 0, n));
+            }
+        });
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path);
+        using var service = new ServiceRun(tmp.Path, yaml, new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify, ["WATCHDOG_USEC"] = "3000000" });
+        await using var probe = new Probe(port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        await probe.WaitFor(p => p.On("/verdict").Any(v => v.Json.GetProperty("verdict").GetString() is "pass" or "fail" or "unsure"), Long, "scored verdicts", service.Process);
+        Assert.Contains(notes, n => n.Contains("READY=1"));
+        Assert.Contains(notes, n => n.Contains("WATCHDOG=1"));
+
+        // A technician's typo: the file is refused, the status says where, scoring goes on at threshold 3.
+        File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: three"));
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("verdict.threshold"),
+            TimeSpan.FromSeconds(30), "the config error on the status topic", service.Process);
+        string error = probe.On("/status").Last().Json.GetProperty("config").GetProperty("error").GetString()!;
+        Assert.Contains("edgeinspector.yaml:", error);
+        Assert.Contains("'three' is not a number", error);
+        int seen = probe.On("/verdict").Count;
+        await probe.WaitFor(p => p.On("/verdict").Count >= seen + 4, TimeSpan.FromSeconds(30), "verdicts while the bad edit sits in the file", service.Process);
+        Assert.All(probe.On("/verdict").Skip(seen), v => Assert.Equal(3.0, v.Json.GetProperty("threshold").GetDouble()));
+        Assert.False(service.Process.HasExited);
+
+        // The fix: applied without a restart (the engine keeps its coreset: no warming_up again).
+        File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5"));
+        await probe.WaitFor(p => p.On("/verdict").LastOrDefault()?.Json.GetProperty("threshold").GetDouble() == 4.5, TimeSpan.FromSeconds(30), "verdicts at the new threshold", service.Process);
+        var status = probe.On("/status").Last().Json;
+        Assert.Equal(JsonValueKind.Null, status.GetProperty("config").GetProperty("error").ValueKind);
+        Assert.Equal(2, status.GetProperty("config").GetProperty("version").GetInt32());
+        var after = probe.On("/verdict").SkipWhile(v => v.Json.GetProperty("threshold").GetDouble() != 4.5).ToList();
+        Assert.DoesNotContain(after, v => v.Json.GetProperty("verdict").GetString() == "warming_up");
+
+        // Commands: reset the coreset (acknowledged; the engine warms up again), an unknown one refused.
+        await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"r1","command":"reset_coreset"}""");
+        await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"x1","command":"explode"}""");
+        await probe.WaitFor(p => p.On("/command/ack").Count >= 2, TimeSpan.FromSeconds(30), "two acknowledgements", service.Process);
+        var acks = probe.On("/command/ack").Select(a => a.Json).ToDictionary(a => a.GetProperty("id").GetString()!);
+        Assert.True(acks["r1"].GetProperty("ok").GetBoolean());
+        Assert.False(acks["x1"].GetProperty("ok").GetBoolean());
+        Assert.Contains("reset_coreset", acks["x1"].GetProperty("message").GetString());
+        int acked = probe.On("/verdict").Count;
+        await probe.WaitFor(p => p.On("/verdict").Skip(acked).Any(v => v.Json.GetProperty("verdict").GetString() == "warming_up"), TimeSpan.FromSeconds(30), "warming_up after the reset", service.Process);
+    }
+
+    [Fact]
+    public async Task Invalid_config_at_start_exits_non_zero_naming_every_problem()
+    {
+        using var tmp = new TempFolder();
+        string yaml = Yaml.Config(Yaml.Replay(Path.Combine(tmp.Path, "nowhere"), fps: 4, loop: true), Yaml.Embedded(Ports.Free()), tmp.Path)
+            .Replace("deadline_ms: 20000", "deadline_ms: 5\n  treshold: 2");
+        using var service = new ServiceRun(tmp.Path, yaml);
+        await service.Process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        Assert.Equal(2, service.Process.ExitCode);
+        string output = service.Process.Output;
+        Assert.Contains("edgeinspector.yaml:", output);
+        Assert.Contains("cameras[0].replay.folder: folder not found", output);
+        Assert.Contains("verdict.deadline_ms: 5 is out of range; expected 10..3600000", output);
+        Assert.Contains("verdict.treshold: unknown field (did you mean 'threshold'?)", output);
+        Assert.Contains("nothing was started", output);
+    }
+}
