@@ -1,0 +1,146 @@
+using EdgeInspector.Configuration;
+using EdgeInspector.Integration.Tests;
+
+namespace EdgeInspector.Service.Tests;
+
+public class ConfigTests
+{
+    private static string RepoConfig()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string p = Path.Combine(d.FullName, "config", "edgeinspector.yaml");
+            if (File.Exists(p)) return p;
+        }
+        throw new InvalidOperationException("config/edgeinspector.yaml not found above the test folder");
+    }
+
+    [Fact]
+    public void The_shipped_config_is_valid_and_resolves_paths_against_its_folder()
+    {
+        string path = RepoConfig();
+        var s = ConfigLoader.Load(path);
+        Assert.Equal("line1", s.Line);
+        Assert.Single(s.Cameras);
+        Assert.Equal("replay", s.Cameras[0].Source);
+        Assert.True(Path.IsPathRooted(s.Model.Path));
+        Assert.True(File.Exists(s.Model.Path));
+        Assert.Equal(Path.Combine(Path.GetDirectoryName(path)!, "spool"), s.Mqtt.SpoolDir);
+        Assert.Equal("", s.Mqtt.Host); // embedded broker by default
+    }
+
+    private static ConfigException Errors(string yaml)
+    {
+        using var tmp = new TempFolder();
+        return Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "site.yaml", tmp.Path));
+    }
+
+    // A minimal valid file (ending in a newline, so that tests can append sections).
+    private static string Valid(string tmp) => $"""
+line: l1
+cameras:
+  - name: c1
+    source: replay
+    replay:
+      folder: {tmp}
+model:
+  path: {Yaml.Model}
+""" + "\n";
+
+    [Fact]
+    public void Every_problem_is_reported_at_once_with_line_column_and_path()
+    {
+        using var tmp = new TempFolder();
+        string yaml = Valid(tmp.Path) + """
+verdict:
+  threshold: high
+  unsure: maybe
+heatmap:
+  publsh: all
+""";
+        var e = Errors(yaml);
+        Assert.Equal(3, e.Errors.Count);
+        var t = e.Errors.Single(x => x.Path == "verdict.threshold");
+        Assert.Equal(("site.yaml", 10, 14), (t.File, t.Line, t.Column));
+        Assert.Contains("'high' is not a number", t.Message);
+        var u = e.Errors.Single(x => x.Path == "verdict.unsure");
+        Assert.Equal(11, u.Line);
+        Assert.Contains("expected one of: reject, accept", u.Message);
+        var h = e.Errors.Single(x => x.Path == "heatmap.publsh");
+        Assert.Equal((13, 3), (h.Line, h.Column));
+        Assert.Contains("did you mean 'publish'?", h.Message);
+        Assert.Equal("site.yaml:10:14: verdict.threshold: 'high' is not a number; expected -1000..1000", t.ToString());
+    }
+
+    [Fact]
+    public void Syntax_errors_are_located()
+    {
+        var e = Errors("line: l1\ncameras:\n  - name: [c1\n");
+        var only = Assert.Single(e.Errors);
+        Assert.Equal("(syntax)", only.Path);
+        Assert.True(only.Line >= 3, only.ToString());
+    }
+
+    [Fact]
+    public void Source_specific_requirements_and_names_are_checked()
+    {
+        using var tmp = new TempFolder();
+        string yaml = $"""
+cameras:
+  - name: a/b
+    source: gige
+  - name: v
+    source: video
+  - name: v
+    source: replay
+    replay: {"{"} folder: {tmp.Path}/missing {"}"}
+model:
+  path: {Yaml.Model}
+""";
+        var e = Errors(yaml);
+        var paths = e.Errors.Select(x => x.Path).ToList();
+        Assert.Contains("cameras[0].name", paths);         // '/' cannot be in a topic level
+        Assert.Contains("cameras[0].gige.camera", paths);  // gige needs an address, serial or id
+        Assert.Contains("cameras[1].video.uri", paths);
+        Assert.Contains("cameras[2].name", paths);         // used twice
+        Assert.Contains(e.Errors, x => x.Path == "cameras[2].replay.folder" && x.Message.StartsWith("folder not found"));
+    }
+
+    [Fact]
+    public void Passwords_never_come_from_the_file_but_from_the_environment_or_a_file()
+    {
+        using var tmp = new TempFolder();
+        var e = Errors(Valid(tmp.Path) + "mqtt:\n  username: plc\n  password: secret\n");
+        Assert.Contains(e.Errors, x => x.Path == "mqtt.password" && x.Message.Contains("password_env"));
+
+        string var = "EI_TEST_PW_" + Guid.NewGuid().ToString("N")[..6];
+        var missing = Errors(Valid(tmp.Path) + $"mqtt:\n  username: plc\n  password_env: {var}\n");
+        Assert.Contains(missing.Errors, x => x.Path == "mqtt.password_env" && x.Message.Contains("is not set"));
+
+        Environment.SetEnvironmentVariable(var, "from-env");
+        try
+        {
+            var s = ConfigLoader.Parse(Valid(tmp.Path) + $"mqtt:\n  username: plc\n  password_env: {var}\n", "site.yaml", tmp.Path);
+            Assert.Equal("from-env", ConfigLoader.Password(s.Mqtt));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(var, null);
+        }
+        File.WriteAllText(Path.Combine(tmp.Path, "pw.txt"), "from-file\nignored\n");
+        var f = ConfigLoader.Parse(Valid(tmp.Path) + "mqtt:\n  username: plc\n  password_file: pw.txt\n", "site.yaml", tmp.Path);
+        Assert.Equal("from-file", ConfigLoader.Password(f.Mqtt));
+    }
+
+    [Fact]
+    public void Defaults_apply_to_fields_left_out()
+    {
+        using var tmp = new TempFolder();
+        var s = ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path);
+        Assert.Equal(3.0, s.Verdict.Threshold);
+        Assert.Equal("drop_oldest", s.Engine.DropPolicy);
+        Assert.Equal(["stage2", "stage3"], s.Model.Taps);
+        Assert.Equal(1883, s.Mqtt.Port);
+        Assert.Equal("fails", s.Heatmap.Publish);
+    }
+}
