@@ -25,6 +25,9 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
             .Order(StringComparer.Ordinal)];
 
     /// <inheritdoc />
+    public bool IsRealTime => fps > 0;
+
+    /// <inheritdoc />
     public Task OpenAsync(CancellationToken cancellationToken)
     {
         if (!Directory.Exists(folder)) throw new FrameSourceException($"replay folder not found: {folder}");

@@ -117,6 +117,13 @@ public interface IFrameSource : IAsyncDisposable
     /// <summary>What it is, for logs ("gige 127.0.0.1 (serial EI001)").</summary>
     string Description { get; }
 
+    /// <summary>
+    /// True when frames come on the source's own clock (a camera, a paced replay): when the pipeline
+    /// is full they are dropped and answered, as on a line. False for an unpaced replay, which waits
+    /// for the pipeline instead, so that it runs at the pipeline's own maximum rate.
+    /// </summary>
+    bool IsRealTime => true;
+
     /// <summary>Connects and starts acquisition.</summary>
     Task OpenAsync(CancellationToken cancellationToken);
 

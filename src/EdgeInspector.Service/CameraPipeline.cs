@@ -80,7 +80,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _modelHash = modelHash;
         _recipe = camera.Recipe;
         var engine = live.Settings.Engine;
-        _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
         _link = new MqttLink(linkFactory.For(camera.Name, topics), OnCommandAsync, log);
         _archive = new Archive(live, camera.Name, log);
         Beat(ref _acquireBeat);
@@ -150,6 +150,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 while (!ct.IsCancellationRequested)
                 {
                     Beat(ref _acquireBeat);
+                    // An unpaced replay waits for room before it "captures": the pipeline sets the pace.
+                    if (!source.IsRealTime) await _work.Writer.WaitToWriteAsync(ct);
                     var readTask = source.ReadAsync(ct).AsTask();
                     // Keep the heartbeat alive while a camera legitimately waits for its trigger.
                     while (!readTask.IsCompleted)
@@ -200,7 +202,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
             Drop(work);
             return;
         }
-        // drop_oldest: the frame that waited longest is the least likely to make its deadline.
+        // drop_oldest: the frame that waited longest is the least likely to make its deadline. (The
+        // acquire loop reads from the queue here too: the channel is not single-reader for that reason.)
         if (_work.Reader.TryRead(out var oldest)) Drop(oldest);
         if (!_work.Writer.TryWrite(work)) Drop(work);
     }

@@ -135,6 +135,38 @@ public class SourceTests
     }
 
     [Fact]
+    public async Task Video_file_through_VideoCapture_delivers_its_frames_then_ends()
+    {
+        using var tmp = new TempFolder();
+        string file = Path.Combine(tmp.Path, "line.avi");
+        using (var writer = new OpenCvSharp.VideoWriter(file, OpenCvSharp.FourCC.MJPG, 10, new OpenCvSharp.Size(64, 48)))
+        {
+            Assert.True(writer.IsOpened(), "OpenCV cannot write MJPG/AVI here");
+            for (int i = 0; i < 5; i++)
+            {
+                using var m = new OpenCvSharp.Mat(48, 64, OpenCvSharp.MatType.CV_8UC3, new OpenCvSharp.Scalar(i * 40, 100, 200));
+                writer.Write(m);
+            }
+        }
+        await using var src = new VideoCaptureSource(file);
+        await src.OpenAsync(CancellationToken.None);
+        int n = 0;
+        while (await src.ReadAsync(CancellationToken.None) is { } f)
+        {
+            using (f)
+            {
+                Assert.Equal(PixelLayout.Bgr8, f.Layout);
+                Assert.Equal((64, 48), (f.Width, f.Height));
+                n++;
+            }
+        }
+        Assert.Equal(5, n);
+        var missing = new VideoCaptureSource(Path.Combine(tmp.Path, "nope.avi"));
+        Assert.Contains("nope.avi", (await Assert.ThrowsAsync<FrameSourceException>(() => missing.OpenAsync(CancellationToken.None))).Message);
+        await missing.DisposeAsync();
+    }
+
+    [Fact]
     public void Raw_frames_of_an_unknown_pixel_format_are_refused_by_name()
     {
         using var f = CapturedFrame.Raw(new byte[12], 2, 2, (PixelLayout)0x01100007, "cam frame 9", null, 0, DateTimeOffset.UtcNow);

@@ -7,6 +7,7 @@ using System.Text.Json;
 using MQTTnet;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 namespace EdgeInspector.Service.Tests;
 
@@ -106,6 +107,34 @@ internal sealed class Mosquitto : IDisposable
 {
     private readonly string _conf;
     private ChildProcess? _proc;
+
+    /// <summary>
+    /// A broker that requires TLS (a CA made for the test signs its certificate for 127.0.0.1) and a
+    /// user name and password (mosquitto_passwd).
+    /// </summary>
+    public static Mosquitto Secured(string dir, string user, string password, out string caFile)
+    {
+        var m = new Mosquitto(dir);
+        caFile = Path.Combine(dir, "ca.crt");
+        string Run(string file, params string[] args)
+        {
+            using var p = new ChildProcess(file, args);
+            p.WaitForExitAsync(CancellationToken.None).Wait(TimeSpan.FromSeconds(60));
+            if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {p.Output}");
+            return p.Output;
+        }
+        string ca = caFile, caKey = Path.Combine(dir, "ca.key"), key = Path.Combine(dir, "server.key"), csr = Path.Combine(dir, "server.csr"), crt = Path.Combine(dir, "server.crt"), ext = Path.Combine(dir, "san.ext");
+        Run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", caKey, "-out", ca, "-subj", "/CN=EdgeInspector test CA");
+        Run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1");
+        File.WriteAllText(ext, "subjectAltName=IP:127.0.0.1\n");
+        Run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext);
+        string passwords = Path.Combine(dir, "passwords");
+        Run("mosquitto_passwd", "-b", "-c", passwords, user, password);
+        // mosquitto started as root drops to its own user: let it read these test-only files.
+        foreach (string f in new[] { key, crt, ca, passwords }) File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        File.WriteAllText(m._conf, $"listener {m.Port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\npersistence false\nlog_dest stdout\n");
+        return m;
+    }
 
     public Mosquitto(string dir)
     {

@@ -182,7 +182,7 @@ public class ServiceTests
                 notes.Enqueue(Encoding.UTF8.GetString(buffer, 0, n));
             }
         });
-        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path);
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path, "recipes:\n  strict:\n    threshold: 9.5\n");
         using var service = new ServiceRun(tmp.Path, yaml, new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify, ["WATCHDOG_USEC"] = "3000000" });
         await using var probe = new Probe(port, "edgeinspector/testline/cam1/#");
         await probe.ConnectAsync();
@@ -221,6 +221,81 @@ public class ServiceTests
         Assert.Contains("reset_coreset", acks["x1"].GetProperty("message").GetString());
         int acked = probe.On("/verdict").Count;
         await probe.WaitFor(p => p.On("/verdict").Skip(acked).Any(v => v.Json.GetProperty("verdict").GetString() == "warming_up"), TimeSpan.FromSeconds(30), "warming_up after the reset", service.Process);
+
+        // Product changeover: the recipe's threshold applies, acknowledged.
+        await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"s1","command":"switch_recipe","recipe":"strict"}""");
+        await probe.WaitFor(p => p.On("/command/ack").Any(a => a.Json.GetProperty("id").GetString() == "s1"), TimeSpan.FromSeconds(30), "the recipe switch acknowledged", service.Process);
+        Assert.True(probe.On("/command/ack").Single(a => a.Json.GetProperty("id").GetString() == "s1").Json.GetProperty("ok").GetBoolean());
+        await probe.WaitFor(p => p.On("/verdict").LastOrDefault()?.Json.GetProperty("recipe").GetString() == "strict", TimeSpan.FromSeconds(30), "verdicts under the new recipe", service.Process);
+        Assert.Equal(9.5, probe.On("/verdict").Last().Json.GetProperty("threshold").GetDouble());
+    }
+
+    [Fact]
+    public async Task Under_overload_dropped_and_timed_out_frames_are_still_answered_in_order()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 30, defects: 4);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        // 40 fps into a 2-frame queue in front of a backbone that manages ~15 fps on this machine.
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 40, loop: false), Yaml.Broker(broker.Port), tmp.Path)
+            .Replace("  inference_batch: 2", "  inference_batch: 1\n  queue_capacity: 2");
+        using var service = new ServiceRun(tmp.Path, yaml);
+        await probe.WaitFor(p => p.On("/verdict").Count >= 34, Long, "34 verdicts", service.Process);
+        await Task.Delay(1000);
+        var verdicts = probe.On("/verdict");
+        Assert.Equal(Enumerable.Range(1, 34).Select(i => (long)i), Ids(verdicts));
+        var dropped = verdicts.Where(v => v.Json.GetProperty("verdict").GetString() == "dropped").ToList();
+        Assert.NotEmpty(dropped);
+        Assert.All(dropped, d => Assert.True(d.Json.GetProperty("reject").GetBoolean())); // verdict.dropped: reject
+        Assert.Contains(verdicts, v => v.Json.GetProperty("verdict").GetString() != "dropped");
+        // Killed without a goodbye: the broker publishes the service's last will on the status topic.
+        service.Process.Kill();
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("state").GetString() == "offline", TimeSpan.FromSeconds(30), "the last will (status offline)");
+
+        // A deadline no backbone can meet: every frame is answered "timeout" (the fail-safe rejects) at its
+        // deadline, and the result that comes later is logged as late, not published.
+        using var tmp2 = new TempFolder();
+        string folder2 = ReplayFolder(tmp2.Path, good: 6, defects: 0);
+        await using var probe2 = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe2.ConnectAsync();
+        using var late = new ServiceRun(tmp2.Path, Yaml.Config(Yaml.Replay(folder2, fps: 4, loop: false), Yaml.Broker(broker.Port), tmp2.Path).Replace("deadline_ms: 20000", "deadline_ms: 10"));
+        await probe2.WaitFor(p => p.On("/verdict").Count >= 6, Long, "6 verdicts", late.Process);
+        await Task.Delay(1000);
+        var timed = probe2.On("/verdict");
+        Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), Ids(timed));
+        Assert.All(timed, v => Assert.Equal("timeout", v.Json.GetProperty("verdict").GetString()));
+        Assert.All(timed, v => Assert.True(v.Json.GetProperty("reject").GetBoolean()));
+        Assert.Contains("late result for frame", late.Process.Output);
+    }
+
+    [Fact]
+    public async Task Tls_and_password_from_the_environment_reach_a_secured_broker()
+    {
+        using var tmp = new TempFolder();
+        using var broker = Mosquitto.Secured(tmp.Path, "line", "s3cret-pw", out string ca);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 3, defects: 0);
+        string mqtt = $"  host: 127.0.0.1\n  port: {broker.Port}\n  username: line\n  password_env: EI_TEST_MQTT_PASSWORD\n  tls:\n    enabled: true\n    ca_file: {ca}";
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 4, loop: false), mqtt, tmp.Path),
+            new Dictionary<string, string> { ["EI_TEST_MQTT_PASSWORD"] = "s3cret-pw" });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!service.Process.Output.Contains("MQTT connected") && sw.Elapsed < Long && !service.Process.HasExited) await Task.Delay(100);
+        Assert.Contains("MQTT connected to 127.0.0.1", service.Process.Output);
+        Assert.DoesNotContain("s3cret-pw", service.Process.Output);
+        // (allow_anonymous false: connecting at all proves the user and password were sent and accepted.)
+
+        // The wrong password is refused by the broker, reported, and the service keeps spooling.
+        using var tmp2 = new TempFolder();
+        string folder2 = ReplayFolder(tmp2.Path, good: 3, defects: 0);
+        using var refused = new ServiceRun(tmp2.Path, Yaml.Config(Yaml.Replay(folder2, fps: 4, loop: false), mqtt, tmp2.Path),
+            new Dictionary<string, string> { ["EI_TEST_MQTT_PASSWORD"] = "wrong" });
+        sw.Restart();
+        while (!refused.Process.Output.Contains("refused the connection") && sw.Elapsed < Long && !refused.Process.HasExited) await Task.Delay(100);
+        Assert.Contains("refused the connection", refused.Process.Output);
+        Assert.False(refused.Process.HasExited);
     }
 
     [Fact]

@@ -1,0 +1,190 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using MQTTnet;
+
+// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000]
+//
+// Starts the service (src/EdgeInspector.Service build output) on a generated config: folder replay of
+// DIR/test (shuffled, looping) at F fps (0 = as fast as the replay can read), the embedded broker on a
+// free loopback port, the default engine settings. Subscribes to the verdicts and measures:
+//   latency   capture to publish, as the service stamps it in each verdict (latency_ms), and capture to
+//             arrival at this subscriber (timestamp_ms against this clock: same machine);
+//   rate      verdicts per second over the run after warm-up, by kind;
+//   memory    the service's resident set (VmRSS, /proc) when frame ids cross each checkpoint.
+var opts = Args.Parse(args);
+string repo = Args.Repo();
+string dll = Path.Combine(repo, "src", "EdgeInspector.Service", "bin", "Release", "net10.0", "edgeinspector.dll");
+if (!File.Exists(dll)) { Console.Error.WriteLine($"linebench: {dll} not found; build it: dotnet build src/EdgeInspector.Service -c Release"); return 2; }
+string work = Path.Combine(Path.GetTempPath(), "ei-linebench-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(work);
+int port = FreePort();
+string yaml = $"""
+line: bench
+cameras:
+  - name: cam1
+    source: replay
+    replay:
+      folder: {Path.Combine(opts.Category, "test")}
+      fps: {opts.Fps.ToString(CultureInfo.InvariantCulture)}
+      loop: true
+      order: shuffle
+model:
+  path: {opts.Model}
+  providers: [cpu]
+heatmap:
+  publish: fails
+mqtt:
+  port: {port}
+  spool_dir: {work}/spool
+  status_interval_s: 5
+logging:
+  dir: {work}/logs
+archive:
+  dir: {work}/archive
+  save: none
+""";
+string config = Path.Combine(work, "edgeinspector.yaml");
+File.WriteAllText(config, yaml);
+var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+foreach (string a in new[] { dll, "run", "--config", config }) psi.ArgumentList.Add(a);
+using var service = Process.Start(psi)!;
+service.OutputDataReceived += (_, _) => { };
+service.ErrorDataReceived += (_, _) => { };
+service.BeginOutputReadLine();
+service.BeginErrorReadLine();
+
+var verdicts = new ConcurrentQueue<(long Id, string Kind, double ServiceMs, double ArrivalMs, double At)>();
+var clock = Stopwatch.StartNew();
+using var client = new MqttClientFactory().CreateMqttClient();
+client.ApplicationMessageReceivedAsync += e =>
+{
+    var j = JsonDocument.Parse(System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload)).RootElement;
+    long id = j.GetProperty("frame_id").GetInt64();
+    double arrival = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - j.GetProperty("timestamp_ms").GetInt64();
+    verdicts.Enqueue((id, j.GetProperty("verdict").GetString()!, j.GetProperty("latency_ms").GetDouble(), arrival, clock.Elapsed.TotalSeconds));
+    return Task.CompletedTask;
+};
+var connectUntil = Stopwatch.StartNew();
+while (true)
+{
+    try
+    {
+        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("linebench").Build());
+        break;
+    }
+    catch (Exception) when (connectUntil.Elapsed < TimeSpan.FromSeconds(60) && !service.HasExited)
+    {
+        await Task.Delay(200);
+    }
+}
+await client.SubscribeAsync("edgeinspector/bench/cam1/verdict", MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce);
+
+var rss = new List<(long Frames, double Mb, double At)>();
+int nextCheckpoint = 0;
+long last = 0;
+while (last < opts.Frames && !service.HasExited)
+{
+    await Task.Delay(200);
+    last = verdicts.IsEmpty ? 0 : verdicts.Max(v => v.Id);
+    while (nextCheckpoint < opts.Checkpoints.Length && last >= opts.Checkpoints[nextCheckpoint])
+    {
+        rss.Add((last, RssMb(service.Id), clock.Elapsed.TotalSeconds));
+        Console.Error.WriteLine($"linebench: frame {last}: service RSS {rss[^1].Mb:0} MB");
+        nextCheckpoint++;
+    }
+    if (clock.Elapsed.TotalSeconds % 30 < 0.2) Console.Error.WriteLine($"linebench: {last}/{opts.Frames} frames, {clock.Elapsed.TotalSeconds:0} s");
+}
+var all = verdicts.Where(v => v.Id <= opts.Frames).ToList();
+service.Kill(entireProcessTree: true);
+await service.WaitForExitAsync();
+try { Directory.Delete(work, true); } catch (IOException) { }
+
+// Steady state: verdicts after the first scored one (warm-up excluded).
+int firstScored = all.FindIndex(v => v.Kind is "pass" or "fail" or "unsure");
+var steady = firstScored < 0 ? [] : all.Skip(firstScored).ToList();
+var scored = steady.Where(v => v.Kind is "pass" or "fail" or "unsure").ToList();
+double span = steady.Count > 1 ? steady[^1].At - steady[0].At : 0;
+double PerSecond(int n) => span > 0 ? Math.Round(n / span, 2) : 0;
+var result = new Dictionary<string, object?>
+{
+    ["category"] = opts.Category,
+    ["replay_fps"] = opts.Fps,
+    ["frames"] = all.Count,
+    ["verdicts"] = all.GroupBy(v => v.Kind).ToDictionary(g => g.Key, g => g.Count()),
+    ["steady_frames"] = steady.Count,
+    ["steady_seconds"] = Math.Round(span, 1),
+    ["steady_verdicts_per_s"] = PerSecond(steady.Count),
+    ["steady_scored_per_s"] = PerSecond(scored.Count),
+    ["latency_service_ms"] = Pct(scored.Select(v => v.ServiceMs)),
+    ["latency_arrival_ms"] = Pct(scored.Select(v => v.ArrivalMs)),
+    ["latency_service_ms_all_kinds"] = Pct(steady.Select(v => v.ServiceMs)),
+    ["rss_mb"] = rss.Select(r => new Dictionary<string, double> { ["frames"] = r.Frames, ["mb"] = Math.Round(r.Mb, 1) }).ToList(),
+};
+Directory.CreateDirectory(opts.Out);
+string json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
+File.WriteAllText(Path.Combine(opts.Out, $"linebench-{opts.Fps.ToString(CultureInfo.InvariantCulture)}fps-{opts.Frames}.json"), json);
+Console.WriteLine(json);
+return 0;
+
+static Dictionary<string, double> Pct(IEnumerable<double> xs)
+{
+    var a = xs.Order().ToArray();
+    if (a.Length == 0) return [];
+    double At(double q) => Math.Round(a[Math.Min(a.Length - 1, (int)Math.Ceiling(q * a.Length) - 1)], 1);
+    return new() { ["p50"] = At(0.5), ["p95"] = At(0.95), ["p99"] = At(0.99), ["max"] = a[^1], ["n"] = a.Length };
+}
+
+static double RssMb(int pid)
+{
+    foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+    {
+        if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+    }
+    return double.NaN;
+}
+
+static int FreePort()
+{
+    var l = new TcpListener(IPAddress.Loopback, 0);
+    l.Start();
+    int p = ((IPEndPoint)l.LocalEndpoint).Port;
+    l.Stop();
+    return p;
+}
+
+internal sealed record Args(long Frames, double Fps, string Category, string Model, string Out, long[] Checkpoints)
+{
+    public static string Repo()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "EdgeInspector.slnx"))) return d.FullName;
+        }
+        throw new InvalidOperationException("run from inside the repository");
+    }
+
+    public static Args Parse(string[] a)
+    {
+        string repo = Repo();
+        string shared = Path.GetFullPath(Path.Combine(repo, "..", "shared"));
+        var r = new Args(1000, 0, Path.Combine(shared, "data", "mvtec_ad", "bottle"), Path.Combine(shared, "models", "resnet50v2_features.onnx"), Path.Combine(repo, "out", "linebench"), [1000, 10000]);
+        for (int i = 0; i + 1 < a.Length; i += 2)
+        {
+            r = a[i] switch
+            {
+                "--frames" => r with { Frames = long.Parse(a[i + 1], CultureInfo.InvariantCulture) },
+                "--fps" => r with { Fps = double.Parse(a[i + 1], CultureInfo.InvariantCulture) },
+                "--category" => r with { Category = Path.GetFullPath(a[i + 1]) },
+                "--model" => r with { Model = Path.GetFullPath(a[i + 1]) },
+                "--out" => r with { Out = Path.GetFullPath(a[i + 1]) },
+                "--checkpoints" => r with { Checkpoints = [.. a[i + 1].Split(',').Select(long.Parse)] },
+                _ => throw new ArgumentException($"unknown option {a[i]}"),
+            };
+        }
+        return r;
+    }
+}
