@@ -60,7 +60,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private readonly LatencyWindow _latency = new(1024);
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
-    private long _nextId;
+    private readonly FrameCounter _ids;
     private long _acquireBeat, _inferBeat, _sequenceBeat;
     private string _recipe;
 
@@ -69,8 +69,9 @@ internal sealed class CameraPipeline : IAsyncDisposable
     public string? LastError;
 
     public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
-        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, ILogger log)
+        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, FrameCounter ids, ILogger log)
     {
+        _ids = ids;
         _camera = camera;
         _live = live;
         _inspector = inspector;
@@ -190,7 +191,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private void Admit(CapturedFrame frame)
     {
-        var meta = new FrameMeta(++_nextId, frame.PartId, frame.CaptureUtc, frame.CaptureTimestamp);
+        var meta = new FrameMeta(_ids.Next(), frame.PartId, frame.CaptureUtc, frame.CaptureTimestamp);
         Interlocked.Increment(ref Frames);
         long deadline = frame.CaptureTimestamp + (long)(Live.Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
         // Registered before it can be worked on: the sequencer always learns of a frame before its result.
@@ -369,7 +370,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
             {
                 if (r.FrameId == meta.Id) mine = r;
             }
-            if (mine is null)
+            // Scored, but with no calibration yet (a single known-good image): not a verdict to act on.
+            if (mine is null || !engine.IsCalibrated)
             {
                 Interlocked.Increment(ref WarmingUp);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
@@ -494,6 +496,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var json = new Dictionary<string, object?>
         {
             ["frame_id"] = meta.Id,
+            ["run_id"] = _ids.RunId,
             ["part_id"] = meta.PartId,
             ["line"] = _topics.Line,
             ["camera"] = Name,
@@ -679,6 +682,20 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _stopAcquire.Dispose();
         _stop.Dispose();
     }
+}
+
+/// <summary>
+/// A camera's frame ids: monotonic for the life of the process, across pipeline restarts (a camera
+/// setting edited, the model changed), so that a subscriber de-duplicating by frame id never confuses
+/// two parts. <see cref="RunId"/> (the service's start, UTC ms) tells one service run from the next.
+/// </summary>
+internal sealed class FrameCounter(long runId)
+{
+    private long _last;
+
+    public long RunId => runId;
+
+    public long Next() => Interlocked.Increment(ref _last);
 }
 
 /// <summary>Capture-to-publish latency over the last frames, for the status topic.</summary>

@@ -30,6 +30,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     private EmbeddedBroker? _broker;
     private Task _watch = Task.CompletedTask;
     private long _watchBeat = Stopwatch.GetTimestamp();
+    private readonly Dictionary<string, FrameCounter> _counters = [];
+    private readonly long _runId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     public IReadOnlyCollection<CameraPipeline> Pipelines => _pipelines.Values;
 
@@ -63,10 +65,16 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             _ => _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null),
         };
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? "127.0.0.1" : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
-        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, logger);
+        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, Counter(cam.Name), logger);
         string seed = s.Recipes.FirstOrDefault(r => r.Name == cam.Recipe)?.KnownGoodFolder is { Length: > 0 } rf ? rf : s.Engine.KnownGoodFolder;
         pipeline.Start(seed);
         _pipelines[cam.Name] = pipeline;
+    }
+
+    private FrameCounter Counter(string camera)
+    {
+        if (!_counters.TryGetValue(camera, out var c)) _counters[camera] = c = new FrameCounter(_runId);
+        return c;
     }
 
     private async Task StopPipeline(string name)

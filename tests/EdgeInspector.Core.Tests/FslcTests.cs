@@ -132,9 +132,19 @@ public sealed class FslcTests
         engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
         Assert.True(engine.IsWarm);
         Assert.All(engine.Coreset.Anchors.ToArray(), Assert.True);
+        // Calibrated from the known-good frames (each scored without its own elements): the very
+        // first line frame already gets a meaningful calibrated score.
+        Assert.True(engine.IsCalibrated);
         var first = Assert.Single(engine.Push(line.Frame(true), 0));
         var second = Assert.Single(engine.Push(line.Frame(false), 1));
         Assert.True(first.Image > 2 * second.Image);
+        Assert.True(first.Calibrated > 3, $"defect calibrated {first.Calibrated}");
+        Assert.True(second.Calibrated < first.Calibrated);
+
+        var single = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2 });
+        single.SeedKnownGood([line.Frame(false)]);
+        Assert.True(single.IsWarm);
+        Assert.False(single.IsCalibrated); // one score is no scale
     }
 
     [Theory]

@@ -222,6 +222,15 @@ public class ServiceTests
         int acked = probe.On("/verdict").Count;
         await probe.WaitFor(p => p.On("/verdict").Skip(acked).Any(v => v.Json.GetProperty("verdict").GetString() == "warming_up"), TimeSpan.FromSeconds(30), "warming_up after the reset", service.Process);
 
+        // A camera setting changed: only that pipeline restarts; frame ids go on (never reused).
+        long lastId = Ids(probe.On("/verdict")).Max();
+        File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5").Replace("fps: 4", "fps: 5"));
+        await probe.WaitFor(p => p.On("/verdict").Any(v => v.Json.GetProperty("frame_id").GetInt64() > lastId + 2), TimeSpan.FromSeconds(60), "verdicts after the camera's pipeline restarted", service.Process);
+        Assert.Contains("settings changed, restarting its pipeline", service.Process.Output);
+        var all = Ids(probe.On("/verdict"));
+        Assert.Equal(all.Count, all.Distinct().Count());
+        Assert.Single(probe.On("/verdict").Select(v => v.Json.GetProperty("run_id").GetInt64()).Distinct());
+
         // Product changeover: the recipe's threshold applies, acknowledged.
         await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"s1","command":"switch_recipe","recipe":"strict"}""");
         await probe.WaitFor(p => p.On("/command/ack").Any(a => a.Json.GetProperty("id").GetString() == "s1"), TimeSpan.FromSeconds(30), "the recipe switch acknowledged", service.Process);
@@ -296,6 +305,29 @@ public class ServiceTests
         while (!refused.Process.Output.Contains("refused the connection") && sw.Elapsed < Long && !refused.Process.HasExited) await Task.Delay(100);
         Assert.Contains("refused the connection", refused.Process.Output);
         Assert.False(refused.Process.HasExited);
+    }
+
+    [Fact]
+    public async Task Known_good_images_let_scoring_start_at_the_first_frame()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 4, defects: 2);
+        string goods = Path.Combine(tmp.Path, "known-good");
+        Directory.CreateDirectory(goods);
+        foreach (string f in Directory.GetFiles(Path.Combine(Shared.Data("mvtec_ad/bottle"), "train", "good"), "*.png").Order().Skip(20).Take(6)) File.Copy(f, Path.Combine(goods, Path.GetFileName(f)));
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path).Replace("  batch: 8", $"  batch: 8\n  known_good_folder: {goods}");
+        using var service = new ServiceRun(tmp.Path, yaml);
+        await probe.WaitFor(p => p.On("/verdict").Count >= 6, Long, "6 verdicts", service.Process);
+        var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
+        Assert.DoesNotContain("warming_up", kinds);
+        Assert.Contains("coreset seeded from 6 known-good image(s)", service.Process.Output);
+        // The two broken bottles score far above the four good ones.
+        var z = probe.On("/verdict").Select(v => v.Json.GetProperty("score").GetDouble()).ToList();
+        Assert.True(z.Skip(4).Min() > z.Take(4).Max(), $"scores {string.Join(", ", z)}");
     }
 
     [Fact]

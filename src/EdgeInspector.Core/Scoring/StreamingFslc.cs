@@ -109,8 +109,17 @@ public sealed class StreamingFslc
             Fslc.AdjustedScores(Coreset, refs, refIds, _o.IntervalFraction).ApplyTo(Coreset);
         }
         Coreset.Lift = _o.LiftByAdjusted;
+        // Calibration starts from the known-good frames themselves, each scored without its own
+        // elements (leave-one-out): without it the first line frames would have no scale to be judged on.
+        Coreset.Packed();
+        var seeded = new float[goods.Count];
+        Parallel.For(0, goods.Count, i => seeded[i] = _fslc.Score(goods[i], -1 - i, Coreset).Image);
+        foreach (float g in seeded) _calibrator.Accept(g);
         IsWarm = true;
     }
+
+    /// <summary>True once the calibration holds enough accepted scores (two) for calibrated scores to mean anything.</summary>
+    public bool IsCalibrated => _calibrator.Count >= 2;
 
     /// <summary>
     /// Takes the next frame in line order. Returns the results that became available: none while warming
