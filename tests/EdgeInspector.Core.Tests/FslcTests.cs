@@ -125,6 +125,73 @@ public sealed class FslcTests
     }
 
     [Fact]
+    public void Background_updates_swap_in_a_new_coreset_while_frames_keep_being_scored()
+    {
+        var line = new SyntheticLine();
+        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8, BackgroundUpdates = true };
+        var released = 0;
+        var engine = new StreamingFslc(line.Layout, options, _ => Interlocked.Increment(ref released));
+        for (int i = 0; i < 8; i++) engine.Push(line.Frame(false), i);
+        Assert.True(engine.IsWarm);
+        var results = new List<StreamResult>();
+        var versions = new HashSet<long>();
+        int id = 8;
+        for (int round = 0; round < 4; round++)
+        {
+            for (int k = 0; k < 8; k++, id++)
+            {
+                var r = Assert.Single(engine.Push(line.Frame(defect: id % 10 == 3), id));
+                results.Add(r);
+                versions.Add(r.CoresetVersion);
+                // The update works on a copy: the coreset that scores is never changed under it.
+                Assert.Equal(engine.Coreset.Version, r.CoresetVersion);
+                Assert.True(engine.Coreset.Count <= 2 * 36, $"coreset {engine.Coreset.Count} over its bound");
+            }
+            Assert.True(engine.UpdatePending, "a full batch starts an update in the background");
+            long scoredWith = engine.Coreset.Version;
+            // Frames pushed while it runs are scored at once, against the coreset they found.
+            var during = Assert.Single(engine.Push(line.Frame(defect: id % 10 == 3), id));
+            Assert.True(during.CoresetVersion == scoredWith || !engine.UpdatePending);
+            results.Add(during);
+            id++;
+            engine.CompleteUpdate();
+            Assert.Equal(round + 1, engine.Updates);
+        }
+        engine.CompleteUpdate();
+        Assert.False(engine.UpdatePending);
+        Assert.True(engine.Updates >= 3, $"{engine.Updates} updates");
+        Assert.True(versions.Count >= 2, "no new coreset was ever swapped in");
+        Assert.True(engine.Quarantined >= 3);
+        var defects = results.Where(r => r.FrameId % 10 == 3).ToList();
+        var normals = results.Where(r => r.FrameId % 10 != 3).ToList();
+        Assert.All(defects, d => Assert.True(d.Calibrated > normals.Max(n => n.Calibrated), $"defect frame {d.FrameId} calibrated {d.Calibrated}"));
+        engine.Reset();
+        Assert.False(engine.IsWarm);
+    }
+
+    [Fact]
+    public void A_clone_is_a_deep_copy()
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 4, InitFrames = 4, TopN = 2 });
+        for (int i = 0; i < 4; i++) engine.Push(line.Frame(false), i);
+        var original = engine.Coreset;
+        var copy = original.Clone();
+        Assert.Equal(original.Count, copy.Count);
+        Assert.Equal(original.Version, copy.Version);
+        Assert.Equal(original.Lift, copy.Lift);
+        Assert.True(original.Projected.SequenceEqual(copy.Projected));
+        Assert.True(original.Rows(0).SequenceEqual(copy.Rows(0)));
+        Assert.True(original.ViewAdjusted.SequenceEqual(copy.ViewAdjusted));
+        var keep = new bool[copy.Count];
+        keep[0] = true;
+        copy.Retain(keep);
+        Assert.Equal(1, copy.Count);
+        Assert.True(original.Count > 1); // the original is untouched
+        Assert.True(copy.Version > original.Version);
+    }
+
+    [Fact]
     public void Known_good_frames_start_scoring_at_once()
     {
         var line = new SyntheticLine();

@@ -36,6 +36,24 @@ public sealed class PatchCoreset
         for (int v = 0; v < _packed.Length; v++) _packed[v] = new PackedPanels();
     }
 
+    /// <summary>
+    /// A deep copy (same elements, order, adjusted scores, version and lift): what a background update
+    /// mutates while scoring goes on against this one.
+    /// </summary>
+    public PatchCoreset Clone()
+    {
+        var c = new PatchCoreset(Layout, ProjectedDim, Math.Max(Count, 1));
+        for (int v = 0; v < _rows.Length; v++) Rows(v).CopyTo(c._rows[v]);
+        Projected.CopyTo(c._projected);
+        Sources.CopyTo(c._source);
+        ViewAdjusted.CopyTo(c._viewAdjusted);
+        Anchors.CopyTo(c._anchor);
+        c.Count = Count;
+        c.Version = Version;
+        c._lift = _lift;
+        return c;
+    }
+
     /// <summary>The feature layout.</summary>
     public FeatureLayout Layout { get; }
 

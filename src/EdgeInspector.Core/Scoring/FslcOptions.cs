@@ -81,4 +81,12 @@ public sealed record FslcOptions
 
     /// <summary>W: image scores of accepted frames kept for calibration.</summary>
     public int CalibrationWindow { get; init; } = 1000;
+
+    /// <summary>
+    /// Streaming: run each rolling update on a copy of the coreset in the background and swap it in
+    /// when done, instead of inside the push that fills the batch (which holds up every frame behind
+    /// it for the update's duration). Frames that arrive meanwhile are scored against the previous
+    /// coreset. Off by default so that evaluation runs stay deterministic; the line service turns it on.
+    /// </summary>
+    public bool BackgroundUpdates { get; init; }
 }

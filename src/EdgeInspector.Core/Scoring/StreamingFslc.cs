@@ -29,7 +29,12 @@ public sealed class StreamingFslc
     private readonly Fslc _fslc;
     private readonly ScoreCalibrator _calibrator;
     private readonly List<(FrameFeatures Frame, long Id)> _warmup = [];
-    private readonly List<RollingFrame> _rolling = [];
+    private List<RollingFrame> _rolling = [];
+    private Task<UpdateOutcome>? _pending;
+    private List<RollingFrame>? _pendingBatch;
+
+    /// <summary>What an update produced: the new coreset and its counts, applied on the caller's thread.</summary>
+    private sealed record UpdateOutcome(PatchCoreset Coreset, long Admitted, long Quarantined);
     private readonly int _referenceStride;
 
     /// <summary>
@@ -133,12 +138,18 @@ public sealed class StreamingFslc
             return _warmup.Count >= Math.Max(2, _o.Batch) ? FinishWarmup() : [];
         }
 
+        PollUpdate();
         var score = _fslc.Score(frame, id, Coreset);
         float u = _calibrator.Calibrate(score.Image);
         if (u <= _o.QuarantineZ || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
         _rolling.Add(Keep(frame, id, score.Patches, u));
-        if (_rolling.Count >= Math.Max(2, _o.Batch)) Update();
+        if (_rolling.Count >= Math.Max(2, _o.Batch))
+        {
+            if (!_o.BackgroundUpdates) Update();
+            else if (_pending is null) StartBackgroundUpdate();
+            // else: the previous update is still running; this batch grows until it is done.
+        }
         return [result];
     }
 
@@ -176,6 +187,14 @@ public sealed class StreamingFslc
     /// <summary>Drops the coreset and calibration (product changeover or operator reset); the engine starts cold.</summary>
     public void Reset()
     {
+        if (_pending is not null)
+        {
+            // Let a running update finish (it reads frames about to be released), then drop its result.
+            try { _pending.Wait(); } catch (AggregateException) { }
+            foreach (var r in _pendingBatch!) if (r.Reference is { } pf) _release?.Invoke(pf);
+            _pending = null;
+            _pendingBatch = null;
+        }
         Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
         _calibrator.Clear();
         foreach (var (f, _) in _warmup) _release?.Invoke(f);
@@ -208,26 +227,61 @@ public sealed class StreamingFslc
         {
             results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
         }
-        Thin();
+        Thin(Coreset);
         foreach (var (f, _) in _warmup) _release?.Invoke(f);
         _warmup.Clear();
         IsWarm = true;
         return results;
     }
 
-    /// <summary>One rolling update: quarantine, candidates, expand, filter, admit, cap.</summary>
+    /// <summary>True while a background update runs.</summary>
+    public bool UpdatePending => _pending is not null;
+
+    /// <summary>Waits for a background update to finish and applies it (tests, shutdown).</summary>
+    public void CompleteUpdate()
+    {
+        _pending?.Wait();
+        PollUpdate();
+    }
+
+    private void StartBackgroundUpdate()
+    {
+        // Pack now, on this thread: packing reorders the live coreset's arrays, and from here on the
+        // live coreset is only read (by scoring here and by the update's copy there) until the swap.
+        Coreset.Packed();
+        var batch = _rolling;
+        _rolling = [];
+        _pendingBatch = batch;
+        var live = Coreset;
+        _pending = Task.Run(() => ComputeUpdate(batch, live, copy: true));
+    }
+
+    /// <summary>Swaps in a finished background update (on the caller's thread).</summary>
+    private void PollUpdate()
+    {
+        if (_pending is not { IsCompleted: true } done) return;
+        _pending = null;
+        var batch = _pendingBatch!;
+        _pendingBatch = null;
+        foreach (var r in batch) if (r.Reference is { } f) _release?.Invoke(f);
+        var outcome = done.GetAwaiter().GetResult(); // an exception here is the update's: surface it
+        Apply(outcome);
+    }
+
+    private void Apply(UpdateOutcome outcome)
+    {
+        Coreset = outcome.Coreset;
+        Updates++;
+        Admitted += outcome.Admitted;
+        Quarantined += outcome.Quarantined;
+    }
+
+    /// <summary>One rolling update, in place: quarantine, candidates, expand, filter, admit, cap.</summary>
     private void Update()
     {
-        Updates++;
-        var accepted = new List<RollingFrame>();
-        foreach (var r in _rolling)
-        {
-            if (r.Calibrated <= _o.QuarantineZ) accepted.Add(r);
-            else Quarantined++;
-        }
         try
         {
-            if (accepted.Count >= 3) Admit(accepted);
+            Apply(ComputeUpdate(_rolling, Coreset, copy: false));
         }
         finally
         {
@@ -236,7 +290,25 @@ public sealed class StreamingFslc
         }
     }
 
-    private void Admit(List<RollingFrame> accepted)
+    /// <summary>
+    /// The update proper, on <paramref name="live"/> itself or on a copy of it. Reads only the rolling
+    /// batch and the coreset, touches no other engine state: safe off the scoring thread with a copy.
+    /// </summary>
+    private UpdateOutcome ComputeUpdate(List<RollingFrame> batch, PatchCoreset live, bool copy)
+    {
+        var accepted = new List<RollingFrame>();
+        long quarantined = 0;
+        foreach (var r in batch)
+        {
+            if (r.Calibrated <= _o.QuarantineZ) accepted.Add(r);
+            else quarantined++;
+        }
+        var target = copy ? live.Clone() : live;
+        long admitted = accepted.Count >= 3 ? Admit(accepted, target) : 0;
+        return new UpdateOutcome(target, admitted, quarantined);
+    }
+
+    private long Admit(List<RollingFrame> accepted, PatchCoreset coreset)
     {
         int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
         var allScores = new float[accepted.Count * p];
@@ -257,12 +329,12 @@ public sealed class StreamingFslc
                 if (v <= hi) cand.Add((r, c));
             }
         }
-        if (cand.Count == 0) return;
+        if (cand.Count == 0) return 0;
 
         var proj = new float[cand.Count * pd];
         for (int c = 0; c < cand.Count; c++) cand[c].Frame.CandidateProjected.AsSpan(cand[c].Slot * pd, pd).CopyTo(proj.AsSpan(c * pd, pd));
         int e = Math.Max(1, (int)(_o.UpdateExpandPerPatches * p));
-        int[] picked = KCenterGreedy.Select(proj, pd, e, Coreset.Projected.ToArray());
+        int[] picked = KCenterGreedy.Select(proj, pd, e, coreset.Projected.ToArray());
 
         var trial = new PatchCoreset(_fslc.Layout, pd, picked.Length);
         foreach (int c in picked) AddCandidate(trial, cand[c], default);
@@ -274,22 +346,24 @@ public sealed class StreamingFslc
             refs.Add(r.Reference);
             refIds.Add(r.Id);
         }
-        if (refs.Count < 2) return;
+        if (refs.Count < 2) return 0;
         var a = Fslc.AdjustedScores(trial, refs, refIds, _o.IntervalFraction);
 
         // Admission is judged against the adjusted scores of what the coreset already holds.
-        var reference = Coreset.FusedAdjusted();
-        if (reference.Length < 3) return;
+        var reference = coreset.FusedAdjusted();
+        if (reference.Length < 3) return 0;
         var (median, sigma) = Stats.RobustLocationScale(reference);
-        if (sigma <= 0) return;
+        if (sigma <= 0) return 0;
         int views = _fslc.Layout.Views.Count;
+        long admitted = 0;
         for (int t = 0; t < trial.Count; t++)
         {
             if ((a.Fused[t] - median) / sigma > _o.FilterZ) continue;
-            AddCandidate(Coreset, cand[picked[t]], a.PerView.AsSpan(t * views, views));
-            Admitted++;
+            AddCandidate(coreset, cand[picked[t]], a.PerView.AsSpan(t * views, views));
+            admitted++;
         }
-        Thin();
+        Thin(coreset);
+        return admitted;
     }
 
     private void AddCandidate(PatchCoreset target, (RollingFrame Frame, int Slot) c, ReadOnlySpan<float> viewAdjusted)
@@ -305,15 +379,15 @@ public sealed class StreamingFslc
     }
 
     /// <summary>Caps the coreset by k-center re-thinning: anchors first, then the adaptive elements that add most coverage.</summary>
-    private void Thin()
+    private void Thin(PatchCoreset coreset)
     {
-        if (Coreset.Count <= _cap) return;
-        int n = Coreset.Count, pd = Coreset.ProjectedDim;
-        var anchors = Coreset.Anchors;
+        if (coreset.Count <= _cap) return;
+        int n = coreset.Count, pd = coreset.ProjectedDim;
+        var anchors = coreset.Anchors;
         int anchorCount = 0;
         foreach (bool a in anchors) if (a) anchorCount++;
         var keep = new bool[n];
-        var all = Coreset.Projected.ToArray();
+        var all = coreset.Projected.ToArray();
         if (anchorCount >= _cap)
         {
             foreach (int s in KCenterGreedy.Select(all, pd, _cap, start: 0)) keep[s] = true;
@@ -342,6 +416,6 @@ public sealed class StreamingFslc
                 : KCenterGreedy.Select(others, pd, _cap, start: 0);
             foreach (int s in sel) keep[otherIndex[s]] = true;
         }
-        Coreset.Retain(keep);
+        coreset.Retain(keep);
     }
 }
