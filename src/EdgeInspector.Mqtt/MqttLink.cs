@@ -17,12 +17,12 @@ namespace EdgeInspector.Mqtt;
 /// <param name="AllowUntrusted">Accept any certificate (commissioning only).</param>
 /// <param name="StatusTopic">Retained status topic; the last will sets it offline.</param>
 /// <param name="OfflinePayload">Last-will payload.</param>
-/// <param name="CommandTopic">Topic subscribed for commands, or null.</param>
+/// <param name="Subscriptions">Topics subscribed (commands, part ids); messages go to the handler.</param>
 /// <param name="SpoolDir">Spool directory.</param>
 /// <param name="SpoolMaxMessages">Spool bound.</param>
 public sealed record MqttLinkOptions(
     string Host, int Port, string ClientId, string? Username, string? Password, bool Tls, string? CaFile, bool AllowUntrusted,
-    string StatusTopic, byte[] OfflinePayload, string? CommandTopic, string SpoolDir, int SpoolMaxMessages);
+    string StatusTopic, byte[] OfflinePayload, IReadOnlyList<string> Subscriptions, string SpoolDir, int SpoolMaxMessages);
 
 /// <summary>
 /// One MQTT 5 connection with at-least-once, in-order delivery of what matters. Reliable messages
@@ -245,9 +245,9 @@ public sealed class MqttLink : IAsyncDisposable
                 _log?.LogWarning("{Error}", LastError);
                 return false;
             }
-            if (_o.CommandTopic is { } cmd)
+            foreach (string topic in _o.Subscriptions)
             {
-                await _client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder().WithTopicFilter(cmd, MqttQualityOfServiceLevel.AtLeastOnce).Build(), ct);
+                await _client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder().WithTopicFilter(topic, MqttQualityOfServiceLevel.AtLeastOnce).Build(), ct);
             }
             _statusDirty = _status is not null;
             _log?.LogInformation("MQTT connected to {Host}:{Port} as {ClientId}{Spool}", _o.Host, _o.Port, _o.ClientId, _spool.Count > 0 ? $"; delivering {_spool.Count} spooled message(s)" : "");

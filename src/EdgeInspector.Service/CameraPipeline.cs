@@ -191,7 +191,9 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private void Admit(CapturedFrame frame)
     {
-        var meta = new FrameMeta(_ids.Next(), frame.PartId, frame.CaptureUtc, frame.CaptureTimestamp);
+        // The source's own part id (replay: the file) wins; otherwise the next one the line announced.
+        string? part = frame.PartId ?? (_partIds.TryDequeue(out string? announced) ? announced : null);
+        var meta = new FrameMeta(_ids.Next(), part, frame.CaptureUtc, frame.CaptureTimestamp);
         Interlocked.Increment(ref Frames);
         long deadline = frame.CaptureTimestamp + (long)(Live.Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
         // Registered before it can be worked on: the sequencer always learns of a frame before its result.
@@ -533,8 +535,23 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     // ---------------------------------------------------------------- commands + status
 
+    // Part ids the line announces on <camera>/part, one message per part, before the part reaches the
+    // camera: each is given to the next frame captured. Bounded: a line that announces parts no camera
+    // sees would otherwise grow it forever.
+    private readonly ConcurrentQueue<string> _partIds = new();
+
     private async Task OnCommandAsync(string topic, byte[] payload)
     {
+        if (topic == _topics.Part(Name))
+        {
+            _partIds.Enqueue(Encoding.UTF8.GetString(payload).Trim());
+            while (_partIds.Count > 1000 && _partIds.TryDequeue(out string? stale))
+            {
+                LastError = $"part id '{stale}' announced but no frame captured for it (more than 1000 waiting)";
+                _log.LogWarning("Camera {Camera}: {Error}", Name, LastError);
+            }
+            return;
+        }
         string id = "", command = "";
         string? recipe = null;
         try

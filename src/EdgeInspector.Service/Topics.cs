@@ -5,7 +5,7 @@ using EdgeInspector.Mqtt;
 
 namespace EdgeInspector.Service;
 
-/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack}</c>.</summary>
+/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack,part}</c>.</summary>
 internal sealed class Topics(string prefix, string line)
 {
     public string Line => line;
@@ -16,6 +16,7 @@ internal sealed class Topics(string prefix, string line)
     public string Status(string camera) => Base(camera) + "/status";
     public string Command(string camera) => Base(camera) + "/command";
     public string CommandAck(string camera) => Base(camera) + "/command/ack";
+    public string Part(string camera) => Base(camera) + "/part";
 }
 
 /// <summary>The settings hot reload may swap while pipelines run, with the policy derived from them.</summary>
@@ -47,7 +48,7 @@ internal sealed class MqttLinkOptionsFactory(MqttSettings mqtt, string host, str
         mqtt.Tls.Enabled, mqtt.Tls.CaFile.Length > 0 ? mqtt.Tls.CaFile : null, mqtt.Tls.AllowUntrusted,
         topics.Status(camera),
         JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["state"] = "offline", ["camera"] = camera }),
-        topics.Command(camera),
+        [topics.Command(camera), topics.Part(camera)],
         Path.Combine(mqtt.SpoolDir, topics.Line, camera),
         mqtt.SpoolMaxMessages);
 }

@@ -147,6 +147,13 @@ public class ServiceTests
 """;
         using var service = new ServiceRun(tmp.Path, Yaml.Config(cam, Yaml.Broker(broker.Port), tmp.Path));
         await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "verdicts from the fake camera", service.Process);
+        // The line announces part ids: each goes to the next frame captured, in order.
+        foreach (string part in new[] { "P-1", "P-2", "P-3" }) await probe.PublishAsync("edgeinspector/testline/gige1/part", part);
+        await probe.WaitFor(p => p.On("/verdict").Any(v => v.Json.GetProperty("part_id").GetString() == "P-3"), Long, "the announced part ids on verdicts", service.Process);
+        var tagged = probe.On("/verdict").Where(v => v.Json.GetProperty("part_id").ValueKind == JsonValueKind.String).ToList();
+        Assert.Equal(["P-1", "P-2", "P-3"], tagged.Select(v => v.Json.GetProperty("part_id").GetString()));
+        var taggedIds = Ids(tagged);
+        Assert.Equal([taggedIds[0], taggedIds[0] + 1, taggedIds[0] + 2], taggedIds);
 
         camera.Kill();
         await Task.Delay(TimeSpan.FromSeconds(4));
