@@ -73,8 +73,12 @@ public sealed class MessageSpool
     }
 
     /// <summary>The oldest message, or null when empty. A file that cannot be read is dropped and counted.</summary>
-    public OutgoingMessage? Peek()
+    public OutgoingMessage? Peek() => Peek(out _);
+
+    /// <summary>The oldest message and its sequence number (for <see cref="Remove(long)"/>).</summary>
+    public OutgoingMessage? Peek(out long sequence)
     {
+        sequence = 0;
         while (_sequence.TryPeek(out long n))
         {
             try
@@ -86,6 +90,7 @@ public sealed class MessageSpool
                 var props = new List<KeyValuePair<string, string>>(count);
                 for (int i = 0; i < count; i++) props.Add(new(r.ReadString(), r.ReadString()));
                 byte[] payload = r.ReadBytes(r.ReadInt32());
+                sequence = n;
                 return new OutgoingMessage(topic, payload, retain, props);
             }
             catch (Exception e) when (e is IOException or EndOfStreamException or FormatException)
@@ -104,5 +109,14 @@ public sealed class MessageSpool
     public void Remove()
     {
         if (_sequence.TryDequeue(out long n)) File.Delete(PathOf(n));
+    }
+
+    /// <summary>
+    /// Removes message <paramref name="sequence"/> if it is still the oldest: when overflow deleted it
+    /// while it was being sent, the new head must not be removed in its place.
+    /// </summary>
+    public void Remove(long sequence)
+    {
+        if (_sequence.TryPeek(out long n) && n == sequence) Remove();
     }
 }

@@ -47,6 +47,11 @@ public sealed class MqttLink : IAsyncDisposable
     private readonly MessageSpool _spool;
     private readonly Func<string, byte[], Task>? _onCommand;
     private int _bestEffortQueued;
+    // Reliable messages held in memory at most; beyond that they go straight to the (bounded) spool,
+    // so a broker that is connected but slow cannot make the service grow without bound.
+    private const int MemoryLimit = 1024;
+    private int _reliableQueued;
+    private readonly Lock _spoolGate = new();
     private volatile byte[]? _status;
     private volatile bool _statusDirty;
     private long _published, _bestEffortDropped, _refused;
@@ -115,7 +120,21 @@ public sealed class MqttLink : IAsyncDisposable
     public string? LastError { get; private set; }
 
     /// <summary>Queues a message for at-least-once, in-order delivery.</summary>
-    public void Enqueue(OutgoingMessage message) => _queue.Writer.TryWrite((message, true));
+    public void Enqueue(OutgoingMessage message)
+    {
+        if (Interlocked.Increment(ref _reliableQueued) <= MemoryLimit)
+        {
+            _queue.Writer.TryWrite((message, true));
+            return;
+        }
+        Interlocked.Decrement(ref _reliableQueued);
+        // Over the limit: everything queued goes to disk first, then this message, so order is kept.
+        lock (_spoolGate)
+        {
+            MoveQueuedToSpool();
+            _spool.Append(message);
+        }
+    }
 
     /// <summary>Queues a message that may be dropped; false (and counted) when it was.</summary>
     public bool TryEnqueueBestEffort(OutgoingMessage message)
@@ -181,13 +200,23 @@ public sealed class MqttLink : IAsyncDisposable
                 }
                 if (_spool.Count > 0)
                 {
-                    // Anything newer goes behind what is spooled, so delivery stays in order.
-                    MoveQueuedToSpool(keepBestEffort: true);
-                    var head = _spool.Peek();
+                    OutgoingMessage? head;
+                    long sequence;
+                    lock (_spoolGate)
+                    {
+                        // Anything newer goes behind what is spooled, so delivery stays in order.
+                        MoveQueuedToSpool();
+                        head = _spool.Peek(out sequence);
+                    }
                     if (head is null) continue;
                     var outcome = await PublishAsync(head, ct);
-                    if (outcome != Outcome.Failed) _spool.Remove();
-                    if (_spool.Count == 0) _log?.LogInformation("Spool drained: every verdict held during the outage is delivered");
+                    bool drained;
+                    lock (_spoolGate)
+                    {
+                        if (outcome != Outcome.Failed) _spool.Remove(sequence);
+                        drained = _spool.Count == 0;
+                    }
+                    if (drained) _log?.LogInformation("Spool drained: every message held back is delivered");
                     continue;
                 }
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -205,6 +234,7 @@ public sealed class MqttLink : IAsyncDisposable
                 {
                     continue; // periodic wake-up: status changes, connection checks
                 }
+                if (item.Reliable) Interlocked.Decrement(ref _reliableQueued);
                 if (!item.Reliable)
                 {
                     Interlocked.Decrement(ref _bestEffortQueued);
@@ -213,8 +243,11 @@ public sealed class MqttLink : IAsyncDisposable
                 }
                 if (await PublishAsync(item.Message, ct) == Outcome.Failed)
                 {
-                    _spool.Append(item.Message);
-                    MoveQueuedToSpool(keepBestEffort: false);
+                    lock (_spoolGate)
+                    {
+                        _spool.Append(item.Message);
+                        MoveQueuedToSpool();
+                    }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -229,7 +262,7 @@ public sealed class MqttLink : IAsyncDisposable
                 await Task.Delay(1000, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
-        MoveQueuedToSpool(keepBestEffort: false); // what was not delivered survives the restart
+        lock (_spoolGate) MoveQueuedToSpool(); // what was not delivered survives the restart
     }
 
     private async Task<bool> TryConnectAsync(CancellationToken ct)
@@ -300,18 +333,22 @@ public sealed class MqttLink : IAsyncDisposable
 
     private async Task SpoolQueuedAsync(TimeSpan wait, CancellationToken ct)
     {
-        MoveQueuedToSpool(keepBestEffort: false);
+        lock (_spoolGate) MoveQueuedToSpool();
         await Task.Delay(wait, ct);
-        MoveQueuedToSpool(keepBestEffort: false);
+        lock (_spoolGate) MoveQueuedToSpool();
     }
 
-    private void MoveQueuedToSpool(bool keepBestEffort)
+    /// <summary>Moves every queued reliable message to the spool, in order; best-effort ones are dropped (counted). Caller holds the spool lock.</summary>
+    private void MoveQueuedToSpool()
     {
         long before = _spool.Overflow;
-        var kept = keepBestEffort ? new List<OutgoingMessage>() : null;
         while (_queue.Reader.TryRead(out var item))
         {
-            if (item.Reliable) _spool.Append(item.Message);
+            if (item.Reliable)
+            {
+                Interlocked.Decrement(ref _reliableQueued);
+                _spool.Append(item.Message);
+            }
             else
             {
                 Interlocked.Decrement(ref _bestEffortQueued);

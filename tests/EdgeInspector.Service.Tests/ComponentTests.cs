@@ -181,3 +181,35 @@ public class SourceTests
         Assert.Equal(10, mat.At<OpenCvSharp.Vec3b>(1, 1).Item2);
     }
 }
+
+public class MqttLinkTests
+{
+    private static MqttLinkOptions Options(int port, string spool) => new(
+        "127.0.0.1", port, "link-test", null, null, false, null, false, "t/status", Encoding.UTF8.GetBytes("offline"), [], spool, 100_000);
+
+    [Fact]
+    public async Task Memory_is_bounded_overflow_goes_to_disk_and_everything_arrives_in_order()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        string spool = Path.Combine(tmp.Path, "spool");
+        await using var link = new MqttLink(Options(broker.Port, spool));
+        // The broker is not running yet and the delivery loop not started: 3,000 verdicts pile up.
+        for (int i = 1; i <= 3000; i++) link.Enqueue(new OutgoingMessage("t/verdict", Encoding.UTF8.GetBytes(i.ToString())));
+        Assert.True(link.Queued <= 1024, $"{link.Queued} messages held in memory");
+        Assert.Equal(3000, link.Queued + link.Spooled);
+        Assert.True(Directory.GetFiles(spool, "*.msg").Length >= 3000 - 1024);
+
+        await broker.StartAsync();
+        await using var probe = new Probe(broker.Port, "t/verdict");
+        await probe.ConnectAsync();
+        using var cts = new CancellationTokenSource();
+        var loop = link.RunAsync(cts.Token);
+        await probe.WaitFor(p => p.Messages.Count >= 3000, TimeSpan.FromSeconds(60), "3000 messages");
+        cts.Cancel();
+        await loop;
+        Assert.Equal(Enumerable.Range(1, 3000).Select(i => i.ToString()), probe.Messages.Select(m => m.Text));
+        Assert.Equal(0, link.Spooled);
+        Assert.Equal(0, link.SpoolOverflow);
+    }
+}
