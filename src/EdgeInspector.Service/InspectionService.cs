@@ -144,10 +144,6 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         if (!Same(old.Logging, next.Logging)) _log.LogWarning("logging settings changed: they take effect when the service restarts");
         bool modelChanged = !Same(old.Model, next.Model);
         bool restartAll = modelChanged || !Same(old.Engine, next.Engine) || !Same(old.Mqtt, next.Mqtt) || old.Line != next.Line;
-        if (!Same(old.Mqtt, next.Mqtt) && (old.Mqtt.Host.Length == 0) != (next.Mqtt.Host.Length == 0 || old.Mqtt.Port != next.Mqtt.Port))
-        {
-            _log.LogWarning("mqtt.host/port changed between embedded and external broker: the embedded broker changes when the service restarts");
-        }
         if (modelChanged)
         {
             SharedBackbone fresh;
@@ -168,6 +164,25 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         else if (restartAll)
         {
             foreach (string name in _pipelines.Keys.ToArray()) await StopPipeline(name);
+        }
+        // The embedded broker follows mqtt.host/port: started, moved or stopped with the pipelines down.
+        if (old.Mqtt.Host != next.Mqtt.Host || old.Mqtt.Port != next.Mqtt.Port)
+        {
+            if (_broker is not null)
+            {
+                await _broker.DisposeAsync();
+                _broker = null;
+            }
+            try
+            {
+                if (next.Mqtt.Host.Length == 0) _broker = await EmbeddedBroker.StartAsync(next.Mqtt.Port, _log);
+            }
+            catch (InvalidOperationException e)
+            {
+                // The pipelines still start: they spool verdicts until a broker answers on that port.
+                _log.LogError("{Error}", e.Message);
+                live = live.WithError(e.Message);
+            }
         }
         _live = live;
         var wanted = next.Cameras.ToDictionary(c => c.Name);
