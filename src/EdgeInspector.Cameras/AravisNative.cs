@@ -38,9 +38,6 @@ internal static partial class AravisNative
     public static partial void arv_camera_set_frame_rate(IntPtr camera, double rate, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial double arv_camera_get_frame_rate(IntPtr camera, out IntPtr error);
-
-    [LibraryImport(Aravis)]
     public static partial void arv_camera_set_acquisition_mode(IntPtr camera, int mode, out IntPtr error);
 
     [LibraryImport(Aravis, StringMarshalling = StringMarshalling.Utf8)]

@@ -59,7 +59,7 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
         string file = _files[_next++];
         byte[] bytes;
         try { bytes = await File.ReadAllBytesAsync(file, cancellationToken); }
-        catch (IOException e) { bytes = []; _ = e; } // an unreadable file is delivered empty: its frame gets an error verdict
+        catch (IOException) { bytes = []; } // an unreadable file is delivered empty: its frame gets an error verdict
         // Part id: the path inside the folder without extension ("broken_large/000"), unique where names repeat.
         string rel = Path.GetRelativePath(folder, file);
         string partId = Path.ChangeExtension(rel, null).Replace(Path.DirectorySeparatorChar, '/');

@@ -27,6 +27,15 @@ public sealed record InspectorSettings
     public ArchiveSettings Archive { get; init; } = new();
     /// <summary>Named recipes (product variants) a command can switch to.</summary>
     public RecipeSettings[] Recipes { get; init; } = [];
+
+    /// <summary>The recipe called <paramref name="name"/>, or null.</summary>
+    public RecipeSettings? Recipe(string name) => Array.Find(Recipes, r => r.Name == name);
+
+    /// <summary>Known-good images for <paramref name="recipe"/>: its own folder, else engine.known_good_folder (empty: none).</summary>
+    public string KnownGoodFolder(string recipe) => Recipe(recipe)?.KnownGoodFolder is { Length: > 0 } own ? own : Engine.KnownGoodFolder;
+
+    /// <summary>Whether a none | fails | all setting (heatmap.publish, archive.save) selects a part with this verdict.</summary>
+    public static bool Selects(string mode, bool flagged) => mode == "all" || (mode == "fails" && flagged);
 }
 
 /// <summary>One camera.</summary>

@@ -45,7 +45,7 @@ public sealed class MqttLink : IAsyncDisposable
     private readonly MqttClientOptions _clientOptions;
     private readonly Channel<(OutgoingMessage Message, bool Reliable)> _queue = Channel.CreateUnbounded<(OutgoingMessage, bool)>();
     private readonly MessageSpool _spool;
-    private readonly Func<string, byte[], Task>? _onCommand;
+    private readonly Func<string, byte[], Task>? _onMessage;
     private int _bestEffortQueued;
     // Reliable messages held in memory at most; beyond that they go straight to the (bounded) spool,
     // so a broker that is connected but slow cannot make the service grow without bound.
@@ -57,11 +57,11 @@ public sealed class MqttLink : IAsyncDisposable
     private long _published, _bestEffortDropped, _refused;
 
     /// <summary>Creates the link; nothing connects until <see cref="RunAsync"/>.</summary>
-    public MqttLink(MqttLinkOptions options, Func<string, byte[], Task>? onCommand = null, ILogger? logger = null)
+    public MqttLink(MqttLinkOptions options, Func<string, byte[], Task>? onMessage = null, ILogger? logger = null)
     {
         _o = options;
         _log = logger;
-        _onCommand = onCommand;
+        _onMessage = onMessage;
         _spool = new MessageSpool(options.SpoolDir, options.SpoolMaxMessages);
         _client = new MqttClientFactory().CreateMqttClient();
         var b = new MqttClientOptionsBuilder()
@@ -94,9 +94,6 @@ public sealed class MqttLink : IAsyncDisposable
         _client.ApplicationMessageReceivedAsync += OnMessage;
         if (_spool.Count > 0) _log?.LogInformation("Spool {Dir}: {Count} message(s) from an earlier run will be delivered first", options.SpoolDir, _spool.Count);
     }
-
-    /// <summary>Whether the broker is connected now.</summary>
-    public bool IsConnected => _client.IsConnected;
 
     /// <summary>Messages waiting in the spool.</summary>
     public int Spooled => _spool.Count;
@@ -158,14 +155,14 @@ public sealed class MqttLink : IAsyncDisposable
 
     private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
-        if (_onCommand is null) return;
+        if (_onMessage is null) return;
         try
         {
-            await _onCommand(e.ApplicationMessage.Topic, System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload));
+            await _onMessage(e.ApplicationMessage.Topic, System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload));
         }
         catch (Exception ex)
         {
-            _log?.LogError(ex, "Command on {Topic} failed", e.ApplicationMessage.Topic);
+            _log?.LogError(ex, "Message on {Topic} failed", e.ApplicationMessage.Topic);
         }
     }
 

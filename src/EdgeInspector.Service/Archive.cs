@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
+using EdgeInspector.Configuration;
 using EdgeInspector.Core.Verdicts;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
@@ -10,28 +11,31 @@ namespace EdgeInspector.Service;
 /// <summary>
 /// Keeps what a quality engineer needs to audit a verdict: the frame as scored (PNG), its heatmap
 /// overlay (JPEG) and the verdict record (JSON), under <c>&lt;dir&gt;/&lt;camera&gt;/&lt;yyyy-MM-dd&gt;/</c>.
-/// Written off the inference thread through a small bounded queue (full: the record is skipped and
-/// counted); the oldest records go first once <c>max_files</c> is reached.
+/// Encoded and written off the inference thread (it only copies the frame) through a small bounded
+/// queue: when full, the record is skipped and counted (status: archive_skipped); the oldest records
+/// go first once <c>max_files</c> is reached. <paramref name="settings"/> reads the live settings, so a
+/// hot-reloaded <c>max_files</c> applies at once.
 /// </summary>
-internal sealed class Archive(LiveSettings initial, string camera, ILogger log)
+internal sealed class Archive(Func<ArchiveSettings> settings, string camera, ILogger log)
 {
-    private sealed record Item(FrameMeta Meta, byte[] Png, byte[]? Heatmap, string Verdict, float Score, float Calibrated);
-    private readonly Channel<Item> _queue = Channel.CreateBounded<Item>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.DropWrite });
+    private sealed record Item(FrameMeta Meta, Mat Image, byte[]? Heatmap, string Verdict, float Score, float Calibrated);
+    // Wait mode, not DropWrite: with DropWrite, TryWrite reports success for a dropped item and
+    // nothing would be counted. The writer never waits: a false TryWrite is the skip.
+    private readonly Channel<Item> _queue = Channel.CreateBounded<Item>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.Wait });
     private readonly Queue<string> _written = new();
-    private LiveSettings _live = initial;
     public long Skipped;
-
-    public void Update(LiveSettings live) => _live = live;
 
     public void Enqueue(FrameMeta meta, Mat image, FrameOutcome o)
     {
-        Cv2.ImEncode(".png", image, out byte[] png);
-        if (!_queue.Writer.TryWrite(new Item(meta, png, o.Heatmap, VerdictNames.Wire(o.Kind), o.Score, o.Calibrated))) Interlocked.Increment(ref Skipped);
+        var item = new Item(meta, image.Clone(), o.Heatmap, VerdictNames.Wire(o.Kind), o.Score, o.Calibrated);
+        if (_queue.Writer.TryWrite(item)) return;
+        item.Image.Dispose();
+        Interlocked.Increment(ref Skipped);
     }
 
     public async Task RunAsync(CancellationToken ct)
     {
-        string root = Path.Combine(_live.Settings.Archive.Dir, camera);
+        string root = Path.Combine(settings().Dir, camera);
         try
         {
             if (Directory.Exists(root))
@@ -45,7 +49,9 @@ internal sealed class Archive(LiveSettings initial, string camera, ILogger log)
                     string dir = Path.Combine(root, item.Meta.CaptureUtc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
                     Directory.CreateDirectory(dir);
                     string stem = Path.Combine(dir, $"{item.Meta.CaptureUtc:HHmmssfff}_{item.Meta.Id:D8}_{item.Verdict}");
-                    await File.WriteAllBytesAsync(stem + ".png", item.Png, ct);
+                    byte[] png;
+                    using (item.Image) Cv2.ImEncode(".png", item.Image, out png);
+                    await File.WriteAllBytesAsync(stem + ".png", png, ct);
                     if (item.Heatmap is { } h) await File.WriteAllBytesAsync(stem + "_heatmap.jpg", h, ct);
                     var record = new Dictionary<string, object?>
                     {
@@ -55,7 +61,7 @@ internal sealed class Archive(LiveSettings initial, string camera, ILogger log)
                     };
                     await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record), ct);
                     _written.Enqueue(stem + ".json");
-                    while (_written.Count > _live.Settings.Archive.MaxFiles)
+                    while (_written.Count > settings().MaxFiles)
                     {
                         string old = _written.Dequeue();
                         string oldStem = old[..^".json".Length];

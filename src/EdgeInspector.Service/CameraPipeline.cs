@@ -25,6 +25,10 @@ internal sealed class FrameOutcome
     public float Score = float.NaN;
     public float Calibrated = float.NaN;
     public long CoresetVersion;
+    /// <summary>For scored frames: the threshold and recipe the verdict was decided with (hot reload or a
+    /// recipe switch may change them before it is published).</summary>
+    public double? Threshold;
+    public string? Recipe;
     public byte[]? Heatmap;
     public string? Error;
 }
@@ -60,18 +64,17 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private readonly LatencyWindow _latency = new(1024);
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
-    private readonly FrameCounter _ids;
+    private readonly CameraState _state;
     private long _acquireBeat, _inferBeat, _sequenceBeat;
-    private string _recipe;
 
     public readonly SourceCounters SourceCounters = new();
-    public long Frames, Published, Dropped, Errors, Timeouts, LateResults, WarmingUp, Passed, Failed, Unsure;
+    public long Frames, Dropped, Errors, Timeouts, LateResults, WarmingUp, Passed, Failed, Unsure;
     public string? LastError;
 
     public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
-        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, FrameCounter ids, ILogger log)
+        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, CameraState state, ILogger log)
     {
-        _ids = ids;
+        _state = state;
         _camera = camera;
         _live = live;
         _inspector = inspector;
@@ -79,11 +82,10 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _log = log;
         _topics = topics;
         _modelHash = modelHash;
-        _recipe = camera.Recipe;
         var engine = live.Settings.Engine;
         _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
-        _link = new MqttLink(linkFactory.For(camera.Name, topics), OnCommandAsync, log);
-        _archive = new Archive(live, camera.Name, log);
+        _link = new MqttLink(linkFactory.For(camera.Name, topics), OnMessageAsync, log);
+        _archive = new Archive(() => Live.Settings.Archive, camera.Name, log);
         Beat(ref _acquireBeat);
         Beat(ref _inferBeat);
         Beat(ref _sequenceBeat);
@@ -95,18 +97,12 @@ internal sealed class CameraPipeline : IAsyncDisposable
     public LiveSettings Live
     {
         get => Volatile.Read(ref _live);
-        set
-        {
-            Volatile.Write(ref _live, value);
-            _archive?.Update(value);
-        }
+        set => Volatile.Write(ref _live, value);
     }
 
     public string Name => _camera.Name;
 
     public CameraSettings Camera => _camera;
-
-    public MqttLink Link => _link;
 
     private static void Beat(ref long beat) => Volatile.Write(ref beat, Stopwatch.GetTimestamp());
 
@@ -133,7 +129,6 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private async Task AcquireLoop(CancellationToken ct)
     {
-        var settings = Live.Settings;
         double maxBackoff = _camera.Source switch { "gige" => _camera.Gige.ReconnectMaxS, "video" => _camera.Video.ReconnectMaxS, _ => 10 };
         var backoff = TimeSpan.FromMilliseconds(250);
         bool everOpened = false;
@@ -186,14 +181,13 @@ internal sealed class CameraPipeline : IAsyncDisposable
             catch (OperationCanceledException) { break; }
             backoff = TimeSpan.FromSeconds(Math.Min(backoff.TotalSeconds * 2, maxBackoff));
         }
-        _ = settings;
     }
 
     private void Admit(CapturedFrame frame)
     {
         // The source's own part id (replay: the file) wins; otherwise the next one the line announced.
         string? part = frame.PartId ?? (_partIds.TryDequeue(out string? announced) ? announced : null);
-        var meta = new FrameMeta(_ids.Next(), part, frame.CaptureUtc, frame.CaptureTimestamp);
+        var meta = new FrameMeta(_state.Next(), part, frame.CaptureUtc, frame.CaptureTimestamp);
         Interlocked.Increment(ref Frames);
         long deadline = frame.CaptureTimestamp + (long)(Live.Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
         // Registered before it can be worked on: the sequencer always learns of a frame before its result.
@@ -335,13 +329,14 @@ internal sealed class CameraPipeline : IAsyncDisposable
             return;
         }
         int scored = build.Result.Count, flagged = 0;
-        foreach (var r in build.Result) if (Policy.Decide(r.Calibrated) is VerdictKind.Fail or VerdictKind.Unsure) flagged++;
+        var policy = Current().Policy;
+        foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
         foreach (var (id, f) in _deferred)
         {
             foreach (var r in engine.Push(f, id))
             {
                 scored++;
-                if (Policy.Decide(r.Calibrated) is VerdictKind.Fail or VerdictKind.Unsure) flagged++;
+                if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
             }
         }
         _deferred.Clear();
@@ -378,15 +373,14 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 Interlocked.Increment(ref WarmingUp);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
-            var policy = Policy;
+            var (policy, recipe) = Current();
             var kind = policy.Decide(mine.Calibrated);
-            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion };
-            var heat = Live.Settings.Heatmap;
-            bool flagged = kind is VerdictKind.Fail or VerdictKind.Unsure;
-            bool archive = Live.Settings.Archive.Save == "all" || (Live.Settings.Archive.Save == "fails" && flagged);
-            if (heat.Publish == "all" || (heat.Publish == "fails" && flagged) || archive)
+            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion, Threshold = policy.Threshold, Recipe = recipe };
+            var settings = Live.Settings;
+            bool archive = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());
+            if (archive || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()))
             {
-                outcome.Heatmap = RenderHeatmap(image, mine.Patches, meta, kind, mine.Calibrated, heat.JpegQuality);
+                outcome.Heatmap = RenderHeatmap(image, mine.Patches, meta, kind, mine.Calibrated, policy.Threshold, settings.Heatmap.JpegQuality);
             }
             if (archive) _archive.Enqueue(meta, image, outcome);
             return outcome;
@@ -399,24 +393,22 @@ internal sealed class CameraPipeline : IAsyncDisposable
         }
     }
 
-    private VerdictPolicy Policy
+    /// <summary>
+    /// The policy in force and the recipe it comes from, read together (a recipe's threshold overrides
+    /// verdict.threshold; both can change by hot reload or command while frames are in flight).
+    /// </summary>
+    private (VerdictPolicy Policy, string Recipe) Current()
     {
-        get
-        {
-            // A recipe's threshold overrides verdict.threshold; both can change by hot reload.
-            var live = Live;
-            foreach (var r in live.Settings.Recipes)
-            {
-                if (r.Name == _recipe && r.Threshold is { } t) return live.Policy with { Threshold = t };
-            }
-            return live.Policy;
-        }
+        string recipe = _state.Recipe;
+        var live = Live;
+        var policy = live.Settings.Recipe(recipe)?.Threshold is { } t ? live.Policy with { Threshold = t } : live.Policy;
+        return (policy, recipe);
     }
 
-    private byte[] RenderHeatmap(Mat image, float[] patches, FrameMeta meta, VerdictKind kind, float calibrated, int quality)
+    private byte[] RenderHeatmap(Mat image, float[] patches, FrameMeta meta, VerdictKind kind, float calibrated, double threshold, int quality)
     {
         // One colour scale for every frame: blue at a typical good part, red at the threshold and above.
-        float low = _inspector.Engine.RawScoreAt(0), high = _inspector.Engine.RawScoreAt((float)Policy.Threshold);
+        float low = _inspector.Engine.RawScoreAt(0), high = _inspector.Engine.RawScoreAt((float)threshold);
         if (!float.IsFinite(low) || !float.IsFinite(high) || high <= low) (low, high) = (patches.Min(), patches.Max());
         using var small = Shrink(image, 512);
         string caption = $"{Name} #{meta.Id} {VerdictNames.Wire(kind)} z={calibrated.ToString("0.00", CultureInfo.InvariantCulture)}";
@@ -483,7 +475,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private void Publish(FrameMeta meta, FrameOutcome o)
     {
-        var policy = Policy;
+        var (policy, recipe) = Current();
         bool reject = policy.Rejects(o.Kind);
         double latencyMs = Stopwatch.GetElapsedTime(meta.CaptureTimestamp).TotalMilliseconds;
         _latency.Add(latencyMs);
@@ -498,7 +490,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var json = new Dictionary<string, object?>
         {
             ["frame_id"] = meta.Id,
-            ["run_id"] = _ids.RunId,
+            ["run_id"] = _state.RunId,
             ["part_id"] = meta.PartId,
             ["line"] = _topics.Line,
             ["camera"] = Name,
@@ -507,26 +499,22 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["reject"] = reject,
             ["score"] = float.IsFinite(o.Score) ? Math.Round(o.Score, 5) : null,
             ["calibrated"] = float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
-            ["threshold"] = policy.Threshold,
+            ["threshold"] = o.Threshold ?? policy.Threshold,
             ["latency_ms"] = Math.Round(latencyMs, 2),
             ["coreset_version"] = o.CoresetVersion,
             ["model_hash"] = _modelHash,
-            ["recipe"] = _recipe,
+            ["recipe"] = o.Recipe ?? recipe,
             ["error"] = o.Error,
         };
         _link.Enqueue(new OutgoingMessage(_topics.Verdict(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
         // The reject topic is for the simplest PLC: "<frame id>,<1 reject | 0 accept>".
         _link.Enqueue(new OutgoingMessage(_topics.Reject(Name), Encoding.ASCII.GetBytes($"{meta.Id},{(reject ? 1 : 0)}")));
-        if (o.Heatmap is { } jpeg && Live.Settings.Heatmap.Publish != "none")
+        // A heatmap may exist only for the archive: publish it only if heatmap.publish selects this part.
+        if (o.Heatmap is { } jpeg && InspectorSettings.Selects(Live.Settings.Heatmap.Publish, o.Kind.IsFlagged()))
         {
-            var heat = Live.Settings.Heatmap.Publish;
-            if (heat == "all" || o.Kind is VerdictKind.Fail or VerdictKind.Unsure)
-            {
-                _link.TryEnqueueBestEffort(new OutgoingMessage(_topics.Heatmap(Name), jpeg, false,
-                    [new("frame_id", meta.Id.ToString(CultureInfo.InvariantCulture)), new("part_id", meta.PartId ?? ""), new("verdict", VerdictNames.Wire(o.Kind))]));
-            }
+            _link.TryEnqueueBestEffort(new OutgoingMessage(_topics.Heatmap(Name), jpeg, false,
+                [new("frame_id", meta.Id.ToString(CultureInfo.InvariantCulture)), new("part_id", meta.PartId ?? ""), new("verdict", VerdictNames.Wire(o.Kind))]));
         }
-        Interlocked.Increment(ref Published);
         if (o.Kind is VerdictKind.Fail or VerdictKind.Error or VerdictKind.Timeout or VerdictKind.Dropped)
         {
             _log.LogInformation("Camera {Camera}: frame {Frame} ({Part}) {Verdict} score {Score:0.00} reject {Reject}{Error}", Name, meta.Id, meta.PartId, VerdictNames.Wire(o.Kind), o.Calibrated, reject, o.Error is null ? "" : ": " + o.Error);
@@ -540,7 +528,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
     // sees would otherwise grow it forever.
     private readonly ConcurrentQueue<string> _partIds = new();
 
-    private async Task OnCommandAsync(string topic, byte[] payload)
+    private Task OnMessageAsync(string topic, byte[] payload)
     {
         if (topic == _topics.Part(Name))
         {
@@ -550,7 +538,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 LastError = $"part id '{stale}' announced but no frame captured for it (more than 1000 waiting)";
                 _log.LogWarning("Camera {Camera}: {Error}", Name, LastError);
             }
-            return;
+            return Task.CompletedTask;
         }
         string id = "", command = "";
         string? recipe = null;
@@ -565,14 +553,14 @@ internal sealed class CameraPipeline : IAsyncDisposable
         catch (JsonException e)
         {
             Ack(id, command, false, $"not JSON: {e.Message}; expected {{\"id\":\"…\",\"command\":\"reset_coreset\"}} or {{\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}}");
-            return;
+            return Task.CompletedTask;
         }
         switch (command)
         {
             case "reset_coreset":
                 _commands.Enqueue((id, command, null));
                 break;
-            case "switch_recipe" when recipe is not null && Live.Settings.Recipes.Any(x => x.Name == recipe):
+            case "switch_recipe" when recipe is not null && Live.Settings.Recipe(recipe) is not null:
                 _commands.Enqueue((id, command, recipe));
                 break;
             case "switch_recipe":
@@ -582,7 +570,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 Ack(id, command, false, $"unknown command '{command}'; expected reset_coreset or switch_recipe");
                 break;
         }
-        await Task.CompletedTask;
+        return Task.CompletedTask;
     }
 
     /// <summary>Applies queued commands on the inference thread, which owns the engine.</summary>
@@ -590,22 +578,13 @@ internal sealed class CameraPipeline : IAsyncDisposable
     {
         while (_commands.TryDequeue(out var cmd))
         {
-            string? seed = null;
-            if (cmd.Command == "switch_recipe")
-            {
-                var r = Live.Settings.Recipes.First(x => x.Name == cmd.Recipe);
-                _recipe = r.Name;
-                seed = r.KnownGoodFolder.Length > 0 ? r.KnownGoodFolder : Live.Settings.Engine.KnownGoodFolder;
-            }
-            else
-            {
-                seed = Live.Settings.Recipes.FirstOrDefault(x => x.Name == _recipe)?.KnownGoodFolder is { Length: > 0 } rf ? rf : Live.Settings.Engine.KnownGoodFolder;
-            }
+            if (cmd.Command == "switch_recipe") _state.Recipe = cmd.Recipe!;
+            string seed = Live.Settings.KnownGoodFolder(_state.Recipe);
             _inspector.Engine.Reset();
-            if (!string.IsNullOrEmpty(seed)) Seed(seed);
+            if (seed.Length > 0) Seed(seed);
             string state = _inspector.Engine.IsWarm ? "scoring at once (seeded from known-good images)" : $"warming up over the next {Live.Settings.Engine.Batch} frames";
-            _log.LogInformation("Camera {Camera}: {Command} applied (recipe '{Recipe}'): coreset reset, {State}", Name, cmd.Command, _recipe, state);
-            Ack(cmd.Id, cmd.Command, true, $"coreset reset; recipe '{_recipe}'; {state}");
+            _log.LogInformation("Camera {Camera}: {Command} applied (recipe '{Recipe}'): coreset reset, {State}", Name, cmd.Command, _state.Recipe, state);
+            Ack(cmd.Id, cmd.Command, true, $"coreset reset; recipe '{_state.Recipe}'; {state}");
         }
     }
 
@@ -666,9 +645,9 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["delivery"] = new Dictionary<string, long>
             {
                 ["published"] = _link.Published, ["spool_overflow"] = _link.SpoolOverflow, ["heatmaps_dropped"] = _link.BestEffortDropped,
-                ["refused"] = _link.Refused, ["late_results"] = LateResults,
+                ["refused"] = _link.Refused, ["late_results"] = LateResults, ["archive_skipped"] = Interlocked.Read(ref _archive.Skipped),
             },
-            ["recipe"] = _recipe,
+            ["recipe"] = _state.Recipe,
             ["model_hash"] = _modelHash,
             ["config"] = new Dictionary<string, object?> { ["version"] = Live.Version, ["error"] = Live.ReloadError },
             ["last_error"] = LastError ?? _link.LastError,
@@ -702,17 +681,36 @@ internal sealed class CameraPipeline : IAsyncDisposable
 }
 
 /// <summary>
-/// A camera's frame ids: monotonic for the life of the process, across pipeline restarts (a camera
-/// setting edited, the model changed), so that a subscriber de-duplicating by frame id never confuses
-/// two parts. <see cref="RunId"/> (the service's start, UTC ms) tells one service run from the next.
+/// What a camera keeps across pipeline restarts (a camera setting edited, the model changed): its frame
+/// ids, monotonic for the life of the process, so that a subscriber de-duplicating by frame id never
+/// confuses two parts (<see cref="RunId"/>, the service's start in UTC ms, tells one run from the next);
+/// and its active recipe, so that an acknowledged recipe switch is not undone by a restart.
 /// </summary>
-internal sealed class FrameCounter(long runId)
+internal sealed class CameraState(long runId, string configuredRecipe)
 {
     private long _last;
+    private volatile string _recipe = configuredRecipe;
 
     public long RunId => runId;
 
     public long Next() => Interlocked.Increment(ref _last);
+
+    /// <summary>The active recipe: the configured one until a switch_recipe command changes it.</summary>
+    public string Recipe
+    {
+        get => _recipe;
+        set => _recipe = value;
+    }
+
+    /// <summary>The camera's <c>recipe:</c> in the config; an edit of that field replaces the active recipe.</summary>
+    public string ConfiguredRecipe { get; private set; } = configuredRecipe;
+
+    public void Configure(string recipe)
+    {
+        if (recipe == ConfiguredRecipe) return;
+        ConfiguredRecipe = recipe;
+        Recipe = recipe;
+    }
 }
 
 /// <summary>Capture-to-publish latency over the last frames, for the status topic.</summary>

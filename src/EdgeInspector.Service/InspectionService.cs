@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using EdgeInspector.Cameras;
@@ -23,17 +24,16 @@ internal sealed record ConfigFile(string Path, InspectorSettings Settings);
 internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers) : IHostedService
 {
     private readonly ILogger _log = loggers.CreateLogger("EdgeInspector");
-    private readonly Dictionary<string, CameraPipeline> _pipelines = [];
+    // Changed by the config watcher, read by the systemd watchdog's thread.
+    private readonly ConcurrentDictionary<string, CameraPipeline> _pipelines = [];
     private readonly CancellationTokenSource _stop = new();
     private LiveSettings _live = new(config.Settings, 1);
     private SharedBackbone? _backbone;
     private EmbeddedBroker? _broker;
     private Task _watch = Task.CompletedTask;
     private long _watchBeat = Stopwatch.GetTimestamp();
-    private readonly Dictionary<string, FrameCounter> _counters = [];
+    private readonly Dictionary<string, CameraState> _cameras = [];
     private readonly long _runId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-
-    public IReadOnlyCollection<CameraPipeline> Pipelines => _pipelines.Values;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -65,28 +65,29 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             _ => _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null),
         };
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? "127.0.0.1" : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
-        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, Counter(cam.Name), logger);
-        string seed = s.Recipes.FirstOrDefault(r => r.Name == cam.Recipe)?.KnownGoodFolder is { Length: > 0 } rf ? rf : s.Engine.KnownGoodFolder;
-        pipeline.Start(seed);
+        var state = State(cam);
+        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, state, logger);
+        pipeline.Start(s.KnownGoodFolder(state.Recipe));
         _pipelines[cam.Name] = pipeline;
     }
 
-    private FrameCounter Counter(string camera)
+    private CameraState State(CameraSettings cam)
     {
-        if (!_counters.TryGetValue(camera, out var c)) _counters[camera] = c = new FrameCounter(_runId);
-        return c;
+        if (_cameras.TryGetValue(cam.Name, out var state)) state.Configure(cam.Recipe);
+        else _cameras[cam.Name] = state = new CameraState(_runId, cam.Recipe);
+        return state;
     }
 
     private async Task StopPipeline(string name)
     {
-        if (_pipelines.Remove(name, out var p)) await p.DisposeAsync();
+        if (_pipelines.TryRemove(name, out var p)) await p.DisposeAsync();
     }
 
     /// <summary>True when the config watcher and every pipeline stage have reported within <paramref name="maxAge"/>.</summary>
     public bool IsMoving(TimeSpan maxAge)
     {
         if (Stopwatch.GetElapsedTime(Volatile.Read(ref _watchBeat)) > maxAge) return false;
-        foreach (var p in _pipelines.Values.ToArray())
+        foreach (var p in _pipelines.Values)
         {
             if (!p.IsMoving(maxAge)) return false;
         }
@@ -95,7 +96,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
 
     private async Task WatchLoop(CancellationToken ct)
     {
-        var (stamp, text) = Read(config.Path);
+        string stamp = Stamp(config.Path);
+        string? text = ReadText(config.Path);
         while (!ct.IsCancellationRequested)
         {
             Volatile.Write(ref _watchBeat, Stopwatch.GetTimestamp());
@@ -103,9 +105,11 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             catch (OperationCanceledException) { break; }
             try
             {
-                var (newStamp, newText) = Read(config.Path);
+                // Each second costs a stat; the file is read only when its time or size moved.
+                string newStamp = Stamp(config.Path);
                 if (newStamp == stamp) continue;
                 stamp = newStamp;
+                string? newText = ReadText(config.Path);
                 if (newText == text) continue;
                 text = newText;
                 await ReloadAsync();
@@ -117,13 +121,16 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         }
     }
 
-    private static (string Stamp, string? Text) Read(string path)
+    private static string Stamp(string path)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) return ("missing", null);
-        string stamp = $"{info.LastWriteTimeUtc.Ticks}:{info.Length}";
-        try { return (stamp, File.ReadAllText(path)); }
-        catch (IOException) { return (stamp, null); }
+        return info.Exists ? $"{info.LastWriteTimeUtc.Ticks}:{info.Length}" : "missing";
+    }
+
+    private static string? ReadText(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     private async Task ReloadAsync()
@@ -144,9 +151,10 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         if (!Same(old.Logging, next.Logging)) _log.LogWarning("logging settings changed: they take effect when the service restarts");
         bool modelChanged = !Same(old.Model, next.Model);
         bool restartAll = modelChanged || !Same(old.Engine, next.Engine) || !Same(old.Mqtt, next.Mqtt) || old.Line != next.Line;
+        SharedBackbone? fresh = null;
         if (modelChanged)
         {
-            SharedBackbone fresh;
+            // Loaded and probed before anything stops: a bad model leaves the running one in place.
             try
             {
                 fresh = LoadBackbone(next.Model);
@@ -157,13 +165,15 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
                 SetLive(_live.WithError(e.Message));
                 return;
             }
-            foreach (string name in _pipelines.Keys.ToArray()) await StopPipeline(name);
+        }
+        if (restartAll)
+        {
+            foreach (string name in _pipelines.Keys) await StopPipeline(name);
+        }
+        if (fresh is not null)
+        {
             _backbone?.Dispose();
             _backbone = fresh;
-        }
-        else if (restartAll)
-        {
-            foreach (string name in _pipelines.Keys.ToArray()) await StopPipeline(name);
         }
         // The embedded broker follows mqtt.host/port: started, moved or stopped with the pipelines down.
         if (old.Mqtt.Host != next.Mqtt.Host || old.Mqtt.Port != next.Mqtt.Port)
@@ -186,7 +196,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         }
         _live = live;
         var wanted = next.Cameras.ToDictionary(c => c.Name);
-        foreach (string name in _pipelines.Keys.ToArray())
+        foreach (string name in _pipelines.Keys)
         {
             if (!wanted.TryGetValue(name, out var cam) || !Same(cam, _pipelines[name].Camera))
             {

@@ -229,21 +229,30 @@ public class ServiceTests
         int acked = probe.On("/verdict").Count;
         await probe.WaitFor(p => p.On("/verdict").Skip(acked).Any(v => v.Json.GetProperty("verdict").GetString() == "warming_up"), TimeSpan.FromSeconds(30), "warming_up after the reset", service.Process);
 
-        // A camera setting changed: only that pipeline restarts; frame ids go on (never reused).
-        long lastId = Ids(probe.On("/verdict")).Max();
-        File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5").Replace("fps: 4", "fps: 5"));
-        await probe.WaitFor(p => p.On("/verdict").Any(v => v.Json.GetProperty("frame_id").GetInt64() > lastId + 2), TimeSpan.FromSeconds(60), "verdicts after the camera's pipeline restarted", service.Process);
-        Assert.Contains("settings changed, restarting its pipeline", service.Process.Output);
-        var all = Ids(probe.On("/verdict"));
-        Assert.Equal(all.Count, all.Distinct().Count());
-        Assert.Single(probe.On("/verdict").Select(v => v.Json.GetProperty("run_id").GetInt64()).Distinct());
-
         // Product changeover: the recipe's threshold applies, acknowledged.
         await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"s1","command":"switch_recipe","recipe":"strict"}""");
         await probe.WaitFor(p => p.On("/command/ack").Any(a => a.Json.GetProperty("id").GetString() == "s1"), TimeSpan.FromSeconds(30), "the recipe switch acknowledged", service.Process);
-        Assert.True(probe.On("/command/ack").Single(a => a.Json.GetProperty("id").GetString() == "s1").Json.GetProperty("ok").GetBoolean());
+        var switched = probe.On("/command/ack").Single(a => a.Json.GetProperty("id").GetString() == "s1").Json;
+        Assert.True(switched.GetProperty("ok").GetBoolean(), switched.GetProperty("message").GetString());
         await probe.WaitFor(p => p.On("/verdict").LastOrDefault()?.Json.GetProperty("recipe").GetString() == "strict", TimeSpan.FromSeconds(30), "verdicts under the new recipe", service.Process);
         Assert.Equal(9.5, probe.On("/verdict").Last().Json.GetProperty("threshold").GetDouble());
+
+        // A camera setting changed: only that pipeline restarts; frame ids go on (never reused), and the
+        // recipe switched by command stays active (an acknowledged switch is not undone by a restart).
+        long lastId = Ids(probe.On("/verdict")).Max();
+        File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5").Replace("fps: 4", "fps: 5"));
+        // Version 3 reaches the status topic once the restarted pipeline runs.
+        // (The stopping pipeline says "offline" meanwhile: that status has no config.)
+        await probe.WaitFor(p => p.On("/status").Any(st => st.Json.TryGetProperty("config", out var c) && c.GetProperty("version").GetInt32() == 3), TimeSpan.FromSeconds(60), "configuration version 3 applied", service.Process);
+        int before = probe.On("/verdict").Count;
+        await probe.WaitFor(p => p.On("/verdict").Count >= before + 3, TimeSpan.FromSeconds(60), "verdicts after the camera's pipeline restarted", service.Process);
+        Assert.Contains("settings changed, restarting its pipeline", service.Process.Output);
+        var all = Ids(probe.On("/verdict"));
+        Assert.Equal(all.Count, all.Distinct().Count());
+        Assert.True(all.Max() > lastId + 2);
+        Assert.Single(probe.On("/verdict").Select(v => v.Json.GetProperty("run_id").GetInt64()).Distinct());
+        Assert.All(probe.On("/verdict").Skip(before), v => Assert.Equal("strict", v.Json.GetProperty("recipe").GetString()));
+        Assert.All(probe.On("/verdict").Skip(before), v => Assert.Equal(9.5, v.Json.GetProperty("threshold").GetDouble()));
     }
 
     [Fact]

@@ -106,7 +106,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
     {
         int n = frames.Count;
         // The FSLC modes may score in a projected space; MuSc always runs on the full views.
-        _projector = mode != "musc" && options.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.ScoreDims, 17) : null;
+        _projector = mode != "musc" && options.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = _projector?.Target ?? backbone.Layout;
         var run = new ModeRun { Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null };
         run.Image.AsSpan().Fill(float.NaN);

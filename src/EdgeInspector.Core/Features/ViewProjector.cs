@@ -13,6 +13,9 @@ public sealed class ViewProjector
 {
     private readonly PackedPanels?[] _matrix; // per view: outputs × dim, packed; null = identity
 
+    /// <summary>The seed the evaluation CLI and the line service both use, so that they score in the same space.</summary>
+    public const int DefaultSeed = 17;
+
     /// <summary>Builds the projection from <paramref name="source"/> to <paramref name="dims"/> per view.</summary>
     public ViewProjector(FeatureLayout source, int dims, int seed)
     {

@@ -30,8 +30,9 @@ public sealed class StreamingFslc
     private readonly ScoreCalibrator _calibrator;
     private readonly List<(FrameFeatures Frame, long Id)> _warmup = [];
     private List<RollingFrame> _rolling = [];
-    private Task<UpdateOutcome>? _pending;
-    private List<RollingFrame>? _pendingBatch;
+    // A background update and the rolling batch it reads (whose reference frames go back to the
+    // caller's pool once it is done).
+    private (Task<UpdateOutcome> Task, List<RollingFrame> Batch)? _pending;
 
     /// <summary>What an update produced: the new coreset and its counts, applied on the caller's thread.</summary>
     private sealed record UpdateOutcome(PatchCoreset Coreset, long Admitted, long Quarantined);
@@ -190,10 +191,10 @@ public sealed class StreamingFslc
         if (_pending is not null)
         {
             // Let a running update finish (it reads frames about to be released), then drop its result.
-            try { _pending.Wait(); } catch (AggregateException) { }
-            foreach (var r in _pendingBatch!) if (r.Reference is { } pf) _release?.Invoke(pf);
+            var (task, batch) = _pending.Value;
+            try { task.Wait(); } catch (AggregateException) { }
+            foreach (var r in batch) if (r.Reference is { } pf) _release?.Invoke(pf);
             _pending = null;
-            _pendingBatch = null;
         }
         Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
         _calibrator.Clear();
@@ -240,7 +241,7 @@ public sealed class StreamingFslc
     /// <summary>Waits for a background update to finish and applies it (tests, shutdown).</summary>
     public void CompleteUpdate()
     {
-        _pending?.Wait();
+        _pending?.Task.Wait();
         PollUpdate();
     }
 
@@ -251,18 +252,15 @@ public sealed class StreamingFslc
         Coreset.Packed();
         var batch = _rolling;
         _rolling = [];
-        _pendingBatch = batch;
         var live = Coreset;
-        _pending = Task.Run(() => ComputeUpdate(batch, live, copy: true));
+        _pending = (Task.Run(() => ComputeUpdate(batch, live, copy: true)), batch);
     }
 
     /// <summary>Swaps in a finished background update (on the caller's thread).</summary>
     private void PollUpdate()
     {
-        if (_pending is not { IsCompleted: true } done) return;
+        if (_pending is not ({ IsCompleted: true } done, var batch)) return;
         _pending = null;
-        var batch = _pendingBatch!;
-        _pendingBatch = null;
         foreach (var r in batch) if (r.Reference is { } f) _release?.Invoke(f);
         var outcome = done.GetAwaiter().GetResult(); // an exception here is the update's: surface it
         Apply(outcome);

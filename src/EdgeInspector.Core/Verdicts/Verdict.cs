@@ -28,6 +28,13 @@ public enum GateAction
     Accept,
 }
 
+/// <summary>Questions about a verdict that more than one place asks.</summary>
+public static class VerdictKinds
+{
+    /// <summary>Fail or unsure: the parts a person should look at (heatmaps and archive "fails").</summary>
+    public static bool IsFlagged(this VerdictKind kind) => kind is VerdictKind.Fail or VerdictKind.Unsure;
+}
+
 /// <summary>Wire names of verdicts, as published on MQTT and written in logs.</summary>
 public static class VerdictNames
 {
