@@ -192,6 +192,75 @@ public sealed class FslcTests
     }
 
     [Fact]
+    public void Adjusted_scores_are_re_estimated_as_the_line_shows_a_warmup_pattern_to_be_rare()
+    {
+        // Warm-up: every other frame shows the same defect, so the warm-up batch takes it for normal
+        // (its a(m) is low and it survives the filter). Then the line runs clean: with re-estimation the
+        // defect elements' adjusted scores rise and a later defect frame scores higher; without, not.
+        (float MaxAdjusted, float Defect) Run(double memory)
+        {
+            var line = new SyntheticLine();
+            var options = new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = memory };
+            var engine = new StreamingFslc(line.Layout, options);
+            for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i % 2 == 0), i);
+            for (int i = 8; i < 40; i++) engine.Push(line.Frame(false), i);
+            Assert.Equal(4, engine.Updates);
+            return (engine.Coreset.FusedAdjusted().Max(), Assert.Single(engine.Push(line.Frame(true), 40)).Image);
+        }
+        var kept = Run(1.0);
+        var reestimated = Run(0.5);
+        Assert.True(reestimated.MaxAdjusted > 3 * kept.MaxAdjusted, $"max a(m) {reestimated.MaxAdjusted} vs {kept.MaxAdjusted}");
+        Assert.True(reestimated.Defect > 1.5f * kept.Defect, $"defect frame {reestimated.Defect} vs {kept.Defect}");
+    }
+
+    [Fact]
+    public void Known_good_elements_keep_their_adjusted_scores()
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = 0.5 });
+        engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
+        float[] KnownGood()
+        {
+            var fused = engine.Coreset.FusedAdjusted();
+            var sources = engine.Coreset.Sources.ToArray();
+            return fused.Where((_, e) => sources[e] < 0).Order().ToArray();
+        }
+        var before = KnownGood();
+        for (int i = 0; i < 24; i++) engine.Push(line.Frame(defect: i % 3 == 0), i); // the line differs: fresh estimates would too
+        Assert.Equal(3, engine.Updates);
+        Assert.Equal(before, KnownGood());
+    }
+
+    [Fact]
+    public void Build_takes_elements_only_from_eligible_patches()
+    {
+        var line = new SyntheticLine();
+        var frames = Enumerable.Range(0, 8).Select(_ => line.Frame(false)).ToList();
+        var ids = Enumerable.Range(100, 8).Select(i => (long)i).ToArray();
+        var fslc = new Fslc(line.Layout, new FslcOptions { InitFrames = 4, FilterReferences = 7 });
+        var eligible = new bool[8 * 36];
+        for (int f = 0; f < 8; f++) for (int q = 0; q < 36; q++) eligible[f * 36 + q] = f % 2 == 1; // odd frames only
+        var coreset = fslc.Build(frames, ids, eligible: eligible);
+        Assert.True(coreset.Count > 0);
+        Assert.All(coreset.Sources.ToArray(), s => Assert.Equal(1, s % 2));
+        Assert.Throws<ArgumentException>(() => fslc.Build(frames, ids, eligible: new bool[5]));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Cold_start_keeps_a_frame_the_reference_finds_anomalous_out_of_the_warmup_coreset(bool coldStart)
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, ColdStartReference = coldStart });
+        for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i == 3), i);
+        Assert.True(engine.IsWarm);
+        // Without the reference, k-center picks the defect frame's far-out patches (the filter may keep
+        // some of its normal ones); with it, the frame's MuSc image score stands out and none of it is used.
+        Assert.Equal(!coldStart, engine.Coreset.Sources.ToArray().Contains(3));
+    }
+
+    [Fact]
     public void Known_good_frames_start_scoring_at_once()
     {
         var line = new SyntheticLine();

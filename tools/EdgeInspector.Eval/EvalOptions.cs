@@ -31,6 +31,14 @@ internal sealed record EvalOptions
     public double FilterMax { get; init; } = 0.15;
     public double ExpandFraction { get; init; } = 1.0;
     public bool Quiet { get; init; }
+    public bool Dump { get; init; }
+    public double UpdateExpand { get; init; } = 0.25;
+    public double QuarantineZ { get; init; } = 2.5;
+    public double CandidateQuantile { get; init; } = 0.9;
+    public double AdjustedMemory { get; init; } = 1.0;
+    public double ReestimateFraction { get; init; } = 1.0;
+    public bool ColdStart { get; init; }
+    public double ColdStartQuantile { get; init; } = 0.7;
 
     public const string Usage = """
         usage: edgeinspector-eval <category-dir> [options]
@@ -61,10 +69,19 @@ internal sealed record EvalOptions
           --filter-refs N               FSLC: reference frames of the adjusted score, Jref (default 32)
           --upper-spread X              stream: admission band ends at p99 + X·(p99 − p50) (default 3)
           --no-warmup-anchors           stream: warm-up elements may be re-thinned like adaptive ones
+          --update-expand X             stream: elements an update may add, in patches per frame (default 0.25; 0 = frozen coreset)
+          --quarantine-z X              stream: frames calibrated above this give no candidates (default 2.5)
+          --adjusted-memory X           stream: share of an element's adjusted score kept at each update, the rest re-estimated (default 1 = never)
+          --reestimate-fraction X       stream: share of the elements re-estimated per update, a rotating slice (default 1: all)
+          --cold-start                  stream: MuSc scores the warm-up batch; only its confident-normal patches become elements
+          --cold-start-quantile X       stream: MuSc patch-score quantile of "confident normal" (default 0.7)
+          --candidate-quantile X        stream: patch-score quantile where the admission band starts (default 0.9)
           --top-n N                     patches averaged into the image score (default 10)
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar
+          --dump                        also write every frame's patch grid and image score
+                                        (DIR/grids_<mode>.bin) and the masks (DIR/masks.bin) for analysis
         """;
 
     public static EvalOptions Parse(string[] args)
@@ -134,6 +151,14 @@ internal sealed record EvalOptions
                 case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
                 case "--out": o = o with { Out = Next() }; break;
                 case "--quiet": o = o with { Quiet = true }; break;
+                case "--dump": o = o with { Dump = true }; break;
+                case "--update-expand": o = o with { UpdateExpand = Dbl(0) }; break;
+                case "--quarantine-z": o = o with { QuarantineZ = Dbl(0) }; break;
+                case "--adjusted-memory": o = o with { AdjustedMemory = Dbl(0) }; break;
+                case "--reestimate-fraction": o = o with { ReestimateFraction = Dbl(0.001) }; break;
+                case "--cold-start": o = o with { ColdStart = true }; break;
+                case "--cold-start-quantile": o = o with { ColdStartQuantile = Dbl(0.01) }; break;
+                case "--candidate-quantile": o = o with { CandidateQuantile = Dbl(0) }; break;
                 case "-h" or "--help": throw new UsageException(null);
                 default:
                     if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}'.");

@@ -76,6 +76,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         report.WriteJson(Path.Combine(options.Out, "results.json"));
         report.WriteRoc(options.Out);
         report.WriteHeatmaps(options.Out);
+        if (options.Dump) report.WriteDump(options.Out);
         report.PrintTable(log);
         return 0;
     }
@@ -125,6 +126,13 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             WarmupAnchors = !options.NoWarmupAnchors,
             FilterMaxFraction = options.FilterMax,
             ExpandFraction = options.ExpandFraction,
+            UpdateExpandPerPatches = options.UpdateExpand,
+            QuarantineZ = options.QuarantineZ,
+            CandidateQuantile = options.CandidateQuantile,
+            AdjustedMemory = options.AdjustedMemory,
+            ReestimateFraction = options.ReestimateFraction,
+            ColdStartReference = options.ColdStart,
+            ColdStartQuantile = options.ColdStartQuantile,
         };
         var musc = new MuScScorer(new MuScOptions { TopN = options.TopN });
         var fslc = new Fslc(layout, fslcOptions);

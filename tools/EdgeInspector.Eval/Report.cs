@@ -122,6 +122,38 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
     }
 
     /// <summary>The three worst false positives (good frames scored highest) and false negatives (defects scored lowest) per mode.</summary>
+    /// <summary>
+    /// Raw per-frame results for offline analysis (--dump), little-endian: grids_&lt;mode&gt;.bin holds
+    /// int32 frames, int32 grid length, then per frame in line order its image score and grid (NaN when
+    /// unscored); frames.txt the frames' paths in line order; masks.bin holds int32 frames, int32 side, per frame an anomalous byte, then the masks (0/1).
+    /// </summary>
+    public void WriteDump(string dir)
+    {
+        foreach (var (run, _) in _modes)
+        {
+            int g = run.Grids.FirstOrDefault(x => x is not null)?.Length ?? 0;
+            using var w = new BinaryWriter(File.Create(Path.Combine(dir, $"grids_{run.Mode}.bin")));
+            w.Write(frames.Count);
+            w.Write(g);
+            for (int i = 0; i < frames.Count; i++)
+            {
+                w.Write(run.Image[i]);
+                var grid = run.Grids[i];
+                for (int k = 0; k < g; k++) w.Write(grid is null ? float.NaN : grid[k]);
+            }
+        }
+        File.WriteAllLines(Path.Combine(dir, "frames.txt"), frames.Select(f => f.Path));
+        using var m = new BinaryWriter(File.Create(Path.Combine(dir, "masks.bin")));
+        int side = options.ImageSize;
+        m.Write(frames.Count);
+        m.Write(masks.Length > 0 ? side : 0);
+        foreach (var f in frames) m.Write(f.Anomalous ? (byte)1 : (byte)0);
+        foreach (var mask in masks)
+        {
+            for (int k = 0; k < side * side; k++) m.Write(mask is not null && mask[k] ? (byte)1 : (byte)0);
+        }
+    }
+
     public void WriteHeatmaps(string dir, int count = 3)
     {
         foreach (var (run, _) in _modes)

@@ -77,7 +77,7 @@ public sealed class PatchCoreset
 
     /// <summary>
     /// Adjusted (interval-average) score of each element, fused over views: the mean of its per-view
-    /// scores, summed in view order as <see cref="Scoring.Fslc.AdjustedScores"/> does, so both agree exactly.
+    /// scores, summed in view order as <c>Fslc.AdjustedScores</c> does, so both agree exactly.
     /// </summary>
     public float[] FusedAdjusted()
     {

@@ -49,40 +49,73 @@ public sealed class Fslc
     }
 
     /// <summary>Builds the coreset of a batch: init, expand, filter.</summary>
-    public PatchCoreset Build(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids, bool anchors = false)
+    /// <param name="frames">The batch.</param>
+    /// <param name="ids">Their frame ids (sources of the elements).</param>
+    /// <param name="anchors">Whether the elements are anchors.</param>
+    /// <param name="eligible">
+    /// Optional, frames × patches: only these patches may become elements (a cold start keeps the
+    /// patches a reference scorer found confidently normal). Null: every patch.
+    /// </param>
+    public PatchCoreset Build(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids, bool anchors = false, bool[]? eligible = null)
     {
         int b = frames.Count, p = Layout.Patches, pd = Projection.OutputDim;
         if (b < 2) throw new ArgumentException("FSLC needs at least two frames.", nameof(frames));
+        if (eligible is not null && eligible.Length != b * p) throw new ArgumentException($"{eligible.Length} flags for {b}x{p} patches.", nameof(eligible));
         var projected = new float[b][];
         Parallel.For(0, b, i => projected[i] = ProjectFrame(frames[i]));
+
+        // Gathers the eligible patches of some frames: their projections and (frame, patch) of each.
+        (float[] X, int[] Frame, int[] Patch) Gather(IReadOnlyList<int> which)
+        {
+            int count = 0;
+            foreach (int f in which) for (int q = 0; q < p; q++) if (eligible is null || eligible[f * p + q]) count++;
+            var x = new float[count * pd];
+            var fr = new int[count];
+            var pa = new int[count];
+            int c = 0;
+            foreach (int f in which)
+            {
+                for (int q = 0; q < p; q++)
+                {
+                    if (eligible is not null && !eligible[f * p + q]) continue;
+                    projected[f].AsSpan(q * pd, pd).CopyTo(x.AsSpan(c * pd, pd));
+                    fr[c] = f;
+                    pa[c++] = q;
+                }
+            }
+            return (x, fr, pa);
+        }
 
         // 1. Initialisation: R frames evenly strided over the batch (temporal spread), k-center over their patches.
         int r = Math.Clamp(_options.InitFrames, 1, b);
         var initFrames = new int[r];
         for (int j = 0; j < r; j++) initFrames[j] = (int)((long)j * b / r);
-        var x0 = new float[r * p * pd];
-        for (int j = 0; j < r; j++) projected[initFrames[j]].CopyTo(x0, j * p * pd);
-        int k0 = (int)Math.Ceiling(_options.InitFraction * r * p);
+        var (x0, f0, q0) = Gather(initFrames);
+        int n0 = f0.Length;
+        int nominal = (int)Math.Ceiling(_options.InitFraction * r * p);
+        int k0 = Math.Min(n0, nominal);
         var rng = new Random(_options.Seed);
-        int[] sel0 = KCenterGreedy.Select(x0, pd, k0, start: rng.Next(r * p));
+        int start = rng.Next(r * p); // drawn even when unused, so the seed's sequence does not depend on eligibility
+        int[] sel0 = n0 == 0 ? [] : KCenterGreedy.Select(x0, pd, k0, start: eligible is null ? start : start % n0);
 
         var coreset = new PatchCoreset(Layout, pd, (int)(k0 * (1 + _options.ExpandFraction)) + 1);
         foreach (int s in sel0)
         {
-            int f = initFrames[s / p], q = s % p;
+            int f = f0[s], q = q0[s];
             coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
         }
 
-        // 2. Expansion: farthest-first continuation over every patch of the batch, seeded by M0.
-        int ke = (int)Math.Ceiling(_options.ExpandFraction * sel0.Length);
+        // 2. Expansion: farthest-first continuation over every (eligible) patch of the batch, seeded by M0.
+        int ke = (int)Math.Ceiling(_options.ExpandFraction * Math.Min(nominal, r * p));
         if (ke > 0)
         {
-            var all = new float[b * p * pd];
-            for (int i = 0; i < b; i++) projected[i].CopyTo(all, i * p * pd);
-            int[] sel1 = KCenterGreedy.Select(all, pd, ke, coreset.Projected.ToArray());
+            var everyFrame = new int[b];
+            for (int i = 0; i < b; i++) everyFrame[i] = i;
+            var (all, fa, qa) = Gather(everyFrame);
+            int[] sel1 = KCenterGreedy.Select(all, pd, Math.Min(ke, fa.Length), coreset.Projected.ToArray());
             foreach (int s in sel1)
             {
-                int f = s / p, q = s % p;
+                int f = fa[s], q = qa[s];
                 coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
             }
         }
@@ -121,11 +154,20 @@ public sealed class Fslc
     /// <remarks>References are packed one at a time per thread, into reused buffers: never a second copy of the batch.</remarks>
     public static AdjustedScores AdjustedScores(PatchCoreset coreset, IReadOnlyList<FrameFeatures> refs, IReadOnlyList<long> refIds, double fraction)
     {
-        int m = coreset.Count, j = refs.Count, views = coreset.Layout.Views.Count;
+        var rows = new float[coreset.Layout.Views.Count][];
+        for (int v = 0; v < rows.Length; v++) rows[v] = coreset.Rows(v).ToArray();
+        return AdjustedScores(rows, coreset.Sources.ToArray(), refs, refIds, fraction);
+    }
+
+    /// <summary>
+    /// The same for loose elements: <paramref name="rows"/>[v] holds their rows in view v (elements × dim),
+    /// <paramref name="sources"/> their source frames.
+    /// </summary>
+    public static AdjustedScores AdjustedScores(float[][] rows, long[] sources, IReadOnlyList<FrameFeatures> refs, IReadOnlyList<long> refIds, double fraction)
+    {
+        int m = sources.Length, j = refs.Count, views = rows.Length;
         // alpha[(t*views + v)*m + e]: nearest distance of element e within reference t, in view v.
         var alpha = new float[j * views * m];
-        var rows = new float[views][];
-        for (int v = 0; v < views; v++) rows[v] = coreset.Rows(v).ToArray();
         Parallel.For(0, j, () => (Best: new float[m], Pack: (FramePack?)null), (t, _, local) =>
         {
             if (local.Pack is null) local.Pack = new FramePack(refs[t]);
@@ -144,7 +186,6 @@ public sealed class Fslc
         var fused = new float[m];
         var perView = new float[m * views];
         var scratch = new float[j];
-        var sources = coreset.Sources;
         for (int e = 0; e < m; e++)
         {
             for (int v = 0; v < views; v++)

@@ -210,7 +210,7 @@ public sealed class StreamingFslc
         var frames = new FrameFeatures[_warmup.Count];
         var ids = new long[_warmup.Count];
         for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _warmup[i];
-        Coreset = _fslc.Build(frames, ids, anchors: _o.WarmupAnchors);
+        Coreset = _fslc.Build(frames, ids, anchors: _o.WarmupAnchors, eligible: _o.ColdStartReference ? ConfidentNormal(frames) : null);
         Coreset.Packed();
         var scores = new FrameScore[frames.Length];
         Parallel.For(0, frames.Length, i => scores[i] = _fslc.Score(frames[i], ids[i], Coreset));
@@ -235,6 +235,31 @@ public sealed class StreamingFslc
         return results;
     }
 
+    /// <summary>
+    /// Cold start by the reference (spec §6.2): MuSc on the warm-up batch; only patches under the batch's
+    /// <see cref="FslcOptions.ColdStartQuantile"/> of MuSc patch scores, in frames whose MuSc image score
+    /// does not stand out (robust z ≤ κ), may become warm-up elements. A defect that recurs within the
+    /// warm-up batch but not in most of its frames is kept out of the anchors this way.
+    /// </summary>
+    private bool[] ConfidentNormal(FrameFeatures[] frames)
+    {
+        var musc = new MuScScorer(new MuScOptions { IntervalFraction = _o.IntervalFraction, TopN = _o.TopN }).Score(frames);
+        int b = frames.Length, p = _fslc.Layout.Patches;
+        var all = new float[b * p];
+        for (int i = 0; i < b; i++) musc.Patches[i].CopyTo(all, i * p);
+        var sorted = (float[])all.Clone();
+        Array.Sort(sorted);
+        float cut = Stats.SortedQuantile(sorted, _o.ColdStartQuantile);
+        var (median, sigma) = Stats.RobustLocationScale((float[])musc.ImageTopN.Clone());
+        var eligible = new bool[b * p];
+        for (int i = 0; i < b; i++)
+        {
+            if (sigma > 0 && (musc.ImageTopN[i] - median) / sigma > _o.FilterZ) continue;
+            for (int q = 0; q < p; q++) eligible[i * p + q] = all[i * p + q] <= cut;
+        }
+        return eligible;
+    }
+
     /// <summary>True while a background update runs.</summary>
     public bool UpdatePending => _pending is not null;
 
@@ -253,7 +278,8 @@ public sealed class StreamingFslc
         var batch = _rolling;
         _rolling = [];
         var live = Coreset;
-        _pending = (Task.Run(() => ComputeUpdate(batch, live, copy: true)), batch);
+        long update = Updates;
+        _pending = (Task.Run(() => ComputeUpdate(batch, live, copy: true, update)), batch);
     }
 
     /// <summary>Swaps in a finished background update (on the caller's thread).</summary>
@@ -279,7 +305,7 @@ public sealed class StreamingFslc
     {
         try
         {
-            Apply(ComputeUpdate(_rolling, Coreset, copy: false));
+            Apply(ComputeUpdate(_rolling, Coreset, copy: false, Updates));
         }
         finally
         {
@@ -292,7 +318,7 @@ public sealed class StreamingFslc
     /// The update proper, on <paramref name="live"/> itself or on a copy of it. Reads only the rolling
     /// batch and the coreset, touches no other engine state: safe off the scoring thread with a copy.
     /// </summary>
-    private UpdateOutcome ComputeUpdate(List<RollingFrame> batch, PatchCoreset live, bool copy)
+    private UpdateOutcome ComputeUpdate(List<RollingFrame> batch, PatchCoreset live, bool copy, long update)
     {
         var accepted = new List<RollingFrame>();
         long quarantined = 0;
@@ -302,13 +328,61 @@ public sealed class StreamingFslc
             else quarantined++;
         }
         var target = copy ? live.Clone() : live;
-        long admitted = accepted.Count >= 3 ? Admit(accepted, target) : 0;
+        long admitted = accepted.Count >= 3 ? Admit(accepted, target, update) : 0;
         return new UpdateOutcome(target, admitted, quarantined);
     }
 
-    private long Admit(List<RollingFrame> accepted, PatchCoreset coreset)
+    /// <summary>
+    /// Re-estimates the adjusted score of a rotating slice of the line-learned elements against this
+    /// batch's reference frames and blends it into what each had (spec §6.3 step 6, aEMA): an element
+    /// whose a(m) came from one batch where its pattern happened to be common (a recurring defect in the
+    /// warm-up batch) is lifted as the line shows the pattern to be rare. Known-good elements keep theirs.
+    /// </summary>
+    private void Reestimate(PatchCoreset coreset, List<FrameFeatures> refs, List<long> refIds, long update)
+    {
+        double keep = _o.AdjustedMemory;
+        if (keep >= 1 || refs.Count < 2 || coreset.Count == 0) return;
+        int views = _fslc.Layout.Views.Count;
+        // Slice k of every `slices` consecutive elements; the slice rotates with the update count.
+        int slices = Math.Max(1, (int)Math.Round(1 / Math.Clamp(_o.ReestimateFraction, 1e-3, 1)));
+        var sources = coreset.Sources;
+        var chosen = new List<int>();
+        for (int e = (int)(update % slices); e < coreset.Count; e += slices) if (sources[e] >= 0) chosen.Add(e);
+        if (chosen.Count == 0) return;
+        var rows = new float[views][];
+        for (int v = 0; v < views; v++)
+        {
+            int d = _fslc.Layout.Views[v].Dim;
+            var all = coreset.Rows(v);
+            rows[v] = new float[chosen.Count * d];
+            for (int c = 0; c < chosen.Count; c++) all.Slice(chosen[c] * d, d).CopyTo(rows[v].AsSpan(c * d, d));
+        }
+        var ids = new long[chosen.Count];
+        for (int c = 0; c < ids.Length; c++) ids[c] = sources[chosen[c]];
+        var fresh = Fslc.AdjustedScores(rows, ids, refs, refIds, _o.IntervalFraction);
+        var blended = new float[views];
+        for (int c = 0; c < chosen.Count; c++)
+        {
+            var current = coreset.ViewAdjusted.Slice(chosen[c] * views, views);
+            for (int v = 0; v < views; v++) blended[v] = (float)(keep * current[v] + (1 - keep) * fresh.PerView[c * views + v]);
+            coreset.SetAdjusted(chosen[c], blended);
+        }
+    }
+
+    private long Admit(List<RollingFrame> accepted, PatchCoreset coreset, long update)
     {
         int p = _fslc.Layout.Patches, pd = _fslc.Projection.OutputDim;
+        var refs = new List<FrameFeatures>();
+        var refIds = new List<long>();
+        foreach (var r in accepted)
+        {
+            if (r.Reference is null) continue;
+            refs.Add(r.Reference);
+            refIds.Add(r.Id);
+        }
+        if (refs.Count < 2) return 0;
+        Reestimate(coreset, refs, refIds, update);
+
         var allScores = new float[accepted.Count * p];
         for (int i = 0; i < accepted.Count; i++) accepted[i].Patches.CopyTo(allScores, i * p);
         Array.Sort(allScores);
@@ -327,24 +401,15 @@ public sealed class StreamingFslc
                 if (v <= hi) cand.Add((r, c));
             }
         }
-        if (cand.Count == 0) return 0;
+        int e = (int)(_o.UpdateExpandPerPatches * p);
+        if (cand.Count == 0 || e == 0) return 0; // e == 0: a frozen coreset, learning ends with the warm-up
 
         var proj = new float[cand.Count * pd];
         for (int c = 0; c < cand.Count; c++) cand[c].Frame.CandidateProjected.AsSpan(cand[c].Slot * pd, pd).CopyTo(proj.AsSpan(c * pd, pd));
-        int e = Math.Max(1, (int)(_o.UpdateExpandPerPatches * p));
         int[] picked = KCenterGreedy.Select(proj, pd, e, coreset.Projected.ToArray());
 
         var trial = new PatchCoreset(_fslc.Layout, pd, picked.Length);
         foreach (int c in picked) AddCandidate(trial, cand[c], default);
-        var refs = new List<FrameFeatures>();
-        var refIds = new List<long>();
-        foreach (var r in accepted)
-        {
-            if (r.Reference is null) continue;
-            refs.Add(r.Reference);
-            refIds.Add(r.Id);
-        }
-        if (refs.Count < 2) return 0;
         var a = Fslc.AdjustedScores(trial, refs, refIds, _o.IntervalFraction);
 
         // Admission is judged against the adjusted scores of what the coreset already holds.
