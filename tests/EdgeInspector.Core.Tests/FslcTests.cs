@@ -69,6 +69,12 @@ public sealed class FslcTests
         query.Views[0][1] = 0.8f;
         ScoreMath.NearestDistance(query, coreset.Packed(), scores);
         Assert.Equal(MathF.Sqrt(0.4f), scores[0], 5);
+        // A changed lift is a changed coreset: its version moves (verdicts carry it) and scores follow.
+        long version = coreset.Version;
+        coreset.SetAdjusted(1, [0.3f]); // (0,1) now lifted: min(1.05, 0.4 + 0.09) -> sqrt(0.49)
+        Assert.True(coreset.Version > version);
+        ScoreMath.NearestDistance(query, coreset.Packed(), scores);
+        Assert.Equal(0.7f, scores[0], 5);
     }
 
     [Fact]

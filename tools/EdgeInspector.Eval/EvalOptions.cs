@@ -81,7 +81,8 @@ internal sealed record EvalOptions
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar
           --dump                        also write every frame's patch grid and image score
-                                        (DIR/grids_<mode>.bin) and the masks (DIR/masks.bin) for analysis
+                                        (DIR/grids_<mode>.bin), the line order (DIR/frames.txt) and the
+                                        masks (DIR/masks.bin) for analysis
         """;
 
     public static EvalOptions Parse(string[] args)

@@ -153,7 +153,8 @@ public sealed class PatchCoreset
     public void SetAdjusted(int index, ReadOnlySpan<float> viewAdjusted)
     {
         SetViewAdjusted(index, viewAdjusted);
-        _packedCurrent = false;
+        // A lift changes what the coreset scores: a new version, so verdicts stay traceable to it.
+        Changed();
     }
 
     private void SetViewAdjusted(int index, ReadOnlySpan<float> values)

@@ -247,9 +247,7 @@ public sealed class StreamingFslc
         int b = frames.Length, p = _fslc.Layout.Patches;
         var all = new float[b * p];
         for (int i = 0; i < b; i++) musc.Patches[i].CopyTo(all, i * p);
-        var sorted = (float[])all.Clone();
-        Array.Sort(sorted);
-        float cut = Stats.SortedQuantile(sorted, _o.ColdStartQuantile);
+        float cut = Stats.Quantile((float[])all.Clone(), _o.ColdStartQuantile);
         var (median, sigma) = Stats.RobustLocationScale((float[])musc.ImageTopN.Clone());
         var eligible = new bool[b * p];
         for (int i = 0; i < b; i++)
