@@ -136,6 +136,8 @@ public sealed record EngineSettings
     public int Batch { get; init; } = 64;
     /// <summary>Coreset cap as a multiple of the patches in one frame.</summary>
     public int CoresetMaxPerPatches { get; init; } = 4;
+    /// <summary>Batches over which the first coreset is rebuilt before its elements settle as anchors (1: the first batch's).</summary>
+    public int WarmupBatches { get; init; } = 1;
     /// <summary>Scoring dimensions per view (0: full width).</summary>
     public int ScoreDims { get; init; } = 128;
     /// <summary>Folder of known-good images that seed the coreset at start (few-shot); empty: zero-shot.</summary>

@@ -32,7 +32,10 @@ internal sealed class FrameInspector
         _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
         // Background updates: a rolling update no longer holds up the frames behind it (measured at
         // 8 fps on 2 cores: p95 154 → 116 ms; see README "Line measurements").
-        var options = new FslcOptions { Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches, BackgroundUpdates = true };
+        var options = new FslcOptions
+        {
+            Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches, WarmupBatches = engine.WarmupBatches, BackgroundUpdates = true,
+        };
         Engine = new StreamingFslc(layout, options, _pool.Return);
     }
 

@@ -219,6 +219,63 @@ public sealed class FslcTests
         Assert.True(reestimated.Defect > 1.5f * kept.Defect, $"defect frame {reestimated.Defect} vs {kept.Defect}");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Warmup_rebuilds_drop_a_pattern_that_only_the_first_batch_took_for_normal(bool background)
+    {
+        // The warm-up batch is half defect frames, so its filter keeps the defect as normal. With one
+        // warm-up batch those elements stay as anchors; rebuilt over three more clean batches, the defect
+        // is rare among the kept frames, the filter drops it, and a later defect frame stands out again.
+        (float Defect, float Normal, float Nearest, int Released, List<long> Versions) Run(int warmupBatches)
+        {
+            var line = new SyntheticLine();
+            var options = new FslcOptions
+            {
+                Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 32, WarmupBatches = warmupBatches, BackgroundUpdates = background,
+            };
+            int released = 0;
+            var engine = new StreamingFslc(line.Layout, options, _ => Interlocked.Increment(ref released));
+            for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i % 2 == 0), i);
+            var versions = new List<long> { engine.Coreset.Version };
+            for (int i = 8; i < 40; i++)
+            {
+                engine.Push(line.Frame(false), i);
+                if (i % 8 == 7)
+                {
+                    engine.CompleteUpdate();
+                    versions.Add(engine.Coreset.Version);
+                }
+            }
+            Assert.Equal(4, engine.Updates);
+            // Plain nearest distance (no lift) of a defect patch (patch 0, view 0) to the coreset's elements.
+            var probe = line.Frame(true);
+            var rows = engine.Coreset.Rows(0).ToArray();
+            float nearest = float.MaxValue;
+            for (int e = 0; e < engine.Coreset.Count; e++)
+            {
+                float d2 = 0;
+                for (int k = 0; k < 16; k++) d2 += MathF.Pow(probe.Views[0][k] - rows[e * 16 + k], 2);
+                nearest = MathF.Min(nearest, MathF.Sqrt(d2));
+            }
+            float defect = Assert.Single(engine.Push(probe, 40)).Image;
+            float normal = Assert.Single(engine.Push(line.Frame(false), 41)).Image;
+            return (defect, normal, nearest, released, versions);
+        }
+        var once = Run(1);
+        var rebuilt = Run(4);
+        // One batch: defect elements sit in the coreset (near noise level); rebuilt, none is left near it.
+        Assert.True(once.Nearest < 0.1f, $"one batch: nearest {once.Nearest}");
+        Assert.True(rebuilt.Nearest > 5 * once.Nearest, $"rebuilt: nearest {rebuilt.Nearest} vs {once.Nearest}");
+        Assert.True(rebuilt.Defect > 2 * once.Defect, $"defect frame {rebuilt.Defect} vs {once.Defect}");
+        Assert.True(rebuilt.Defect > 2 * rebuilt.Normal, $"defect {rebuilt.Defect} vs normal {rebuilt.Normal}");
+        // Each rebuild replaces the coreset under a higher version, and once the last one is in, every
+        // kept frame has been handed back (40 pushed; the two scored afterwards are still in the batch).
+        for (int k = 1; k < rebuilt.Versions.Count; k++) Assert.True(rebuilt.Versions[k] > rebuilt.Versions[k - 1], string.Join(",", rebuilt.Versions));
+        Assert.Equal(40, rebuilt.Released);
+        Assert.Equal(40, once.Released);
+    }
+
     [Fact]
     public void Known_good_elements_keep_their_adjusted_scores()
     {

@@ -142,5 +142,18 @@ model:
         Assert.Equal(["stage2", "stage3"], s.Model.Taps);
         Assert.Equal(1883, s.Mqtt.Port);
         Assert.Equal("fails", s.Heatmap.Publish);
+        Assert.Equal(1, s.Engine.WarmupBatches);
+    }
+
+    [Fact]
+    public void Warmup_batches_is_read_and_range_checked()
+    {
+        using var tmp = new TempFolder();
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n", "site.yaml", tmp.Path);
+        Assert.Equal(4, s.Engine.WarmupBatches);
+        var e = Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 0\n");
+        var w = Assert.Single(e.Errors);
+        Assert.Equal("engine.warmup_batches", w.Path);
+        Assert.Contains("expected 1..64", w.Message);
     }
 }

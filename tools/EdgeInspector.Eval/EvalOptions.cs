@@ -38,6 +38,7 @@ internal sealed record EvalOptions
     public double AdjustedMemory { get; init; } = 1.0;
     public double ReestimateFraction { get; init; } = 1.0;
     public bool ColdStart { get; init; }
+    public int WarmupBatches { get; init; } = 1;
     public double ColdStartQuantile { get; init; } = 0.7;
 
     public const string Usage = """
@@ -73,6 +74,7 @@ internal sealed record EvalOptions
           --quarantine-z X              stream: frames calibrated above this give no candidates (default 2.5)
           --adjusted-memory X           stream: share of an element's adjusted score kept at each update, the rest re-estimated (default 1 = never)
           --reestimate-fraction X       stream: share of the elements re-estimated per update, a rotating slice (default 1: all)
+          --warmup-batches K            stream: the warm-up coreset is rebuilt over the first K batches (default 1)
           --cold-start                  stream: MuSc scores the warm-up batch; only its confident-normal patches become elements
           --cold-start-quantile X       stream: MuSc patch-score quantile of "confident normal" (default 0.7)
           --candidate-quantile X        stream: patch-score quantile where the admission band starts (default 0.9)
@@ -158,6 +160,7 @@ internal sealed record EvalOptions
                 case "--adjusted-memory": o = o with { AdjustedMemory = Dbl(0) }; break;
                 case "--reestimate-fraction": o = o with { ReestimateFraction = Dbl(0.001) }; break;
                 case "--cold-start": o = o with { ColdStart = true }; break;
+                case "--warmup-batches": o = o with { WarmupBatches = Int(1) }; break;
                 case "--cold-start-quantile": o = o with { ColdStartQuantile = Dbl(0.01) }; break;
                 case "--candidate-quantile": o = o with { CandidateQuantile = Dbl(0) }; break;
                 case "-h" or "--help": throw new UsageException(null);

@@ -133,6 +133,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             ReestimateFraction = options.ReestimateFraction,
             ColdStartReference = options.ColdStart,
             ColdStartQuantile = options.ColdStartQuantile,
+            WarmupBatches = options.WarmupBatches,
         };
         var musc = new MuScScorer(new MuScOptions { TopN = options.TopN });
         var fslc = new Fslc(layout, fslcOptions);

@@ -187,6 +187,12 @@ public sealed class PatchCoreset
         Changed();
     }
 
+    /// <summary>
+    /// Makes this coreset's version follow <paramref name="previous"/>'s when it replaces it (a rebuild):
+    /// versions keep increasing across replacements, so a verdict's version names one coreset.
+    /// </summary>
+    public void Succeed(PatchCoreset previous) => Version = Math.Max(Version, previous.Version) + 1;
+
     private void Changed()
     {
         Version++;

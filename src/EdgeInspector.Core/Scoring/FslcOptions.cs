@@ -71,6 +71,15 @@ public sealed record FslcOptions
     public double CandidateUpperSpread { get; init; } = 3.0;
 
     /// <summary>
+    /// Rolling batches over which the warm-up coreset is built: 1 = the first batch's coreset stays (its
+    /// elements are anchors). K &gt; 1: at each of the next K − 1 updates the coreset is rebuilt from scratch
+    /// (init, expand, filter) over the strided reference frames of every batch so far that was not
+    /// quarantined, so that what becomes an anchor does not depend on one batch's mix of parts. Frames
+    /// are scored on arrival throughout; the kept frames cost memory until the last rebuild.
+    /// </summary>
+    public int WarmupBatches { get; init; } = 1;
+
+    /// <summary>
     /// Whether the warm-up batch's elements are anchors (kept before any adaptive element when the
     /// coreset is re-thinned). Known-good elements are always anchors.
     /// </summary>

@@ -33,9 +33,16 @@ public sealed class StreamingFslc
     // A background update and the rolling batch it reads (whose reference frames go back to the
     // caller's pool once it is done).
     private (Task<UpdateOutcome> Task, List<RollingFrame> Batch)? _pending;
+    // Warm-up rebuilds (FslcOptions.WarmupBatches > 1): whole reference frames kept since the warm-up
+    // batch, and the rebuilds still to come. Kept frames are released after the last rebuild is applied.
+    private readonly List<(FrameFeatures Frame, long Id)> _kept = [];
+    private int _rebuildsLeft;
 
     /// <summary>What an update produced: the new coreset and its counts, applied on the caller's thread.</summary>
     private sealed record UpdateOutcome(PatchCoreset Coreset, long Admitted, long Quarantined);
+
+    /// <summary>The frames a warm-up rebuild builds from (a snapshot: the kept list may grow meanwhile).</summary>
+    private sealed record Rebuild(FrameFeatures[] Frames, long[] Ids);
     private readonly int _referenceStride;
 
     /// <summary>
@@ -82,7 +89,7 @@ public sealed class StreamingFslc
     /// <summary>Frames buffered for the warm-up batch.</summary>
     public int WarmupBuffered => _warmup.Count;
 
-    /// <summary>Elements admitted and frames quarantined so far (for status and audits).</summary>
+    /// <summary>Elements admitted so far, for status and audits (a warm-up rebuild counts every element it built).</summary>
     public long Admitted { get; private set; }
 
     /// <summary>Frames kept out of coreset updates because they looked anomalous.</summary>
@@ -202,6 +209,8 @@ public sealed class StreamingFslc
         foreach (var r in _rolling) if (r.Reference is { } f) _release?.Invoke(f);
         _warmup.Clear();
         _rolling.Clear();
+        ReleaseKept();
+        _rebuildsLeft = 0;
         IsWarm = false;
     }
 
@@ -219,9 +228,13 @@ public sealed class StreamingFslc
         var imgs = new float[frames.Length];
         for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Image;
         var (median, sigma) = Stats.RobustLocationScale(imgs.ToArray());
+        _rebuildsLeft = Math.Max(0, _o.WarmupBatches - 1);
         for (int i = 0; i < imgs.Length; i++)
         {
-            if (sigma <= 0 || (imgs[i] - median) / sigma <= _o.QuarantineZ) _calibrator.Accept(imgs[i]);
+            if (sigma > 0 && (imgs[i] - median) / sigma > _o.QuarantineZ) continue;
+            _calibrator.Accept(imgs[i]);
+            // The same strided references a rolling batch keeps whole, for the rebuilds to come.
+            if (_rebuildsLeft > 0 && i % _referenceStride == 0) _kept.Add(_warmup[i]);
         }
         var results = new StreamResult[frames.Length];
         for (int i = 0; i < frames.Length; i++)
@@ -229,7 +242,7 @@ public sealed class StreamingFslc
             results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
         }
         Thin(Coreset);
-        foreach (var (f, _) in _warmup) _release?.Invoke(f);
+        foreach (var (f, fid) in _warmup) if (!IsKept(fid)) _release?.Invoke(f);
         _warmup.Clear();
         IsWarm = true;
         return results;
@@ -277,7 +290,8 @@ public sealed class StreamingFslc
         _rolling = [];
         var live = Coreset;
         long update = Updates;
-        _pending = (Task.Run(() => ComputeUpdate(batch, live, copy: true, update)), batch);
+        var rebuild = TakeRebuild(batch);
+        _pending = (Task.Run(() => ComputeUpdate(batch, live, copy: true, update, rebuild)), batch);
     }
 
     /// <summary>Swaps in a finished background update (on the caller's thread).</summary>
@@ -296,6 +310,40 @@ public sealed class StreamingFslc
         Updates++;
         Admitted += outcome.Admitted;
         Quarantined += outcome.Quarantined;
+        if (_rebuildsLeft == 0) ReleaseKept(); // the last rebuild is in: its frames are no longer read
+    }
+
+    /// <summary>
+    /// During the warm-up rebuilds: moves the batch's accepted reference frames to the kept frames and
+    /// returns a snapshot of all of them for the rebuild; null once the rebuilds are done.
+    /// </summary>
+    private Rebuild? TakeRebuild(List<RollingFrame> batch)
+    {
+        if (_rebuildsLeft == 0) return null;
+        foreach (var r in batch)
+        {
+            if (r.Reference is not { } f || r.Calibrated > _o.QuarantineZ) continue;
+            _kept.Add((f, r.Id));
+            r.Reference = null; // now owned by the kept list, not released with the batch
+        }
+        _rebuildsLeft--;
+        if (_kept.Count < 2) return null;
+        var frames = new FrameFeatures[_kept.Count];
+        var ids = new long[_kept.Count];
+        for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _kept[i];
+        return new Rebuild(frames, ids);
+    }
+
+    private bool IsKept(long id)
+    {
+        foreach (var (_, k) in _kept) if (k == id) return true;
+        return false;
+    }
+
+    private void ReleaseKept()
+    {
+        foreach (var (f, _) in _kept) _release?.Invoke(f);
+        _kept.Clear();
     }
 
     /// <summary>One rolling update, in place: quarantine, candidates, expand, filter, admit, cap.</summary>
@@ -303,7 +351,7 @@ public sealed class StreamingFslc
     {
         try
         {
-            Apply(ComputeUpdate(_rolling, Coreset, copy: false, Updates));
+            Apply(ComputeUpdate(_rolling, Coreset, copy: false, Updates, TakeRebuild(_rolling)));
         }
         finally
         {
@@ -316,7 +364,7 @@ public sealed class StreamingFslc
     /// The update proper, on <paramref name="live"/> itself or on a copy of it. Reads only the rolling
     /// batch and the coreset, touches no other engine state: safe off the scoring thread with a copy.
     /// </summary>
-    private UpdateOutcome ComputeUpdate(List<RollingFrame> batch, PatchCoreset live, bool copy, long update)
+    private UpdateOutcome ComputeUpdate(List<RollingFrame> batch, PatchCoreset live, bool copy, long update, Rebuild? rebuild)
     {
         var accepted = new List<RollingFrame>();
         long quarantined = 0;
@@ -324,6 +372,15 @@ public sealed class StreamingFslc
         {
             if (r.Calibrated <= _o.QuarantineZ) accepted.Add(r);
             else quarantined++;
+        }
+        if (rebuild is not null)
+        {
+            // A new coreset from every kept frame, replacing the live one (which is only read).
+            var built = _fslc.Build(rebuild.Frames, rebuild.Ids, anchors: _o.WarmupAnchors);
+            Thin(built);
+            built.Succeed(live);
+            built.Packed();
+            return new UpdateOutcome(built, built.Count, quarantined);
         }
         var target = copy ? live.Clone() : live;
         long admitted = accepted.Count >= 3 ? Admit(accepted, target, update) : 0;
