@@ -75,7 +75,9 @@ public sealed record FslcOptions
     /// elements are anchors). K &gt; 1: at each of the next K − 1 updates the coreset is rebuilt from scratch
     /// (init, expand, filter) over the strided reference frames of every batch so far that was not
     /// quarantined, so that what becomes an anchor does not depend on one batch's mix of parts. Frames
-    /// are scored on arrival throughout; the kept frames cost memory until the last rebuild.
+    /// are scored on arrival throughout; the kept frames cost memory until the last rebuild. Not used when
+    /// known-good frames seed the coreset (they are its anchors). Default 1: on magnetic tile, K = 8 made
+    /// three line orders agree to 0.4 points of pixel AUROC without moving their mean (README, Results).
     /// </summary>
     public int WarmupBatches { get; init; } = 1;
 
