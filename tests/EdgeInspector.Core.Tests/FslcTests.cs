@@ -277,6 +277,21 @@ public sealed class FslcTests
     }
 
     [Fact]
+    public void Known_good_anchors_are_not_rebuilt_away()
+    {
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, WarmupBatches = 4 });
+        engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
+        for (int i = 0; i < 24; i++) engine.Push(line.Frame(false), i);
+        Assert.Equal(3, engine.Updates);
+        var sources = engine.Coreset.Sources.ToArray();
+        var anchors = engine.Coreset.Anchors.ToArray();
+        Assert.Contains(anchors, a => a);
+        // Every anchor is still a known-good element (negative source): no rebuild from line frames.
+        for (int e = 0; e < sources.Length; e++) Assert.True(!anchors[e] || sources[e] < 0, $"anchor {e} from line frame {sources[e]}");
+    }
+
+    [Fact]
     public void Known_good_elements_keep_their_adjusted_scores()
     {
         var line = new SyntheticLine();
