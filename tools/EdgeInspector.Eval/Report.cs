@@ -121,11 +121,11 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         }
     }
 
-    /// <summary>The three worst false positives (good frames scored highest) and false negatives (defects scored lowest) per mode.</summary>
     /// <summary>
     /// Raw per-frame results for offline analysis (--dump), little-endian: grids_&lt;mode&gt;.bin holds
     /// int32 frames, int32 grid length, then per frame in line order its image score and grid (NaN when
-    /// unscored); frames.txt the frames' paths in line order; masks.bin holds int32 frames, int32 side, per frame an anomalous byte, then the masks (0/1).
+    /// unscored); frames.txt the frames' paths in line order; masks.bin holds int32 frames, int32 side,
+    /// per frame an anomalous byte, then the masks (0/1).
     /// </summary>
     public void WriteDump(string dir)
     {
@@ -154,6 +154,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         }
     }
 
+    /// <summary>The three worst false positives (good frames scored highest) and false negatives (defects scored lowest) per mode.</summary>
     public void WriteHeatmaps(string dir, int count = 3)
     {
         foreach (var (run, _) in _modes)
