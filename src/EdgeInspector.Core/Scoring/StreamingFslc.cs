@@ -149,7 +149,7 @@ public sealed class StreamingFslc
         PollUpdate();
         var score = _fslc.Score(frame, id, Coreset);
         float u = _calibrator.Calibrate(score.Image);
-        if (u <= _o.QuarantineZ || _calibrator.Count < 2) _calibrator.Accept(score.Image);
+        if (Accepts(u) || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
         _rolling.Add(Keep(frame, id, score.Patches, u));
         if (_rolling.Count >= Math.Max(2, _o.Batch))
@@ -231,10 +231,12 @@ public sealed class StreamingFslc
         _rebuildsLeft = Math.Max(0, _o.WarmupBatches - 1);
         for (int i = 0; i < imgs.Length; i++)
         {
-            if (sigma > 0 && (imgs[i] - median) / sigma > _o.QuarantineZ) continue;
-            _calibrator.Accept(imgs[i]);
-            // The same strided references a rolling batch keeps whole, for the rebuilds to come.
-            if (_rebuildsLeft > 0 && i % _referenceStride == 0) _kept.Add(_warmup[i]);
+            bool accepted = sigma <= 0 || Accepts((imgs[i] - median) / sigma);
+            if (accepted) _calibrator.Accept(imgs[i]);
+            // The same strided references a rolling batch keeps whole, for the rebuilds to come; the rest
+            // go back now (the coreset holds copies of its rows, and every frame is scored).
+            if (accepted && _rebuildsLeft > 0 && i % _referenceStride == 0) _kept.Add(_warmup[i]);
+            else _release?.Invoke(_warmup[i].Frame);
         }
         var results = new StreamResult[frames.Length];
         for (int i = 0; i < frames.Length; i++)
@@ -242,7 +244,6 @@ public sealed class StreamingFslc
             results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
         }
         Thin(Coreset);
-        foreach (var (f, fid) in _warmup) if (!IsKept(fid)) _release?.Invoke(f);
         _warmup.Clear();
         IsWarm = true;
         return results;
@@ -322,7 +323,7 @@ public sealed class StreamingFslc
         if (_rebuildsLeft == 0) return null;
         foreach (var r in batch)
         {
-            if (r.Reference is not { } f || r.Calibrated > _o.QuarantineZ) continue;
+            if (r.Reference is not { } f || !Accepts(r.Calibrated)) continue;
             _kept.Add((f, r.Id));
             r.Reference = null; // now owned by the kept list, not released with the batch
         }
@@ -334,11 +335,8 @@ public sealed class StreamingFslc
         return new Rebuild(frames, ids);
     }
 
-    private bool IsKept(long id)
-    {
-        foreach (var (_, k) in _kept) if (k == id) return true;
-        return false;
-    }
+    /// <summary>κ_q: only frames calibrated at or under it feed the coreset and the calibration; the rest are quarantined.</summary>
+    private bool Accepts(float calibrated) => calibrated <= _o.QuarantineZ;
 
     private void ReleaseKept()
     {
@@ -370,7 +368,7 @@ public sealed class StreamingFslc
         long quarantined = 0;
         foreach (var r in batch)
         {
-            if (r.Calibrated <= _o.QuarantineZ) accepted.Add(r);
+            if (Accepts(r.Calibrated)) accepted.Add(r);
             else quarantined++;
         }
         if (rebuild is not null)
