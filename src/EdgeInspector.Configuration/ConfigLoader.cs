@@ -143,6 +143,8 @@ public static class ConfigLoader
             Batch = e.Int("batch", 64, 4, 4096),
             CoresetMaxPerPatches = e.Int("coreset_max_per_patches", 4, 1, 64),
             WarmupBatches = e.Int("warmup_batches", 1, 1, 64),
+            ReservoirFrames = e.Int("reservoir_frames", 64, 0, 1024),
+            ReservoirKeep = e.Num("reservoir_keep", 0.0625, 0.01, 1),
             ScoreDims = e.Int("score_dims", 128, 0, 8192),
             KnownGoodFolder = Folder(e, "known_good_folder", baseDir, mustExist: true),
             QueueCapacity = e.Int("queue_capacity", 16, 1, 100_000),

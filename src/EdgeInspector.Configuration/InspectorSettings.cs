@@ -138,6 +138,10 @@ public sealed record EngineSettings
     public int CoresetMaxPerPatches { get; init; } = 4;
     /// <summary>Batches over which the first coreset is rebuilt before its elements settle as anchors (1: the first batch's).</summary>
     public int WarmupBatches { get; init; } = 1;
+    /// <summary>Accepted frames whose patches score each new frame by MuSc's interval average (0: the coreset scores alone).</summary>
+    public int ReservoirFrames { get; init; } = 64;
+    /// <summary>Share of each reservoir frame's patches kept (k-center subset).</summary>
+    public double ReservoirKeep { get; init; } = 0.0625;
     /// <summary>Scoring dimensions per view (0: full width).</summary>
     public int ScoreDims { get; init; } = 128;
     /// <summary>Folder of known-good images that seed the coreset at start (few-shot); empty: zero-shot.</summary>

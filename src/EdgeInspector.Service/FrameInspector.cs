@@ -35,6 +35,7 @@ internal sealed class FrameInspector
         var options = new FslcOptions
         {
             Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches, WarmupBatches = engine.WarmupBatches, BackgroundUpdates = true,
+            ReservoirFrames = engine.ReservoirFrames, ReservoirKeep = engine.ReservoirKeep,
         };
         Engine = new StreamingFslc(layout, options, _pool.Return);
     }

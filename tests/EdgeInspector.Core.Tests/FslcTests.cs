@@ -206,7 +206,8 @@ public sealed class FslcTests
         (float MaxAdjusted, float Defect) Run(double memory)
         {
             var line = new SyntheticLine();
-            var options = new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = memory };
+            // ReservoirFrames 0: the coreset's own scores are under test.
+            var options = new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = memory, ReservoirFrames = 0 };
             var engine = new StreamingFslc(line.Layout, options);
             for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i % 2 == 0), i);
             for (int i = 8; i < 40; i++) engine.Push(line.Frame(false), i);
@@ -233,6 +234,7 @@ public sealed class FslcTests
             var options = new FslcOptions
             {
                 Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 32, WarmupBatches = warmupBatches, BackgroundUpdates = background,
+                ReservoirFrames = 0, // the coreset's own scores are under test
             };
             int released = 0;
             var engine = new StreamingFslc(line.Layout, options, _ => Interlocked.Increment(ref released));
@@ -274,6 +276,33 @@ public sealed class FslcTests
         for (int k = 1; k < rebuilt.Versions.Count; k++) Assert.True(rebuilt.Versions[k] > rebuilt.Versions[k - 1], string.Join(",", rebuilt.Versions));
         Assert.Equal(40, rebuilt.Released);
         Assert.Equal(40, once.Released);
+    }
+
+    [Fact]
+    public void Reservoir_takes_accepted_frames_only_and_scores_a_defect_by_the_frames_it_is_missing_from()
+    {
+        // Every 8th frame carries the defect block. Quarantined frames never enter the reservoir, so the
+        // defect is missing from every reservoir frame and its patches score at their full distance
+        // from the normal directions, while normal patches match within noise.
+        var line = new SyntheticLine();
+        var engine = new StreamingFslc(line.Layout, new FslcOptions
+        {
+            Batch = 8, TopN = 2, FilterReferences = 8, ReservoirFrames = 6, ReservoirKeep = 1, ReservoirStride = 2,
+        });
+        for (int i = 0; i < 40; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
+        var ids = engine.Reservoir!.Ids();
+        Assert.Equal(6, ids.Length);
+        Assert.DoesNotContain(ids, id => id % 8 == 4);
+        // Stride 2: no two consecutive accepted frames both entered.
+        for (int t = 1; t < ids.Length; t++) Assert.True(ids[t] - ids[t - 1] >= 2, string.Join(",", ids));
+
+        var defect = Assert.Single(engine.Push(line.Frame(true), 40));
+        var normal = Assert.Single(engine.Push(line.Frame(false), 41));
+        Assert.True(defect.Image > 5 * normal.Image, $"defect {defect.Image} vs normal {normal.Image}");
+        // The defect block (patches 0, 1, 6, 7) against the rest of the same frame.
+        float block = (defect.Patches[0] + defect.Patches[1] + defect.Patches[6] + defect.Patches[7]) / 4;
+        Assert.True(block > 5 * defect.Patches[20], $"block {block} vs patch 20 {defect.Patches[20]}");
+        Assert.True(defect.Calibrated > 4, $"calibrated {defect.Calibrated}");
     }
 
     [Fact]

@@ -143,6 +143,21 @@ model:
         Assert.Equal(1883, s.Mqtt.Port);
         Assert.Equal("fails", s.Heatmap.Publish);
         Assert.Equal(1, s.Engine.WarmupBatches);
+        Assert.Equal(64, s.Engine.ReservoirFrames);
+        Assert.Equal(0.0625, s.Engine.ReservoirKeep);
+    }
+
+    [Fact]
+    public void Reservoir_settings_are_read_and_range_checked()
+    {
+        using var tmp = new TempFolder();
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  reservoir_frames: 0\n  reservoir_keep: 0.5\n", "site.yaml", tmp.Path);
+        Assert.Equal(0, s.Engine.ReservoirFrames);
+        Assert.Equal(0.5, s.Engine.ReservoirKeep);
+        var e = Errors(Valid(tmp.Path) + "engine:\n  reservoir_frames: -1\n  reservoir_keep: 2\n");
+        Assert.Equal(2, e.Errors.Count);
+        Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_frames" && w.Message.Contains("expected 0..1024"));
+        Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_keep" && w.Message.Contains("expected 0.01..1"));
     }
 
     [Fact]

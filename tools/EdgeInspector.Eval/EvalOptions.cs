@@ -40,6 +40,10 @@ internal sealed record EvalOptions
     public bool ColdStart { get; init; }
     public int WarmupBatches { get; init; } = 1;
     public double ColdStartQuantile { get; init; } = 0.7;
+    public int ReservoirFrames { get; init; } = 64;
+    public double ReservoirKeep { get; init; } = 0.0625;
+    public double ReservoirWeight { get; init; } = 1.0;
+    public int ReservoirStride { get; init; } = 1;
 
     public const string Usage = """
         usage: edgeinspector-eval <category-dir> [options]
@@ -77,6 +81,11 @@ internal sealed record EvalOptions
           --warmup-batches K            stream: the warm-up coreset is rebuilt over the first K batches (default 1)
           --cold-start                  stream: MuSc scores the warm-up batch; only its confident-normal patches become elements
           --cold-start-quantile X       stream: MuSc patch-score quantile of "confident normal" (default 0.7)
+          --reservoir-frames R          stream: score patches by the interval average over a reservoir of R
+                                        accepted frames (default 64; 0 = by the coreset alone)
+          --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default 0.0625)
+          --reservoir-weight X          stream: weight of the reservoir score, the coreset's has the rest (default 1)
+          --reservoir-stride N          stream: every N-th accepted frame enters the reservoir (default 1)
           --candidate-quantile X        stream: patch-score quantile where the admission band starts (default 0.9)
           --top-n N                     patches averaged into the image score (default 10)
           --infer-batch N               images per backbone run (default 8)
@@ -162,6 +171,10 @@ internal sealed record EvalOptions
                 case "--cold-start": o = o with { ColdStart = true }; break;
                 case "--warmup-batches": o = o with { WarmupBatches = Int(1) }; break;
                 case "--cold-start-quantile": o = o with { ColdStartQuantile = Dbl(0.01) }; break;
+                case "--reservoir-frames": o = o with { ReservoirFrames = Int(0) }; break;
+                case "--reservoir-keep": o = o with { ReservoirKeep = Dbl(0.001) }; break;
+                case "--reservoir-weight": o = o with { ReservoirWeight = Dbl(0) }; break;
+                case "--reservoir-stride": o = o with { ReservoirStride = Int(1) }; break;
                 case "--candidate-quantile": o = o with { CandidateQuantile = Dbl(0) }; break;
                 case "-h" or "--help": throw new UsageException(null);
                 default:

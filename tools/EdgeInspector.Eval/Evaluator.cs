@@ -134,6 +134,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             ColdStartReference = options.ColdStart,
             ColdStartQuantile = options.ColdStartQuantile,
             WarmupBatches = options.WarmupBatches,
+            ReservoirFrames = options.ReservoirFrames,
+            ReservoirKeep = options.ReservoirKeep,
+            ReservoirWeight = options.ReservoirWeight,
+            ReservoirStride = options.ReservoirStride,
         };
         var musc = new MuScScorer(new MuScOptions { TopN = options.TopN });
         var fslc = new Fslc(layout, fslcOptions);

@@ -65,6 +65,10 @@ public sealed class StreamingFslc
 
     private readonly Action<FrameFeatures>? _release;
 
+    // The frame reservoir (FslcOptions.ReservoirFrames > 0) and the accepted frames counted towards its stride.
+    private readonly FrameReservoir? _reservoir;
+    private long _acceptedForReservoir;
+
     /// <summary>
     /// Creates an engine; it starts cold. <paramref name="release"/>, if given, receives every pushed
     /// frame once the engine no longer needs it (to return it to a pool).
@@ -78,6 +82,41 @@ public sealed class StreamingFslc
         _cap = Math.Max(1, (int)(options.MaxCoresetPerPatches * layout.Patches));
         _referenceStride = Math.Max(1, (int)Math.Ceiling((double)Math.Max(2, options.Batch) / Math.Max(1, options.FilterReferences)));
         Coreset = new PatchCoreset(layout, _fslc.Projection.OutputDim);
+        if (options.ReservoirFrames > 0)
+        {
+            int keep = Math.Max(1, (int)Math.Round(options.ReservoirKeep * layout.Patches));
+            _reservoir = new FrameReservoir(layout, _fslc.Projection, options.ReservoirFrames, keep, options.IntervalFraction);
+        }
+    }
+
+    /// <summary>The frame reservoir, when <see cref="FslcOptions.ReservoirFrames"/> asks for one.</summary>
+    public FrameReservoir? Reservoir => _reservoir;
+
+    /// <summary>
+    /// A frame's score: the coreset's nearest distance, the reservoir's interval average, or their
+    /// weighted mean (<see cref="FslcOptions.ReservoirWeight"/>). The coreset alone while the reservoir
+    /// holds no other frame.
+    /// </summary>
+    private FrameScore ScoreFrame(FrameFeatures frame, long id)
+    {
+        if (_reservoir is null || _reservoir.Count == 0) return _fslc.Score(frame, id, Coreset);
+        var patches = new float[_fslc.Layout.Patches];
+        if (!_reservoir.Score(frame, id, patches)) return _fslc.Score(frame, id, Coreset);
+        float w = (float)Math.Clamp(_o.ReservoirWeight, 0, 1);
+        if (w < 1)
+        {
+            var c = _fslc.Score(frame, id, Coreset).Patches;
+            for (int q = 0; q < patches.Length; q++) patches[q] = w * patches[q] + (1 - w) * c[q];
+        }
+        var tmp = (float[])patches.Clone();
+        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _o.TopN));
+    }
+
+    /// <summary>Offers an accepted frame to the reservoir (every <see cref="FslcOptions.ReservoirStride"/>-th enters).</summary>
+    private void OfferToReservoir(FrameFeatures frame, long id)
+    {
+        if (_reservoir is null) return;
+        if (_acceptedForReservoir++ % Math.Max(1, _o.ReservoirStride) == 0) _reservoir.Add(frame, id);
     }
 
     /// <summary>The current coreset.</summary>
@@ -126,7 +165,8 @@ public sealed class StreamingFslc
         // elements (leave-one-out): without it the first line frames would have no scale to be judged on.
         Coreset.Packed();
         var seeded = new float[goods.Count];
-        Parallel.For(0, goods.Count, i => seeded[i] = _fslc.Score(goods[i], -1 - i, Coreset).Image);
+        if (_reservoir is not null) for (int i = Math.Max(0, goods.Count - _reservoir.Capacity); i < goods.Count; i++) _reservoir.Add(goods[i], -1 - i);
+        for (int i = 0; i < goods.Count; i++) seeded[i] = ScoreFrame(goods[i], -1 - i).Image;
         foreach (float g in seeded) _calibrator.Accept(g);
         IsWarm = true;
     }
@@ -147,9 +187,11 @@ public sealed class StreamingFslc
         }
 
         PollUpdate();
-        var score = _fslc.Score(frame, id, Coreset);
+        var score = ScoreFrame(frame, id);
         float u = _calibrator.Calibrate(score.Image);
         if (Accepts(u) || _calibrator.Count < 2) _calibrator.Accept(score.Image);
+        // After scoring: a frame never vouches for itself.
+        if (Accepts(u)) OfferToReservoir(frame, id);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
         _rolling.Add(Keep(frame, id, score.Patches, u));
         if (_rolling.Count >= Math.Max(2, _o.Batch))
@@ -205,6 +247,8 @@ public sealed class StreamingFslc
         }
         Coreset = new PatchCoreset(_fslc.Layout, _fslc.Projection.OutputDim);
         _calibrator.Clear();
+        _reservoir?.Clear();
+        _acceptedForReservoir = 0;
         foreach (var (f, _) in _warmup) _release?.Invoke(f);
         foreach (var r in _rolling) if (r.Reference is { } f) _release?.Invoke(f);
         _warmup.Clear();
@@ -223,6 +267,7 @@ public sealed class StreamingFslc
         Coreset.Packed();
         var scores = new FrameScore[frames.Length];
         Parallel.For(0, frames.Length, i => scores[i] = _fslc.Score(frames[i], ids[i], Coreset));
+        if (_reservoir is not null) scores = FillReservoir(frames, ids, scores);
 
         // Calibration starts from the warm-up frames that do not stand out within their own batch.
         var imgs = new float[frames.Length];
@@ -247,6 +292,29 @@ public sealed class StreamingFslc
         _warmup.Clear();
         IsWarm = true;
         return results;
+    }
+
+    /// <summary>
+    /// Fills the reservoir from the warm-up batch: up to its capacity of the frames whose coreset score
+    /// does not stand out within the batch, evenly strided; then scores the whole batch again by the
+    /// reservoir (each frame without its own entry), so that warm-up and later frames share one scale.
+    /// </summary>
+    private FrameScore[] FillReservoir(FrameFeatures[] frames, long[] ids, FrameScore[] coresetScores)
+    {
+        var imgs = new float[frames.Length];
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = coresetScores[i].Image;
+        var (median, sigma) = Stats.RobustLocationScale(imgs);
+        var accepted = new List<int>();
+        for (int i = 0; i < frames.Length; i++) if (sigma <= 0 || Accepts((coresetScores[i].Image - median) / sigma)) accepted.Add(i);
+        int r = Math.Min(_reservoir!.Capacity, accepted.Count);
+        for (int t = 0; t < r; t++)
+        {
+            int i = accepted[(int)((long)t * accepted.Count / r)];
+            _reservoir.Add(frames[i], ids[i]);
+        }
+        var scores = new FrameScore[frames.Length];
+        for (int i = 0; i < frames.Length; i++) scores[i] = ScoreFrame(frames[i], ids[i]);
+        return scores;
     }
 
     /// <summary>

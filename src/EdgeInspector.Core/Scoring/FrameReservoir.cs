@@ -1,0 +1,166 @@
+using System.Buffers;
+using EdgeInspector.Core.Coreset;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+
+namespace EdgeInspector.Core.Scoring;
+
+/// <summary>
+/// A reservoir of recent accepted frames (spec §6.1's K_ref), each compressed to a k-center subset of its
+/// patches, that scores a patch the way MuSc does: its nearest distance within each reservoir frame, then
+/// the mean of the lowest <see cref="FslcOptions.IntervalFraction"/> of those (the interval average), per
+/// view, fused by the mean over views.
+/// </summary>
+/// <remarks>
+/// Why: a coreset's nearest element is a minimum over the union of every frame it came from, so a pattern
+/// that recurs in a few percent of the frames (magnetic tile's "uneven" surface) always finds a close
+/// element and scores as normal. MuSc asks whether the pattern is in 30% of the frames. Keeping frames
+/// apart, even subsampled, keeps that question answerable at a coreset's cost: R frames × k patches are
+/// as many references as a coreset of R·k elements. A frame's own entry never scores it.
+/// Not thread-safe; <see cref="Score"/> may run while no <see cref="Add"/> does.
+/// </remarks>
+public sealed class FrameReservoir
+{
+    private readonly FeatureLayout _layout;
+    private readonly SparseProjection _projection;
+    private readonly double _fraction;
+    private readonly Entry?[] _entries;
+    private int _next;
+
+    private sealed record Entry(long Id, PackedPanels[] Views);
+
+    /// <summary>Creates an empty reservoir of <paramref name="capacity"/> frames, keeping <paramref name="keep"/> patches of each.</summary>
+    public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
+        _layout = layout;
+        _projection = projection;
+        _fraction = fraction;
+        _entries = new Entry?[capacity];
+        Keep = Math.Min(keep, layout.Patches);
+    }
+
+    /// <summary>Patches kept of each frame.</summary>
+    public int Keep { get; }
+
+    /// <summary>Frames held now.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Most frames held; the oldest goes when a frame is added to a full reservoir.</summary>
+    public int Capacity => _entries.Length;
+
+    /// <summary>Ids of the frames held, oldest first.</summary>
+    public long[] Ids()
+    {
+        var ids = new long[Count];
+        for (int t = 0; t < Count; t++) ids[t] = _entries[(_next - Count + t + Capacity) % Capacity]!.Id;
+        return ids;
+    }
+
+    /// <summary>Drops every frame.</summary>
+    public void Clear()
+    {
+        Array.Clear(_entries);
+        Count = 0;
+        _next = 0;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="frame"/> (copies what it keeps: the frame can be released afterwards). Its
+    /// patches are thinned by k-center on the fixed selection projection, so the subset covers the frame's
+    /// appearance rather than a region of it.
+    /// </summary>
+    public void Add(FrameFeatures frame, long id)
+    {
+        int p = _layout.Patches, pd = _projection.OutputDim;
+        int[] chosen;
+        if (Keep >= p)
+        {
+            chosen = new int[p];
+            for (int q = 0; q < p; q++) chosen[q] = q;
+        }
+        else
+        {
+            var projected = ArrayPool<float>.Shared.Rent(p * pd);
+            try
+            {
+                for (int q = 0; q < p; q++) _projection.Project(frame, q, projected.AsSpan(q * pd, pd));
+                chosen = KCenterGreedy.Select(projected.AsSpan(0, p * pd), pd, Keep, start: 0);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(projected);
+            }
+        }
+        var views = new PackedPanels[frame.Views.Length];
+        for (int v = 0; v < views.Length; v++)
+        {
+            int d = _layout.Views[v].Dim;
+            var rows = new float[chosen.Length * d];
+            for (int c = 0; c < chosen.Length; c++) frame.Views[v].AsSpan(chosen[c] * d, d).CopyTo(rows.AsSpan(c * d, d));
+            views[v] = PackedPanels.Pack(rows, d);
+        }
+        _entries[_next] = new Entry(id, views);
+        _next = (_next + 1) % Capacity;
+        Count = Math.Min(Count + 1, Capacity);
+    }
+
+    /// <summary>
+    /// Fused interval-average scores of <paramref name="frame"/>'s patches against every held frame except
+    /// the one with id <paramref name="id"/>. Returns false (scores untouched) when fewer than one other
+    /// frame is held.
+    /// </summary>
+    public bool Score(FrameFeatures frame, long id, Span<float> scores)
+    {
+        int p = _layout.Patches, views = frame.Views.Length;
+        var refs = new List<Entry>(Count);
+        foreach (var e in _entries) if (e is not null && e.Id != id) refs.Add(e);
+        int n = refs.Count;
+        if (n == 0) return false;
+        int k = Stats.IntervalCount(n, _fraction);
+        var perView = ArrayPool<float>.Shared.Rent(views * p);
+        try
+        {
+            Parallel.For(0, views, v =>
+            {
+                // alpha[t*p + q]: nearest distance of patch q within reservoir frame t.
+                var alpha = ArrayPool<float>.Shared.Rent(n * p);
+                var column = ArrayPool<float>.Shared.Rent(n);
+                try
+                {
+                    for (int t = 0; t < n; t++)
+                    {
+                        Span<float> best = alpha.AsSpan(t * p, p);
+                        best.Fill(float.NegativeInfinity);
+                        MaxDot.Accumulate(frame.Views[v], refs[t].Views[v], best);
+                        for (int q = 0; q < p; q++) best[q] = MaxDot.UnitDistance(best[q]);
+                    }
+                    Span<float> s = perView.AsSpan(v * p, p);
+                    for (int q = 0; q < p; q++)
+                    {
+                        for (int t = 0; t < n; t++) column[t] = alpha[t * p + q];
+                        s[q] = Stats.MeanOfSmallest(column.AsSpan(0, n), k);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(alpha);
+                    ArrayPool<float>.Shared.Return(column);
+                }
+            });
+            scores.Clear();
+            for (int v = 0; v < views; v++)
+            {
+                ReadOnlySpan<float> d = perView.AsSpan(v * p, p);
+                for (int q = 0; q < p; q++) scores[q] += d[q];
+            }
+            for (int q = 0; q < p; q++) scores[q] /= views;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(perView);
+        }
+        return true;
+    }
+}

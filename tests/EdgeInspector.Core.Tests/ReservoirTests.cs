@@ -1,0 +1,134 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+
+namespace EdgeInspector.Core.Tests;
+
+public sealed class ReservoirTests
+{
+    // One view, 2-D, a 1×2 grid: every frame is two unit vectors.
+    private static readonly FeatureLayout Tiny = new(1, 2, [new ViewSpec("t", 1, 2)], 1);
+
+    private static FrameFeatures Frame(float x0, float y0, float x1, float y1)
+    {
+        var f = new FrameFeatures(Tiny);
+        float[] v = [x0, y0, x1, y1];
+        v.CopyTo(f.Views[0], 0);
+        return f;
+    }
+
+    private static FrameReservoir Reservoir(int capacity, int keep, double fraction) =>
+        new(Tiny, new SparseProjection(Tiny, 2, 7), capacity, keep, fraction);
+
+    [Fact]
+    public void Interval_average_over_frames_by_hand()
+    {
+        // Frames A (id 1): (1,0),(0,1); B (2): (0,1),(0,1); C (3): (−1,0),(0,1).
+        // Query patch (1,0): nearest in A 0, in B √2, in C min(2, √2) = √2.
+        // Query patch (0,1): 0 in every frame.
+        var r = Reservoir(capacity: 3, keep: 2, fraction: 0.67);
+        r.Add(Frame(1, 0, 0, 1), 1);
+        r.Add(Frame(0, 1, 0, 1), 2);
+        r.Add(Frame(-1, 0, 0, 1), 3);
+        var q = Frame(1, 0, 0, 1);
+        var s = new float[2];
+
+        // Three frames, k = floor(0.67·3) = 2: mean of {0, √2} = √2/2.
+        Assert.True(r.Score(q, 9, s));
+        Assert.Equal(MathF.Sqrt(2) / 2, s[0], 5);
+        Assert.Equal(0f, s[1], 5);
+
+        // Scored as frame 1: its own entry is left out; two frames, k = 1: min(√2, √2).
+        Assert.True(r.Score(q, 1, s));
+        Assert.Equal(MathF.Sqrt(2), s[0], 5);
+        Assert.Equal(0f, s[1], 5);
+    }
+
+    [Fact]
+    public void Oldest_frame_leaves_a_full_reservoir()
+    {
+        var r = Reservoir(capacity: 2, keep: 2, fraction: 0.3);
+        r.Add(Frame(1, 0, 0, 1), 1);
+        r.Add(Frame(0, 1, 0, 1), 2);
+        r.Add(Frame(-1, 0, 0, 1), 3);
+        Assert.Equal([2L, 3L], r.Ids());
+        // Frame 1, the only one holding (1,0), is gone: that patch now scores √2 (k = 1 of 2).
+        var s = new float[2];
+        Assert.True(r.Score(Frame(1, 0, 0, 1), 9, s));
+        Assert.Equal(MathF.Sqrt(2), s[0], 5);
+
+        r.Clear();
+        Assert.Equal(0, r.Count);
+        Assert.False(r.Score(Frame(1, 0, 0, 1), 9, s)); // nothing to score against
+    }
+
+    [Fact]
+    public void Keep_thins_each_frame_by_k_center()
+    {
+        // Keeping one patch of (1,0),(0,1): k-center starts at patch 0, so only (1,0) is held and a
+        // (0,1) query is √2 away; keeping both, it is 0 away.
+        var s = new float[2];
+        var one = Reservoir(capacity: 1, keep: 1, fraction: 0.3);
+        one.Add(Frame(1, 0, 0, 1), 1);
+        Assert.True(one.Score(Frame(0, 1, 0, 1), 9, s));
+        Assert.Equal(MathF.Sqrt(2), s[0], 5);
+        Assert.Equal(MathF.Sqrt(2), s[1], 5);
+        var both = Reservoir(capacity: 1, keep: 2, fraction: 0.3);
+        both.Add(Frame(1, 0, 0, 1), 1);
+        Assert.True(both.Score(Frame(0, 1, 0, 1), 9, s));
+        Assert.Equal(0f, s[0], 5);
+    }
+
+    [Fact]
+    public void Interval_average_matches_a_plain_loop_on_random_frames()
+    {
+        // 5×5 grid, two views of awkward width 19, 7 frames kept whole: the kernel path against brute force.
+        var layout = new FeatureLayout(5, 5, [new ViewSpec("a", 1, 19), new ViewSpec("b", 3, 19)], 1);
+        var rng = new Random(3);
+        FrameFeatures RandomFrame()
+        {
+            var f = new FrameFeatures(layout);
+            foreach (var view in f.Views)
+            {
+                for (int q = 0; q < 25; q++)
+                {
+                    var row = view.AsSpan(q * 19, 19);
+                    for (int k = 0; k < 19; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+                    float n = 0;
+                    for (int k = 0; k < 19; k++) n += row[k] * row[k];
+                    n = MathF.Sqrt(n);
+                    for (int k = 0; k < 19; k++) row[k] /= n;
+                }
+            }
+            return f;
+        }
+        var frames = Enumerable.Range(0, 7).Select(_ => RandomFrame()).ToArray();
+        var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 7, 25, 0.3);
+        for (int i = 0; i < frames.Length; i++) r.Add(frames[i], i);
+        var query = RandomFrame();
+        var fast = new float[25];
+        Assert.True(r.Score(query, 2, fast)); // frame 2 left out: six frames, k = 1
+
+        for (int q = 0; q < 25; q++)
+        {
+            double fused = 0;
+            for (int v = 0; v < 2; v++)
+            {
+                var perFrame = new List<double>();
+                for (int i = 0; i < frames.Length; i++)
+                {
+                    if (i == 2) continue;
+                    double best = double.MaxValue;
+                    for (int t = 0; t < 25; t++)
+                    {
+                        double d2 = 0;
+                        for (int k = 0; k < 19; k++) { double diff = query.Views[v][q * 19 + k] - frames[i].Views[v][t * 19 + k]; d2 += diff * diff; }
+                        best = Math.Min(best, Math.Sqrt(d2));
+                    }
+                    perFrame.Add(best);
+                }
+                fused += perFrame.Min() / 2; // floor(0.3·6) = 1: the smallest
+            }
+            Assert.Equal(fused, fast[q], 4);
+        }
+    }
+}
