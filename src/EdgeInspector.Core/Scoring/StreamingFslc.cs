@@ -84,7 +84,9 @@ public sealed class StreamingFslc
         Coreset = new PatchCoreset(layout, _fslc.Projection.OutputDim);
         if (options.ReservoirFrames > 0)
         {
-            int keep = Math.Max(1, (int)Math.Round(options.ReservoirKeep * layout.Patches));
+            // At least one kernel panel's worth: fewer saves no time (the kernel pads to panels of 32)
+            // and may not cover a frame's appearance on a coarse grid.
+            int keep = Math.Max((int)Math.Round(options.ReservoirKeep * layout.Patches), Math.Min(layout.Patches, PackedPanels.PanelWidth));
             _reservoir = new FrameReservoir(layout, _fslc.Projection, options.ReservoirFrames, keep, options.IntervalFraction);
         }
     }
