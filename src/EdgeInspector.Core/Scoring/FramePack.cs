@@ -54,10 +54,17 @@ public static class ScoreMath
             MaxDot.Accumulate(frame.Views[v], refs[v], best, default, skipSegment);
             for (int q = 0; q < p; q++) best[q] = MaxDot.UnitDistance(best[q]);
         });
+        FuseViews(perView, views, scores);
+    }
+
+    /// <summary>MuSc Eq. 3 fusion: <paramref name="scores"/>[q] ← mean over the views of <paramref name="perView"/>[v·p + q] (p = scores.Length).</summary>
+    public static void FuseViews(ReadOnlySpan<float> perView, int views, Span<float> scores)
+    {
+        int p = scores.Length;
         scores.Clear();
         for (int v = 0; v < views; v++)
         {
-            ReadOnlySpan<float> d = perView.AsSpan(v * p, p);
+            ReadOnlySpan<float> d = perView.Slice(v * p, p);
             for (int q = 0; q < p; q++) scores[q] += d[q];
         }
         for (int q = 0; q < p; q++) scores[q] /= views;

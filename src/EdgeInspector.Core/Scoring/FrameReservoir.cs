@@ -149,13 +149,7 @@ public sealed class FrameReservoir
                     ArrayPool<float>.Shared.Return(column);
                 }
             });
-            scores.Clear();
-            for (int v = 0; v < views; v++)
-            {
-                ReadOnlySpan<float> d = perView.AsSpan(v * p, p);
-                for (int q = 0; q < p; q++) scores[q] += d[q];
-            }
-            for (int q = 0; q < p; q++) scores[q] /= views;
+            ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores);
         }
         finally
         {

@@ -230,6 +230,15 @@ public sealed class Fslc
         var packed = coreset.Packed();
         var patches = new float[Layout.Patches];
         ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id));
+        return Finish(patches);
+    }
+
+    /// <summary>
+    /// A frame's result from its fused patch scores, whichever scorer made them: the image score (mean of
+    /// the top N, before smoothing), then the map's smoothing in place.
+    /// </summary>
+    public FrameScore Finish(float[] patches)
+    {
         var tmp = (float[])patches.Clone();
         float image = Stats.MeanOfLargest(tmp, _options.TopN);
         AnomalyMap.Smooth(patches, Layout.GridHeight, Layout.GridWidth, _options.MapSigma);

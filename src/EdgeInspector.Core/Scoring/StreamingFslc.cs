@@ -101,17 +101,15 @@ public sealed class StreamingFslc
     /// </summary>
     private FrameScore ScoreFrame(FrameFeatures frame, long id)
     {
-        if (_reservoir is null || _reservoir.Count == 0) return _fslc.Score(frame, id, Coreset);
         var patches = new float[_fslc.Layout.Patches];
-        if (!_reservoir.Score(frame, id, patches)) return _fslc.Score(frame, id, Coreset);
+        if (_reservoir is null || !_reservoir.Score(frame, id, patches)) return _fslc.Score(frame, id, Coreset);
         float w = (float)Math.Clamp(_o.ReservoirWeight, 0, 1);
         if (w < 1)
         {
             var c = _fslc.Score(frame, id, Coreset).Patches;
             for (int q = 0; q < patches.Length; q++) patches[q] = w * patches[q] + (1 - w) * c[q];
         }
-        var tmp = (float[])patches.Clone();
-        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _o.TopN));
+        return _fslc.Finish(patches);
     }
 
     /// <summary>Offers an accepted frame to the reservoir (every <see cref="FslcOptions.ReservoirStride"/>-th enters).</summary>
@@ -168,7 +166,7 @@ public sealed class StreamingFslc
         Coreset.Packed();
         var seeded = new float[goods.Count];
         if (_reservoir is not null) for (int i = Math.Max(0, goods.Count - _reservoir.Capacity); i < goods.Count; i++) _reservoir.Add(goods[i], -1 - i);
-        for (int i = 0; i < goods.Count; i++) seeded[i] = ScoreFrame(goods[i], -1 - i).Image;
+        Parallel.For(0, goods.Count, i => seeded[i] = ScoreFrame(goods[i], -1 - i).Image);
         foreach (float g in seeded) _calibrator.Accept(g);
         IsWarm = true;
     }
@@ -306,16 +304,21 @@ public sealed class StreamingFslc
         var imgs = new float[frames.Length];
         for (int i = 0; i < imgs.Length; i++) imgs[i] = coresetScores[i].Image;
         var (median, sigma) = Stats.RobustLocationScale(imgs);
-        var accepted = new List<int>();
-        for (int i = 0; i < frames.Length; i++) if (sigma <= 0 || Accepts((coresetScores[i].Image - median) / sigma)) accepted.Add(i);
-        int r = Math.Min(_reservoir!.Capacity, accepted.Count);
-        for (int t = 0; t < r; t++)
+        var accepted = new List<FrameFeatures>();
+        var acceptedIds = new List<long>();
+        for (int i = 0; i < frames.Length; i++)
         {
-            int i = accepted[(int)((long)t * accepted.Count / r)];
-            _reservoir.Add(frames[i], ids[i]);
+            if (sigma > 0 && !Accepts((coresetScores[i].Image - median) / sigma)) continue;
+            accepted.Add(frames[i]);
+            acceptedIds.Add(ids[i]);
+        }
+        if (accepted.Count > 0)
+        {
+            var (chosen, chosenIds) = Fslc.References(accepted, acceptedIds, _reservoir!.Capacity);
+            for (int t = 0; t < chosen.Length; t++) _reservoir.Add(chosen[t], chosenIds[t]);
         }
         var scores = new FrameScore[frames.Length];
-        for (int i = 0; i < frames.Length; i++) scores[i] = ScoreFrame(frames[i], ids[i]);
+        Parallel.For(0, frames.Length, i => scores[i] = ScoreFrame(frames[i], ids[i]));
         return scores;
     }
 
