@@ -14,11 +14,12 @@ namespace EdgeInspector.Service;
 /// Encoded and written off the inference thread (it only copies the frame) through a small bounded
 /// queue: when full, the record is skipped and counted (status: archive_skipped); the oldest records
 /// go first once <c>max_files</c> is reached. <paramref name="settings"/> reads the live settings, so a
-/// hot-reloaded <c>max_files</c> applies at once.
+/// hot-reloaded <c>max_files</c> applies at once. The record holds what the verdict was decided with
+/// (threshold, recipe, model, coreset version) and the reference frames that scored the part.
 /// </summary>
-internal sealed class Archive(Func<ArchiveSettings> settings, string camera, ILogger log)
+internal sealed class Archive(Func<ArchiveSettings> settings, string camera, string modelHash, ILogger log)
 {
-    private sealed record Item(FrameMeta Meta, Mat Image, byte[]? Heatmap, string Verdict, float Score, float Calibrated);
+    private sealed record Item(FrameMeta Meta, Mat Image, FrameOutcome Outcome);
     // Wait mode, not DropWrite: with DropWrite, TryWrite reports success for a dropped item and
     // nothing would be counted. The writer never waits: a false TryWrite is the skip.
     private readonly Channel<Item> _queue = Channel.CreateBounded<Item>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.Wait });
@@ -27,7 +28,7 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, ILo
 
     public void Enqueue(FrameMeta meta, Mat image, FrameOutcome o)
     {
-        var item = new Item(meta, image.Clone(), o.Heatmap, VerdictNames.Wire(o.Kind), o.Score, o.Calibrated);
+        var item = new Item(meta, image.Clone(), o);
         if (_queue.Writer.TryWrite(item)) return;
         item.Image.Dispose();
         Interlocked.Increment(ref Skipped);
@@ -48,16 +49,20 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, ILo
                 {
                     string dir = Path.Combine(root, item.Meta.CaptureUtc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
                     Directory.CreateDirectory(dir);
-                    string stem = Path.Combine(dir, $"{item.Meta.CaptureUtc:HHmmssfff}_{item.Meta.Id:D8}_{item.Verdict}");
+                    var o = item.Outcome;
+                    string verdict = VerdictNames.Wire(o.Kind);
+                    string stem = Path.Combine(dir, $"{item.Meta.CaptureUtc:HHmmssfff}_{item.Meta.Id:D8}_{verdict}");
                     byte[] png;
                     using (item.Image) Cv2.ImEncode(".png", item.Image, out png);
                     await File.WriteAllBytesAsync(stem + ".png", png, ct);
-                    if (item.Heatmap is { } h) await File.WriteAllBytesAsync(stem + "_heatmap.jpg", h, ct);
+                    if (o.Heatmap is { } h) await File.WriteAllBytesAsync(stem + "_heatmap.jpg", h, ct);
                     var record = new Dictionary<string, object?>
                     {
                         ["frame_id"] = item.Meta.Id, ["part_id"] = item.Meta.PartId, ["camera"] = camera,
-                        ["timestamp_ms"] = item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), ["verdict"] = item.Verdict,
-                        ["score"] = float.IsFinite(item.Score) ? item.Score : null, ["calibrated"] = float.IsFinite(item.Calibrated) ? item.Calibrated : null,
+                        ["timestamp_ms"] = item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), ["verdict"] = verdict,
+                        ["score"] = float.IsFinite(o.Score) ? o.Score : null, ["calibrated"] = float.IsFinite(o.Calibrated) ? o.Calibrated : null,
+                        ["threshold"] = o.Threshold, ["recipe"] = o.Recipe, ["coreset_version"] = o.CoresetVersion,
+                        ["reference_frames"] = o.ReferenceFrames, ["model_hash"] = modelHash,
                     };
                     await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record), ct);
                     _written.Enqueue(stem + ".json");

@@ -25,6 +25,8 @@ internal sealed class FrameOutcome
     public float Score = float.NaN;
     public float Calibrated = float.NaN;
     public long CoresetVersion;
+    /// <summary>Ids of the reservoir frames that scored it (null: the coreset scored it).</summary>
+    public long[]? ReferenceFrames;
     /// <summary>For scored frames: the threshold and recipe the verdict was decided with (hot reload or a
     /// recipe switch may change them before it is published).</summary>
     public double? Threshold;
@@ -85,7 +87,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var engine = live.Settings.Engine;
         _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
         _link = new MqttLink(linkFactory.For(camera.Name, topics), OnMessageAsync, log);
-        _archive = new Archive(() => Live.Settings.Archive, camera.Name, log);
+        _archive = new Archive(() => Live.Settings.Archive, camera.Name, modelHash, log);
         Beat(ref _acquireBeat);
         Beat(ref _inferBeat);
         Beat(ref _sequenceBeat);
@@ -375,7 +377,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             }
             var (policy, recipe) = Current();
             var kind = policy.Decide(mine.Calibrated);
-            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion, Threshold = policy.Threshold, Recipe = recipe };
+            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion, ReferenceFrames = mine.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe };
             var settings = Live.Settings;
             bool archive = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());
             if (archive || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()))
@@ -502,6 +504,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["threshold"] = o.Threshold ?? policy.Threshold,
             ["latency_ms"] = Math.Round(latencyMs, 2),
             ["coreset_version"] = o.CoresetVersion,
+            ["reference_frames"] = o.ReferenceFrames,
             ["model_hash"] = _modelHash,
             ["recipe"] = o.Recipe ?? recipe,
             ["error"] = o.Error,
@@ -637,7 +640,11 @@ internal sealed class CameraPipeline : IAsyncDisposable
             },
             ["latency_ms"] = new Dictionary<string, double> { ["p50"] = p50, ["p95"] = p95, ["p99"] = p99 },
             ["queues"] = new Dictionary<string, int> { ["inference"] = _work.Reader.Count, ["outgoing"] = _link.Queued, ["spool"] = _link.Spooled },
-            ["coreset"] = new Dictionary<string, object> { ["size"] = engine.Coreset.Count, ["version"] = engine.Coreset.Version, ["warm"] = engine.IsWarm },
+            ["coreset"] = new Dictionary<string, object>
+            {
+                ["size"] = engine.Coreset.Count, ["version"] = engine.Coreset.Version, ["warm"] = engine.IsWarm,
+                ["reservoir_frames"] = engine.Reservoir?.Count ?? 0, ["quarantined"] = engine.Quarantined,
+            },
             ["camera_counters"] = new Dictionary<string, long>
             {
                 ["timeouts"] = SourceCounters.Timeouts, ["incomplete_buffers"] = SourceCounters.Incomplete, ["reconnects"] = SourceCounters.Reconnects,

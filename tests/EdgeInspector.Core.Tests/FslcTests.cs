@@ -103,7 +103,8 @@ public sealed class FslcTests
     public void Streaming_warms_up_then_scores_on_arrival_with_a_bounded_coreset()
     {
         var line = new SyntheticLine();
-        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8 };
+        // The coreset scores (no reservoir): its updates are under test.
+        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8, ReservoirFrames = 0 };
         var released = 0;
         var engine = new StreamingFslc(line.Layout, options, _ => released++);
         var results = new List<StreamResult>();
@@ -134,7 +135,7 @@ public sealed class FslcTests
     public void Background_updates_swap_in_a_new_coreset_while_frames_keep_being_scored()
     {
         var line = new SyntheticLine();
-        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8, BackgroundUpdates = true };
+        var options = new FslcOptions { Batch = 8, InitFrames = 4, TopN = 2, MaxCoresetPerPatches = 2.0, FilterReferences = 8, BackgroundUpdates = true, ReservoirFrames = 0 };
         var released = 0;
         var engine = new StreamingFslc(line.Layout, options, _ => Interlocked.Increment(ref released));
         for (int i = 0; i < 8; i++) engine.Push(line.Frame(false), i);
@@ -260,7 +261,9 @@ public sealed class FslcTests
                 for (int k = 0; k < 16; k++) d2 += MathF.Pow(probe.Views[0][k] - rows[e * 16 + k], 2);
                 nearest = MathF.Min(nearest, MathF.Sqrt(d2));
             }
-            float defect = Assert.Single(engine.Push(probe, 40)).Image;
+            var scored = Assert.Single(engine.Push(probe, 40));
+            Assert.Null(scored.ReferenceFrames); // the coreset scored it
+            float defect = scored.Image;
             float normal = Assert.Single(engine.Push(line.Frame(false), 41)).Image;
             return (defect, normal, nearest, released, versions);
         }
@@ -289,7 +292,12 @@ public sealed class FslcTests
         {
             Batch = 8, TopN = 2, FilterReferences = 8, ReservoirFrames = 6, ReservoirKeep = 1, ReservoirStride = 2,
         });
-        for (int i = 0; i < 40; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
+        for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
+        // The warm-up fills it from the frames of its batch that do not stand out: frame 4 stays out.
+        var warm = engine.Reservoir!.Ids();
+        Assert.Equal(6, warm.Length);
+        Assert.DoesNotContain(4L, warm);
+        for (int i = 8; i < 40; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
         var ids = engine.Reservoir!.Ids();
         Assert.Equal(6, ids.Length);
         Assert.DoesNotContain(ids, id => id % 8 == 4);
@@ -297,7 +305,10 @@ public sealed class FslcTests
         for (int t = 1; t < ids.Length; t++) Assert.True(ids[t] - ids[t - 1] >= 2, string.Join(",", ids));
 
         var defect = Assert.Single(engine.Push(line.Frame(true), 40));
+        // The result names the frames that scored it: the reservoir as it stood.
+        Assert.Equal(ids, defect.ReferenceFrames);
         var normal = Assert.Single(engine.Push(line.Frame(false), 41));
+        Assert.Equal(ids, normal.ReferenceFrames); // the defect frame was not let in
         Assert.True(defect.Image > 5 * normal.Image, $"defect {defect.Image} vs normal {normal.Image}");
         // The defect block (patches 0, 1, 6, 7) against the rest of the same frame.
         float block = (defect.Patches[0] + defect.Patches[1] + defect.Patches[6] + defect.Patches[7]) / 4;
@@ -305,11 +316,52 @@ public sealed class FslcTests
         Assert.True(defect.Calibrated > 4, $"calibrated {defect.Calibrated}");
     }
 
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(0.5)]
+    public void With_the_reservoir_alone_the_coreset_is_not_updated_and_frames_go_back_at_once(double weight)
+    {
+        // Weight 1: the coreset scores nothing after the warm-up, so no update runs, every frame is handed
+        // back once scored (the reservoir keeps copies) and quarantined frames are still counted. A blend
+        // (0.5) still scores with the coreset, which goes on learning every batch.
+        var line = new SyntheticLine();
+        int released = 0;
+        var engine = new StreamingFslc(line.Layout, new FslcOptions
+        {
+            Batch = 8, TopN = 2, FilterReferences = 8, ReservoirFrames = 6, ReservoirKeep = 1, ReservoirWeight = weight, WarmupBatches = 2,
+        }, _ => released++);
+        long version = 0;
+        int over = 0; // frames scored on arrival whose calibrated score is over κ_q
+        for (int i = 0; i < 42; i++)
+        {
+            foreach (var r in engine.Push(line.Frame(defect: i % 8 == 4), i)) if (!r.WarmUp && r.Calibrated > 2.5f) over++;
+            if (i == 7) version = engine.Coreset.Version;
+        }
+        Assert.True(over >= 4, $"{over} frames over κ_q"); // at least the defect frames 12, 20, 28 and 36
+        if (weight == 1)
+        {
+            Assert.False(engine.CoresetLearns);
+            Assert.Equal(0, engine.Updates);
+            Assert.Equal(version, engine.Coreset.Version);
+            Assert.Equal(42, released);
+            Assert.Equal(over, engine.Quarantined);
+        }
+        else
+        {
+            // Four updates (frames 8–39; the first a warm-up rebuild); frames 40 and 41 wait, kept whole as
+            // reference frames (8 references in a batch of 8), for the next one.
+            Assert.True(engine.CoresetLearns);
+            Assert.Equal(4, engine.Updates);
+            Assert.True(engine.Coreset.Version > version);
+            Assert.Equal(40, released);
+        }
+    }
+
     [Fact]
     public void Known_good_anchors_are_not_rebuilt_away()
     {
         var line = new SyntheticLine();
-        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, WarmupBatches = 4 });
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, WarmupBatches = 4, ReservoirFrames = 0 });
         engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
         for (int i = 0; i < 24; i++) engine.Push(line.Frame(false), i);
         Assert.Equal(3, engine.Updates);
@@ -324,7 +376,7 @@ public sealed class FslcTests
     public void Known_good_elements_keep_their_adjusted_scores()
     {
         var line = new SyntheticLine();
-        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = 0.5 });
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, TopN = 2, FilterReferences = 8, AdjustedMemory = 0.5, ReservoirFrames = 0 });
         engine.SeedKnownGood([line.Frame(false), line.Frame(false), line.Frame(false)]);
         float[] KnownGood()
         {

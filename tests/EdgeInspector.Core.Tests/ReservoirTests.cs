@@ -37,8 +37,11 @@ public sealed class ReservoirTests
         Assert.Equal(MathF.Sqrt(2) / 2, s[0], 5);
         Assert.Equal(0f, s[1], 5);
 
-        // Scored as frame 1: its own entry is left out; two frames, k = 1: min(√2, √2).
-        Assert.True(r.Score(q, 1, s));
+        // Scored as frame 1: its own entry is left out; two frames, k = 1: min(√2, √2). The frames that
+        // scored it are named, oldest first.
+        var sources = new List<long>();
+        Assert.True(r.Score(q, 1, s, sources));
+        Assert.Equal([2L, 3L], sources);
         Assert.Equal(MathF.Sqrt(2), s[0], 5);
         Assert.Equal(0f, s[1], 5);
     }
@@ -53,8 +56,11 @@ public sealed class ReservoirTests
         Assert.Equal([2L, 3L], r.Ids());
         // Frame 1, the only one holding (1,0), is gone: that patch now scores √2 (k = 1 of 2).
         var s = new float[2];
-        Assert.True(r.Score(Frame(1, 0, 0, 1), 9, s));
+        var sources = new List<long>();
+        Assert.True(r.Score(Frame(1, 0, 0, 1), 9, s, sources));
         Assert.Equal(MathF.Sqrt(2), s[0], 5);
+        // Oldest first across the ring's wrap: frame 3 sits in slot 0, frame 2 in slot 1.
+        Assert.Equal([2L, 3L], sources);
 
         r.Clear();
         Assert.Equal(0, r.Count);

@@ -105,7 +105,7 @@ public static class Stats
         return (float)(sorted[i] + f * (sorted[i + 1] - sorted[i]));
     }
 
-    /// <summary>Median and the normal-consistent median absolute deviation (1.4826·MAD). <paramref name="values"/> is reordered.</summary>
+    /// <summary>Median and the normal-consistent median absolute deviation (1.4826·MAD). <paramref name="values"/> is used as scratch: it is overwritten (by the absolute deviations), so pass a copy to keep it.</summary>
     public static (float Median, float Sigma) RobustLocationScale(Span<float> values)
     {
         float median = Quantile(values, 0.5);

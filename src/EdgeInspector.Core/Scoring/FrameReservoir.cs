@@ -109,15 +109,21 @@ public sealed class FrameReservoir
     /// <summary>
     /// Fused interval-average scores of <paramref name="frame"/>'s patches against every held frame except
     /// the one with id <paramref name="id"/>. Returns false (scores untouched) when fewer than one other
-    /// frame is held.
+    /// frame is held. <paramref name="sources"/>, if given, receives the ids of the frames that scored it,
+    /// oldest first (what an audit of the verdict needs).
     /// </summary>
-    public bool Score(FrameFeatures frame, long id, Span<float> scores)
+    public bool Score(FrameFeatures frame, long id, Span<float> scores, List<long>? sources = null)
     {
         int p = _layout.Patches, views = frame.Views.Length;
         var refs = new List<Entry>(Count);
-        foreach (var e in _entries) if (e is not null && e.Id != id) refs.Add(e);
+        for (int t = 0; t < Count; t++)
+        {
+            var e = _entries[(_next - Count + t + Capacity) % Capacity]!;
+            if (e.Id != id) refs.Add(e);
+        }
         int n = refs.Count;
         if (n == 0) return false;
+        if (sources is not null) foreach (var e in refs) sources.Add(e.Id);
         int k = Stats.IntervalCount(n, _fraction);
         var perView = ArrayPool<float>.Shared.Rent(views * p);
         try

@@ -119,7 +119,10 @@ public sealed record FslcOptions
     /// <summary>Patches kept of each reservoir frame, as a fraction of the patches per frame (k-center subset).</summary>
     public double ReservoirKeep { get; init; } = 0.0625;
 
-    /// <summary>Weight of the reservoir's score in a patch's score; the coreset's has the rest. 1 = the reservoir alone.</summary>
+    /// <summary>
+    /// Weight of the reservoir's score in a patch's score; the coreset's has the rest. 1 = the reservoir
+    /// alone, and then the coreset is built for the warm-up only and never updated.
+    /// </summary>
     public double ReservoirWeight { get; init; } = 1.0;
 
     /// <summary>Every how many accepted frames one enters the reservoir (the reservoir spans Frames × Stride accepted frames).</summary>

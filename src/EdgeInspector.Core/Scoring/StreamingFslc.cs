@@ -11,7 +11,9 @@ namespace EdgeInspector.Core.Scoring;
 /// <param name="Calibrated">Robust z against accepted frames: batch-independent, what thresholds use.</param>
 /// <param name="WarmUp">True for frames scored by the warm-up batch that built the first coreset.</param>
 /// <param name="CoresetVersion">Version of the coreset that scored it.</param>
-public sealed record StreamResult(long FrameId, float[] Patches, float Image, float Calibrated, bool WarmUp, long CoresetVersion);
+/// <param name="ReferenceFrames">Ids of the reservoir frames that scored it, oldest first (negative: known-good
+/// image −1−i); null when the coreset alone scored it.</param>
+public sealed record StreamResult(long FrameId, float[] Patches, float Image, float Calibrated, bool WarmUp, long CoresetVersion, long[]? ReferenceFrames = null);
 
 /// <summary>
 /// Streaming FSLC, the mode a line runs (spec §6, simplified and measured): frames arrive one at a time;
@@ -95,22 +97,34 @@ public sealed class StreamingFslc
     public FrameReservoir? Reservoir => _reservoir;
 
     /// <summary>
+    /// False when the reservoir scores alone (weight 1): the coreset then only decides the warm-up and
+    /// scores nothing afterwards (it is the fallback for a reservoir with no other frame, which a warm
+    /// engine never has), so rolling updates and warm-up rebuilds, which would spend a core on it, are
+    /// skipped and each frame is handed back as soon as it is scored.
+    /// </summary>
+    public bool CoresetLearns => _reservoir is null || _o.ReservoirWeight < 1;
+
+    /// <summary>
     /// A frame's score: the coreset's nearest distance, the reservoir's interval average, or their
     /// weighted mean (<see cref="FslcOptions.ReservoirWeight"/>). The coreset alone while the reservoir
     /// holds no other frame.
     /// </summary>
-    private FrameScore ScoreFrame(FrameFeatures frame, long id)
+    private Scored ScoreFrame(FrameFeatures frame, long id)
     {
         var patches = new float[_fslc.Layout.Patches];
-        if (_reservoir is null || !_reservoir.Score(frame, id, patches)) return _fslc.Score(frame, id, Coreset);
+        var sources = _reservoir is null ? null : new List<long>(_reservoir.Count);
+        if (_reservoir is null || !_reservoir.Score(frame, id, patches, sources)) return new(_fslc.Score(frame, id, Coreset), null);
         float w = (float)Math.Clamp(_o.ReservoirWeight, 0, 1);
         if (w < 1)
         {
             var c = _fslc.Score(frame, id, Coreset).Patches;
             for (int q = 0; q < patches.Length; q++) patches[q] = w * patches[q] + (1 - w) * c[q];
         }
-        return _fslc.Finish(patches);
+        return new(_fslc.Finish(patches), sources!.ToArray());
     }
+
+    /// <summary>A frame's score and the reservoir frames behind it (null: the coreset alone).</summary>
+    private readonly record struct Scored(FrameScore Score, long[]? References);
 
     /// <summary>Offers an accepted frame to the reservoir (every <see cref="FslcOptions.ReservoirStride"/>-th enters).</summary>
     private void OfferToReservoir(FrameFeatures frame, long id)
@@ -166,7 +180,7 @@ public sealed class StreamingFslc
         Coreset.Packed();
         var seeded = new float[goods.Count];
         if (_reservoir is not null) for (int i = Math.Max(0, goods.Count - _reservoir.Capacity); i < goods.Count; i++) _reservoir.Add(goods[i], -1 - i);
-        Parallel.For(0, goods.Count, i => seeded[i] = ScoreFrame(goods[i], -1 - i).Image);
+        Parallel.For(0, goods.Count, i => seeded[i] = ScoreFrame(goods[i], -1 - i).Score.Image);
         foreach (float g in seeded) _calibrator.Accept(g);
         IsWarm = true;
     }
@@ -187,12 +201,18 @@ public sealed class StreamingFslc
         }
 
         PollUpdate();
-        var score = ScoreFrame(frame, id);
+        var (score, references) = ScoreFrame(frame, id);
         float u = _calibrator.Calibrate(score.Image);
         if (Accepts(u) || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         // After scoring: a frame never vouches for itself.
         if (Accepts(u)) OfferToReservoir(frame, id);
-        var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version);
+        var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version, references);
+        if (!CoresetLearns)
+        {
+            if (!Accepts(u)) Quarantined++;
+            _release?.Invoke(frame); // the reservoir keeps copies
+            return [result];
+        }
         _rolling.Add(Keep(frame, id, score.Patches, u));
         if (_rolling.Count >= Math.Max(2, _o.Batch))
         {
@@ -265,15 +285,15 @@ public sealed class StreamingFslc
         for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _warmup[i];
         Coreset = _fslc.Build(frames, ids, anchors: _o.WarmupAnchors, eligible: _o.ColdStartReference ? ConfidentNormal(frames) : null);
         Coreset.Packed();
-        var scores = new FrameScore[frames.Length];
-        Parallel.For(0, frames.Length, i => scores[i] = _fslc.Score(frames[i], ids[i], Coreset));
+        var scores = new Scored[frames.Length];
+        Parallel.For(0, frames.Length, i => scores[i] = new(_fslc.Score(frames[i], ids[i], Coreset), null));
         if (_reservoir is not null) scores = FillReservoir(frames, ids, scores);
 
         // Calibration starts from the warm-up frames that do not stand out within their own batch.
         var imgs = new float[frames.Length];
-        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Image;
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Score.Image;
         var (median, sigma) = Stats.RobustLocationScale(imgs.ToArray());
-        _rebuildsLeft = Math.Max(0, _o.WarmupBatches - 1);
+        _rebuildsLeft = CoresetLearns ? Math.Max(0, _o.WarmupBatches - 1) : 0;
         for (int i = 0; i < imgs.Length; i++)
         {
             bool accepted = sigma <= 0 || Accepts((imgs[i] - median) / sigma);
@@ -286,7 +306,8 @@ public sealed class StreamingFslc
         var results = new StreamResult[frames.Length];
         for (int i = 0; i < frames.Length; i++)
         {
-            results[i] = new StreamResult(ids[i], scores[i].Patches, scores[i].Image, _calibrator.Calibrate(scores[i].Image), true, Coreset.Version);
+            var (score, references) = scores[i];
+            results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, Coreset.Version, references);
         }
         Thin(Coreset);
         _warmup.Clear();
@@ -299,16 +320,16 @@ public sealed class StreamingFslc
     /// does not stand out within the batch, evenly strided; then scores the whole batch again by the
     /// reservoir (each frame without its own entry), so that warm-up and later frames share one scale.
     /// </summary>
-    private FrameScore[] FillReservoir(FrameFeatures[] frames, long[] ids, FrameScore[] coresetScores)
+    private Scored[] FillReservoir(FrameFeatures[] frames, long[] ids, Scored[] coresetScores)
     {
         var imgs = new float[frames.Length];
-        for (int i = 0; i < imgs.Length; i++) imgs[i] = coresetScores[i].Image;
-        var (median, sigma) = Stats.RobustLocationScale(imgs);
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = coresetScores[i].Score.Image;
+        var (median, sigma) = Stats.RobustLocationScale(imgs); // imgs is overwritten: read scores below
         var accepted = new List<FrameFeatures>();
         var acceptedIds = new List<long>();
         for (int i = 0; i < frames.Length; i++)
         {
-            if (sigma > 0 && !Accepts((coresetScores[i].Image - median) / sigma)) continue;
+            if (sigma > 0 && !Accepts((coresetScores[i].Score.Image - median) / sigma)) continue;
             accepted.Add(frames[i]);
             acceptedIds.Add(ids[i]);
         }
@@ -317,7 +338,7 @@ public sealed class StreamingFslc
             var (chosen, chosenIds) = Fslc.References(accepted, acceptedIds, _reservoir!.Capacity);
             for (int t = 0; t < chosen.Length; t++) _reservoir.Add(chosen[t], chosenIds[t]);
         }
-        var scores = new FrameScore[frames.Length];
+        var scores = new Scored[frames.Length];
         Parallel.For(0, frames.Length, i => scores[i] = ScoreFrame(frames[i], ids[i]));
         return scores;
     }
