@@ -164,11 +164,15 @@ model:
     public void Warmup_batches_is_read_and_range_checked()
     {
         using var tmp = new TempFolder();
-        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n", "site.yaml", tmp.Path);
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n  reservoir_frames: 0\n", "site.yaml", tmp.Path);
         Assert.Equal(4, s.Engine.WarmupBatches);
         var e = Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 0\n");
         var w = Assert.Single(e.Errors);
         Assert.Equal("engine.warmup_batches", w.Path);
         Assert.Contains("expected 1..64", w.Message);
+        // Rebuilds only shape the coreset scorer: with the reservoir (the default) the setting is refused.
+        w = Assert.Single(Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n").Errors);
+        Assert.Equal("engine.warmup_batches", w.Path);
+        Assert.Contains("reservoir_frames: 0", w.Message);
     }
 }
