@@ -343,7 +343,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         }
         _deferred.Clear();
         // Frames answered warming_up are scored once the coreset exists: logged for the audit trail.
-        _log.LogInformation("Camera {Camera}: coreset built ({Size} elements); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", Name, engine.Coreset.Count, scored, flagged);
+        _log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames, coreset {Size} elements); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", Name, engine.Reservoir?.Count ?? 0, engine.Coreset.Count, scored, flagged);
     }
 
     private FrameOutcome Score(FrameMeta meta, FrameFeatures f, Mat image)
@@ -503,7 +503,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["calibrated"] = float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
             ["threshold"] = o.Threshold ?? policy.Threshold,
             ["latency_ms"] = Math.Round(latencyMs, 2),
-            ["coreset_version"] = o.CoresetVersion,
+            ["coreset_version"] = o.CoresetVersion > 0 ? o.CoresetVersion : null, // null: the reservoir alone scored it
             ["reference_frames"] = o.ReferenceFrames,
             ["model_hash"] = _modelHash,
             ["recipe"] = o.Recipe ?? recipe,

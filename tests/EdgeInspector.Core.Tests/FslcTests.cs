@@ -184,7 +184,7 @@ public sealed class FslcTests
     public void A_clone_is_a_deep_copy()
     {
         var line = new SyntheticLine();
-        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 4, InitFrames = 4, TopN = 2 });
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 4, InitFrames = 4, TopN = 2, ReservoirFrames = 0 });
         for (int i = 0; i < 4; i++) engine.Push(line.Frame(false), i);
         var original = engine.Coreset;
         var copy = original.Clone();
@@ -297,10 +297,12 @@ public sealed class FslcTests
             Batch = 8, TopN = 2, FilterReferences = 8, ReservoirFrames = 6, ReservoirKeep = 1, ReservoirStride = 2,
         });
         for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
-        // The warm-up fills it from the frames of its batch that do not stand out: frame 4 stays out.
+        // The warm-up fills it with its batch strided to 6 frames (0, 1, 2, 4, 5, 6), scores them against
+        // each other, and the frames that stand out leave: the defect frame 4 does.
         var warm = engine.Reservoir!.Ids();
-        Assert.Equal(6, warm.Length);
+        Assert.Subset(new HashSet<long> { 0, 1, 2, 4, 5, 6 }, warm.ToHashSet());
         Assert.DoesNotContain(4L, warm);
+        Assert.True(warm.Length >= 2);
         for (int i = 8; i < 40; i++) engine.Push(line.Frame(defect: i % 8 == 4), i);
         var ids = engine.Reservoir!.Ids();
         Assert.Equal(6, ids.Length);
@@ -415,7 +417,7 @@ public sealed class FslcTests
     public void Cold_start_keeps_a_frame_the_reference_finds_anomalous_out_of_the_warmup_coreset(bool coldStart)
     {
         var line = new SyntheticLine();
-        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, ColdStartReference = coldStart });
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 8, InitFrames = 8, TopN = 2, FilterReferences = 8, ColdStartReference = coldStart, ReservoirFrames = 0 });
         for (int i = 0; i < 8; i++) engine.Push(line.Frame(defect: i == 3), i);
         Assert.True(engine.IsWarm);
         // Without the reference, k-center picks the defect frame's far-out patches (the filter may keep
@@ -452,7 +454,7 @@ public sealed class FslcTests
     public void Warmup_elements_are_anchors_only_when_configured(bool anchors)
     {
         var line = new SyntheticLine();
-        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 6, InitFrames = 3, TopN = 2, WarmupAnchors = anchors });
+        var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 6, InitFrames = 3, TopN = 2, WarmupAnchors = anchors, ReservoirFrames = 0 });
         for (int i = 0; i < 6; i++) engine.Push(line.Frame(false), i);
         Assert.True(engine.IsWarm);
         Assert.True(engine.Coreset.Count > 0);
@@ -466,9 +468,11 @@ public sealed class FslcTests
         var engine = new StreamingFslc(line.Layout, new FslcOptions { Batch = 4, TopN = 2 });
         for (int i = 0; i < 4; i++) engine.Push(line.Frame(false), i);
         Assert.True(engine.IsWarm);
+        Assert.True(engine.Reservoir!.Count >= 2);
         engine.Reset();
         Assert.False(engine.IsWarm);
         Assert.Equal(0, engine.Coreset.Count);
+        Assert.Equal(0, engine.Reservoir.Count);
         Assert.Empty(engine.Push(line.Frame(false), 10));
     }
 }

@@ -68,6 +68,26 @@ public sealed class ReservoirTests
     }
 
     [Fact]
+    public void Removing_frames_keeps_the_others_in_age_order_and_the_ring_working()
+    {
+        var r = Reservoir(capacity: 3, keep: 2, fraction: 0.3);
+        r.Add(Frame(1, 0, 0, 1), 1);
+        r.Add(Frame(0, 1, 0, 1), 2);
+        r.Add(Frame(-1, 0, 0, 1), 3);
+        r.Add(Frame(0, 1, 0, 1), 4); // wraps: 1 leaves, 4 takes its slot
+        Assert.Equal(1, r.RemoveWhere(id => id == 3));
+        Assert.Equal([2L, 4L], r.Ids());
+        r.Add(Frame(1, 0, 0, 1), 5);
+        Assert.Equal([2L, 4L, 5L], r.Ids());
+        r.Add(Frame(1, 0, 0, 1), 6); // full again: the oldest (2) leaves
+        Assert.Equal([4L, 5L, 6L], r.Ids());
+        // Scores see what is held: (1,0) is in 5 and 6, so its patch is 0 away (k = floor(0.3·3) = 0, at least 1).
+        var s = new float[2];
+        Assert.True(r.Score(Frame(1, 0, 0, 1), 9, s));
+        Assert.Equal(0f, s[0], 5);
+    }
+
+    [Fact]
     public void Keep_thins_each_frame_by_k_center()
     {
         // Keeping one patch of (1,0),(0,1): k-center starts at patch 0, so only (1,0) is held and a

@@ -74,7 +74,8 @@ public class ServiceTests
             Assert.Equal(3.0, j.GetProperty("threshold").GetDouble());
             Assert.True(j.GetProperty("latency_ms").GetDouble() > 0);
             Assert.Equal(64, j.GetProperty("model_hash").GetString()!.Length);
-            Assert.True(j.GetProperty("coreset_version").GetInt64() > 0);
+            // The reservoir alone scores (the default): no coreset version to name.
+            Assert.Equal(JsonValueKind.Null, j.GetProperty("coreset_version").ValueKind);
             // The audit trail of a score: the reservoir frames that scored it. Earlier frames only, never
             // the part itself, never the corrupt frame, and never a part that failed (quarantined frames
             // do not become references).

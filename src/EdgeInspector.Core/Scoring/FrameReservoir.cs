@@ -58,6 +58,23 @@ public sealed class FrameReservoir
         return ids;
     }
 
+    /// <summary>Drops the frames whose id <paramref name="drop"/> selects; the others keep their order. Returns how many went.</summary>
+    public int RemoveWhere(Func<long, bool> drop)
+    {
+        var kept = new List<Entry>(Count);
+        for (int t = 0; t < Count; t++)
+        {
+            var e = _entries[(_next - Count + t + Capacity) % Capacity]!;
+            if (!drop(e.Id)) kept.Add(e);
+        }
+        int removed = Count - kept.Count;
+        Clear();
+        foreach (var e in kept) _entries[_next++] = e;
+        _next %= Capacity;
+        Count = kept.Count;
+        return removed;
+    }
+
     /// <summary>Drops every frame.</summary>
     public void Clear()
     {

@@ -10,7 +10,7 @@ namespace EdgeInspector.Core.Scoring;
 /// <param name="Image">Raw image score (mean of the top-N patch scores).</param>
 /// <param name="Calibrated">Robust z against accepted frames: batch-independent, what thresholds use.</param>
 /// <param name="WarmUp">True for frames scored by the warm-up batch that built the first coreset.</param>
-/// <param name="CoresetVersion">Version of the coreset that scored it.</param>
+/// <param name="CoresetVersion">Version of the coreset that scored it; 0 when none did (the reservoir alone).</param>
 /// <param name="ReferenceFrames">Ids of the reservoir frames that scored it, oldest first (negative: known-good
 /// image −1−i); null when the coreset alone scored it.</param>
 public sealed record StreamResult(long FrameId, float[] Patches, float Image, float Calibrated, bool WarmUp, long CoresetVersion, long[]? ReferenceFrames = null);
@@ -97,12 +97,12 @@ public sealed class StreamingFslc
     public FrameReservoir? Reservoir => _reservoir;
 
     /// <summary>
-    /// False when the reservoir scores alone (weight 1): the coreset then only decides the warm-up and
-    /// scores nothing afterwards (it is the fallback for a reservoir with no other frame, which a warm
-    /// engine never has), so rolling updates and warm-up rebuilds, which would spend a core on it, are
-    /// skipped and each frame is handed back as soon as it is scored.
+    /// False when the reservoir scores alone (weight 1, room for two frames or more): no coreset is built
+    /// or updated then, since it would score nothing (it is only the fallback for a reservoir holding no
+    /// other frame, which a warm engine with two frames never is). The warm-up is mutual scoring over the
+    /// reservoir, and each frame is handed back as soon as it is scored. Known-good seeding still builds one.
     /// </summary>
-    public bool CoresetLearns => _reservoir is null || _o.ReservoirWeight < 1;
+    public bool CoresetLearns => _reservoir is null || _o.ReservoirWeight < 1 || _reservoir.Capacity < 2;
 
     /// <summary>
     /// A frame's score: the coreset's nearest distance, the reservoir's interval average, or their
@@ -206,7 +206,7 @@ public sealed class StreamingFslc
         if (Accepts(u) || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         // After scoring: a frame never vouches for itself.
         if (Accepts(u)) OfferToReservoir(frame, id);
-        var result = new StreamResult(id, score.Patches, score.Image, u, false, Coreset.Version, references);
+        var result = new StreamResult(id, score.Patches, score.Image, u, false, CoresetLearns ? Coreset.Version : 0, references);
         if (!CoresetLearns)
         {
             if (!Accepts(u)) Quarantined++;
@@ -283,6 +283,7 @@ public sealed class StreamingFslc
         var frames = new FrameFeatures[_warmup.Count];
         var ids = new long[_warmup.Count];
         for (int i = 0; i < frames.Length; i++) (frames[i], ids[i]) = _warmup[i];
+        if (!CoresetLearns) return WarmupByReservoir(frames, ids);
         Coreset = _fslc.Build(frames, ids, anchors: _o.WarmupAnchors, eligible: _o.ColdStartReference ? ConfidentNormal(frames) : null);
         Coreset.Packed();
         var scores = new Scored[frames.Length];
@@ -310,6 +311,45 @@ public sealed class StreamingFslc
             results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, Coreset.Version, references);
         }
         Thin(Coreset);
+        _warmup.Clear();
+        IsWarm = true;
+        return results;
+    }
+
+    /// <summary>
+    /// The warm-up when the reservoir scores alone: MuSc's mutual scoring, over the reservoir. The batch
+    /// (evenly strided down to the reservoir's capacity) fills it, every frame of the batch is scored
+    /// against the others' entries, and the frames that stand out within the batch (robust z above κ_q)
+    /// leave it and stay out of the calibration. One scoring pass and no coreset: the interval average
+    /// (the lowest 30% of the per-frame distances) is what makes the few defect frames of a batch harmless
+    /// references, as in MuSc itself.
+    /// </summary>
+    private IReadOnlyList<StreamResult> WarmupByReservoir(FrameFeatures[] frames, long[] ids)
+    {
+        var (chosen, chosenIds) = Fslc.References(frames, ids, _reservoir!.Capacity);
+        for (int t = 0; t < chosen.Length; t++) _reservoir.Add(chosen[t], chosenIds[t]);
+        var scores = new Scored[frames.Length];
+        Parallel.For(0, frames.Length, i => scores[i] = ScoreFrame(frames[i], ids[i]));
+        var imgs = new float[frames.Length];
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Score.Image;
+        var (median, sigma) = Stats.RobustLocationScale((float[])imgs.Clone());
+        var standout = new HashSet<long>();
+        for (int i = 0; i < frames.Length; i++)
+        {
+            if (sigma <= 0 || Accepts((imgs[i] - median) / sigma)) _calibrator.Accept(imgs[i]);
+            else standout.Add(ids[i]);
+            _release?.Invoke(frames[i]); // the reservoir keeps copies
+        }
+        // Two frames at least stay, so that every later frame (and each of them) has another to be scored by.
+        int left = 0;
+        foreach (long id in _reservoir.Ids()) if (!standout.Contains(id)) left++;
+        if (left >= 2) _reservoir.RemoveWhere(standout.Contains);
+        var results = new StreamResult[frames.Length];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            var (score, references) = scores[i];
+            results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, 0, references);
+        }
         _warmup.Clear();
         IsWarm = true;
         return results;
