@@ -151,8 +151,8 @@ public static class ConfigLoader
             InferenceBatch = e.Int("inference_batch", 4, 1, 256),
             DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
         };
-        // Rebuilds shape the coreset's scores; with the reservoir scoring, the coreset only decides the
-        // warm-up and the setting would change nothing: say so rather than let it look as if it did.
+        // Rebuilds shape the coreset's scores; with the reservoir scoring no coreset is built, and the
+        // setting would change nothing: say so rather than let it look as if it did.
         if (engine.WarmupBatches > 1 && engine.ReservoirFrames > 0)
         {
             e.Error(null, "engine.warmup_batches", $"{engine.WarmupBatches} has no effect while the reservoir scores (reservoir_frames {engine.ReservoirFrames}); expected 1, or reservoir_frames: 0 to score with the coreset");

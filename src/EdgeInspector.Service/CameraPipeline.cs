@@ -342,7 +342,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             }
         }
         _deferred.Clear();
-        // Frames answered warming_up are scored once the coreset exists: logged for the audit trail.
+        // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
         _log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames, coreset {Size} elements); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", Name, engine.Reservoir?.Count ?? 0, engine.Coreset.Count, scored, flagged);
     }
 

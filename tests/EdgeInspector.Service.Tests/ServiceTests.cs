@@ -57,8 +57,8 @@ public class ServiceTests
         Assert.Equal("error", kinds[corrupt]);
         Assert.True(verdicts[corrupt].Json.GetProperty("reject").GetBoolean());
         Assert.Contains("009_corrupt.png", verdicts[corrupt].Json.GetProperty("error").GetString());
-        // Frames are answered warming_up until the coreset exists (the first batch-1 at least, then those
-        // that arrive while it is built), and scored from then on; the line goes on after the corrupt one.
+        // Frames are answered warming_up until the engine is warm (the first batch-1 at least, then those
+        // that arrive while the batch is scored), and scored from then on; the line goes on after the corrupt one.
         // How many arrive during the build depends on the machine's load (3 fps): the bound only asks
         // that the last frames are scored.
         Assert.All(kinds.Take(7), k => Assert.Equal("warming_up", k));

@@ -85,9 +85,8 @@ internal sealed record EvalOptions
                                         accepted frames (default 64; 0 = by the coreset alone)
           --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default 0.0625)
           --reservoir-weight X          stream: weight of the reservoir score, the coreset's has the rest (default 1;
-                                        at 1 the coreset only decides the warm-up: the update and warm-up
-                                        rebuild knobs above apply when the coreset scores, below 1 or at
-                                        --reservoir-frames 0)
+                                        at 1 no coreset is built: the coreset knobs above, updates and warm-up
+                                        rebuilds included, apply below 1 or at --reservoir-frames 0)
           --reservoir-stride N          stream: every N-th accepted frame enters the reservoir (default 1)
           --candidate-quantile X        stream: patch-score quantile where the admission band starts (default 0.9)
           --top-n N                     patches averaged into the image score (default 10)

@@ -121,7 +121,7 @@ public sealed record FslcOptions
 
     /// <summary>
     /// Weight of the reservoir's score in a patch's score; the coreset's has the rest. 1 = the reservoir
-    /// alone, and then the coreset is built for the warm-up only and never updated.
+    /// alone, and then no coreset is built or updated (known-good seeding still builds one).
     /// </summary>
     public double ReservoirWeight { get; init; } = 1.0;
 

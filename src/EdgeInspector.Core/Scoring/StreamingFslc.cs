@@ -9,7 +9,7 @@ namespace EdgeInspector.Core.Scoring;
 /// <param name="Patches">Fused patch scores on the grid.</param>
 /// <param name="Image">Raw image score (mean of the top-N patch scores).</param>
 /// <param name="Calibrated">Robust z against accepted frames: batch-independent, what thresholds use.</param>
-/// <param name="WarmUp">True for frames scored by the warm-up batch that built the first coreset.</param>
+/// <param name="WarmUp">True for frames scored together as the warm-up batch, when the engine became warm.</param>
 /// <param name="CoresetVersion">Version of the coreset that scored it; 0 when none did (the reservoir alone).</param>
 /// <param name="ReferenceFrames">Ids of the reservoir frames that scored it, oldest first (negative: known-good
 /// image −1−i); null when the coreset alone scored it.</param>
@@ -17,14 +17,17 @@ public sealed record StreamResult(long FrameId, float[] Patches, float Image, fl
 
 /// <summary>
 /// Streaming FSLC, the mode a line runs (spec §6, simplified and measured): frames arrive one at a time;
-/// after a warm-up batch (or at once, when known-good frames seed it) a coreset exists and every new
-/// frame is scored on arrival against it. Every rolling batch the coreset is updated: candidates are
-/// the poorly covered patches of accepted (non-quarantined) frames, expansion picks the farthest of them,
-/// the interval-average filter admits only those that recur across the batch's other frames, and the
-/// size is capped by k-center re-thinning that keeps anchors. A frame is always scored before any of
-/// its patches can enter the coreset, so its own features never vouch for it.
+/// after a warm-up batch (or at once, when known-good frames seed it) every new frame is scored on
+/// arrival. By default against a <see cref="FrameReservoir"/> of recent accepted frames (each a k-center
+/// subset of its patches), MuSc's way; then no coreset is built (<see cref="CoresetLearns"/>). With
+/// <see cref="FslcOptions.ReservoirFrames"/> 0 (or a blend), against a coreset that every rolling batch
+/// updates: candidates are the poorly covered patches of accepted (non-quarantined) frames, expansion
+/// picks the farthest of them, the interval-average filter admits only those that recur across the
+/// batch's other frames, and the size is capped by k-center re-thinning that keeps anchors. A frame is
+/// always scored before any of its patches can enter what scores later frames, so its own features
+/// never vouch for it.
 /// </summary>
-/// <remarks>Not thread-safe: one instance per camera pipeline. It retains pushed frames until the next update.</remarks>
+/// <remarks>Not thread-safe: one instance per camera pipeline. A learning coreset retains pushed frames until the next update.</remarks>
 public sealed class StreamingFslc
 {
     private readonly FslcOptions _o;
