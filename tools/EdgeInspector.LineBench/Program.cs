@@ -99,9 +99,12 @@ while (last < opts.Frames && !service.HasExited)
     if (clock.Elapsed.TotalSeconds % 30 < 0.2) Console.Error.WriteLine($"linebench: {last}/{opts.Frames} frames, {clock.Elapsed.TotalSeconds:0} s");
 }
 var all = verdicts.Where(v => v.Id <= opts.Frames).ToList();
-service.Kill(entireProcessTree: true);
+// A service that exited on its own is a finding, not a measurement: keep its logs and say so.
+bool died = service.HasExited;
+if (!died) service.Kill(entireProcessTree: true);
 await service.WaitForExitAsync();
-try { Directory.Delete(work, true); } catch (IOException) { }
+if (died) Console.Error.WriteLine($"linebench: the service exited by itself (code {service.ExitCode}) after frame {last}; its logs are kept in {work}/logs");
+else try { Directory.Delete(work, true); } catch (IOException) { }
 
 // Steady state: verdicts after the first scored one (warm-up excluded).
 int firstScored = all.FindIndex(v => v.Kind is "pass" or "fail" or "unsure");
