@@ -61,7 +61,7 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
                         ["frame_id"] = item.Meta.Id, ["part_id"] = item.Meta.PartId, ["camera"] = camera,
                         ["timestamp_ms"] = item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), ["verdict"] = verdict,
                         ["score"] = float.IsFinite(o.Score) ? o.Score : null, ["calibrated"] = float.IsFinite(o.Calibrated) ? o.Calibrated : null,
-                        ["threshold"] = o.Threshold, ["recipe"] = o.Recipe, ["coreset_version"] = o.CoresetVersion > 0 ? o.CoresetVersion : null,
+                        ["threshold"] = o.Threshold, ["recipe"] = o.Recipe, ["coreset_version"] = o.CoresetVersion,
                         ["reference_frames"] = o.ReferenceFrames, ["model_hash"] = modelHash,
                     };
                     await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record), ct);

@@ -24,7 +24,8 @@ internal sealed class FrameOutcome
     public VerdictKind Kind;
     public float Score = float.NaN;
     public float Calibrated = float.NaN;
-    public long CoresetVersion;
+    /// <summary>Version of the coreset that scored it (null: none did, the reservoir alone).</summary>
+    public long? CoresetVersion;
     /// <summary>Ids of the reservoir frames that scored it (null: the coreset scored it).</summary>
     public long[]? ReferenceFrames;
     /// <summary>For scored frames: the threshold and recipe the verdict was decided with (hot reload or a
@@ -377,7 +378,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             }
             var (policy, recipe) = Current();
             var kind = policy.Decide(mine.Calibrated);
-            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion, ReferenceFrames = mine.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe };
+            var outcome = new FrameOutcome { Kind = kind, Score = mine.Image, Calibrated = mine.Calibrated, CoresetVersion = mine.CoresetVersion > 0 ? mine.CoresetVersion : null, ReferenceFrames = mine.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe };
             var settings = Live.Settings;
             bool archive = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());
             if (archive || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()))
@@ -503,7 +504,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["calibrated"] = float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
             ["threshold"] = o.Threshold ?? policy.Threshold,
             ["latency_ms"] = Math.Round(latencyMs, 2),
-            ["coreset_version"] = o.CoresetVersion > 0 ? o.CoresetVersion : null, // null: the reservoir alone scored it
+            ["coreset_version"] = o.CoresetVersion,
             ["reference_frames"] = o.ReferenceFrames,
             ["model_hash"] = _modelHash,
             ["recipe"] = o.Recipe ?? recipe,

@@ -50,11 +50,14 @@ public sealed class FrameReservoir
     /// <summary>Most frames held; the oldest goes when a frame is added to a full reservoir.</summary>
     public int Capacity => _entries.Length;
 
+    /// <summary>The t-th oldest frame held (t below <see cref="Count"/>): the ring's slots in age order.</summary>
+    private Entry Oldest(int t) => _entries[(_next - Count + t + Capacity) % Capacity]!;
+
     /// <summary>Ids of the frames held, oldest first.</summary>
     public long[] Ids()
     {
         var ids = new long[Count];
-        for (int t = 0; t < Count; t++) ids[t] = _entries[(_next - Count + t + Capacity) % Capacity]!.Id;
+        for (int t = 0; t < Count; t++) ids[t] = Oldest(t).Id;
         return ids;
     }
 
@@ -64,7 +67,7 @@ public sealed class FrameReservoir
         var kept = new List<Entry>(Count);
         for (int t = 0; t < Count; t++)
         {
-            var e = _entries[(_next - Count + t + Capacity) % Capacity]!;
+            var e = Oldest(t);
             if (!drop(e.Id)) kept.Add(e);
         }
         int removed = Count - kept.Count;
@@ -135,7 +138,7 @@ public sealed class FrameReservoir
         var refs = new List<Entry>(Count);
         for (int t = 0; t < Count; t++)
         {
-            var e = _entries[(_next - Count + t + Capacity) % Capacity]!;
+            var e = Oldest(t);
             if (e.Id != id) refs.Add(e);
         }
         int n = refs.Count;

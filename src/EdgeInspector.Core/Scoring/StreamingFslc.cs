@@ -206,13 +206,14 @@ public sealed class StreamingFslc
         PollUpdate();
         var (score, references) = ScoreFrame(frame, id);
         float u = _calibrator.Calibrate(score.Image);
-        if (Accepts(u) || _calibrator.Count < 2) _calibrator.Accept(score.Image);
+        bool accepted = Accepts(u);
+        if (accepted || _calibrator.Count < 2) _calibrator.Accept(score.Image);
         // After scoring: a frame never vouches for itself.
-        if (Accepts(u)) OfferToReservoir(frame, id);
+        if (accepted) OfferToReservoir(frame, id);
         var result = new StreamResult(id, score.Patches, score.Image, u, false, CoresetLearns ? Coreset.Version : 0, references);
         if (!CoresetLearns)
         {
-            if (!Accepts(u)) Quarantined++;
+            if (!accepted) Quarantined++;
             _release?.Invoke(frame); // the reservoir keeps copies
             return [result];
         }
@@ -294,26 +295,41 @@ public sealed class StreamingFslc
         if (_reservoir is not null) scores = FillReservoir(frames, ids, scores);
 
         // Calibration starts from the warm-up frames that do not stand out within their own batch.
-        var imgs = new float[frames.Length];
-        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Score.Image;
-        var (median, sigma) = Stats.RobustLocationScale(imgs.ToArray());
-        _rebuildsLeft = CoresetLearns ? Math.Max(0, _o.WarmupBatches - 1) : 0;
-        for (int i = 0; i < imgs.Length; i++)
-        {
-            bool accepted = sigma <= 0 || Accepts((imgs[i] - median) / sigma);
-            if (accepted) _calibrator.Accept(imgs[i]);
-            // The same strided references a rolling batch keeps whole, for the rebuilds to come; the rest
-            // go back now (the coreset holds copies of its rows, and every frame is scored).
-            if (accepted && _rebuildsLeft > 0 && i % _referenceStride == 0) _kept.Add(_warmup[i]);
-            else _release?.Invoke(_warmup[i].Frame);
-        }
-        var results = new StreamResult[frames.Length];
+        var accepted = AcceptedWithinBatch(scores);
+        _rebuildsLeft = Math.Max(0, _o.WarmupBatches - 1);
         for (int i = 0; i < frames.Length; i++)
         {
-            var (score, references) = scores[i];
-            results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, Coreset.Version, references);
+            if (accepted[i]) _calibrator.Accept(scores[i].Score.Image);
+            // The same strided references a rolling batch keeps whole, for the rebuilds to come; the rest
+            // go back now (the coreset holds copies of its rows, and every frame is scored).
+            if (accepted[i] && _rebuildsLeft > 0 && i % _referenceStride == 0) _kept.Add(_warmup[i]);
+            else _release?.Invoke(_warmup[i].Frame);
         }
+        long version = Coreset.Version; // the coreset that scored them: re-thinning may bump it
         Thin(Coreset);
+        return WarmResults(ids, scores, version);
+    }
+
+    /// <summary>Which frames of a batch do not stand out within it: robust z of the image score at most κ_q (all, when the batch has no spread).</summary>
+    private bool[] AcceptedWithinBatch(Scored[] scores)
+    {
+        var imgs = new float[scores.Length];
+        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Score.Image;
+        var (median, sigma) = Stats.RobustLocationScale(imgs); // imgs is overwritten: read the scores below
+        var accepted = new bool[scores.Length];
+        for (int i = 0; i < accepted.Length; i++) accepted[i] = sigma <= 0 || Accepts((scores[i].Score.Image - median) / sigma);
+        return accepted;
+    }
+
+    /// <summary>The warm-up batch's results, calibrated once every accepted frame is in; the engine is warm from here on.</summary>
+    private StreamResult[] WarmResults(long[] ids, Scored[] scores, long coresetVersion)
+    {
+        var results = new StreamResult[ids.Length];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            var (score, references) = scores[i];
+            results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, coresetVersion, references);
+        }
         _warmup.Clear();
         IsWarm = true;
         return results;
@@ -333,13 +349,11 @@ public sealed class StreamingFslc
         for (int t = 0; t < chosen.Length; t++) _reservoir.Add(chosen[t], chosenIds[t]);
         var scores = new Scored[frames.Length];
         Parallel.For(0, frames.Length, i => scores[i] = ScoreFrame(frames[i], ids[i]));
-        var imgs = new float[frames.Length];
-        for (int i = 0; i < imgs.Length; i++) imgs[i] = scores[i].Score.Image;
-        var (median, sigma) = Stats.RobustLocationScale((float[])imgs.Clone());
+        var accepted = AcceptedWithinBatch(scores);
         var standout = new HashSet<long>();
         for (int i = 0; i < frames.Length; i++)
         {
-            if (sigma <= 0 || Accepts((imgs[i] - median) / sigma)) _calibrator.Accept(imgs[i]);
+            if (accepted[i]) _calibrator.Accept(scores[i].Score.Image);
             else standout.Add(ids[i]);
             _release?.Invoke(frames[i]); // the reservoir keeps copies
         }
@@ -347,15 +361,7 @@ public sealed class StreamingFslc
         int left = 0;
         foreach (long id in _reservoir.Ids()) if (!standout.Contains(id)) left++;
         if (left >= 2) _reservoir.RemoveWhere(standout.Contains);
-        var results = new StreamResult[frames.Length];
-        for (int i = 0; i < frames.Length; i++)
-        {
-            var (score, references) = scores[i];
-            results[i] = new StreamResult(ids[i], score.Patches, score.Image, _calibrator.Calibrate(score.Image), true, 0, references);
-        }
-        _warmup.Clear();
-        IsWarm = true;
-        return results;
+        return WarmResults(ids, scores, 0);
     }
 
     /// <summary>
@@ -365,14 +371,12 @@ public sealed class StreamingFslc
     /// </summary>
     private Scored[] FillReservoir(FrameFeatures[] frames, long[] ids, Scored[] coresetScores)
     {
-        var imgs = new float[frames.Length];
-        for (int i = 0; i < imgs.Length; i++) imgs[i] = coresetScores[i].Score.Image;
-        var (median, sigma) = Stats.RobustLocationScale(imgs); // imgs is overwritten: read scores below
+        var within = AcceptedWithinBatch(coresetScores);
         var accepted = new List<FrameFeatures>();
         var acceptedIds = new List<long>();
         for (int i = 0; i < frames.Length; i++)
         {
-            if (sigma > 0 && !Accepts((coresetScores[i].Score.Image - median) / sigma)) continue;
+            if (!within[i]) continue;
             accepted.Add(frames[i]);
             acceptedIds.Add(ids[i]);
         }
