@@ -22,7 +22,7 @@ public sealed class ImagePreprocessor(int width, int height, bool rgb, float[] m
             mat.Dispose();
             throw new ImageDecodeException($"{path}: not a decodable image (corrupt or unsupported format).");
         }
-        return mat;
+        return Faithful(mat, path);
     }
 
     /// <summary>Decodes an encoded image held in memory (a camera's JPEG, say); <paramref name="what"/> names it in errors.</summary>
@@ -34,12 +34,49 @@ public sealed class ImagePreprocessor(int width, int height, bool rgb, float[] m
             mat.Dispose();
             throw new ImageDecodeException($"{what}: not a decodable image (corrupt or unsupported format).");
         }
+        return Faithful(mat, what);
+    }
+
+    /// <summary>
+    /// Keeps only images that convert to 8-bit BGR without guessing: 8- or 16-bit unsigned samples with 1, 3
+    /// or 4 channels (the decoders have already expanded palettes and converted CMYK). Anything else (float
+    /// or signed samples, two channels, more than four) has no agreed mapping to the pixels the backbone
+    /// was trained on, so it is refused by name rather than scored on its raw bytes.
+    /// </summary>
+    private static Mat Faithful(Mat mat, string what)
+    {
+        if (Describe(mat) is { } problem)
+        {
+            mat.Dispose();
+            throw new ImageDecodeException($"{what}: {problem}");
+        }
         return mat;
     }
 
-    /// <summary>Converts any 1/3/4-channel 8- or 16-bit image to 8-bit BGR.</summary>
+    /// <summary>Null for an image <see cref="ToBgr8"/> converts faithfully; otherwise what is wrong with it.</summary>
+    public static string? Describe(Mat mat)
+    {
+        int depth = mat.Depth(), channels = mat.Channels();
+        bool depthOk = depth == MatType.CV_8U || depth == MatType.CV_16U;
+        if (depthOk && channels is 1 or 3 or 4) return null;
+        string sample = depth switch
+        {
+            MatType.CV_8U => "8-bit unsigned",
+            MatType.CV_8S => "8-bit signed",
+            MatType.CV_16U => "16-bit unsigned",
+            MatType.CV_16S => "16-bit signed",
+            MatType.CV_32S => "32-bit signed integer",
+            MatType.CV_32F => "32-bit float",
+            MatType.CV_64F => "64-bit float",
+            _ => "16-bit float",
+        };
+        return $"{sample} samples with {channels} channel(s) are not supported; expected 8- or 16-bit unsigned gray, RGB or RGBA (palette and CMYK images are converted). Convert the image to 8 or 16 bits first.";
+    }
+
+    /// <summary>Converts any 1/3/4-channel 8- or 16-bit image to 8-bit BGR; refuses anything else by name.</summary>
     public static Mat ToBgr8(Mat src)
     {
+        if (Describe(src) is { } problem) throw new ImageDecodeException("image: " + problem);
         Mat m = src;
         Mat? tmp = null;
         if (src.Depth() == MatType.CV_16U)
