@@ -192,6 +192,7 @@ public static class ConfigLoader
             Tls = tls,
             SpoolDir = Resolve(baseDir, q.Str("spool_dir", "spool")),
             SpoolMaxMessages = q.Int("spool_max_messages", 100_000, 10, 100_000_000),
+            SpoolMinFreeMb = q.Int("spool_min_free_mb", 64, 0, 1_000_000),
             StatusIntervalS = q.Num("status_interval_s", 5, 0.1, 3600),
         };
         CheckTopicLevel(q, "prefix", mqtt.Prefix);

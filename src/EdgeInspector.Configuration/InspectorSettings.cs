@@ -216,6 +216,8 @@ public sealed record MqttSettings
     public string SpoolDir { get; init; } = "spool";
     /// <summary>Spooled messages kept at most, per camera; the oldest go first (counted).</summary>
     public int SpoolMaxMessages { get; init; } = 100_000;
+    /// <summary>Free disk space the spool leaves (MB): below it the spool stops growing, the oldest message making way for each new one (counted).</summary>
+    public int SpoolMinFreeMb { get; init; } = 64;
     /// <summary>Status publishing period.</summary>
     public double StatusIntervalS { get; init; } = 5;
 }

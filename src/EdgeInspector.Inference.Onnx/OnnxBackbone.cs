@@ -25,11 +25,11 @@ public sealed class OnnxBackbone : IDisposable
     {
         logger ??= NullLogger.Instance;
         _options = options;
-        if (string.IsNullOrWhiteSpace(options.ModelPath)) throw new BackboneException("backbone.model: no model path is set.");
-        if (!File.Exists(options.ModelPath)) throw new BackboneException($"backbone.model: the model file '{options.ModelPath}' does not exist.");
-        if (options.Taps.Length == 0) throw new BackboneException("backbone.taps: at least one tap (a named model output) is needed.");
-        if (options.Mean.Length != 3 || options.Std.Length != 3) throw new BackboneException("backbone.mean/std: three values each (one per channel) are expected.");
-        if (options.ChannelOrder is not ("rgb" or "bgr")) throw new BackboneException($"backbone.channel_order: '{options.ChannelOrder}' is not 'rgb' or 'bgr'.");
+        if (string.IsNullOrWhiteSpace(options.ModelPath)) throw new BackboneException("model.path: no model path is set.");
+        if (!File.Exists(options.ModelPath)) throw new BackboneException($"model.path: the model file '{options.ModelPath}' does not exist.");
+        if (options.Taps.Length == 0) throw new BackboneException("model.taps: at least one tap (a named model output) is needed.");
+        if (options.Mean.Length != 3 || options.Std.Length != 3) throw new BackboneException("model.mean/std: three values each (one per channel) are expected.");
+        if (options.ChannelOrder is not ("rgb" or "bgr")) throw new BackboneException($"model.channel_order: '{options.ChannelOrder}' is not 'rgb' or 'bgr'.");
         if (options.Degrees.Length == 0) throw new BackboneException("backbone.degrees: at least one aggregation degree is needed.");
         foreach (int a in options.Degrees)
         {
@@ -49,12 +49,12 @@ public sealed class OnnxBackbone : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new BackboneException($"backbone.model: '{options.ModelPath}' could not be loaded as an ONNX model: {e.Message}", e);
+            throw new BackboneException($"model.path: '{options.ModelPath}' could not be loaded as an ONNX model: {e.Message}", e);
         }
 
         try
         {
-            if (_session.InputMetadata.Count != 1) throw new BackboneException($"backbone.model: '{options.ModelPath}' has {_session.InputMetadata.Count} inputs; one image input is expected.");
+            if (_session.InputMetadata.Count != 1) throw new BackboneException($"model.path: '{options.ModelPath}' has {_session.InputMetadata.Count} inputs; one image input is expected.");
             _inputName = _session.InputMetadata.Keys.First();
             CheckDeclaredInput(_session.InputMetadata[_inputName].Dimensions);
             var outputs = _session.OutputMetadata.Keys.ToArray();
@@ -62,7 +62,7 @@ public sealed class OnnxBackbone : IDisposable
             {
                 if (!outputs.Contains(tap))
                 {
-                    throw new BackboneException($"backbone.taps: '{tap}' is not an output of '{options.ModelPath}'. Outputs: {string.Join(", ", outputs)}.");
+                    throw new BackboneException($"model.taps: '{tap}' is not an output of '{options.ModelPath}'. Outputs: {string.Join(", ", outputs)}.");
                 }
             }
             string globalTap = options.GlobalTap ?? options.Taps[^1];
@@ -83,7 +83,7 @@ public sealed class OnnxBackbone : IDisposable
             int globalIndex = Array.IndexOf(options.Taps, globalTap);
             if (gh < 2 || gw < 2)
             {
-                throw new BackboneException($"backbone.input_size: at {options.InputWidth}x{options.InputHeight} the taps' finest grid is {gw}x{gh}; at least 2x2 patches are needed (use a larger input).");
+                throw new BackboneException($"model.input_width/input_height: at {options.InputWidth}x{options.InputHeight} the taps' finest grid is {gw}x{gh}; at least 2x2 patches are needed (use a larger input).");
             }
             Layout = new FeatureLayout(gh, gw, views, _tapShapes[globalIndex][0]);
             ModelHash = ComputeHash(options.ModelPath);
@@ -120,7 +120,7 @@ public sealed class OnnxBackbone : IDisposable
                 "tensorrt" => "TensorrtExecutionProvider",
                 "cuda" => "CUDAExecutionProvider",
                 "cpu" => "CPUExecutionProvider",
-                _ => throw new BackboneException($"backbone.execution_providers: '{wanted}' is not one of tensorrt, cuda, cpu."),
+                _ => throw new BackboneException($"model.providers: '{wanted}' is not one of tensorrt, cuda, cpu."),
             };
             if (!available.Contains(ortName))
             {
@@ -159,18 +159,18 @@ public sealed class OnnxBackbone : IDisposable
                 logger.LogWarning("Execution provider {Provider} skipped: {Reason}", name, e.Message);
             }
         }
-        throw new BackboneException($"backbone.execution_providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
+        throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
     }
 
     /// <summary>A model with a fixed input shape states it; a mismatch is named before the probe runs.</summary>
     private void CheckDeclaredInput(int[] dims)
     {
         string want = $"Nx3x{_options.InputHeight}x{_options.InputWidth}";
-        if (dims.Length != 4) throw new BackboneException($"backbone.model: '{_options.ModelPath}' takes a rank-{dims.Length} input; [batch, 3, height, width] is expected.");
-        if (dims[1] > 0 && dims[1] != 3) throw new BackboneException($"backbone.model: '{_options.ModelPath}' takes {dims[1]} channels; 3 are fed.");
+        if (dims.Length != 4) throw new BackboneException($"model.path: '{_options.ModelPath}' takes a rank-{dims.Length} input; [batch, 3, height, width] is expected.");
+        if (dims[1] > 0 && dims[1] != 3) throw new BackboneException($"model.path: '{_options.ModelPath}' takes {dims[1]} channels; 3 are fed.");
         if ((dims[2] > 0 && dims[2] != _options.InputHeight) || (dims[3] > 0 && dims[3] != _options.InputWidth))
         {
-            throw new BackboneException($"backbone.input_size: '{_options.ModelPath}' has a fixed input of {dims[2]}x{dims[3]} (height x width); the configuration feeds {want}. Set input width/height to {dims[3]}x{dims[2]}.");
+            throw new BackboneException($"model.input_width/input_height: '{_options.ModelPath}' has a fixed input of {dims[2]}x{dims[3]} (height x width); the configuration feeds {want}. Set input width/height to {dims[3]}x{dims[2]}.");
         }
     }
 
@@ -185,14 +185,14 @@ public sealed class OnnxBackbone : IDisposable
             for (int t = 0; t < shapes.Length; t++)
             {
                 var shape = results[t].GetTensorTypeAndShape().Shape;
-                if (shape.Length != 4) throw new BackboneException($"backbone.taps: '{_options.Taps[t]}' has shape [{string.Join(",", shape)}]; [batch, channels, height, width] is expected.");
+                if (shape.Length != 4) throw new BackboneException($"model.taps: '{_options.Taps[t]}' has shape [{string.Join(",", shape)}]; [batch, channels, height, width] is expected.");
                 shapes[t] = [(int)shape[1], (int)shape[2], (int)shape[3]];
             }
             return shapes;
         }
         catch (OnnxRuntimeException e)
         {
-            throw new BackboneException($"backbone.input_size: '{_options.ModelPath}' refuses an input of 1x3x{_options.InputHeight}x{_options.InputWidth}: {e.Message}", e);
+            throw new BackboneException($"model.input_width/input_height: '{_options.ModelPath}' refuses an input of 1x3x{_options.InputHeight}x{_options.InputWidth}: {e.Message}", e);
         }
     }
 

@@ -6,24 +6,39 @@ namespace EdgeInspector.Mqtt;
 /// A bounded, ordered, on-disk queue of messages the broker has not acknowledged yet. One file per
 /// message, named by a sequence number and written through a temporary file and a rename, so a crash or
 /// power cut leaves either the whole message or none, and a restarted service delivers what is left in
-/// order. When full, the oldest message is deleted and counted as overflow: the count is reported on the
-/// status topic and in the log, never silent.
+/// order.
 /// </summary>
-/// <remarks>Not thread-safe: owned by one delivery loop.</remarks>
+/// <remarks>
+/// Full means either <c>maxMessages</c> held or the disk below its free-space floor (or out of space
+/// outright): then the oldest message is deleted to make room (<see cref="Overflow"/>), so a full disk
+/// costs the oldest verdicts, never the newest, and never stops the spool. A message that cannot be
+/// written even so (an empty spool on a full disk, a read-only disk) is counted in
+/// <see cref="WriteFailed"/> and <see cref="TryAppend"/> returns false; it never throws for a disk
+/// problem. Not thread-safe: its owner serialises access.
+/// </remarks>
 public sealed class MessageSpool
 {
     private readonly string _dir;
     private readonly int _max;
+    private readonly long _minFreeBytes;
     private readonly Queue<long> _sequence = new();
+    private readonly Func<long> _freeBytes;
     private long _next;
 
     /// <summary>Opens (or creates) the spool in <paramref name="dir"/>, picking up what a previous run left.</summary>
-    public MessageSpool(string dir, int maxMessages)
+    /// <param name="dir">The spool's folder.</param>
+    /// <param name="maxMessages">Messages held at most.</param>
+    /// <param name="minFreeBytes">Free space the spool leaves on its disk: below it, the spool does not grow.</param>
+    public MessageSpool(string dir, int maxMessages, long minFreeBytes = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(minFreeBytes);
         _dir = dir;
         _max = maxMessages;
+        _minFreeBytes = minFreeBytes;
         Directory.CreateDirectory(dir);
+        string full = Path.GetFullPath(dir);
+        _freeBytes = () => new DriveInfo(full).AvailableFreeSpace;
         foreach (string tmp in Directory.EnumerateFiles(dir, "*.tmp")) File.Delete(tmp); // torn writes from a crash
         var existing = new List<long>();
         foreach (string f in Directory.EnumerateFiles(dir, "*.msg"))
@@ -33,42 +48,106 @@ public sealed class MessageSpool
         existing.Sort();
         foreach (long n in existing) _sequence.Enqueue(n);
         _next = existing.Count > 0 ? existing[^1] + 1 : 1;
+        Recovered = existing.Count;
     }
 
     /// <summary>Messages waiting.</summary>
     public int Count => _sequence.Count;
 
-    /// <summary>Messages deleted unsent because the spool was full, since this spool was opened.</summary>
+    /// <summary>Messages found from an earlier run when the spool was opened.</summary>
+    public int Recovered { get; }
+
+    /// <summary>Oldest messages deleted unsent to make room (count bound, free-space floor or a full disk), since this spool was opened.</summary>
     public long Overflow { get; private set; }
+
+    /// <summary>Messages that could not be written at all (nothing left to delete, or the disk refused), since this spool was opened.</summary>
+    public long WriteFailed { get; private set; }
+
+    /// <summary>The last disk error met while writing, for the status topic.</summary>
+    public string? LastWriteError { get; private set; }
 
     private string PathOf(long n) => Path.Combine(_dir, n.ToString("D16") + ".msg");
 
-    /// <summary>Appends a message; deletes the oldest when full.</summary>
-    public void Append(OutgoingMessage message)
+    /// <summary>Appends a message, deleting the oldest ones when full; false (counted) when it could not be written.</summary>
+    public bool TryAppend(OutgoingMessage message)
     {
-        while (_sequence.Count >= _max)
+        while (_sequence.Count >= _max) DropOldest();
+        // Below the floor the spool does not grow: the oldest message makes way for the newest.
+        if (_minFreeBytes > 0 && FreeBytes() < _minFreeBytes)
         {
-            File.Delete(PathOf(_sequence.Dequeue()));
-            Overflow++;
-        }
-        long n = _next++;
-        string path = PathOf(n), tmp = path + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        using (var w = new BinaryWriter(fs, Encoding.UTF8))
-        {
-            w.Write(message.Topic);
-            w.Write(message.Retain);
-            var props = message.UserProperties ?? [];
-            w.Write(props.Count);
-            foreach (var (k, v) in props)
+            if (_sequence.Count == 0)
             {
-                w.Write(k);
-                w.Write(v);
+                WriteFailed++;
+                LastWriteError = $"{_dir}: less than {_minFreeBytes / (1024 * 1024)} MB free (mqtt.spool_min_free_mb)";
+                return false;
             }
-            w.Write(message.Payload.Length);
-            w.Write(message.Payload);
+            DropOldest();
         }
-        File.Move(tmp, path);
+        // A full disk: make room from the oldest and try again, a few times (a message may be larger than the one deleted).
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                Write(message);
+                return true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LastWriteError = $"{_dir}: {e.Message}";
+                if (attempt >= 8 || _sequence.Count == 0 || e is UnauthorizedAccessException)
+                {
+                    WriteFailed++;
+                    return false;
+                }
+                DropOldest();
+            }
+        }
+    }
+
+    private long FreeBytes()
+    {
+        try { return _freeBytes(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return long.MaxValue; }
+    }
+
+    private void DropOldest()
+    {
+        long n = _sequence.Dequeue();
+        try { File.Delete(PathOf(n)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LastWriteError = $"{_dir}: {e.Message}"; }
+        Overflow++;
+    }
+
+    private void Write(OutgoingMessage message)
+    {
+        long n = _next;
+        string path = PathOf(n), tmp = path + ".tmp";
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var w = new BinaryWriter(fs, Encoding.UTF8))
+            {
+                w.Write(message.Topic);
+                w.Write(message.Retain);
+                var props = message.UserProperties ?? [];
+                w.Write(props.Count);
+                foreach (var (k, v) in props)
+                {
+                    w.Write(k);
+                    w.Write(v);
+                }
+                w.Write(message.Payload.Length);
+                w.Write(message.Payload);
+            }
+            File.Move(tmp, path);
+        }
+        catch
+        {
+            try { File.Delete(tmp); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
+        _next++;
         _sequence.Enqueue(n);
     }
 
@@ -93,7 +172,7 @@ public sealed class MessageSpool
                 sequence = n;
                 return new OutgoingMessage(topic, payload, retain, props);
             }
-            catch (Exception e) when (e is IOException or EndOfStreamException or FormatException)
+            catch (Exception e) when (e is IOException or EndOfStreamException or FormatException or UnauthorizedAccessException or ArgumentException)
             {
                 Corrupt++;
                 Remove();
@@ -108,7 +187,9 @@ public sealed class MessageSpool
     /// <summary>Removes the oldest message once the broker has acknowledged it.</summary>
     public void Remove()
     {
-        if (_sequence.TryDequeue(out long n)) File.Delete(PathOf(n));
+        if (!_sequence.TryDequeue(out long n)) return;
+        try { File.Delete(PathOf(n)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LastWriteError = $"{_dir}: {e.Message}"; }
     }
 
     /// <summary>

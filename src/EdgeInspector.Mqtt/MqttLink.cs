@@ -20,9 +20,10 @@ namespace EdgeInspector.Mqtt;
 /// <param name="Subscriptions">Topics subscribed (commands, part ids); messages go to the handler.</param>
 /// <param name="SpoolDir">Spool directory.</param>
 /// <param name="SpoolMaxMessages">Spool bound.</param>
+/// <param name="SpoolMinFreeBytes">Free disk space the spool leaves: below it, the oldest spooled message makes way for each new one.</param>
 public sealed record MqttLinkOptions(
     string Host, int Port, string ClientId, string? Username, string? Password, bool Tls, string? CaFile, bool AllowUntrusted,
-    string StatusTopic, byte[] OfflinePayload, IReadOnlyList<string> Subscriptions, string SpoolDir, int SpoolMaxMessages);
+    string StatusTopic, byte[] OfflinePayload, IReadOnlyList<string> Subscriptions, string SpoolDir, int SpoolMaxMessages, long SpoolMinFreeBytes = 0);
 
 /// <summary>
 /// One MQTT 5 connection with at-least-once, in-order delivery of what matters. Reliable messages
@@ -33,11 +34,23 @@ public sealed record MqttLinkOptions(
 /// goes out on every (re)connect and change; the broker publishes the last will when the link dies.
 /// </summary>
 /// <remarks>
-/// At least once, not exactly once: a message whose acknowledgement was lost in the outage is sent
-/// again, so a subscriber de-duplicates by frame id.
+/// <para>At least once, not exactly once: a message whose acknowledgement was lost in the outage is sent
+/// again, so a subscriber de-duplicates by frame id.</para>
+/// <para>While the link is disconnected, a reliable message reaches the spool as soon as the delivery
+/// loop wakes for it (it waits on the queue, not on the reconnect back-off): within
+/// <see cref="SpoolLatencyBound"/> of <see cref="Enqueue"/>, so a crash during an outage loses only
+/// what was decided in that last moment. Disk trouble never stops delivery: a full disk costs the
+/// oldest spooled messages (counted), and live messages keep flowing from memory.</para>
 /// </remarks>
-public sealed class MqttLink : IAsyncDisposable
+public sealed class MqttLink : IMessageLink
 {
+    /// <summary>
+    /// How long a reliable message queued while the link is disconnected may stay in memory only. The
+    /// loop moves it at once; the bound leaves room for a loaded machine's scheduling. Documented, and
+    /// tested by killing the service during an outage.
+    /// </summary>
+    public static readonly TimeSpan SpoolLatencyBound = TimeSpan.FromMilliseconds(250);
+
     private const int BestEffortLimit = 8;
     private readonly MqttLinkOptions _o;
     private readonly ILogger? _log;
@@ -54,7 +67,7 @@ public sealed class MqttLink : IAsyncDisposable
     private readonly Lock _spoolGate = new();
     private volatile byte[]? _status;
     private volatile bool _statusDirty;
-    private long _published, _bestEffortDropped, _refused;
+    private long _published, _delivered, _enqueued, _bestEffortDropped, _refused;
 
     /// <summary>Creates the link; nothing connects until <see cref="RunAsync"/>.</summary>
     public MqttLink(MqttLinkOptions options, Func<string, byte[], Task>? onMessage = null, ILogger? logger = null)
@@ -62,7 +75,7 @@ public sealed class MqttLink : IAsyncDisposable
         _o = options;
         _log = logger;
         _onMessage = onMessage;
-        _spool = new MessageSpool(options.SpoolDir, options.SpoolMaxMessages);
+        _spool = new MessageSpool(options.SpoolDir, options.SpoolMaxMessages, options.SpoolMinFreeBytes);
         _client = new MqttClientFactory().CreateMqttClient();
         var b = new MqttClientOptionsBuilder()
             .WithTcpServer(options.Host, options.Port)
@@ -104,8 +117,22 @@ public sealed class MqttLink : IAsyncDisposable
     /// <summary>Messages in memory waiting for the delivery loop.</summary>
     public int Queued => _queue.Reader.Count;
 
-    /// <summary>Messages the broker acknowledged.</summary>
+    /// <summary>Messages the broker acknowledged (reliable, best-effort and status).</summary>
     public long Published => Interlocked.Read(ref _published);
+
+    /// <inheritdoc />
+    public LinkCounters Counters
+    {
+        get
+        {
+            lock (_spoolGate)
+            {
+                return new LinkCounters(Interlocked.Read(ref _enqueued), _spool.Recovered, Interlocked.Read(ref _delivered), Refused,
+                    _spool.Overflow, _spool.WriteFailed, _spool.Corrupt, Math.Max(0, Volatile.Read(ref _reliableQueued)), _spool.Count,
+                    BestEffortDropped, _client.IsConnected);
+            }
+        }
+    }
 
     /// <summary>Best-effort messages dropped (broker away or queue long).</summary>
     public long BestEffortDropped => Interlocked.Read(ref _bestEffortDropped);
@@ -113,12 +140,13 @@ public sealed class MqttLink : IAsyncDisposable
     /// <summary>Reliable messages the broker refused (not authorised, …): logged, not retried.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 
-    /// <summary>The last connection or delivery problem, for the status topic.</summary>
+    /// <summary>The last connection, delivery or disk problem, for the status topic.</summary>
     public string? LastError { get; private set; }
 
-    /// <summary>Queues a message for at-least-once, in-order delivery.</summary>
+    /// <inheritdoc />
     public void Enqueue(OutgoingMessage message)
     {
+        Interlocked.Increment(ref _enqueued);
         if (Interlocked.Increment(ref _reliableQueued) <= MemoryLimit)
         {
             _queue.Writer.TryWrite((message, true));
@@ -129,7 +157,7 @@ public sealed class MqttLink : IAsyncDisposable
         lock (_spoolGate)
         {
             MoveQueuedToSpool();
-            _spool.Append(message);
+            Spool(message);
         }
     }
 
@@ -182,9 +210,14 @@ public sealed class MqttLink : IAsyncDisposable
             {
                 if (!_client.IsConnected)
                 {
-                    if (!await TryConnectAsync(ct))
+                    // Disconnected: what is queued goes to disk now, and so does whatever arrives while the
+                    // connection is tried and while the back-off runs (a crash then loses nothing decided).
+                    lock (_spoolGate) MoveQueuedToSpool();
+                    var connect = TryConnectAsync(ct);
+                    await SpoolWhileWaiting(connect, ct);
+                    if (!await connect)
                     {
-                        await SpoolQueuedAsync(backoff, ct);
+                        await SpoolWhileWaiting(Task.Delay(backoff, ct), ct);
                         backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5000));
                         continue;
                     }
@@ -197,14 +230,12 @@ public sealed class MqttLink : IAsyncDisposable
                 }
                 if (_spool.Count > 0)
                 {
+                    // Spooled messages are older than anything queued in memory: they go first. The queue
+                    // stays in memory meanwhile (it reaches the disk only past MemoryLimit), so a disk that
+                    // is full or failing does not hold up delivery.
                     OutgoingMessage? head;
                     long sequence;
-                    lock (_spoolGate)
-                    {
-                        // Anything newer goes behind what is spooled, so delivery stays in order.
-                        MoveQueuedToSpool();
-                        head = _spool.Peek(out sequence);
-                    }
+                    lock (_spoolGate) head = _spool.Peek(out sequence);
                     if (head is null) continue;
                     var outcome = await PublishAsync(head, ct);
                     bool drained;
@@ -231,18 +262,20 @@ public sealed class MqttLink : IAsyncDisposable
                 {
                     continue; // periodic wake-up: status changes, connection checks
                 }
-                if (item.Reliable) Interlocked.Decrement(ref _reliableQueued);
                 if (!item.Reliable)
                 {
                     Interlocked.Decrement(ref _bestEffortQueued);
                     if (await PublishAsync(item.Message, ct, reliable: false) == Outcome.Failed) Interlocked.Increment(ref _bestEffortDropped);
                     continue;
                 }
-                if (await PublishAsync(item.Message, ct) == Outcome.Failed)
+                var sent = await PublishAsync(item.Message, ct);
+                lock (_spoolGate)
                 {
-                    lock (_spoolGate)
+                    // Counted out of memory only here, so that the counters never lose the message in flight.
+                    Interlocked.Decrement(ref _reliableQueued);
+                    if (sent == Outcome.Failed)
                     {
-                        _spool.Append(item.Message);
+                        Spool(item.Message);
                         MoveQueuedToSpool();
                     }
                 }
@@ -253,13 +286,29 @@ public sealed class MqttLink : IAsyncDisposable
             }
             catch (Exception e)
             {
-                // A disk error on the spool must not end delivery: log, wait, go on.
+                // Nothing here is expected to throw; if it does, delivery must not end: log, wait, go on.
                 LastError = e.Message;
                 _log?.LogError(e, "MQTT delivery loop error");
                 await Task.Delay(1000, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
         lock (_spoolGate) MoveQueuedToSpool(); // what was not delivered survives the restart
+    }
+
+    /// <summary>Until <paramref name="task"/> ends, moves every reliable message that is queued to the spool as it arrives.</summary>
+    private async Task SpoolWhileWaiting(Task task, CancellationToken ct)
+    {
+        while (!task.IsCompleted)
+        {
+            using var wake = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var readable = _queue.Reader.WaitToReadAsync(wake.Token).AsTask();
+            await Task.WhenAny(task, readable);
+            wake.Cancel();
+            await ((Task)readable).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            lock (_spoolGate) MoveQueuedToSpool();
+            if (ct.IsCancellationRequested) break;
+        }
+        await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private async Task<bool> TryConnectAsync(CancellationToken ct)
@@ -314,9 +363,10 @@ public sealed class MqttLink : IAsyncDisposable
             if (r.IsSuccess || r.ReasonCode == MqttClientPublishReasonCode.NoMatchingSubscribers)
             {
                 Interlocked.Increment(ref _published);
+                if (reliable && !m.Retain) Interlocked.Increment(ref _delivered);
                 return Outcome.Delivered;
             }
-            Interlocked.Increment(ref _refused);
+            if (reliable && !m.Retain) Interlocked.Increment(ref _refused);
             LastError = $"broker refused a message on {m.Topic}: {r.ReasonCode} {r.ReasonString}";
             _log?.LogError("{Error}", LastError);
             return Outcome.Refused;
@@ -328,23 +378,15 @@ public sealed class MqttLink : IAsyncDisposable
         }
     }
 
-    private async Task SpoolQueuedAsync(TimeSpan wait, CancellationToken ct)
-    {
-        lock (_spoolGate) MoveQueuedToSpool();
-        await Task.Delay(wait, ct);
-        lock (_spoolGate) MoveQueuedToSpool();
-    }
-
     /// <summary>Moves every queued reliable message to the spool, in order; best-effort ones are dropped (counted). Caller holds the spool lock.</summary>
     private void MoveQueuedToSpool()
     {
-        long before = _spool.Overflow;
         while (_queue.Reader.TryRead(out var item))
         {
             if (item.Reliable)
             {
                 Interlocked.Decrement(ref _reliableQueued);
-                _spool.Append(item.Message);
+                Spool(item.Message);
             }
             else
             {
@@ -352,10 +394,23 @@ public sealed class MqttLink : IAsyncDisposable
                 Interlocked.Increment(ref _bestEffortDropped);
             }
         }
-        if (_spool.Overflow > before)
+    }
+
+    /// <summary>Writes one message to the spool; what the disk costs is counted and said once per kind of loss. Caller holds the spool lock.</summary>
+    private void Spool(OutgoingMessage message)
+    {
+        long overflow = _spool.Overflow;
+        if (!_spool.TryAppend(message))
         {
-            LastError = $"spool full ({_o.SpoolMaxMessages} messages): {_spool.Overflow} oldest message(s) deleted unsent";
-            _log?.LogError("{Error}", LastError);
+            LastError = $"spool: a message on {message.Topic} could not be written ({_spool.LastWriteError}); {_spool.WriteFailed} lost so far";
+            if (_spool.WriteFailed == 1 || _spool.WriteFailed % 1000 == 0) _log?.LogError("{Error}", LastError);
+        }
+        else if (_spool.Overflow > overflow)
+        {
+            string why = _spool.LastWriteError is { } e ? $"disk: {e}" : $"{_o.SpoolMaxMessages} messages";
+            LastError = $"spool full ({why}): {_spool.Overflow} oldest message(s) deleted unsent";
+            // Said at the first loss and then every thousandth, not once per message.
+            if (overflow == 0 || _spool.Overflow / 1000 > overflow / 1000) _log?.LogError("{Error}", LastError);
         }
     }
 

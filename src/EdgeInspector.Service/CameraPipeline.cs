@@ -43,6 +43,14 @@ internal sealed class FrameOutcome
 /// error or timeout. Settings that apply at once (verdict policy, heatmaps, archive) are read from
 /// <see cref="Live"/> per frame; anything else is changed by replacing the pipeline.
 /// </summary>
+/// <remarks>
+/// No stage dies quietly. A loop that throws is logged at once with its exception, shown on the status
+/// topic (<c>degraded</c>, with the stage) and restarted; the sequencer keeps its state in fields, so
+/// the frames it was waiting on are still answered. A stage that fails <see cref="StageHealth.MaxRestarts"/>
+/// times within a minute is not restarted: <c>onFatal</c> takes the service down for systemd to restart.
+/// Captured frames always balance: <see cref="Frames"/> = the verdicts handed to the link (by kind)
+/// + <see cref="VerdictsUnpublished"/> + the frames still in flight.
+/// </remarks>
 internal sealed class CameraPipeline : IAsyncDisposable
 {
     private sealed record Work(FrameMeta Meta, CapturedFrame Frame);
@@ -54,7 +62,10 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly Func<IFrameSource> _sourceFactory;
     private readonly FrameInspector _inspector;
     private readonly ILogger _log;
-    private readonly MqttLink _link;
+    private readonly IMessageLink _link;
+    private readonly StageHealth _health = new(Stages.All);
+    private readonly Action<string> _onFatal;
+    private readonly LogThrottle _publishFaultLog = new(TimeSpan.FromSeconds(10)), _engineFaultLog = new(TimeSpan.FromSeconds(10));
     private readonly Topics _topics;
     private readonly string _modelHash;
     private readonly Archive _archive;
@@ -71,12 +82,25 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private long _acquireBeat, _inferBeat, _sequenceBeat;
 
     public readonly SourceCounters SourceCounters = new();
+    /// <summary>Frames captured; and verdicts handed to the link, by kind (counted when published, so each frame once).</summary>
     public long Frames, Dropped, Errors, Timeouts, LateResults, WarmingUp, Passed, Failed, Unsure;
+    /// <summary>Verdicts decided but not handed to the link because it threw: lost, and counted.</summary>
+    public long VerdictsUnpublished;
     public string? LastError;
 
-    public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
-        MqttLinkOptionsFactory linkFactory, Topics topics, string modelHash, CameraState state, ILogger log)
+    /// <summary>The pipeline's stage loops, as named on the status topic.</summary>
+    internal static class Stages
     {
+        public const string Acquire = "acquire", Infer = "infer", Sequence = "sequence", Publish = "publish", Status = "status", Archive = "archive";
+        public static readonly string[] All = [Acquire, Infer, Sequence, Publish, Status, Archive];
+    }
+
+    /// <param name="linkFactory">Makes the camera's link, given the handler for the messages it receives.</param>
+    /// <param name="onFatal">Called once when a stage has failed too often to be restarted.</param>
+    public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
+        Func<Func<string, byte[], Task>, IMessageLink> linkFactory, Topics topics, string modelHash, CameraState state, ILogger log, Action<string> onFatal)
+    {
+        _onFatal = onFatal;
         _state = state;
         _camera = camera;
         _live = live;
@@ -87,7 +111,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _modelHash = modelHash;
         var engine = live.Settings.Engine;
         _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(engine.QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
-        _link = new MqttLink(linkFactory.For(camera.Name, topics), OnMessageAsync, log);
+        _link = linkFactory(OnMessageAsync);
         _archive = new Archive(() => Live.Settings.Archive, camera.Name, modelHash, log);
         Beat(ref _acquireBeat);
         Beat(ref _inferBeat);
@@ -109,24 +133,77 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private static void Beat(ref long beat) => Volatile.Write(ref beat, Stopwatch.GetTimestamp());
 
-    /// <summary>True when every stage loop has reported within <paramref name="maxAge"/>: the watchdog's test.</summary>
+    /// <summary>
+    /// True when every stage loop runs and has reported within <paramref name="maxAge"/>: the watchdog's
+    /// test. A stage that threw is not moving until it runs again.
+    /// </summary>
     public bool IsMoving(TimeSpan maxAge)
     {
+        if (!_health.AllRunning) return false;
         long now = Stopwatch.GetTimestamp(), limit = (long)(maxAge.TotalSeconds * Stopwatch.Frequency);
         return now - Volatile.Read(ref _acquireBeat) < limit && now - Volatile.Read(ref _inferBeat) < limit && now - Volatile.Read(ref _sequenceBeat) < limit;
     }
 
+    /// <summary>The stages' health, as the status topic shows it.</summary>
+    internal StageHealth Health => _health;
+
     public void Start(string? seedFolder)
     {
         var ct = _stop.Token;
-        _loops.Add(Task.Run(() => _link.RunAsync(ct), ct));
-        _loops.Add(Task.Factory.StartNew(() => InferLoop(seedFolder, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
-        _loops.Add(Task.Run(() => SequenceLoop(ct), ct));
+        // The link loop is awaited on its own at shutdown (it drains last): it stays first in the list.
+        _loops.Add(Supervise(Stages.Publish, _link.RunAsync, ct));
+        string? seed = seedFolder;
+        _loops.Add(Supervise(Stages.Infer, c =>
+        {
+            string? once = Interlocked.Exchange(ref seed, null); // seeded on the first start only
+            return Task.Factory.StartNew(() => InferLoop(once, c), c, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }, ct));
+        _loops.Add(Supervise(Stages.Sequence, SequenceLoop, ct));
         var acquireCt = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopAcquire.Token).Token;
-        _loops.Add(Task.Run(() => AcquireLoop(acquireCt), acquireCt));
-        _loops.Add(Task.Run(() => StatusLoop(ct), ct));
-        _loops.Add(_archive.RunAsync(ct));
+        _loops.Add(Supervise(Stages.Acquire, AcquireLoop, acquireCt));
+        _loops.Add(Supervise(Stages.Status, StatusLoop, ct));
+        _loops.Add(Supervise(Stages.Archive, _archive.RunAsync, ct));
     }
+
+    /// <summary>
+    /// Runs a stage's loop; when it throws, logs it at once, shows it on the status topic and starts it
+    /// again after a back-off (1, 2, 4 … 10 s), until it fails too often: then <c>onFatal</c>.
+    /// </summary>
+    private Task Supervise(string stage, Func<CancellationToken, Task> loop, CancellationToken ct) => Task.Run(async () =>
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await loop(ct);
+                return;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                bool restart = _health.LoopFailed(stage, e);
+                LastError = $"{stage}: {e.Message}";
+                if (!restart)
+                {
+                    _log.LogCritical(e, "Camera {Camera}: the {Stage} stage failed {Count} times within {Window} s and is not restarted again; stopping the service so that its supervisor restarts it", Name, stage, StageHealth.MaxRestarts, StageHealth.Window.TotalSeconds);
+                    TryStatusNow();
+                    _onFatal($"camera {Name}: the {stage} stage keeps failing: {e.Message}");
+                    return;
+                }
+                _log.LogCritical(e, "Camera {Camera}: the {Stage} stage failed: {Error}; restarting it in {Delay:0} s", Name, stage, e.Message, delay.TotalSeconds);
+                TryStatusNow();
+            }
+            try { await Task.Delay(delay, ct); }
+            catch (OperationCanceledException) { return; }
+            delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 10));
+            _health.Running(stage);
+            _log.LogWarning("Camera {Camera}: the {Stage} stage restarted", Name, stage);
+        }
+    }, CancellationToken.None);
 
     // ---------------------------------------------------------------- acquire
 
@@ -211,7 +288,6 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private void Drop(Work w)
     {
         w.Frame.Dispose();
-        Interlocked.Increment(ref Dropped);
         _events.Writer.TryWrite(new Completed(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Dropped, Error = "queue full: the backbone could not keep up" }));
     }
 
@@ -271,7 +347,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 catch (Exception e)
                 {
                     LastError = $"backbone: {e.Message}";
-                    _log.LogError(e, "Camera {Camera}: backbone failed on frames {First}..{Last}", Name, batch[0].Meta.Id, batch[^1].Meta.Id);
+                    _health.Report(Stages.Infer, LastError);
+                    if (_engineFaultLog.Allow(out long held)) _log.LogError(e, "Camera {Camera}: backbone failed on frames {First}..{Last} ({Held} similar failure(s) not logged since the last)", Name, batch[0].Meta.Id, batch[^1].Meta.Id, held);
                     foreach (var w in batch) Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = "backbone failed: " + e.Message });
                     continue;
                 }
@@ -355,13 +432,11 @@ internal sealed class CameraPipeline : IAsyncDisposable
             if (_build is not null)
             {
                 _deferred.Add((meta.Id, f));
-                Interlocked.Increment(ref WarmingUp);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= Math.Max(2, Live.Settings.Engine.Batch))
             {
                 _build = Task.Run(() => engine.Push(f, meta.Id));
-                Interlocked.Increment(ref WarmingUp);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             var results = engine.Push(f, meta.Id);
@@ -373,7 +448,6 @@ internal sealed class CameraPipeline : IAsyncDisposable
             // Scored, but with no calibration yet (a single known-good image): not a verdict to act on.
             if (mine is null || !engine.IsCalibrated)
             {
-                Interlocked.Increment(ref WarmingUp);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             var (policy, recipe) = Current();
@@ -391,7 +465,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
         catch (Exception e)
         {
             LastError = $"engine: {e.Message}";
-            _log.LogError(e, "Camera {Camera}: scoring frame {Frame} failed", Name, meta.Id);
+            _health.Report(Stages.Infer, LastError);
+            if (_engineFaultLog.Allow(out long held)) _log.LogError(e, "Camera {Camera}: scoring frame {Frame} failed ({Held} similar failure(s) not logged since the last)", Name, meta.Id, held);
             return new FrameOutcome { Kind = VerdictKind.Error, Error = "scoring failed: " + e.Message };
         }
     }
@@ -433,11 +508,18 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     // ---------------------------------------------------------------- sequence + publish
 
+    // The sequencer's state outlives its loop: a restarted loop still answers every frame registered before.
+    private readonly VerdictSequencer<FrameOutcome> _sequencer = new();
+    private readonly Dictionary<long, FrameMeta> _metas = [];
+    private readonly List<(long, FrameOutcome?)> _released = [];
+
     private async Task SequenceLoop(CancellationToken ct)
     {
-        var sequencer = new VerdictSequencer<FrameOutcome>();
-        var metas = new Dictionary<long, FrameMeta>();
-        var released = new List<(long, FrameOutcome?)>();
+        var sequencer = _sequencer;
+        var metas = _metas;
+        var released = _released;
+        // A frame released but not yet published when the loop failed is published first.
+        PublishReleased(released, metas);
         while (!ct.IsCancellationRequested)
         {
             Beat(ref _sequenceBeat);
@@ -464,15 +546,21 @@ internal sealed class CameraPipeline : IAsyncDisposable
                         break;
                 }
             }
-            released.Clear();
             sequencer.Drain(Stopwatch.GetTimestamp(), released);
             _sequencerPending = sequencer.Pending;
-            foreach (var (id, outcome) in released)
-            {
-                var meta = metas[id];
-                metas.Remove(id);
-                Publish(meta, outcome ?? new FrameOutcome { Kind = VerdictKind.Timeout, Error = $"no result within {Live.Settings.Verdict.DeadlineMs} ms" });
-            }
+            PublishReleased(released, metas);
+        }
+    }
+
+    private void PublishReleased(List<(long Id, FrameOutcome? Outcome)> released, Dictionary<long, FrameMeta> metas)
+    {
+        // Taken off the list one at a time: a throw leaves only the frames not yet published on it.
+        while (released.Count > 0)
+        {
+            var (id, outcome) = released[0];
+            released.RemoveAt(0);
+            if (!metas.Remove(id, out var meta)) continue;
+            Publish(meta, outcome ?? new FrameOutcome { Kind = VerdictKind.Timeout, Error = $"no result within {Live.Settings.Verdict.DeadlineMs} ms" });
         }
     }
 
@@ -482,14 +570,6 @@ internal sealed class CameraPipeline : IAsyncDisposable
         bool reject = policy.Rejects(o.Kind);
         double latencyMs = Stopwatch.GetElapsedTime(meta.CaptureTimestamp).TotalMilliseconds;
         _latency.Add(latencyMs);
-        switch (o.Kind)
-        {
-            case VerdictKind.Pass: Interlocked.Increment(ref Passed); break;
-            case VerdictKind.Fail: Interlocked.Increment(ref Failed); break;
-            case VerdictKind.Unsure: Interlocked.Increment(ref Unsure); break;
-            case VerdictKind.Timeout: Interlocked.Increment(ref Timeouts); break;
-            case VerdictKind.Error: Interlocked.Increment(ref Errors); break;
-        }
         var json = new Dictionary<string, object?>
         {
             ["frame_id"] = meta.Id,
@@ -510,14 +590,44 @@ internal sealed class CameraPipeline : IAsyncDisposable
             ["recipe"] = o.Recipe ?? recipe,
             ["error"] = o.Error,
         };
-        _link.Enqueue(new OutgoingMessage(_topics.Verdict(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
-        // The reject topic is for the simplest PLC: "<frame id>,<1 reject | 0 accept>".
-        _link.Enqueue(new OutgoingMessage(_topics.Reject(Name), Encoding.ASCII.GetBytes($"{meta.Id},{(reject ? 1 : 0)}")));
+        try
+        {
+            _link.Enqueue(new OutgoingMessage(_topics.Verdict(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
+            // The reject topic is for the simplest PLC: "<frame id>,<1 reject | 0 accept>".
+            _link.Enqueue(new OutgoingMessage(_topics.Reject(Name), Encoding.ASCII.GetBytes($"{meta.Id},{(reject ? 1 : 0)}")));
+        }
+        catch (Exception e)
+        {
+            // The link must not throw; if it does, the verdict is lost: counted, shown, logged, and the
+            // sequencer goes on with the next frame.
+            Interlocked.Increment(ref VerdictsUnpublished);
+            LastError = $"publish: frame {meta.Id}: {e.Message}";
+            _health.Report(Stages.Publish, LastError);
+            if (_publishFaultLog.Allow(out long held)) _log.LogError(e, "Camera {Camera}: the verdict for frame {Frame} could not be handed to the MQTT link; lost ({Held} similar loss(es) not logged since the last)", Name, meta.Id, held);
+            return;
+        }
+        switch (o.Kind)
+        {
+            case VerdictKind.Pass: Interlocked.Increment(ref Passed); break;
+            case VerdictKind.Fail: Interlocked.Increment(ref Failed); break;
+            case VerdictKind.Unsure: Interlocked.Increment(ref Unsure); break;
+            case VerdictKind.WarmingUp: Interlocked.Increment(ref WarmingUp); break;
+            case VerdictKind.Timeout: Interlocked.Increment(ref Timeouts); break;
+            case VerdictKind.Error: Interlocked.Increment(ref Errors); break;
+            case VerdictKind.Dropped: Interlocked.Increment(ref Dropped); break;
+        }
         // A heatmap may exist only for the archive: publish it only if heatmap.publish selects this part.
         if (o.Heatmap is { } jpeg && InspectorSettings.Selects(Live.Settings.Heatmap.Publish, o.Kind.IsFlagged()))
         {
-            _link.TryEnqueueBestEffort(new OutgoingMessage(_topics.Heatmap(Name), jpeg, false,
-                [new("frame_id", meta.Id.ToString(CultureInfo.InvariantCulture)), new("part_id", meta.PartId ?? ""), new("verdict", VerdictNames.Wire(o.Kind))]));
+            try
+            {
+                _link.TryEnqueueBestEffort(new OutgoingMessage(_topics.Heatmap(Name), jpeg, false,
+                    [new("frame_id", meta.Id.ToString(CultureInfo.InvariantCulture)), new("part_id", meta.PartId ?? ""), new("verdict", VerdictNames.Wire(o.Kind))]));
+            }
+            catch (Exception e)
+            {
+                _health.Report(Stages.Publish, $"heatmap: {e.Message}");
+            }
         }
         if (o.Kind is VerdictKind.Fail or VerdictKind.Error or VerdictKind.Timeout or VerdictKind.Dropped)
         {
@@ -595,7 +705,15 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private void Ack(string id, string command, bool ok, string message)
     {
         var json = new Dictionary<string, object?> { ["id"] = id, ["command"] = command, ["ok"] = ok, ["message"] = message, ["timestamp_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
-        _link.Enqueue(new OutgoingMessage(_topics.CommandAck(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
+        try
+        {
+            _link.Enqueue(new OutgoingMessage(_topics.CommandAck(Name), JsonSerializer.SerializeToUtf8Bytes(json)));
+        }
+        catch (Exception e)
+        {
+            _health.Report(Stages.Publish, $"command ack: {e.Message}");
+            _log.LogError(e, "Camera {Camera}: the acknowledgement of command {Id} could not be handed to the MQTT link", Name, id);
+        }
         if (!ok) _log.LogWarning("Camera {Camera}: command {Command} refused: {Message}", Name, command, message);
     }
 
@@ -615,6 +733,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             }
             catch (Exception e)
             {
+                _health.Report(Stages.Status, e.Message);
                 _log.LogError(e, "Camera {Camera}: status could not be built", Name);
             }
             try { await Task.Delay(TimeSpan.FromSeconds(Live.Settings.Mqtt.StatusIntervalS), ct); }
@@ -626,9 +745,11 @@ internal sealed class CameraPipeline : IAsyncDisposable
     {
         var engine = _inspector.Engine;
         var (p50, p95, p99) = _latency.Percentiles();
+        var link = _link.Counters;
         return new Dictionary<string, object?>
         {
-            ["state"] = "online",
+            ["state"] = _health.State,
+            ["stages"] = _health.Snapshot(),
             ["camera"] = Name,
             ["timestamp_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             ["uptime_s"] = Math.Round(_uptime.Elapsed.TotalSeconds),
@@ -640,7 +761,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 ["timeout"] = Timeouts, ["error"] = Errors, ["dropped"] = Dropped,
             },
             ["latency_ms"] = new Dictionary<string, double> { ["p50"] = p50, ["p95"] = p95, ["p99"] = p99 },
-            ["queues"] = new Dictionary<string, int> { ["inference"] = _work.Reader.Count, ["outgoing"] = _link.Queued, ["spool"] = _link.Spooled },
+            ["queues"] = new Dictionary<string, long> { ["inference"] = _work.Reader.Count, ["outgoing"] = link.Queued, ["spool"] = link.Spooled },
             ["coreset"] = new Dictionary<string, object>
             {
                 ["size"] = engine.Coreset.Count, ["version"] = engine.Coreset.Version, ["warm"] = engine.IsWarm,
@@ -650,10 +771,15 @@ internal sealed class CameraPipeline : IAsyncDisposable
             {
                 ["timeouts"] = SourceCounters.Timeouts, ["incomplete_buffers"] = SourceCounters.Incomplete, ["reconnects"] = SourceCounters.Reconnects,
             },
-            ["delivery"] = new Dictionary<string, long>
+            // Every message the link was given, and what became of it: enqueued + recovered = published +
+            // queued + spool + the losses (refused, spool_overflow, spool_write_failed, spool_corrupt).
+            ["delivery"] = new Dictionary<string, object>
             {
-                ["published"] = _link.Published, ["spool_overflow"] = _link.SpoolOverflow, ["heatmaps_dropped"] = _link.BestEffortDropped,
-                ["refused"] = _link.Refused, ["late_results"] = LateResults, ["archive_skipped"] = Interlocked.Read(ref _archive.Skipped),
+                ["connected"] = link.Connected, ["enqueued"] = link.Enqueued, ["recovered"] = link.Recovered, ["published"] = link.Delivered,
+                ["refused"] = link.Refused, ["spool_overflow"] = link.SpoolOverflow, ["spool_write_failed"] = link.SpoolWriteFailed,
+                ["spool_corrupt"] = link.SpoolCorrupt, ["heatmaps_dropped"] = link.BestEffortDropped,
+                ["verdicts_unpublished"] = Interlocked.Read(ref VerdictsUnpublished), ["late_results"] = LateResults,
+                ["archive_skipped"] = Interlocked.Read(ref _archive.Skipped),
             },
             ["recipe"] = _state.Recipe,
             ["model_hash"] = _modelHash,
@@ -664,6 +790,12 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     /// <summary>Pushes a status now (config reload results must not wait for the next period).</summary>
     public void StatusNow() => _link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(StatusJson(0)));
+
+    private void TryStatusNow()
+    {
+        try { StatusNow(); }
+        catch (Exception e) { _log.LogError(e, "Camera {Camera}: status could not be built", Name); }
+    }
 
     public async ValueTask DisposeAsync()
     {

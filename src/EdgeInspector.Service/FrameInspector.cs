@@ -13,7 +13,7 @@ namespace EdgeInspector.Service;
 /// projection, feature pools and batch tensor; shares the backbone with the other cameras (one model in
 /// memory, one forward at a time). Not thread-safe: used by its pipeline's inference loop only.
 /// </summary>
-internal sealed class FrameInspector
+internal class FrameInspector
 {
     private readonly SharedBackbone _backbone;
     private readonly ImagePreprocessor _pre;
@@ -49,7 +49,8 @@ internal sealed class FrameInspector
     /// <summary>
     /// Extracts features of the decoded images (null entries are skipped) into projected frames, in order.
     /// </summary>
-    public FrameFeatures?[] Extract(IReadOnlyList<Mat?> images)
+    /// <remarks>Virtual: the seam a stage test uses to make the backbone fail.</remarks>
+    public virtual FrameFeatures?[] Extract(IReadOnlyList<Mat?> images)
     {
         int size = _backbone.Model.ImageSize;
         if (_tensor.Length < images.Count * size) _tensor = new float[images.Count * size];

@@ -21,8 +21,11 @@ internal sealed record ConfigFile(string Path, InspectorSettings Settings);
 /// restarting the pipelines (a new model is loaded and probed before the old one is let go). An invalid
 /// edit is logged and shown on every status topic while the last good configuration keeps running.
 /// </summary>
-internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers) : IHostedService
+internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : IHostedService
 {
+    /// <summary>The process's exit code: 70 (EX_SOFTWARE) once a pipeline stage failed beyond restarting, so that systemd (Restart=on-failure) starts it afresh.</summary>
+    public int ExitCode { get; private set; }
+
     private readonly ILogger _log = loggers.CreateLogger("EdgeInspector");
     // Changed by the config watcher, read by the systemd watchdog's thread.
     private readonly ConcurrentDictionary<string, CameraPipeline> _pipelines = [];
@@ -66,9 +69,18 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         };
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? "127.0.0.1" : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
         var state = State(cam);
-        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, links, new Topics(s.Mqtt.Prefix, s.Line), _backbone!.Model.ModelHash, state, logger);
+        var topics = new Topics(s.Mqtt.Prefix, s.Line);
+        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
+            topics, _backbone!.Model.ModelHash, state, logger, Fatal);
         pipeline.Start(s.KnownGoodFolder(state.Recipe));
         _pipelines[cam.Name] = pipeline;
+    }
+
+    private void Fatal(string reason)
+    {
+        _log.LogCritical("Stopping: {Reason}. Exit code 70 asks the supervisor (systemd Restart=on-failure) for a fresh start", reason);
+        ExitCode = 70;
+        lifetime.StopApplication();
     }
 
     private CameraState State(CameraSettings cam)

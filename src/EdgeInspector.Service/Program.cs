@@ -34,22 +34,31 @@ catch (ConfigException e)
     foreach (var error in e.Errors) Console.Error.WriteLine("  " + error);
     return 2;
 }
+// What the service refuses at start, validate refuses too: folders it must write to, and the model,
+// loaded and probed exactly as the service loads it (the taps, the input size, the providers).
+var problems = Preflight.Folders(settings);
+string? modelSummary = null;
 if (verb == "validate")
 {
-    Console.WriteLine($"{configPath}: valid ({settings.Cameras.Length} camera(s), line {settings.Line}).");
-    return 0;
+    try
+    {
+        modelSummary = Preflight.Model(settings.Model);
+    }
+    catch (EdgeInspector.Inference.Onnx.BackboneException e)
+    {
+        problems.Add(e.Message);
+    }
 }
-
-try
+if (problems.Count > 0)
 {
-    Directory.CreateDirectory(settings.Logging.Dir);
-    File.WriteAllText(Path.Combine(settings.Logging.Dir, ".write-test"), "");
-    File.Delete(Path.Combine(settings.Logging.Dir, ".write-test"));
-}
-catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-{
-    Console.Error.WriteLine($"edgeinspector: {configPath}: logging.dir: cannot write to {settings.Logging.Dir}: {e.Message}");
+    Console.Error.WriteLine($"edgeinspector: {configPath} is not valid; nothing was started.");
+    foreach (string p in problems) Console.Error.WriteLine($"  {configPath}: {p}");
     return 2;
+}
+if (verb == "validate")
+{
+    Console.WriteLine($"{configPath}: valid ({settings.Cameras.Length} camera(s), line {settings.Line}); model loaded and probed: {modelSummary}.");
+    return 0;
 }
 
 var level = settings.Logging.Level switch
@@ -86,8 +95,16 @@ try
     builder.Services.AddHostedService<WatchdogService>();
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
     using var host = builder.Build();
+    var inspection = host.Services.GetRequiredService<InspectionService>(); // RunAsync disposes the container
     await host.RunAsync();
-    return 0;
+    return inspection.ExitCode;
+}
+catch (EdgeInspector.Inference.Onnx.BackboneException e)
+{
+    // A model that cannot be used is a configuration error: exit 2, which the systemd unit does not
+    // restart (RestartPreventExitStatus=2), instead of a crash loop.
+    Log.Fatal("EdgeInspector cannot start: {Config}: {Message}", configPath, e.Message);
+    return 2;
 }
 catch (Exception e)
 {

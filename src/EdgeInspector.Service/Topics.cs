@@ -50,5 +50,5 @@ internal sealed class MqttLinkOptionsFactory(MqttSettings mqtt, string host, str
         JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["state"] = "offline", ["camera"] = camera }),
         [topics.Command(camera), topics.Part(camera)],
         Path.Combine(mqtt.SpoolDir, topics.Line, camera),
-        mqtt.SpoolMaxMessages);
+        mqtt.SpoolMaxMessages, mqtt.SpoolMinFreeMb * 1024L * 1024L);
 }

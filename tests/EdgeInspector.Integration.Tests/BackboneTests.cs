@@ -72,7 +72,7 @@ public sealed class BackboneTests
         string path = Path.Combine(tmp.Path, "fixed.onnx");
         File.WriteAllBytes(path, EdgeInspector.Testing.OnnxModelWriter.Identity("input", "feat", ["batch", 3, 224, 224]));
         var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(new BackboneOptions { ModelPath = path, Taps = ["feat"], InputWidth = 256, InputHeight = 256, ExecutionProviders = ["cpu"] }));
-        Assert.Contains("backbone.input_size", e.Message);
+        Assert.Contains("model.input_width/input_height", e.Message);
         Assert.Contains("fixed input of 224x224", e.Message);
         // The same model at its own size is accepted: the error is about the size, not the model.
         using var ok = new OnnxBackbone(new BackboneOptions { ModelPath = path, Taps = ["feat"], Degrees = [1], ExecutionProviders = ["cpu"] });
@@ -83,7 +83,7 @@ public sealed class BackboneTests
     public void An_input_too_small_for_a_patch_grid_is_reported_before_any_frame()
     {
         var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { InputWidth = 8, InputHeight = 8 }));
-        Assert.Contains("backbone.input_size", e.Message);
+        Assert.Contains("model.input_width/input_height", e.Message);
         Assert.Contains("at least 2x2", e.Message);
     }
 

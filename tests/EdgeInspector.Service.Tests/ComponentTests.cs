@@ -14,7 +14,7 @@ public class SpoolTests
     {
         using var tmp = new TempFolder();
         var spool = new MessageSpool(tmp.Path, 100);
-        for (int i = 1; i <= 5; i++) spool.Append(M(i));
+        for (int i = 1; i <= 5; i++) spool.TryAppend(M(i));
         Assert.Equal("t/1", spool.Peek()!.Topic);
         spool.Remove();
         // A torn write from a crash is discarded on open; the rest is delivered in order.
@@ -32,7 +32,7 @@ public class SpoolTests
         Assert.True(seen[2].Retain);
         Assert.Equal("4", seen[2].UserProperties!.Single().Value);
         Assert.Empty(Directory.GetFiles(tmp.Path));
-        reopened.Append(M(6));
+        reopened.TryAppend(M(6));
         Assert.Equal("t/6", new MessageSpool(tmp.Path, 100).Peek()!.Topic); // sequence continues
     }
 
@@ -41,7 +41,7 @@ public class SpoolTests
     {
         using var tmp = new TempFolder();
         var spool = new MessageSpool(tmp.Path, 3);
-        for (int i = 1; i <= 5; i++) spool.Append(M(i));
+        for (int i = 1; i <= 5; i++) spool.TryAppend(M(i));
         Assert.Equal(3, spool.Count);
         Assert.Equal(2, spool.Overflow);
         Assert.Equal("t/3", spool.Peek()!.Topic);
@@ -211,5 +211,105 @@ public class MqttLinkTests
         Assert.Equal(Enumerable.Range(1, 3000).Select(i => i.ToString()), probe.Messages.Select(m => m.Text));
         Assert.Equal(0, link.Spooled);
         Assert.Equal(0, link.SpoolOverflow);
+    }
+
+    private static OutgoingMessage Numbered(int i, int size)
+    {
+        var payload = new byte[size];
+        Array.Fill(payload, (byte)' ');
+        Encoding.ASCII.GetBytes(i.ToString()).CopyTo(payload, 0);
+        return new OutgoingMessage("t/verdict", payload);
+    }
+
+    private static int Number(Received m) => int.Parse(m.Text.Trim());
+
+    private static async Task Until(Func<bool> done, string what, TimeSpan timeout)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!done())
+        {
+            if (sw.Elapsed > timeout) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static void Balanced(LinkCounters c) =>
+        Assert.True(c.Enqueued + c.Recovered == c.Delivered + c.Lost + c.Queued + c.Spooled, $"unbalanced: {c}");
+
+    [Fact]
+    public async Task A_full_disk_costs_only_the_oldest_messages_and_live_ones_flow_when_the_broker_returns()
+    {
+        using var tmp = new TempFolder();
+        using var disk = new SmallDisk(Path.Combine(tmp.Path, "disk"), 1024 * 1024);
+        using var broker = new Mosquitto(tmp.Path);
+        await using var link = new MqttLink(Options(broker.Port, Path.Combine(disk.Path, "spool")));
+        using var cts = new CancellationTokenSource();
+        var loop = link.RunAsync(cts.Token); // the broker is down
+        // 1,500 messages of 2 KB: three times what the disk holds.
+        for (int i = 1; i <= 1500; i++) link.Enqueue(Numbered(i, 2048));
+        await Until(() => link.Counters.Queued == 0, "every message out of memory", TimeSpan.FromSeconds(30));
+        var c = link.Counters;
+        Assert.True(c.SpoolOverflow > 0, $"nothing overflowed: {c}");
+        Assert.Equal(0, c.SpoolWriteFailed); // room was made from the oldest every time
+        Assert.InRange(c.Spooled, 50, 1499);
+        Assert.Equal(1500, c.Spooled + c.SpoolOverflow);
+        Balanced(c);
+        int spooled = (int)c.Spooled;
+
+        // The broker returns: what the disk kept goes first, in order, then live messages, at once.
+        await broker.StartAsync();
+        await using var probe = new Probe(broker.Port, "t/verdict");
+        await probe.ConnectAsync();
+        await Until(() => link.Counters.Connected, "the link to reconnect", TimeSpan.FromSeconds(30));
+        for (int i = 1501; i <= 1550; i++) link.Enqueue(Numbered(i, 2048));
+        await probe.WaitFor(p => p.Messages.Count >= spooled + 50, TimeSpan.FromSeconds(60), $"{spooled} spooled and 50 live messages");
+        // The newest survived: a contiguous run ending at 1500, then the live ones.
+        Assert.Equal(Enumerable.Range(1501 - spooled, spooled + 50), probe.Messages.Select(Number));
+        Balanced(link.Counters);
+        Assert.Equal(0, link.Counters.Spooled);
+        cts.Cancel();
+        await loop;
+    }
+
+    [Fact]
+    public async Task The_spool_stops_growing_at_its_free_space_floor_and_a_disk_with_no_room_counts_what_it_could_not_keep()
+    {
+        using var tmp = new TempFolder();
+        using var disk = new SmallDisk(Path.Combine(tmp.Path, "disk"), 1024 * 1024);
+        using var broker = new Mosquitto(tmp.Path);
+        await using var link = new MqttLink(Options(broker.Port, Path.Combine(disk.Path, "spool")) with { SpoolMinFreeBytes = 512 * 1024 });
+        using var cts = new CancellationTokenSource();
+        var loop = link.RunAsync(cts.Token);
+        for (int i = 1; i <= 400; i++) link.Enqueue(Numbered(i, 2048));
+        await Until(() => link.Counters.Queued == 0, "every message out of memory", TimeSpan.FromSeconds(30));
+        var c = link.Counters;
+        // At most the floor's worth of room is used (plus the one message written at the line).
+        Assert.True(disk.Used <= 1024 * 1024 - 512 * 1024 + 8192, $"{disk.Used} bytes used on a 1 MiB disk with a 512 KiB floor");
+        Assert.True(c.SpoolOverflow > 0 && c.Spooled > 0, c.ToString());
+        Balanced(c);
+
+        // Someone else fills the disk: with the spool emptied first, nothing can be kept, and it is counted.
+        cts.Cancel();
+        await loop;
+        await using var full = new MqttLink(Options(broker.Port, Path.Combine(disk.Path, "spool2")));
+        using (var filler = File.Create(Path.Combine(disk.Path, "filler")))
+        {
+            try
+            {
+                filler.Write(new byte[2 * 1024 * 1024]);
+            }
+            catch (IOException)
+            {
+                // full
+            }
+        }
+        using var cts2 = new CancellationTokenSource();
+        var loop2 = full.RunAsync(cts2.Token);
+        for (int i = 1; i <= 20; i++) full.Enqueue(Numbered(i, 2048));
+        await Until(() => full.Counters.Queued == 0, "every message out of memory", TimeSpan.FromSeconds(30));
+        Assert.Equal(20, full.Counters.SpoolWriteFailed);
+        Balanced(full.Counters);
+        cts2.Cancel();
+        await loop2;
     }
 }

@@ -345,3 +345,36 @@ archive:
 
     public static string Embedded(int port) => $"  host: \"\"\n  port: {port}";
 }
+
+/// <summary>
+/// A small tmpfs mounted for one test: a real filesystem that really fills up ("No space left on
+/// device"). Mounting needs root, which CI and the test command run as; elsewhere it fails saying so.
+/// </summary>
+internal sealed class SmallDisk : IDisposable
+{
+    public SmallDisk(string path, long bytes)
+    {
+        Path = path;
+        Directory.CreateDirectory(path);
+        using var p = new ChildProcess("mount", ["-t", "tmpfs", "-o", $"size={bytes}", "tmpfs", path]);
+        p.WaitForExitAsync(CancellationToken.None).Wait(TimeSpan.FromSeconds(20));
+        if (p.ExitCode != 0) throw new InvalidOperationException($"mounting a {bytes}-byte tmpfs at {path} failed (the full-disk tests run as root): {p.Output}");
+    }
+
+    public string Path { get; }
+
+    public long Used
+    {
+        get
+        {
+            var d = new DriveInfo(Path);
+            return d.TotalSize - d.AvailableFreeSpace;
+        }
+    }
+
+    public void Dispose()
+    {
+        using var p = new ChildProcess("umount", ["-l", Path]);
+        p.WaitForExitAsync(CancellationToken.None).Wait(TimeSpan.FromSeconds(20));
+    }
+}
