@@ -719,10 +719,15 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     private async Task StatusLoop(CancellationToken ct)
     {
-        long lastFrames = 0;
+        long lastFrames = 0, lastLost = _link.Counters.Lost;
         var sw = Stopwatch.StartNew();
         while (!ct.IsCancellationRequested)
         {
+            // Messages the link lost since the last status (spool full, broker refusals): the pipeline
+            // reads degraded while it loses them, with the link's own account of why.
+            long lost = _link.Counters.Lost;
+            if (lost > lastLost) _health.Report(Stages.Publish, $"{lost - lastLost} message(s) lost in delivery: {_link.LastError}");
+            lastLost = lost;
             long frames = Interlocked.Read(ref Frames);
             double fps = (frames - lastFrames) / Math.Max(1e-3, sw.Elapsed.TotalSeconds);
             lastFrames = frames;

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Xunit.Abstractions;
 using System.Text;
 using System.Text.Json;
 using EdgeInspector.Integration.Tests;
@@ -9,7 +10,7 @@ namespace EdgeInspector.Service.Tests;
 /// The service end to end, as a line runs it: its own process, a real broker, real images, the real
 /// model. Every test fails (never skips) when mosquitto, the fake camera or ../shared is missing.
 /// </summary>
-public class ServiceTests
+public class ServiceTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
@@ -394,5 +395,137 @@ public class ServiceTests
         Assert.Contains("verdict.deadline_ms: 5 is out of range; expected 10..3600000", output);
         Assert.Contains("verdict.treshold: unknown field (did you mean 'threshold'?)", output);
         Assert.Contains("nothing was started", output);
+    }
+
+    [Fact]
+    public async Task Killed_during_an_outage_it_loses_no_verdict_decided_before_the_spool_bound()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 20, defects: 0);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/verdict");
+        await probe.ConnectAsync();
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 5, loop: true), Yaml.Broker(broker.Port), tmp.Path);
+        long runId;
+        using (var first = new ServiceRun(tmp.Path, yaml))
+        {
+            await probe.WaitFor(p => p.Messages.Count >= 3, Long, "the first verdicts", first.Process);
+            runId = probe.Messages.First().Json.GetProperty("run_id").GetInt64();
+            broker.Kill();
+            // 6.5 s: past the reconnect back-off's early steps (0.25, 0.5, 1, 2, 4 s), so that a link that
+            // spooled only between connection attempts would be holding seconds of verdicts in memory.
+            await Task.Delay(TimeSpan.FromSeconds(6.5));
+            var killedAt = DateTimeOffset.UtcNow;
+            first.Process.Kill(); // SIGKILL: no shutdown, no chance to flush
+            await broker.StartAsync();
+            await probe.ConnectAsync();
+            using var second = new ServiceRun(tmp.Path, yaml);
+            // The restarted service delivers the spool before anything of its own.
+            await probe.WaitFor(p => p.Messages.Any(m => m.Json.GetProperty("run_id").GetInt64() != runId), Long, "the restarted service's first verdict", second.Process);
+            var delivered = probe.Messages.Select(m => m.Json).Where(j => j.GetProperty("run_id").GetInt64() == runId).ToList();
+            var ids = delivered.Select(j => j.GetProperty("frame_id").GetInt64()).Distinct().Order().ToList();
+            // No hole: every frame up to the last one delivered.
+            Assert.Equal(Enumerable.Range(1, ids.Count).Select(i => (long)i), ids);
+            // The last frame delivered was decided (captured + latency) close before the kill: the next
+            // frame, decided later, was within the bound and the frame interval (200 ms) of the kill.
+            var last = delivered.Last(j => j.GetProperty("frame_id").GetInt64() == ids[^1]);
+            var decided = DateTimeOffset.FromUnixTimeMilliseconds(last.GetProperty("timestamp_ms").GetInt64()).AddMilliseconds(last.GetProperty("latency_ms").GetDouble());
+            double gapMs = (killedAt - decided).TotalMilliseconds;
+            output.WriteLine($"SIGKILL {6.5} s into an outage: {ids.Count} frames delivered after the restart, the last decided {gapMs:0} ms before the kill");
+            Assert.True(gapMs < Mqtt.MqttLink.SpoolLatencyBound.TotalMilliseconds + 200 + 350,
+                $"the last verdict delivered was decided {gapMs:0} ms before the kill: frames decided after it were lost ({ids.Count} frames delivered)");
+            Assert.True(ids.Count >= 20, $"only {ids.Count} frames before the kill");
+        }
+    }
+
+    [Fact]
+    public async Task Validate_loads_and_probes_the_model_as_the_service_does()
+    {
+        using var tmp = new TempFolder();
+        string folder = ReplayFolder(tmp.Path, good: 2, defects: 0);
+        string good = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(Ports.Free()), tmp.Path);
+        string text = Path.Combine(tmp.Path, "model.txt"), empty = Path.Combine(tmp.Path, "empty.onnx");
+        File.WriteAllText(text, "this is not a model\n");
+        File.WriteAllBytes(empty, []);
+        async Task<(int Code, string Output)> Validate(string yaml)
+        {
+            string path = Path.Combine(tmp.Path, $"v{Guid.NewGuid():N}.yaml");
+            File.WriteAllText(path, yaml);
+            using var p = new ChildProcess("dotnet", [ServiceRun.ServiceDll, "validate", "--config", path]);
+            await p.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+            return (p.ExitCode, p.Output);
+        }
+        var ok = await Validate(good);
+        Assert.True(ok.Code == 0, ok.Output);
+        Assert.Contains("model loaded and probed", ok.Output);
+        Assert.Contains("taps [stage2, stage3]", ok.Output);
+
+        var cases = new (string Yaml, string Expected)[]
+        {
+            (good.Replace(Yaml.Model, text), "model.path: '" + text + "' could not be loaded as an ONNX model"),
+            (good.Replace(Yaml.Model, empty), "model.path: '" + empty + "' could not be loaded as an ONNX model"),
+            (good.Replace("  providers: [cpu]", "  providers: [cpu]\n  taps: [stage2, stage9]"), "model.taps: 'stage9' is not an output of"),
+        };
+        foreach (var (yaml, expected) in cases)
+        {
+            var (code, output) = await Validate(yaml);
+            Assert.True(code == 2, $"validate exited {code} for a config it should refuse:\n{output}");
+            Assert.Contains(expected, output);
+            Assert.Contains("is not valid; nothing was started", output);
+            // The service refuses the same config at start, with the same message, and exits 2 (no restart loop).
+            using var run = new ServiceRun(Path.Combine(tmp.Path), yaml);
+            await run.Process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+            Assert.Equal(2, run.Process.ExitCode);
+            Assert.Contains(expected, run.Process.Output);
+        }
+    }
+
+    [Fact]
+    public async Task A_spool_on_a_full_disk_costs_only_the_oldest_verdicts_and_delivery_resumes_when_the_broker_returns()
+    {
+        using var tmp = new TempFolder();
+        using var disk = new SmallDisk(Path.Combine(tmp.Path, "disk"), 256 * 1024); // room for about 60 spool files
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 20, defects: 0);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 8, loop: true), Yaml.Broker(broker.Port), tmp.Path)
+            .Replace($"  spool_dir: {tmp.Path}/spool", $"  spool_dir: {disk.Path}/spool\n  spool_min_free_mb: 0")
+            .Replace("heatmap:\n  publish: all", "heatmap:\n  publish: none");
+        using var service = new ServiceRun(tmp.Path, yaml);
+        await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "the first verdicts", service.Process);
+        broker.Kill();
+        await Task.Delay(TimeSpan.FromSeconds(12)); // ~95 frames, ~190 messages: three times what the disk holds
+        await broker.StartAsync();
+        await probe.ConnectAsync();
+        int before = probe.On("/verdict").Count;
+        // Delivery resumes: what the disk kept, then live verdicts.
+        await probe.WaitFor(p => p.On("/verdict").Count >= before + 40, Long, "verdicts after the broker returned", service.Process);
+        await probe.WaitFor(p => p.On("/status").Last().Json.GetProperty("delivery").GetProperty("spool_overflow").GetInt64() > 0, TimeSpan.FromSeconds(20), "the overflow on the status topic", service.Process);
+        var status = probe.On("/status").Last().Json;
+        var d = status.GetProperty("delivery");
+        // Lost in the outage, counted, and the status says the pipeline is not whole.
+        Assert.Equal("degraded", status.GetProperty("state").GetString());
+        Assert.Contains("lost in delivery", status.GetProperty("stages").GetProperty("publish").GetProperty("last_error").GetString());
+        Assert.Equal(0, d.GetProperty("verdicts_unpublished").GetInt64());
+        // The counters balance: every message the link was given is published, held, or counted lost.
+        long accounted = d.GetProperty("published").GetInt64() + d.GetProperty("refused").GetInt64() + d.GetProperty("spool_overflow").GetInt64()
+            + d.GetProperty("spool_write_failed").GetInt64() + d.GetProperty("spool_corrupt").GetInt64()
+            + status.GetProperty("queues").GetProperty("outgoing").GetInt64() + status.GetProperty("queues").GetProperty("spool").GetInt64();
+        long given = d.GetProperty("enqueued").GetInt64() + d.GetProperty("recovered").GetInt64();
+        Assert.InRange(given - accounted, 0, 1); // the one message being sent as the status was taken
+        // The verdicts that arrived are in order, and the ones that did not are the oldest of the outage:
+        // after the first gap, no frame is missing.
+        var ids = Ids(probe.On("/verdict")).Distinct().ToList();
+        Assert.Equal(ids.Order(), ids);
+        var afterGap = ids.SkipWhile((id, i) => i == 0 || id == ids[i - 1] + 1).ToList();
+        Assert.NotEmpty(afterGap);
+        Assert.Equal(Enumerable.Range((int)afterGap[0], afterGap.Count).Select(i => (long)i), afterGap);
+        var frames = status.GetProperty("frames").GetInt64();
+        long answered = status.GetProperty("verdicts").EnumerateObject().Sum(v => v.Value.GetInt64());
+        Assert.InRange(frames - answered, 0, 20); // the rest are in flight (queue and sequencer)
+        output.WriteLine($"outage of 12 s on a 256 KiB spool disk: {d.GetProperty("spool_overflow").GetInt64()} messages overflowed, {ids.Count} verdicts delivered, first after the gap {afterGap[0]}");
     }
 }
