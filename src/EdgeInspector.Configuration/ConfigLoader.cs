@@ -184,6 +184,7 @@ public static class ConfigLoader
         {
             Host = q.Str("host", ""),
             Port = q.Int("port", tls.Enabled ? 8883 : 1883, 1, 65535),
+            Bind = q.Str("bind", "127.0.0.1"),
             Prefix = q.Str("prefix", "edgeinspector"),
             ClientId = q.Str("client_id", "edgeinspector"),
             Username = q.Str("username", ""),
@@ -202,6 +203,15 @@ public static class ConfigLoader
             q.Error(null, "mqtt.password_env", $"environment variable '{mqtt.PasswordEnv}' is not set (for systemd: Environment= or EnvironmentFile= in the unit)");
         }
         if (mqtt.PasswordEnv.Length > 0 && mqtt.PasswordFile.Length > 0) q.Error(null, "mqtt.password_file", "give password_env or password_file, not both");
+        if (!System.Net.IPAddress.TryParse(mqtt.Bind, out var bind))
+        {
+            q.Error(null, "mqtt.bind", $"'{mqtt.Bind}' is not an IP address; expected one address of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every IPv4 interface)");
+        }
+        else if (mqtt.Host.Length == 0 && !System.Net.IPAddress.IsLoopback(bind) && (mqtt.Username.Length == 0 || (mqtt.PasswordEnv.Length == 0 && mqtt.PasswordFile.Length == 0)))
+        {
+            // Anyone on the line's network could otherwise send commands, fake verdicts and read them all.
+            q.Error(null, "mqtt.bind", $"{mqtt.Bind} exposes the embedded broker beyond this machine; set mqtt.username and mqtt.password_env (an environment variable) or mqtt.password_file, which every client must then present, or bind 127.0.0.1");
+        }
         q.RejectUnknown();
 
         var l = r.Child("logging");

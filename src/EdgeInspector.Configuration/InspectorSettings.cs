@@ -200,6 +200,8 @@ public sealed record MqttSettings
     public string Host { get; init; } = "";
     /// <summary>Broker port (also the embedded broker's).</summary>
     public int Port { get; init; } = 1883;
+    /// <summary>The one address the embedded broker listens on (no mqtt.host); beyond loopback it requires username and password.</summary>
+    public string Bind { get; init; } = "127.0.0.1";
     /// <summary>First topic level.</summary>
     public string Prefix { get; init; } = "edgeinspector";
     /// <summary>Client id prefix (the camera name is appended).</summary>

@@ -42,7 +42,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     {
         var s = _live.Settings;
         _log.LogInformation("EdgeInspector starting from {Config}: line {Line}, {Cameras} camera(s)", config.Path, s.Line, s.Cameras.Length);
-        if (s.Mqtt.Host.Length == 0) _broker = await EmbeddedBroker.StartAsync(s.Mqtt.Port, _log);
+        if (s.Mqtt.Host.Length == 0) _broker = await StartBroker(s.Mqtt);
         _backbone = LoadBackbone(s.Model);
         foreach (var cam in s.Cameras) StartPipeline(cam, _live);
         _watch = Task.Run(() => WatchLoop(_stop.Token));
@@ -67,13 +67,25 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             "video" => _ => new VideoCaptureSource(cam.Video.Uri),
             _ => _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null),
         };
-        var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? "127.0.0.1" : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
+        var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? EmbeddedHost(s.Mqtt) : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
         var state = State(cam);
         var topics = new Topics(s.Mqtt.Prefix, s.Line);
         var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
             topics, _backbone!.Model.ModelHash, state, logger, Fatal);
         pipeline.Start(s.KnownGoodFolder(state.Recipe));
         _pipelines[cam.Name] = pipeline;
+    }
+
+    private Task<EmbeddedBroker> StartBroker(MqttSettings m) =>
+        EmbeddedBroker.StartAsync(System.Net.IPAddress.Parse(m.Bind), m.Port, m.Username.Length > 0 ? m.Username : null, ConfigLoader.Password(m), _log);
+
+    /// <summary>Where the service's own links reach its embedded broker: the bound address, or loopback when it is bound to every interface.</summary>
+    private static string EmbeddedHost(MqttSettings m)
+    {
+        var bind = System.Net.IPAddress.Parse(m.Bind);
+        if (bind.Equals(System.Net.IPAddress.Any)) return "127.0.0.1";
+        if (bind.Equals(System.Net.IPAddress.IPv6Any)) return "::1";
+        return bind.ToString();
     }
 
     private void Fatal(string reason)
@@ -188,7 +200,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             _backbone = fresh;
         }
         // The embedded broker follows mqtt.host/port: started, moved or stopped with the pipelines down.
-        if (old.Mqtt.Host != next.Mqtt.Host || old.Mqtt.Port != next.Mqtt.Port)
+        if (old.Mqtt.Host != next.Mqtt.Host || old.Mqtt.Port != next.Mqtt.Port || old.Mqtt.Bind != next.Mqtt.Bind
+            || old.Mqtt.Username != next.Mqtt.Username || ConfigLoader.Password(old.Mqtt) != ConfigLoader.Password(next.Mqtt))
         {
             if (_broker is not null)
             {
@@ -197,7 +210,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             }
             try
             {
-                if (next.Mqtt.Host.Length == 0) _broker = await EmbeddedBroker.StartAsync(next.Mqtt.Port, _log);
+                if (next.Mqtt.Host.Length == 0) _broker = await StartBroker(next.Mqtt);
             }
             catch (InvalidOperationException e)
             {

@@ -312,4 +312,29 @@ public class MqttLinkTests
         cts2.Cancel();
         await loop2;
     }
+
+    [Fact]
+    public async Task An_embedded_broker_with_credentials_refuses_clients_without_them()
+    {
+        int port = Ports.Free();
+        await using var broker = await EmbeddedBroker.StartAsync(System.Net.IPAddress.Loopback, port, "line", "s3cret");
+        async Task<string> Connect(string? user, string? password)
+        {
+            using var client = new MQTTnet.MqttClientFactory().CreateMqttClient();
+            var b = new MQTTnet.MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithProtocolVersion(MQTTnet.Formatter.MqttProtocolVersion.V500);
+            if (user is not null) b.WithCredentials(user, password);
+            try
+            {
+                var r = await client.ConnectAsync(b.Build());
+                return r.ResultCode.ToString();
+            }
+            catch (MQTTnet.Adapter.MqttConnectingFailedException e)
+            {
+                return e.Message;
+            }
+        }
+        Assert.Contains("BadUserNameOrPassword", await Connect(null, null));
+        Assert.Contains("BadUserNameOrPassword", await Connect("line", "wrong"));
+        Assert.Equal("Success", await Connect("line", "s3cret"));
+    }
 }

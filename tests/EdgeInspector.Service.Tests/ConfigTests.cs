@@ -133,6 +133,24 @@ model:
     }
 
     [Fact]
+    public void The_embedded_broker_beyond_loopback_needs_credentials_from_the_environment_or_a_file()
+    {
+        using var tmp = new TempFolder();
+        var open = Errors(Valid(tmp.Path) + "mqtt:\n  bind: 0.0.0.0\n");
+        Assert.Contains(open.Errors, x => x.Path == "mqtt.bind" && x.Message.Contains("exposes the embedded broker beyond this machine") && x.Message.Contains("password_env"));
+        var userOnly = Errors(Valid(tmp.Path) + "mqtt:\n  bind: 192.168.0.10\n  username: plc\n");
+        Assert.Contains(userOnly.Errors, x => x.Path == "mqtt.bind");
+        var bad = Errors(Valid(tmp.Path) + "mqtt:\n  bind: localhost\n");
+        Assert.Contains(bad.Errors, x => x.Path == "mqtt.bind" && x.Message.Contains("is not an IP address"));
+        File.WriteAllText(Path.Combine(tmp.Path, "pw.txt"), "s3cret\n");
+        var ok = ConfigLoader.Parse(Valid(tmp.Path) + "mqtt:\n  bind: 0.0.0.0\n  username: plc\n  password_file: pw.txt\n", "site.yaml", tmp.Path);
+        Assert.Equal("0.0.0.0", ok.Mqtt.Bind);
+        // Loopback needs nothing; an external broker (mqtt.host) does not use bind at all.
+        Assert.Equal("127.0.0.1", ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path).Mqtt.Bind);
+        ConfigLoader.Parse(Valid(tmp.Path) + "mqtt:\n  host: broker.line\n  bind: 0.0.0.0\n", "site.yaml", tmp.Path);
+    }
+
+    [Fact]
     public void Defaults_apply_to_fields_left_out()
     {
         using var tmp = new TempFolder();

@@ -67,6 +67,8 @@ internal sealed class ChildProcess : IDisposable
 
     public bool HasExited => _p.HasExited;
 
+    public int Id => _p.Id;
+
     public int ExitCode => _p.ExitCode;
 
     public Task WaitForExitAsync(CancellationToken ct) => _p.WaitForExitAsync(ct);
@@ -376,5 +378,40 @@ internal sealed class SmallDisk : IDisposable
     {
         using var p = new ChildProcess("umount", ["-l", Path]);
         p.WaitForExitAsync(CancellationToken.None).Wait(TimeSpan.FromSeconds(20));
+    }
+}
+
+/// <summary>The TCP sockets a process listens on, read from /proc (what <c>ss -ltnp</c> shows).</summary>
+internal static class Listeners
+{
+    public static List<IPEndPoint> Of(int pid)
+    {
+        var inodes = new HashSet<string>();
+        foreach (string fd in Directory.EnumerateFiles($"/proc/{pid}/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget is { } t && t.StartsWith("socket:[", StringComparison.Ordinal)) inodes.Add(t[8..^1]);
+            }
+            catch (IOException)
+            {
+                // closed meanwhile
+            }
+        }
+        var result = new List<IPEndPoint>();
+        foreach (string table in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            foreach (string line in File.ReadLines(table).Skip(1))
+            {
+                string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (f[3] != "0A" || !inodes.Contains(f[9])) continue; // 0A: LISTEN
+                string[] local = f[1].Split(':');
+                // The kernel prints each 32-bit word of the address in host (little-endian) order.
+                byte[] bytes = Convert.FromHexString(local[0]);
+                for (int w = 0; w < bytes.Length; w += 4) Array.Reverse(bytes, w, 4);
+                result.Add(new IPEndPoint(new IPAddress(bytes), Convert.ToInt32(local[1], 16)));
+            }
+        }
+        return result;
     }
 }

@@ -528,4 +528,23 @@ public class ServiceTests(ITestOutputHelper output)
         Assert.InRange(frames - answered, 0, 20); // the rest are in flight (queue and sequencer)
         output.WriteLine($"outage of 12 s on a 256 KiB spool disk: {d.GetProperty("spool_overflow").GetInt64()} messages overflowed, {ids.Count} verdicts delivered, first after the gap {afterGap[0]}");
     }
+
+    [Fact]
+    public async Task The_embedded_broker_listens_on_its_one_address_and_nowhere_else()
+    {
+        using var tmp = new TempFolder();
+        int port = Ports.Free();
+        string folder = ReplayFolder(tmp.Path, good: 4, defects: 0);
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path));
+        await using var probe = new Probe(port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        await probe.WaitFor(p => p.On("/verdict").Count >= 1, Long, "a verdict through the embedded broker", service.Process);
+        // Every socket the service listens on: 127.0.0.1:port, and no IPv6 wildcard beside it.
+        var listening = Listeners.Of(service.Process.Id);
+        Assert.Equal([new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port)], listening);
+        using var v6 = new TcpClient(AddressFamily.InterNetworkV6);
+        await Assert.ThrowsAnyAsync<SocketException>(async () => await v6.ConnectAsync(System.Net.IPAddress.IPv6Loopback, port));
+        Assert.Contains($"listening on 127.0.0.1:{port} only", service.Process.Output);
+        output.WriteLine($"listeners of the service: {string.Join(", ", listening)}");
+    }
 }
