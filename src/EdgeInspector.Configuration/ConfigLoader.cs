@@ -16,6 +16,8 @@ public static class ConfigLoader
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full)) throw new ConfigException([new ConfigError(path, 0, 0, "(file)", $"configuration file not found (looked for {full})")]);
         string text;
+        long size = new FileInfo(full).Length;
+        if (size > MaxChars * 4L) throw new ConfigException([new ConfigError(path, 0, 0, "(file)", $"{size:N0} bytes; a configuration holds at most {MaxChars:N0} characters (is this the right file?)")]);
         try { text = File.ReadAllText(full); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -29,7 +31,11 @@ public static class ConfigLoader
     {
         var errors = new List<ConfigError>();
         var stream = new YamlStream();
-        try { stream.Load(new StringReader(text)); }
+        try
+        {
+            CheckShape(text, file);
+            stream.Load(new StringReader(text));
+        }
         catch (YamlException e)
         {
             // Syntax errors stop here: nothing after them can be trusted.
@@ -43,7 +49,45 @@ public static class ConfigLoader
         var r = new YamlSection(errors, file, root, "");
         var settings = Read(r, baseDir);
         if (errors.Count > 0) throw new ConfigException(errors);
-        return settings;
+        var sections = root is YamlMappingNode map ? map.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value ?? "").ToArray() : [];
+        return settings with { Sections = sections };
+    }
+
+    /// <summary>The most characters a configuration file may hold: the shipped one is about 8,000.</summary>
+    public const int MaxChars = 1_000_000;
+
+    /// <summary>The deepest nesting of lists and mappings read: the configuration needs 4.</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>
+    /// Bounds the size and nesting before any document is built. YamlDotNet builds nodes recursively, so a
+    /// deeply nested file (a stray run of '[' saved over the live file) would overflow the stack and kill
+    /// the process, which no handler can catch; its event parser is iterative and walks it safely.
+    /// </summary>
+    private static void CheckShape(string text, string file)
+    {
+        if (text.Length > MaxChars)
+        {
+            throw new ConfigException([new ConfigError(file, 0, 0, "(file)", $"{text.Length:N0} characters; a configuration holds at most {MaxChars:N0} (is this the right file?)")]);
+        }
+        var parser = new Parser(new StringReader(text));
+        int depth = 0;
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.SequenceStart or YamlDotNet.Core.Events.MappingStart:
+                    if (++depth > MaxDepth)
+                    {
+                        var at = parser.Current.Start;
+                        throw new ConfigException([new ConfigError(file, (int)at.Line, (int)at.Column, "(structure)", $"lists and mappings nested more than {MaxDepth} deep; the configuration needs at most 4 (a damaged or wrong file?)")]);
+                    }
+                    break;
+                case YamlDotNet.Core.Events.SequenceEnd or YamlDotNet.Core.Events.MappingEnd:
+                    depth--;
+                    break;
+            }
+        }
     }
 
     private static string Resolve(string baseDir, string p) => p.Length == 0 ? p : System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDir, Environment.ExpandEnvironmentVariables(p)));

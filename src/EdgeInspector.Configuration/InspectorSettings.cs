@@ -9,6 +9,8 @@ public sealed record InspectorSettings
 {
     /// <summary>Line name: the second level of every MQTT topic.</summary>
     public string Line { get; init; } = "line1";
+    /// <summary>The top-level sections the file itself holds (the rest took their defaults), in file order.</summary>
+    public string[] Sections { get; init; } = [];
     /// <summary>Cameras, each run as its own pipeline.</summary>
     public CameraSettings[] Cameras { get; init; } = [];
     /// <summary>The backbone.</summary>

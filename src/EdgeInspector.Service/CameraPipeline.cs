@@ -642,31 +642,71 @@ internal sealed class CameraPipeline : IAsyncDisposable
     // sees would otherwise grow it forever.
     private readonly ConcurrentQueue<string> _partIds = new();
 
+    private readonly LogThrottle _partLog = new(TimeSpan.FromSeconds(10)), _commandLog = new(TimeSpan.FromSeconds(10));
+
+    /// <summary>The largest command accepted: a command is a few dozen bytes; anything near this is not one.</summary>
+    internal const int MaxCommandBytes = 16 * 1024;
+
+    private const string CommandForm = "expected {\"id\":\"…\",\"command\":\"reset_coreset\"} or {\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}";
+
     private Task OnMessageAsync(string topic, byte[] payload)
     {
         if (topic == _topics.Part(Name))
         {
-            _partIds.Enqueue(Encoding.UTF8.GetString(payload).Trim());
-            while (_partIds.Count > 1000 && _partIds.TryDequeue(out string? stale))
+            _partIds.Enqueue(Clip(Encoding.UTF8.GetString(payload).Trim(), 256));
+            long stale = 0;
+            string? oldest = null;
+            while (_partIds.Count > 1000 && _partIds.TryDequeue(out string? s))
             {
-                LastError = $"part id '{stale}' announced but no frame captured for it (more than 1000 waiting)";
-                _log.LogWarning("Camera {Camera}: {Error}", Name, LastError);
+                stale++;
+                oldest = s;
+            }
+            if (stale > 0)
+            {
+                Interlocked.Add(ref PartIdsDiscarded, stale);
+                LastError = $"part id '{oldest}' announced but no frame captured for it (more than 1000 waiting)";
+                if (_partLog.Allow(out long held)) _log.LogWarning("Camera {Camera}: {Error}; {Total} part id(s) discarded so far ({Held} such warning(s) not logged since the last)", Name, LastError, Interlocked.Read(ref PartIdsDiscarded), held);
             }
             return Task.CompletedTask;
         }
+        // Every message on the command topic is answered: applied, or refused saying why. Nothing of a
+        // refused payload is echoed beyond a short id and command name.
         string id = "", command = "";
         string? recipe = null;
+        if (payload.Length > MaxCommandBytes)
+        {
+            Ack(id, command, false, $"a command of {payload.Length} bytes is refused (at most {MaxCommandBytes}); {CommandForm}");
+            return Task.CompletedTask;
+        }
         try
         {
             using var doc = JsonDocument.Parse(payload);
             var root = doc.RootElement;
-            id = root.TryGetProperty("id", out var i) ? i.ToString() : "";
-            command = root.TryGetProperty("command", out var c) ? c.GetString() ?? "" : "";
-            recipe = root.TryGetProperty("recipe", out var r) ? r.GetString() : null;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                Ack(id, command, false, $"a JSON {Kind(root.ValueKind)} is not a command; {CommandForm}");
+                return Task.CompletedTask;
+            }
+            if (root.TryGetProperty("id", out var i)) id = Clip(i.ValueKind == JsonValueKind.String ? i.GetString()! : i.GetRawText(), 64);
+            if (!root.TryGetProperty("command", out var c) || c.ValueKind != JsonValueKind.String)
+            {
+                Ack(id, command, false, c.ValueKind == JsonValueKind.Undefined ? $"no 'command' field; {CommandForm}" : $"'command' must be a string, not a {Kind(c.ValueKind)}; {CommandForm}");
+                return Task.CompletedTask;
+            }
+            command = Clip(c.GetString()!, 64);
+            if (root.TryGetProperty("recipe", out var r) && r.ValueKind != JsonValueKind.Null)
+            {
+                if (r.ValueKind != JsonValueKind.String)
+                {
+                    Ack(id, command, false, $"'recipe' must be a string, not a {Kind(r.ValueKind)}; {CommandForm}");
+                    return Task.CompletedTask;
+                }
+                recipe = r.GetString();
+            }
         }
         catch (JsonException e)
         {
-            Ack(id, command, false, $"not JSON: {e.Message}; expected {{\"id\":\"…\",\"command\":\"reset_coreset\"}} or {{\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}}");
+            Ack(id, command, false, $"not JSON ({Clip(e.Message, 200)}); {CommandForm}");
             return Task.CompletedTask;
         }
         switch (command)
@@ -678,7 +718,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 _commands.Enqueue((id, command, recipe));
                 break;
             case "switch_recipe":
-                Ack(id, command, false, $"unknown recipe '{recipe}'; defined: {string.Join(", ", Live.Settings.Recipes.Select(x => x.Name))}");
+                Ack(id, command, false, $"unknown recipe '{Clip(recipe ?? "", 64)}'; defined: {string.Join(", ", Live.Settings.Recipes.Select(x => x.Name))}");
                 break;
             default:
                 Ack(id, command, false, $"unknown command '{command}'; expected reset_coreset or switch_recipe");
@@ -686,6 +726,21 @@ internal sealed class CameraPipeline : IAsyncDisposable
         }
         return Task.CompletedTask;
     }
+
+    /// <summary>Part ids announced that no frame was captured for, dropped beyond 1000 waiting.</summary>
+    public long PartIdsDiscarded;
+
+    private static string Kind(JsonValueKind k) => k switch
+    {
+        JsonValueKind.Array => "array",
+        JsonValueKind.Number => "number",
+        JsonValueKind.True or JsonValueKind.False => "boolean",
+        JsonValueKind.Null => "null",
+        JsonValueKind.Object => "object",
+        _ => "string",
+    };
+
+    private static string Clip(string s, int max) => s.Length <= max ? s : s[..max] + "…";
 
     /// <summary>Applies queued commands on the inference thread, which owns the engine.</summary>
     private void ApplyCommands()
@@ -714,7 +769,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             _health.Report(Stages.Publish, $"command ack: {e.Message}");
             _log.LogError(e, "Camera {Camera}: the acknowledgement of command {Id} could not be handed to the MQTT link", Name, id);
         }
-        if (!ok) _log.LogWarning("Camera {Camera}: command {Command} refused: {Message}", Name, command, message);
+        if (!ok && _commandLog.Allow(out long held)) _log.LogWarning("Camera {Camera}: command {Command} refused: {Message} ({Held} refusal(s) not logged since the last)", Name, command, message, held);
     }
 
     private async Task StatusLoop(CancellationToken ct)
@@ -784,7 +839,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                 ["refused"] = link.Refused, ["spool_overflow"] = link.SpoolOverflow, ["spool_write_failed"] = link.SpoolWriteFailed,
                 ["spool_corrupt"] = link.SpoolCorrupt, ["heatmaps_dropped"] = link.BestEffortDropped,
                 ["verdicts_unpublished"] = Interlocked.Read(ref VerdictsUnpublished), ["late_results"] = LateResults,
-                ["archive_skipped"] = Interlocked.Read(ref _archive.Skipped),
+                ["archive_skipped"] = Interlocked.Read(ref _archive.Skipped), ["part_ids_discarded"] = Interlocked.Read(ref PartIdsDiscarded),
             },
             ["recipe"] = _state.Recipe,
             ["model_hash"] = _modelHash,

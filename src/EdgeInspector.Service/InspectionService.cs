@@ -171,6 +171,19 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             return;
         }
         var old = _live.Settings;
+        // A save cut short (a full disk, an editor that died, a copy that stopped) ends at a section
+        // boundary and still parses: every section after the cut would silently take its defaults, and
+        // with mqtt among them the PLC's broker would be swapped for the embedded one. An edit that drops
+        // whole sections is refused; a section returns to its defaults on purpose as `name: {}`.
+        var dropped = old.Sections.Where(x => !next.Sections.Contains(x)).ToArray();
+        if (dropped.Length > 0)
+        {
+            string error = $"{config.Path}: the edit drops the section(s) {string.Join(", ", dropped)} that the running configuration has (a truncated save?); " +
+                $"put them back, or write `{dropped[0]}: {{}}` to return one to its defaults on purpose";
+            _log.LogError("Configuration edit rejected; the last good configuration (version {Version}) keeps running: {Error}", _live.Version, error);
+            SetLive(_live.WithError(error));
+            return;
+        }
         var live = new LiveSettings(next, _live.Version + 1);
         if (!Same(old.Logging, next.Logging)) _log.LogWarning("logging settings changed: they take effect when the service restarts");
         bool modelChanged = !Same(old.Model, next.Model);

@@ -133,6 +133,23 @@ model:
     }
 
     [Fact]
+    public void Deep_or_huge_files_are_refused_before_a_document_is_built()
+    {
+        using var tmp = new TempFolder();
+        // 100,000 nested flow sequences overflowed the stack inside YamlDotNet (a crash no handler catches).
+        var deep = Errors("line: " + new string('[', 100_000));
+        Assert.Equal("(structure)", Assert.Single(deep.Errors).Path);
+        Assert.Contains("nested more than 32", deep.Errors[0].Message);
+        Assert.Equal(1, deep.Errors[0].Line);
+        var block = string.Concat(Enumerable.Range(0, 40).Select(i => new string(' ', 2 * i) + "k:\n"));
+        Assert.Equal(33, Assert.Single(Errors(block).Errors).Line);
+        var huge = Errors("# " + new string('x', ConfigLoader.MaxChars));
+        Assert.Contains("at most 1,000,000", Assert.Single(huge.Errors).Message);
+        // A file within the bounds is read, and the sections it holds are known (hot reload compares them).
+        Assert.Equal(["line", "cameras", "model"], ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path).Sections);
+    }
+
+    [Fact]
     public void The_embedded_broker_beyond_loopback_needs_credentials_from_the_environment_or_a_file()
     {
         using var tmp = new TempFolder();

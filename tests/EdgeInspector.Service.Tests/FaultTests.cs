@@ -80,7 +80,7 @@ public class FaultTests
         var engine = inspector?.Invoke(Backbone.Value, s.Engine) ?? new FrameInspector(Backbone.Value, s.Engine);
         Run? run = null;
         var pipeline = new CameraPipeline(cam, new LiveSettings(s, 1), engine, _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, false),
-            _ => link, new Topics("edgeinspector", "testline"), Backbone.Value.Model.ModelHash, new CameraState(1, cam.Recipe), log, reason => run!.Fatal = reason);
+            handler => { link.Handler = handler; return link; }, new Topics("edgeinspector", "testline"), Backbone.Value.Model.ModelHash, new CameraState(1, cam.Recipe), log, reason => run!.Fatal = reason);
         run = new Run { Pipeline = pipeline, Link = link, Log = log };
         pipeline.Start(null);
         return run;
@@ -219,6 +219,59 @@ public class FaultTests
         Assert.Equal("online", run.Pipeline.Health.State);
     }
 
+    [Fact]
+    public async Task Every_message_on_the_command_topic_is_answered_and_a_refusal_echoes_nothing_large()
+    {
+        using var tmp = new TempFolder();
+        var link = new FakeLink();
+        await using var run = Start(Folder(tmp.Path, 2), link);
+        const string topic = "edgeinspector/testline/cam1/command";
+        string huge = "{\"id\":\"" + new string('x', 1024 * 1024) + "\",\"command\":\"reset_coreset\"}";
+        var cases = new (string Payload, string Reason)[]
+        {
+            ("{\"id\":\"1\",\"command\":5}", "'command' must be a string, not a number"),
+            ("[1,2]", "a JSON array is not a command"),
+            ("null", "a JSON null is not a command"),
+            ("{\"id\":\"4\",\"command\":\"switch_recipe\",\"recipe\":7}", "'recipe' must be a string, not a number"),
+            ("reset please", "not JSON"),
+            ("{\"id\":\"6\"}", "no 'command' field"),
+            ("{\"id\":\"7\",\"command\":\"launch\"}", "unknown command 'launch'"),
+            (huge, $"a command of {huge.Length} bytes is refused"),
+        };
+        foreach (var (payload, _) in cases) await link.Handler!(topic, Encoding.UTF8.GetBytes(payload));
+        await link.Handler!(topic, Encoding.UTF8.GetBytes("{\"id\":42,\"command\":\"reset_coreset\"}"));
+        await Until(() => link.Acks().Count == cases.Length + 1, "an acknowledgement for every command", run);
+        var acks = link.Acks();
+        for (int i = 0; i < cases.Length; i++)
+        {
+            Assert.False(acks[i].GetProperty("ok").GetBoolean());
+            Assert.Contains(cases[i].Reason, acks[i].GetProperty("message").GetString());
+        }
+        Assert.Equal(["1", "", "", "4", "", "6", "7", ""], acks.Take(cases.Length).Select(a => a.GetProperty("id").GetString()));
+        // The valid one is applied by the inference loop and acknowledged ok, with its numeric id as text.
+        Assert.True(acks[^1].GetProperty("ok").GetBoolean());
+        Assert.Equal("42", acks[^1].GetProperty("id").GetString());
+        int largest = link.Sent.Where(m => m.Topic.EndsWith("/command/ack")).Max(m => m.Payload.Length);
+        Assert.True(largest < 1024, $"an acknowledgement of {largest} bytes");
+        // Refusals are logged, but not one line each.
+        Assert.InRange(run.Log.Entries.Count(e => e.Message.Contains("refused")), 1, 2);
+    }
+
+    [Fact]
+    public async Task A_flood_of_part_ids_no_frame_takes_is_counted_and_summarised_not_logged_line_by_line()
+    {
+        using var tmp = new TempFolder();
+        var link = new FakeLink();
+        await using var run = Start(Folder(tmp.Path, 1), link);
+        for (int i = 0; i < 20_000; i++) await link.Handler!("edgeinspector/testline/cam1/part", Encoding.UTF8.GetBytes($"P-{i}"));
+        // At most 1,000 wait for frames; the rest are discarded and counted. (The one replayed frame
+        // carries its file name and takes none.)
+        Assert.Equal(19_000, run.Pipeline.PartIdsDiscarded);
+        Assert.InRange(run.Log.Entries.Count(e => e.Level == LogLevel.Warning && e.Message.Contains("part id")), 1, 2);
+        run.Pipeline.StatusNow();
+        Assert.Equal(19_000, link.Status!.Value.GetProperty("delivery").GetProperty("part_ids_discarded").GetInt64());
+    }
+
     /// <summary>The backbone failing on every call (a GPU fault, a model that cannot run).</summary>
     private sealed class ThrowingInspector(SharedBackbone b, EngineSettings e) : FrameInspector(b, e)
     {
@@ -234,6 +287,10 @@ internal sealed class FakeLink : IMessageLink
     public Func<OutgoingMessage, bool>? Throw;
     /// <summary>How many times RunAsync throws before it runs.</summary>
     public int RunFailures;
+    /// <summary>The pipeline's handler for messages on its subscribed topics (commands, part ids).</summary>
+    public Func<string, byte[], Task>? Handler;
+
+    public List<JsonElement> Acks() => [.. Sent.Where(m => m.Topic.EndsWith("/command/ack")).Select(m => JsonDocument.Parse(m.Payload).RootElement)];
     private int _runStarts;
     private volatile byte[]? _status;
     private long _enqueued;

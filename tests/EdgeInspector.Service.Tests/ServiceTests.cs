@@ -243,6 +243,20 @@ public class ServiceTests(ITestOutputHelper output)
         Assert.All(probe.On("/verdict").Skip(seen), v => Assert.Equal(3.0, v.Json.GetProperty("threshold").GetDouble()));
         Assert.False(service.Process.HasExited);
 
+        // A save cut short at a section boundary still parses; without its mqtt section the service would
+        // move to its embedded broker's defaults. Refused: the status names the sections it drops.
+        File.WriteAllText(service.ConfigPath, yaml[..yaml.IndexOf("mqtt:", StringComparison.Ordinal)]);
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("drops the section(s)"),
+            TimeSpan.FromSeconds(30), "the truncated save refused on the status topic", service.Process);
+        Assert.Contains("mqtt, logging, archive, recipes", probe.On("/status").Last().Json.GetProperty("config").GetProperty("error").GetString());
+        // A pathological file (100,000 nested '[') is refused by name instead of overflowing the stack.
+        File.WriteAllText(service.ConfigPath, "line: [" + new string('[', 100_000));
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("nested more than"),
+            TimeSpan.FromSeconds(30), "the deep file refused on the status topic", service.Process);
+        seen = probe.On("/verdict").Count;
+        await probe.WaitFor(p => p.On("/verdict").Count >= seen + 2, TimeSpan.FromSeconds(30), "verdicts while the bad files sat there", service.Process);
+        Assert.False(service.Process.HasExited);
+
         // The fix: applied without a restart (the engine keeps its coreset: no warming_up again).
         File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5"));
         await probe.WaitFor(p => p.On("/verdict").LastOrDefault()?.Json.GetProperty("threshold").GetDouble() == 4.5, TimeSpan.FromSeconds(30), "verdicts at the new threshold", service.Process);
