@@ -65,7 +65,9 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly IMessageLink _link;
     private readonly StageHealth _health = new(Stages.All);
     private readonly Action<string> _onFatal;
-    private readonly LogThrottle _publishFaultLog = new(TimeSpan.FromSeconds(10)), _engineFaultLog = new(TimeSpan.FromSeconds(10));
+    // Warnings that can repeat once per frame or message are let through once per period, with a count.
+    private readonly LogThrottle _publishFaultLog = new(TimeSpan.FromSeconds(10)), _engineFaultLog = new(TimeSpan.FromSeconds(10)),
+        _badFrameLog = new(TimeSpan.FromSeconds(10)), _lateLog = new(TimeSpan.FromSeconds(10));
     private readonly Topics _topics;
     private readonly string _modelHash;
     private readonly Archive _archive;
@@ -358,7 +360,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                     if (features[i] is not { } f)
                     {
                         LastError = errors[i];
-                        _log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error}", Name, meta.Id, meta.PartId, errors[i]);
+                        if (_badFrameLog.Allow(out long held)) _log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error} ({Held} such frame(s) not logged since the last; each is answered 'error')", Name, meta.Id, meta.PartId, errors[i], held);
                         Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = errors[i] });
                         continue;
                     }
@@ -542,7 +544,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
                         break;
                     case Completed c when !sequencer.Complete(c.Id, c.Outcome):
                         Interlocked.Increment(ref LateResults);
-                        _log.LogWarning("Camera {Camera}: late result for frame {Frame}: {Verdict} (score {Score:0.00}); the frame was already answered 'timeout'", Name, c.Id, VerdictNames.Wire(c.Outcome.Kind), c.Outcome.Calibrated);
+                        if (_lateLog.Allow(out long heldLate)) _log.LogWarning("Camera {Camera}: late result for frame {Frame}: {Verdict} (score {Score:0.00}); the frame was already answered 'timeout' ({Held} late result(s) not logged since the last)", Name, c.Id, VerdictNames.Wire(c.Outcome.Kind), c.Outcome.Calibrated, heldLate);
                         break;
                 }
             }

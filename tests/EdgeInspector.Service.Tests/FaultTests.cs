@@ -20,7 +20,7 @@ namespace EdgeInspector.Service.Tests;
 /// asserts the fault is logged with its exception and shown on the status within seconds, that no
 /// failure publishes a pass, and that the counters balance: captured = answered + counted losses.
 /// </summary>
-public class FaultTests
+public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(90);
     private static readonly Lazy<SharedBackbone> Backbone = new(() => new SharedBackbone(new OnnxBackbone(SharedBackbone.OptionsFrom(Settings(Path.GetTempPath()).Model))));
@@ -128,6 +128,7 @@ public class FaultTests
         var d = link.Status!.Value.GetProperty("delivery");
         Assert.Equal(3, d.GetProperty("verdicts_unpublished").GetInt64());
         Assert.True(report < TimeSpan.FromSeconds(30), $"reported after {report}");
+        output.WriteLine($"throwing publisher: first loss counted {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Frames} = answered {run.Answered} + unpublished {run.Pipeline.VerdictsUnpublished}");
     }
 
     [Fact]
@@ -154,6 +155,7 @@ public class FaultTests
         Assert.Equal(10, link.Verdicts().Count);
         Assert.Null(run.Fatal);
         Assert.Equal(2, run.Log.Entries.Count(e => e.Level == LogLevel.Critical));
+        output.WriteLine($"throwing link loop: logged critical {seen.TotalSeconds:0.00} s after start; restarted twice; frames {run.Pipeline.Frames} = answered {run.Answered} + unpublished {run.Pipeline.VerdictsUnpublished}");
     }
 
     [Fact]
@@ -164,7 +166,8 @@ public class FaultTests
         var link = new FakeLink { RunFailures = int.MaxValue };
         await using var run = Start(folder, link);
         // 5 failures within a minute (back-off 1 + 2 + 4 + 8 s): no more restarts, the service stops.
-        await Until(() => run.Fatal is not null, "the fatal call", run);
+        var fatal = await Until(() => run.Fatal is not null, "the fatal call", run);
+        output.WriteLine($"link loop failing for good: fatal after {fatal.TotalSeconds:0.0} s and {link.RunStarts} starts");
         Assert.Equal(StageHealth.MaxRestarts, link.RunStarts);
         Assert.Contains("publish", run.Fatal);
         Assert.Equal("failed", run.Pipeline.Health.State);
@@ -195,6 +198,7 @@ public class FaultTests
         Assert.Equal("running", infer.GetProperty("state").GetString()); // it survived the fault
         // A flood of identical failures is logged once per period, not once per batch.
         Assert.InRange(run.Log.Entries.Count(e => e.Level == LogLevel.Error && e.Message.Contains("backbone failed on frames")), 1, 2);
+        output.WriteLine($"throwing backbone: degraded {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Frames} = errors {run.Pipeline.Errors}");
     }
 
     [Fact]
