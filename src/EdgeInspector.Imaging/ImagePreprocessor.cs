@@ -101,6 +101,9 @@ public sealed class ImagePreprocessor(int width, int height, bool rgb, float[] m
     }
 
     /// <summary>Writes the normalised image into <paramref name="slot"/> (3 × height × width floats).</summary>
+    public void Write(DecodedImage image, Span<float> slot) => Write(image.Mat, slot);
+
+    /// <summary>Writes the normalised image into <paramref name="slot"/> (3 × height × width floats).</summary>
     public unsafe void Write(Mat image, Span<float> slot)
     {
         if (slot.Length != 3 * width * height) throw new ArgumentException($"Slot holds {slot.Length} floats, expected 3x{height}x{width}.", nameof(slot));

@@ -4,7 +4,7 @@ using System.Threading.Channels;
 using EdgeInspector.Configuration;
 using EdgeInspector.Core.Verdicts;
 using Microsoft.Extensions.Logging;
-using OpenCvSharp;
+using EdgeInspector.Imaging;
 
 namespace EdgeInspector.Service;
 
@@ -19,14 +19,14 @@ namespace EdgeInspector.Service;
 /// </summary>
 internal sealed class Archive(Func<ArchiveSettings> settings, string camera, string modelHash, ILogger log)
 {
-    private sealed record Item(FrameMeta Meta, Mat Image, FrameOutcome Outcome);
+    private sealed record Item(FrameMeta Meta, DecodedImage Image, FrameOutcome Outcome);
     // Wait mode, not DropWrite: with DropWrite, TryWrite reports success for a dropped item and
     // nothing would be counted. The writer never waits: a false TryWrite is the skip.
     private readonly Channel<Item> _queue = Channel.CreateBounded<Item>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.Wait });
     private readonly Queue<string> _written = new();
     public long Skipped;
 
-    public void Enqueue(FrameMeta meta, Mat image, FrameOutcome o)
+    public void Enqueue(FrameMeta meta, DecodedImage image, FrameOutcome o)
     {
         var item = new Item(meta, image.Clone(), o);
         if (_queue.Writer.TryWrite(item)) return;
@@ -53,18 +53,13 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
                     string verdict = VerdictNames.Wire(o.Kind);
                     string stem = Path.Combine(dir, $"{item.Meta.CaptureUtc:HHmmssfff}_{item.Meta.Id:D8}_{verdict}");
                     byte[] png;
-                    using (item.Image) Cv2.ImEncode(".png", item.Image, out png);
+                    using (item.Image) png = item.Image.EncodePng();
                     await File.WriteAllBytesAsync(stem + ".png", png, ct);
                     if (o.Heatmap is { } h) await File.WriteAllBytesAsync(stem + "_heatmap.jpg", h, ct);
-                    var record = new Dictionary<string, object?>
-                    {
-                        ["frame_id"] = item.Meta.Id, ["part_id"] = item.Meta.PartId, ["camera"] = camera,
-                        ["timestamp_ms"] = item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), ["verdict"] = verdict,
-                        ["score"] = float.IsFinite(o.Score) ? o.Score : null, ["calibrated"] = float.IsFinite(o.Calibrated) ? o.Calibrated : null,
-                        ["threshold"] = o.Threshold, ["recipe"] = o.Recipe, ["coreset_version"] = o.CoresetVersion,
-                        ["reference_frames"] = o.ReferenceFrames, ["model_hash"] = modelHash,
-                    };
-                    await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record), ct);
+                    var record = new ArchiveRecord(item.Meta.Id, item.Meta.PartId, camera, item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), verdict,
+                        float.IsFinite(o.Score) ? o.Score : null, float.IsFinite(o.Calibrated) ? o.Calibrated : null,
+                        o.Threshold, o.Recipe, o.CoresetVersion, o.ReferenceFrames, modelHash);
+                    await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record, WireJson.Default.ArchiveRecord), ct);
                     _written.Enqueue(stem + ".json");
                     while (_written.Count > settings().MaxFiles)
                     {

@@ -4,7 +4,6 @@ using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
 using EdgeInspector.Imaging;
 using EdgeInspector.Inference.Onnx;
-using OpenCvSharp;
 
 namespace EdgeInspector.Service;
 
@@ -50,7 +49,7 @@ internal class FrameInspector
     /// Extracts features of the decoded images (null entries are skipped) into projected frames, in order.
     /// </summary>
     /// <remarks>Virtual: the seam a stage test uses to make the backbone fail.</remarks>
-    public virtual FrameFeatures?[] Extract(IReadOnlyList<Mat?> images)
+    public virtual FrameFeatures?[] Extract(IReadOnlyList<DecodedImage?> images)
     {
         int size = _backbone.Model.ImageSize;
         if (_tensor.Length < images.Count * size) _tensor = new float[images.Count * size];
@@ -94,12 +93,12 @@ internal class FrameInspector
         var goods = new List<FrameFeatures>();
         foreach (var chunk in files.Chunk(8))
         {
-            var mats = new List<Mat?>();
+            var mats = new List<DecodedImage?>();
             try
             {
                 foreach (string f in chunk)
                 {
-                    try { mats.Add(ImagePreprocessor.Decode(f)); }
+                    try { mats.Add(DecodedImage.FromFile(f)); }
                     catch (ImageDecodeException) { mats.Add(null); }
                 }
                 goods.AddRange(Extract(mats).OfType<FrameFeatures>());
@@ -143,44 +142,4 @@ internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
         TensorRtCacheDir = m.TensorRtCache,
         IntraOpThreads = m.Threads,
     };
-}
-
-/// <summary>Raw camera pixels and encoded files to OpenCV images, with errors that name the frame.</summary>
-internal static class FrameDecoder
-{
-    public static Mat Decode(CapturedFrame frame)
-    {
-        if (frame.EncodedBytes is { } bytes)
-        {
-            if (bytes.Length == 0) throw new ImageDecodeException($"{frame.Origin}: empty or unreadable file.");
-            return ImagePreprocessor.Decode(bytes, frame.Origin);
-        }
-        var px = frame.RawPixels;
-        int w = frame.Width, h = frame.Height;
-        (MatType type, int bpp, ColorConversionCodes? convert) = frame.Layout switch
-        {
-            PixelLayout.Mono8 => (MatType.CV_8UC1, 1, (ColorConversionCodes?)null),
-            PixelLayout.Bgr8 => (MatType.CV_8UC3, 3, null),
-            PixelLayout.Rgb8 => (MatType.CV_8UC3, 3, ColorConversionCodes.RGB2BGR),
-            PixelLayout.BayerRG8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerRG2BGR),
-            PixelLayout.BayerGR8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerGR2BGR),
-            PixelLayout.BayerGB8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerGB2BGR),
-            PixelLayout.BayerBG8 => (MatType.CV_8UC1, 1, ColorConversionCodes.BayerBG2BGR),
-            _ => throw new ImageDecodeException($"{frame.Origin}: pixel format 0x{(uint)frame.Layout:X8} is not supported (use Mono8, RGB8, BGR8 or Bayer*8)."),
-        };
-        if (w <= 0 || h <= 0 || px.Length < w * h * bpp) throw new ImageDecodeException($"{frame.Origin}: {px.Length} bytes cannot hold a {w}×{h} {frame.Layout} image.");
-        var mat = new Mat(h, w, type);
-        unsafe
-        {
-            px[..(w * h * bpp)].CopyTo(new Span<byte>((void*)mat.Data, w * h * bpp));
-        }
-        if (convert is { } code)
-        {
-            var bgr = new Mat();
-            Cv2.CvtColor(mat, bgr, code);
-            mat.Dispose();
-            return bgr;
-        }
-        return mat;
-    }
 }

@@ -47,7 +47,7 @@ internal sealed class MqttLinkOptionsFactory(MqttSettings mqtt, string host, str
         mqtt.Username.Length > 0 ? mqtt.Username : null, password,
         mqtt.Tls.Enabled, mqtt.Tls.CaFile.Length > 0 ? mqtt.Tls.CaFile : null, mqtt.Tls.AllowUntrusted,
         topics.Status(camera),
-        JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["state"] = "offline", ["camera"] = camera }),
+        JsonSerializer.SerializeToUtf8Bytes(new OfflineMessage("offline", camera), WireJson.Default.OfflineMessage),
         [topics.Command(camera), topics.Part(camera)],
         Path.Combine(mqtt.SpoolDir, topics.Line, camera),
         mqtt.SpoolMaxMessages, mqtt.SpoolMinFreeMb * 1024L * 1024L);

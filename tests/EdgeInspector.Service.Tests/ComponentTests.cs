@@ -176,7 +176,8 @@ public class SourceTests
         using var short_ = CapturedFrame.Raw(new byte[3], 2, 2, PixelLayout.Mono8, "cam frame 10", null, 0, DateTimeOffset.UtcNow);
         Assert.Contains("cannot hold", Assert.Throws<EdgeInspector.Imaging.ImageDecodeException>(() => FrameDecoder.Decode(short_)).Message);
         using var rgb = CapturedFrame.Raw([10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30], 2, 2, PixelLayout.Rgb8, "rgb", null, 0, DateTimeOffset.UtcNow);
-        using var mat = FrameDecoder.Decode(rgb);
+        using var decoded = FrameDecoder.Decode(rgb);
+        using var mat = OpenCvSharp.Cv2.ImDecode(decoded.EncodePng(), OpenCvSharp.ImreadModes.Unchanged);
         Assert.Equal(30, mat.At<OpenCvSharp.Vec3b>(0, 0).Item0); // BGR order after conversion
         Assert.Equal(10, mat.At<OpenCvSharp.Vec3b>(1, 1).Item2);
     }

@@ -6,6 +6,7 @@ using EdgeInspector.Cameras;
 using EdgeInspector.Configuration;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Inference.Onnx;
+using EdgeInspector.Imaging;
 using EdgeInspector.Integration.Tests;
 using EdgeInspector.Mqtt;
 using Microsoft.Extensions.Logging;
@@ -53,21 +54,14 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         public async Task Settled(int frames)
         {
             var sw = Stopwatch.StartNew();
-            while (Answered + Pipeline.VerdictsUnpublished < frames || Pipeline.Frames < frames)
+            while (Answered + Pipeline.Counters.VerdictsUnpublished < frames || Pipeline.Counters.Frames < frames)
             {
-                if (sw.Elapsed > Long) Assert.Fail($"{Pipeline.Frames} captured, {Answered} answered, {Pipeline.VerdictsUnpublished} lost after {Long.TotalSeconds} s\n{string.Join("\n", Log.Lines)}");
+                if (sw.Elapsed > Long) Assert.Fail($"{Pipeline.Counters.Frames} captured, {Answered} answered, {Pipeline.Counters.VerdictsUnpublished} lost after {Long.TotalSeconds} s\n{string.Join("\n", Log.Lines)}");
                 await Task.Delay(50);
             }
         }
 
-        public long Answered
-        {
-            get
-            {
-                var p = Pipeline;
-                return p.Passed + p.Failed + p.Unsure + p.WarmingUp + p.Timeouts + p.Errors + p.Dropped;
-            }
-        }
+        public long Answered => Pipeline.Counters.Answered;
 
         public ValueTask DisposeAsync() => Pipeline.DisposeAsync();
     }
@@ -106,7 +100,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         int verdictCalls = 0;
         var link = new FakeLink { Throw = m => m.Topic.EndsWith("/verdict") && Interlocked.Increment(ref verdictCalls) is >= 4 and <= 6 };
         await using var run = Start(folder, link);
-        var report = await Until(() => run.Pipeline.VerdictsUnpublished > 0, "the first lost verdict", run);
+        var report = await Until(() => run.Pipeline.Counters.VerdictsUnpublished > 0, "the first lost verdict", run);
         // Shown at once: the status says degraded, naming the publish stage.
         run.Pipeline.StatusNow();
         var status = link.Status!.Value;
@@ -118,17 +112,17 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
 
         await run.Settled(14);
         var verdicts = link.Verdicts();
-        Assert.Equal(3, run.Pipeline.VerdictsUnpublished);
+        Assert.Equal(3, run.Pipeline.Counters.VerdictsUnpublished);
         Assert.Equal(11, verdicts.Count);
         // Frames 4–6 are the ones lost; everything after them was published, in order.
         Assert.Equal([1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14], verdicts.Select(v => v.GetProperty("frame_id").GetInt64()));
         // Captured = answered + counted losses.
-        Assert.Equal(run.Pipeline.Frames, run.Answered + run.Pipeline.VerdictsUnpublished);
+        Assert.Equal(run.Pipeline.Counters.Frames, run.Answered + run.Pipeline.Counters.VerdictsUnpublished);
         run.Pipeline.StatusNow();
         var d = link.Status!.Value.GetProperty("delivery");
         Assert.Equal(3, d.GetProperty("verdicts_unpublished").GetInt64());
         Assert.True(report < TimeSpan.FromSeconds(30), $"reported after {report}");
-        output.WriteLine($"throwing publisher: first loss counted {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Frames} = answered {run.Answered} + unpublished {run.Pipeline.VerdictsUnpublished}");
+        output.WriteLine($"throwing publisher: first loss counted {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Counters.Frames} = answered {run.Answered} + unpublished {run.Pipeline.Counters.VerdictsUnpublished}");
     }
 
     [Fact]
@@ -144,7 +138,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.IsType<InvalidOperationException>(critical.Exception);
         Assert.Contains("publish", critical.Message);
         // While the stage waits to restart, the status is not online and the watchdog gets no "moving".
-        Assert.Equal("restarting", ((Dictionary<string, object?>)run.Pipeline.Health.Snapshot()["publish"]!)["state"]);
+        Assert.Equal("restarting", run.Pipeline.Health.Snapshot()["publish"].State);
         Assert.Equal("degraded", run.Pipeline.Health.State);
         Assert.False(run.Pipeline.IsMoving(TimeSpan.FromMinutes(1)));
         // Two failures, two restarts (1 s then 2 s back-off); then it runs and verdicts flow.
@@ -155,7 +149,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(10, link.Verdicts().Count);
         Assert.Null(run.Fatal);
         Assert.Equal(2, run.Log.Entries.Count(e => e.Level == LogLevel.Critical));
-        output.WriteLine($"throwing link loop: logged critical {seen.TotalSeconds:0.00} s after start; restarted twice; frames {run.Pipeline.Frames} = answered {run.Answered} + unpublished {run.Pipeline.VerdictsUnpublished}");
+        output.WriteLine($"throwing link loop: logged critical {seen.TotalSeconds:0.00} s after start; restarted twice; frames {run.Pipeline.Counters.Frames} = answered {run.Answered} + unpublished {run.Pipeline.Counters.VerdictsUnpublished}");
     }
 
     [Fact]
@@ -191,14 +185,14 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.All(verdicts, v => Assert.Equal("error", v.GetProperty("verdict").GetString()));
         Assert.All(verdicts, v => Assert.True(v.GetProperty("reject").GetBoolean()));
         Assert.All(verdicts, v => Assert.Contains("injected", v.GetProperty("error").GetString()));
-        Assert.Equal(run.Pipeline.Frames, run.Pipeline.Errors);
+        Assert.Equal(run.Pipeline.Counters.Frames, run.Pipeline.Counters.Errors);
         run.Pipeline.StatusNow();
         var infer = link.Status!.Value.GetProperty("stages").GetProperty("infer");
         Assert.True(infer.GetProperty("faults").GetInt64() >= 1);
         Assert.Equal("running", infer.GetProperty("state").GetString()); // it survived the fault
         // A flood of identical failures is logged once per period, not once per batch.
         Assert.InRange(run.Log.Entries.Count(e => e.Level == LogLevel.Error && e.Message.Contains("backbone failed on frames")), 1, 2);
-        output.WriteLine($"throwing backbone: degraded {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Frames} = errors {run.Pipeline.Errors}");
+        output.WriteLine($"throwing backbone: degraded {report.TotalSeconds:0.00} s after start; frames {run.Pipeline.Counters.Frames} = errors {run.Pipeline.Counters.Errors}");
     }
 
     [Fact]
@@ -218,7 +212,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal("error", floatFrame.GetProperty("verdict").GetString());
         Assert.Contains("32-bit float", floatFrame.GetProperty("error").GetString());
         Assert.NotEqual("error", verdicts["004_gray16"].GetProperty("verdict").GetString());
-        Assert.Equal(1, run.Pipeline.Errors);
+        Assert.Equal(1, run.Pipeline.Counters.Errors);
         // A bad frame is bad input, not a fault of the service: the status stays online.
         Assert.Equal("online", run.Pipeline.Health.State);
     }
@@ -270,7 +264,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         for (int i = 0; i < 20_000; i++) await link.Handler!("edgeinspector/testline/cam1/part", Encoding.UTF8.GetBytes($"P-{i}"));
         // At most 1,000 wait for frames; the rest are discarded and counted. (The one replayed frame
         // carries its file name and takes none.)
-        Assert.Equal(19_000, run.Pipeline.PartIdsDiscarded);
+        Assert.Equal(19_000, run.Pipeline.Counters.PartIdsDiscarded);
         Assert.InRange(run.Log.Entries.Count(e => e.Level == LogLevel.Warning && e.Message.Contains("part id")), 1, 2);
         run.Pipeline.StatusNow();
         Assert.Equal(19_000, link.Status!.Value.GetProperty("delivery").GetProperty("part_ids_discarded").GetInt64());
@@ -279,7 +273,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
     /// <summary>The backbone failing on every call (a GPU fault, a model that cannot run).</summary>
     private sealed class ThrowingInspector(SharedBackbone b, EngineSettings e) : FrameInspector(b, e)
     {
-        public override FrameFeatures?[] Extract(IReadOnlyList<Mat?> images) => throw new InvalidOperationException("injected: the execution provider failed");
+        public override FrameFeatures?[] Extract(IReadOnlyList<DecodedImage?> images) => throw new InvalidOperationException("injected: the execution provider failed");
     }
 }
 

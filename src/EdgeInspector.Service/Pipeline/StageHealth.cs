@@ -110,20 +110,14 @@ internal sealed class StageHealth
     }
 
     /// <summary>Per stage: its state, faults so far, the last one and how long ago (seconds), for the status topic.</summary>
-    public Dictionary<string, object?> Snapshot()
+    public Dictionary<string, StageStatus> Snapshot()
     {
         lock (_gate)
         {
-            var d = new Dictionary<string, object?>();
+            var d = new Dictionary<string, StageStatus>();
             foreach (var (name, e) in _stages)
             {
-                d[name] = new Dictionary<string, object?>
-                {
-                    ["state"] = e.State,
-                    ["faults"] = e.Faults,
-                    ["last_error"] = e.LastError,
-                    ["last_fault_s_ago"] = e.Faults > 0 ? Math.Round(Stopwatch.GetElapsedTime(e.LastFaultTimestamp).TotalSeconds, 1) : null,
-                };
+                d[name] = new StageStatus(e.State, e.Faults, e.LastError, e.Faults > 0 ? Math.Round(Stopwatch.GetElapsedTime(e.LastFaultTimestamp).TotalSeconds, 1) : null);
             }
             return d;
         }

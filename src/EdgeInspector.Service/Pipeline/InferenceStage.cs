@@ -1,0 +1,245 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using EdgeInspector.Cameras;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Verdicts;
+using EdgeInspector.Imaging;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeInspector.Service;
+
+/// <summary>
+/// Infer: takes frames from the bounded queue in small batches, decodes them, runs the backbone and the
+/// engine, and hands each result to the decider. The only thread that touches the engine: commands are
+/// applied here, and what other threads may read of the engine is published as an <see cref="EngineState"/>.
+/// A frame that cannot be decoded, or a backbone or engine failure, is that frame's <c>error</c>, never a pass.
+/// </summary>
+internal sealed class InferenceStage(
+    string camera, FrameInspector inspector, ChannelReader<Work> work, FrameEvents events, VerdictDecider decider, CommandHandler commands,
+    VerdictPublisher publisher, CameraState state, Func<LiveSettings> live, PipelineCounters counters, StageHealth health, ILogger log)
+{
+    private readonly LogThrottle _faultLog = new(TimeSpan.FromSeconds(10)), _badFrameLog = new(TimeSpan.FromSeconds(10));
+    private EngineState _engineState = EngineState.Empty;
+
+    public Heartbeat Heartbeat { get; } = new();
+
+    /// <summary>The engine as last published by this stage: safe to read from any thread.</summary>
+    public EngineState Engine => Volatile.Read(ref _engineState);
+
+    private void PublishEngineState()
+    {
+        var e = inspector.Engine;
+        Volatile.Write(ref _engineState, new EngineState(e.Coreset.Count, e.Coreset.Version, e.IsWarm, e.Reservoir?.Count ?? 0, e.Quarantined));
+    }
+
+    public void Run(string? seedFolder, CancellationToken ct)
+    {
+        if (!string.IsNullOrEmpty(seedFolder)) Seed(seedFolder);
+        PublishEngineState();
+        var batch = new List<Work>();
+        var images = new List<DecodedImage?>();
+        var errors = new List<string?>();
+        while (!ct.IsCancellationRequested)
+        {
+            Heartbeat.Beat();
+            PollBuild();
+            if (_build is null) ApplyCommands();
+            batch.Clear();
+            try
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                wait.CancelAfter(500);
+                if (!work.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult()) break;
+            }
+            catch (OperationCanceledException)
+            {
+                continue;
+            }
+            int max = live().Settings.Engine.InferenceBatch;
+            while (batch.Count < max && work.TryRead(out var w)) batch.Add(w);
+            if (batch.Count == 0) continue;
+            images.Clear();
+            errors.Clear();
+            foreach (var w in batch)
+            {
+                try
+                {
+                    images.Add(FrameDecoder.Decode(w.Frame));
+                    errors.Add(null);
+                }
+                catch (ImageDecodeException e)
+                {
+                    images.Add(null);
+                    errors.Add(e.Message);
+                }
+                finally
+                {
+                    w.Frame.Dispose();
+                }
+            }
+            try
+            {
+                Process(batch, images, errors);
+            }
+            finally
+            {
+                foreach (var m in images) m?.Dispose();
+                PublishEngineState();
+            }
+        }
+    }
+
+    private void Process(List<Work> batch, List<DecodedImage?> images, List<string?> errors)
+    {
+        FrameFeatures?[] features;
+        try
+        {
+            features = inspector.Extract(images);
+        }
+        catch (Exception e)
+        {
+            counters.LastError = $"backbone: {e.Message}";
+            health.Report(Stages.Infer, counters.LastError);
+            if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: backbone failed on frames {First}..{Last} ({Held} similar failure(s) not logged since the last)", camera, batch[0].Meta.Id, batch[^1].Meta.Id, held);
+            foreach (var w in batch) events.Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = "backbone failed: " + e.Message });
+            return;
+        }
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var meta = batch[i].Meta;
+            if (features[i] is not { } f)
+            {
+                counters.LastError = errors[i];
+                if (_badFrameLog.Allow(out long held)) log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error} ({Held} such frame(s) not logged since the last; each is answered 'error')", camera, meta.Id, meta.PartId, errors[i], held);
+                events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = errors[i] });
+                continue;
+            }
+            events.Complete(meta.Id, Score(meta, f, images[i]!));
+        }
+    }
+
+    private void Seed(string folder)
+    {
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            int n = inspector.SeedKnownGood(folder);
+            log.LogInformation("Camera {Camera}: coreset seeded from {Count} known-good image(s) in {Folder} ({Ms:0} ms): scoring from the first frame", camera, n, folder, sw.Elapsed.TotalMilliseconds);
+        }
+        catch (Exception e)
+        {
+            counters.LastError = $"known-good seeding: {e.Message}";
+            log.LogError(e, "Camera {Camera}: seeding from {Folder} failed; starting zero-shot", camera, folder);
+        }
+    }
+
+    // The push that completes the warm-up batch fills the reservoir and scores the whole batch: seconds
+    // on a small CPU. It runs off the loop so that frames keep being answered on time meanwhile
+    // ("warming_up"); their features wait and are pushed, in order, once it is done, so they still teach
+    // the engine and their scores reach the log.
+    private Task<IReadOnlyList<StreamResult>>? _build;
+    private readonly List<(long Id, FrameFeatures Features)> _deferred = [];
+
+    private void PollBuild()
+    {
+        if (_build is not { IsCompleted: true } build) return;
+        _build = null;
+        var engine = inspector.Engine;
+        if (build.IsFaulted)
+        {
+            counters.LastError = $"engine: warm-up build failed: {build.Exception!.GetBaseException().Message}";
+            health.Report(Stages.Infer, counters.LastError);
+            log.LogError(build.Exception, "Camera {Camera}: warm-up build failed; starting over", camera);
+            engine.Reset();
+            foreach (var (_, f) in _deferred) inspector.Release(f);
+            _deferred.Clear();
+            return;
+        }
+        int scored = build.Result.Count, flagged = 0;
+        var policy = publisher.Current().Policy;
+        foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
+        foreach (var (id, f) in _deferred)
+        {
+            foreach (var r in engine.Push(f, id))
+            {
+                scored++;
+                if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
+            }
+        }
+        _deferred.Clear();
+        // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
+        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames, coreset {Size} elements); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", camera, engine.Reservoir?.Count ?? 0, engine.Coreset.Count, scored, flagged);
+    }
+
+    private FrameOutcome Score(FrameMeta meta, FrameFeatures f, DecodedImage image)
+    {
+        var engine = inspector.Engine;
+        try
+        {
+            if (_build is not null)
+            {
+                _deferred.Add((meta.Id, f));
+                return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            }
+            if (!engine.IsWarm && engine.WarmupBuffered + 1 >= Math.Max(2, live().Settings.Engine.Batch))
+            {
+                _build = Task.Run(() => engine.Push(f, meta.Id));
+                return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            }
+            StreamResult? mine = null;
+            foreach (var r in engine.Push(f, meta.Id))
+            {
+                if (r.FrameId == meta.Id) mine = r;
+            }
+            // Scored, but with no calibration yet (a single known-good image): not a verdict to act on.
+            if (mine is null || !engine.IsCalibrated) return new FrameOutcome { Kind = VerdictKind.WarmingUp };
+            return decider.Decide(meta, mine, image);
+        }
+        catch (Exception e)
+        {
+            counters.LastError = $"engine: {e.Message}";
+            health.Report(Stages.Infer, counters.LastError);
+            if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: scoring frame {Frame} failed ({Held} similar failure(s) not logged since the last)", camera, meta.Id, held);
+            return new FrameOutcome { Kind = VerdictKind.Error, Error = "scoring failed: " + e.Message };
+        }
+    }
+
+    /// <summary>Applies queued commands: each resets what the engine learned (and a recipe switch changes the recipe).</summary>
+    private void ApplyCommands()
+    {
+        while (commands.TryTake(out var cmd))
+        {
+            if (cmd!.Name == "switch_recipe") state.Recipe = cmd.Recipe!;
+            var settings = live().Settings;
+            string seed = settings.KnownGoodFolder(state.Recipe);
+            inspector.Engine.Reset();
+            if (seed.Length > 0) Seed(seed);
+            PublishEngineState();
+            string now = inspector.Engine.IsWarm ? "scoring at once (seeded from known-good images)" : $"warming up over the next {settings.Engine.Batch} frames";
+            log.LogInformation("Camera {Camera}: {Command} applied (recipe '{Recipe}'): coreset reset, {State}", camera, cmd.Name, state.Recipe, now);
+            publisher.Ack(cmd.Id, cmd.Name, true, $"coreset reset; recipe '{state.Recipe}'; {now}");
+        }
+    }
+}
+
+/// <summary>Raw camera pixels and encoded files to decoded images, with errors that name the frame.</summary>
+internal static class FrameDecoder
+{
+    public static DecodedImage Decode(CapturedFrame frame)
+    {
+        if (frame.EncodedBytes is { } bytes) return DecodedImage.FromEncoded(bytes, frame.Origin);
+        var layout = frame.Layout switch
+        {
+            PixelLayout.Mono8 => RawLayout.Mono8,
+            PixelLayout.Bgr8 => RawLayout.Bgr8,
+            PixelLayout.Rgb8 => RawLayout.Rgb8,
+            PixelLayout.BayerRG8 => RawLayout.BayerRG8,
+            PixelLayout.BayerGR8 => RawLayout.BayerGR8,
+            PixelLayout.BayerGB8 => RawLayout.BayerGB8,
+            PixelLayout.BayerBG8 => RawLayout.BayerBG8,
+            _ => throw new ImageDecodeException($"{frame.Origin}: pixel format 0x{(uint)frame.Layout:X8} is not supported (use Mono8, RGB8, BGR8 or Bayer*8)."),
+        };
+        return DecodedImage.FromRaw(frame.RawPixels, frame.Width, frame.Height, layout, frame.Origin);
+    }
+}

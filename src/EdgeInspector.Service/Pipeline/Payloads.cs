@@ -1,0 +1,59 @@
+using System.Text.Json.Serialization;
+
+namespace EdgeInspector.Service;
+
+// The wire format: every message the service publishes or archives, as typed records serialised by
+// System.Text.Json's source generator (no reflection at run time; snake_case names; nulls written, so a
+// subscriber always finds every field). Field order is the order a reader meets them in.
+
+/// <summary>One frame's verdict: the <c>verdict</c> topic.</summary>
+internal sealed record VerdictMessage(
+    long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject,
+    double? Score, double? Calibrated, double Threshold, double LatencyMs, long? CoresetVersion, long[]? ReferenceFrames,
+    string ModelHash, string Recipe, string? Error);
+
+/// <summary>The answer to a message on the command topic.</summary>
+internal sealed record AckMessage(string Id, string Command, bool Ok, string Message, long TimestampMs);
+
+/// <summary>An archived verdict: what the quality engineer reads beside the frame and its heatmap.</summary>
+internal sealed record ArchiveRecord(
+    long FrameId, string? PartId, string Camera, long TimestampMs, string Verdict, float? Score, float? Calibrated,
+    double? Threshold, string? Recipe, long? CoresetVersion, long[]? ReferenceFrames, string ModelHash);
+
+/// <summary>The retained status a broker keeps for a camera.</summary>
+internal sealed record StatusMessage(
+    string State, Dictionary<string, StageStatus> Stages, string Camera, long TimestampMs, double UptimeS, double Fps, long Frames,
+    Dictionary<string, long> Verdicts, LatencyStatus LatencyMs, QueueStatus Queues, CoresetStatus Coreset, CameraCounterStatus CameraCounters,
+    DeliveryStatus Delivery, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
+
+/// <summary>The status when the camera's link is gone: said on a clean stop, and the broker's last will otherwise.</summary>
+internal sealed record OfflineMessage(string State, string Camera);
+
+/// <summary>A stage on the status topic: running, restarting or failed, and its faults.</summary>
+internal sealed record StageStatus(string State, long Faults, string? LastError, double? LastFaultSAgo);
+
+internal sealed record LatencyStatus(double P50, double P95, double P99);
+
+internal sealed record QueueStatus(long Inference, long Outgoing, long Spool);
+
+internal sealed record CoresetStatus(int Size, long Version, bool Warm, int ReservoirFrames, long Quarantined);
+
+internal sealed record CameraCounterStatus(long Timeouts, long IncompleteBuffers, long Reconnects);
+
+/// <summary>
+/// Every message the link was given and what became of it: enqueued + recovered = published + queued +
+/// spool + refused + spool_overflow + spool_write_failed + spool_corrupt; beside them the other losses.
+/// </summary>
+internal sealed record DeliveryStatus(
+    bool Connected, long Enqueued, long Recovered, long Published, long Refused, long SpoolOverflow, long SpoolWriteFailed,
+    long SpoolCorrupt, long HeatmapsDropped, long VerdictsUnpublished, long LateResults, long ArchiveSkipped, long PartIdsDiscarded);
+
+internal sealed record ConfigStatus(int Version, string? Error);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(VerdictMessage))]
+[JsonSerializable(typeof(AckMessage))]
+[JsonSerializable(typeof(ArchiveRecord))]
+[JsonSerializable(typeof(StatusMessage))]
+[JsonSerializable(typeof(OfflineMessage))]
+internal sealed partial class WireJson : JsonSerializerContext;

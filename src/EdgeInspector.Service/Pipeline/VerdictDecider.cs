@@ -1,0 +1,39 @@
+using System.Globalization;
+using EdgeInspector.Configuration;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Verdicts;
+using EdgeInspector.Imaging;
+
+namespace EdgeInspector.Service;
+
+/// <summary>
+/// Decide: a scored frame becomes a verdict under the policy and recipe in force, with its heatmap
+/// rendered when it will be published or archived, and its record queued for the archive. Runs on the
+/// inference thread (the heatmap's colour scale reads the engine's calibration).
+/// </summary>
+internal sealed class VerdictDecider(string camera, FrameInspector inspector, VerdictPublisher publisher, Archive archive, Func<LiveSettings> live)
+{
+    public FrameOutcome Decide(FrameMeta meta, StreamResult scored, DecodedImage image)
+    {
+        var (policy, recipe) = publisher.Current();
+        var kind = policy.Decide(scored.Calibrated);
+        var outcome = new FrameOutcome
+        {
+            Kind = kind, Score = scored.Image, Calibrated = scored.Calibrated, CoresetVersion = scored.CoresetVersion > 0 ? scored.CoresetVersion : null,
+            ReferenceFrames = scored.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe,
+        };
+        var settings = live().Settings;
+        bool archived = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());
+        if (archived || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()))
+        {
+            // One colour scale for every frame: blue at a typical good part, red at the threshold and above.
+            var engine = inspector.Engine;
+            float low = engine.RawScoreAt(0), high = engine.RawScoreAt((float)policy.Threshold);
+            if (!float.IsFinite(low) || !float.IsFinite(high) || high <= low) (low, high) = (scored.Patches.Min(), scored.Patches.Max());
+            string caption = $"{camera} #{meta.Id} {VerdictNames.Wire(kind)} z={scored.Calibrated.ToString("0.00", CultureInfo.InvariantCulture)}";
+            outcome.Heatmap = image.HeatmapJpeg(scored.Patches, inspector.GridWidth, inspector.GridHeight, low, high, caption, settings.Heatmap.JpegQuality);
+        }
+        if (archived) archive.Enqueue(meta, image, outcome);
+        return outcome;
+    }
+}
