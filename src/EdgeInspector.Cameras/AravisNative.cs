@@ -3,9 +3,33 @@ using System.Runtime.InteropServices;
 namespace EdgeInspector.Cameras;
 
 /// <summary>
+/// An owned reference to a GObject (an ArvCamera, an ArvStream): released with <c>g_object_unref</c>
+/// exactly once, when disposed or, if it never is, when collected; a call in flight keeps it alive.
+/// </summary>
+internal abstract class GObjectHandle() : SafeHandle(IntPtr.Zero, ownsHandle: true)
+{
+    /// <inheritdoc />
+    public override bool IsInvalid => handle == IntPtr.Zero;
+
+    /// <inheritdoc />
+    protected override bool ReleaseHandle()
+    {
+        AravisNative.g_object_unref(handle);
+        return true;
+    }
+}
+
+/// <summary>An ArvCamera.</summary>
+internal sealed class ArvCameraHandle : GObjectHandle;
+
+/// <summary>An ArvStream (it owns the buffers pushed to it, and frees them with itself).</summary>
+internal sealed class ArvStreamHandle : GObjectHandle;
+
+/// <summary>
 /// The part of libaravis-0.8's C API the GigE source uses. Aravis has no .NET binding; these signatures
 /// follow arvcamera.h, arvstream.h and arvbuffer.h of Aravis 0.8 (every call that can fail takes a
-/// GError**; objects are GObjects released with g_object_unref).
+/// GError**; the camera and the stream are owned through <see cref="GObjectHandle"/>s; a buffer belongs to
+/// the stream once pushed, and the device is borrowed from the camera).
 /// </summary>
 internal static partial class AravisNative
 {
@@ -17,52 +41,52 @@ internal static partial class AravisNative
     public const int BufferStatusSuccess = 0;
 
     [LibraryImport(Aravis, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial IntPtr arv_camera_new(string? name, out IntPtr error);
+    public static partial ArvCameraHandle arv_camera_new(string? name, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial IntPtr arv_camera_get_device_serial_number(IntPtr camera, out IntPtr error);
+    public static partial IntPtr arv_camera_get_device_serial_number(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial IntPtr arv_camera_get_model_name(IntPtr camera, out IntPtr error);
+    public static partial IntPtr arv_camera_get_model_name(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial void arv_camera_set_pixel_format_from_string(IntPtr camera, string format, out IntPtr error);
+    public static partial void arv_camera_set_pixel_format_from_string(ArvCameraHandle camera, string format, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_set_exposure_time(IntPtr camera, double microseconds, out IntPtr error);
+    public static partial void arv_camera_set_exposure_time(ArvCameraHandle camera, double microseconds, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_set_gain(IntPtr camera, double gain, out IntPtr error);
+    public static partial void arv_camera_set_gain(ArvCameraHandle camera, double gain, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_set_frame_rate(IntPtr camera, double rate, out IntPtr error);
+    public static partial void arv_camera_set_frame_rate(ArvCameraHandle camera, double rate, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_set_acquisition_mode(IntPtr camera, int mode, out IntPtr error);
+    public static partial void arv_camera_set_acquisition_mode(ArvCameraHandle camera, int mode, out IntPtr error);
 
     [LibraryImport(Aravis, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial void arv_camera_set_trigger(IntPtr camera, string source, out IntPtr error);
+    public static partial void arv_camera_set_trigger(ArvCameraHandle camera, string source, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_clear_triggers(IntPtr camera, out IntPtr error);
+    public static partial void arv_camera_clear_triggers(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_software_trigger(IntPtr camera, out IntPtr error);
+    public static partial void arv_camera_software_trigger(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial uint arv_camera_get_payload(IntPtr camera, out IntPtr error);
+    public static partial uint arv_camera_get_payload(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial IntPtr arv_camera_create_stream(IntPtr camera, IntPtr callback, IntPtr userData, out IntPtr error);
+    public static partial ArvStreamHandle arv_camera_create_stream(ArvCameraHandle camera, IntPtr callback, IntPtr userData, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_start_acquisition(IntPtr camera, out IntPtr error);
+    public static partial void arv_camera_start_acquisition(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_camera_stop_acquisition(IntPtr camera, out IntPtr error);
+    public static partial void arv_camera_stop_acquisition(ArvCameraHandle camera, out IntPtr error);
 
     [LibraryImport(Aravis)]
-    public static partial IntPtr arv_camera_get_device(IntPtr camera);
+    public static partial IntPtr arv_camera_get_device(ArvCameraHandle camera);
 
     /// <summary>A raw GVCP register read: never served from the GenICam cache, so it proves the camera answers.</summary>
     [LibraryImport(Aravis)]
@@ -73,10 +97,10 @@ internal static partial class AravisNative
     public static partial IntPtr arv_buffer_new(nuint size, IntPtr preallocated);
 
     [LibraryImport(Aravis)]
-    public static partial void arv_stream_push_buffer(IntPtr stream, IntPtr buffer);
+    public static partial void arv_stream_push_buffer(ArvStreamHandle stream, IntPtr buffer);
 
     [LibraryImport(Aravis)]
-    public static partial IntPtr arv_stream_timeout_pop_buffer(IntPtr stream, ulong timeoutMicroseconds);
+    public static partial IntPtr arv_stream_timeout_pop_buffer(ArvStreamHandle stream, ulong timeoutMicroseconds);
 
     [LibraryImport(Aravis)]
     public static partial int arv_buffer_get_status(IntPtr buffer);

@@ -24,7 +24,8 @@ public sealed record GigeOptions(string Camera, double? ExposureUs, double? Gain
 public sealed class AravisSource(GigeOptions options, SourceCounters counters, ILogger? logger = null) : IFrameSource
 {
     private const int StreamBuffers = 8;
-    private IntPtr _camera, _stream;
+    private ArvCameraHandle? _camera;
+    private ArvStreamHandle? _stream;
     private long _nextTrigger;
     private int _silent;
     private string _description = $"gige {options.Camera}";
@@ -37,63 +38,65 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
 
     private void Open()
     {
-        _camera = AravisNative.arv_camera_new(options.Camera, out var err);
-        if (err != IntPtr.Zero || _camera == IntPtr.Zero)
+        var camera = AravisNative.arv_camera_new(options.Camera, out var err);
+        if (err != IntPtr.Zero || camera.IsInvalid)
         {
-            _camera = IntPtr.Zero;
+            camera.Dispose();
             AravisNative.Check(err, $"cannot open GigE camera '{options.Camera}'");
             throw new FrameSourceException($"cannot open GigE camera '{options.Camera}': not found");
         }
-        string? serial = AravisNative.Text(AravisNative.arv_camera_get_device_serial_number(_camera, out var e1), e1);
-        string? model = AravisNative.Text(AravisNative.arv_camera_get_model_name(_camera, out var e2), e2);
+        _camera = camera;
+        string? serial = AravisNative.Text(AravisNative.arv_camera_get_device_serial_number(camera, out var e1), e1);
+        string? model = AravisNative.Text(AravisNative.arv_camera_get_model_name(camera, out var e2), e2);
         _description = $"gige {options.Camera} ({model}, serial {serial})";
         if (options.PixelFormat.Length > 0)
         {
-            AravisNative.arv_camera_set_pixel_format_from_string(_camera, options.PixelFormat, out err);
+            AravisNative.arv_camera_set_pixel_format_from_string(camera, options.PixelFormat, out err);
             AravisNative.Check(err, $"{_description}: PixelFormat '{options.PixelFormat}'");
         }
         if (options.ExposureUs is { } exposure)
         {
-            AravisNative.arv_camera_set_exposure_time(_camera, exposure, out err);
+            AravisNative.arv_camera_set_exposure_time(camera, exposure, out err);
             AravisNative.Check(err, $"{_description}: ExposureTime {exposure} µs");
         }
         if (options.GainDb is { } gain)
         {
-            AravisNative.arv_camera_set_gain(_camera, gain, out err);
+            AravisNative.arv_camera_set_gain(camera, gain, out err);
             AravisNative.Check(err, $"{_description}: Gain {gain} dB");
         }
-        AravisNative.arv_camera_set_acquisition_mode(_camera, 0 /* ARV_ACQUISITION_MODE_CONTINUOUS */, out err);
+        AravisNative.arv_camera_set_acquisition_mode(camera, 0 /* ARV_ACQUISITION_MODE_CONTINUOUS */, out err);
         AravisNative.Check(err, $"{_description}: AcquisitionMode Continuous");
         switch (options.Trigger)
         {
             case "free_run":
-                AravisNative.arv_camera_clear_triggers(_camera, out err);
+                AravisNative.arv_camera_clear_triggers(camera, out err);
                 AravisNative.Check(err, $"{_description}: TriggerMode Off");
-                AravisNative.arv_camera_set_frame_rate(_camera, options.FrameRate, out err);
+                AravisNative.arv_camera_set_frame_rate(camera, options.FrameRate, out err);
                 AravisNative.Check(err, $"{_description}: AcquisitionFrameRate {options.FrameRate}");
                 break;
             case "software":
-                AravisNative.arv_camera_set_trigger(_camera, "Software", out err);
+                AravisNative.arv_camera_set_trigger(camera, "Software", out err);
                 AravisNative.Check(err, $"{_description}: TriggerSource Software");
                 break;
             case "line":
-                AravisNative.arv_camera_set_trigger(_camera, options.TriggerLine, out err);
+                AravisNative.arv_camera_set_trigger(camera, options.TriggerLine, out err);
                 AravisNative.Check(err, $"{_description}: TriggerSource {options.TriggerLine}");
                 break;
             default:
                 throw new FrameSourceException($"{_description}: unknown trigger mode '{options.Trigger}'");
         }
-        uint payload = AravisNative.arv_camera_get_payload(_camera, out err);
+        uint payload = AravisNative.arv_camera_get_payload(camera, out err);
         AravisNative.Check(err, $"{_description}: PayloadSize");
-        _stream = AravisNative.arv_camera_create_stream(_camera, IntPtr.Zero, IntPtr.Zero, out err);
-        if (err != IntPtr.Zero || _stream == IntPtr.Zero)
+        var stream = AravisNative.arv_camera_create_stream(camera, IntPtr.Zero, IntPtr.Zero, out err);
+        if (err != IntPtr.Zero || stream.IsInvalid)
         {
-            _stream = IntPtr.Zero;
+            stream.Dispose();
             AravisNative.Check(err, $"{_description}: cannot create stream");
             throw new FrameSourceException($"{_description}: cannot create stream");
         }
-        for (int i = 0; i < StreamBuffers; i++) AravisNative.arv_stream_push_buffer(_stream, AravisNative.arv_buffer_new(payload, IntPtr.Zero));
-        AravisNative.arv_camera_start_acquisition(_camera, out err);
+        _stream = stream;
+        for (int i = 0; i < StreamBuffers; i++) AravisNative.arv_stream_push_buffer(stream, AravisNative.arv_buffer_new(payload, IntPtr.Zero));
+        AravisNative.arv_camera_start_acquisition(camera, out err);
         AravisNative.Check(err, $"{_description}: AcquisitionStart");
         _nextTrigger = Stopwatch.GetTimestamp();
         logger?.LogInformation("Camera {Camera} open: payload {Payload} bytes, trigger {Trigger}", _description, payload, options.Trigger);
@@ -102,12 +105,14 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
     /// <inheritdoc />
     public ValueTask<CapturedFrame?> ReadAsync(CancellationToken cancellationToken)
     {
-        if (_stream == IntPtr.Zero) throw new InvalidOperationException("not opened");
+        if (_stream is null || _camera is null) throw new InvalidOperationException("not opened");
         return new ValueTask<CapturedFrame?>(Task.Run(() => Read(cancellationToken), cancellationToken));
     }
 
     private CapturedFrame? Read(CancellationToken ct)
     {
+        var camera = _camera!;
+        var stream = _stream!;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -117,7 +122,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _nextTrigger);
                 if (wait > TimeSpan.Zero) Thread.Sleep(wait);
                 _nextTrigger = Math.Max(_nextTrigger + (long)(Stopwatch.Frequency / options.FrameRate), Stopwatch.GetTimestamp() - Stopwatch.Frequency);
-                AravisNative.arv_camera_software_trigger(_camera, out var terr);
+                AravisNative.arv_camera_software_trigger(camera, out var terr);
                 AravisNative.Check(terr, $"{_description}: TriggerSoftware (camera lost?)");
             }
             // Short waits keep the loop responsive to cancellation; the timeout counts the whole wait.
@@ -126,7 +131,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
             while (buffer == IntPtr.Zero && Stopwatch.GetElapsedTime(started).TotalMilliseconds < options.TimeoutMs)
             {
                 ct.ThrowIfCancellationRequested();
-                buffer = AravisNative.arv_stream_timeout_pop_buffer(_stream, 200_000);
+                buffer = AravisNative.arv_stream_timeout_pop_buffer(stream, 200_000);
             }
             if (buffer == IntPtr.Zero)
             {
@@ -135,7 +140,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 // the wire (a feature getter may answer from Aravis' cache): the Control Channel Privilege
                 // register (GigE Vision bootstrap 0x0A00) fails to read when the camera is gone, and reads
                 // without our control bits when it rebooted (and forgot our stream settings) meanwhile.
-                AravisNative.arv_device_read_register(AravisNative.arv_camera_get_device(_camera), 0x0A00, out uint ccp, out var perr);
+                AravisNative.arv_device_read_register(AravisNative.arv_camera_get_device(camera), 0x0A00, out uint ccp, out var perr);
                 AravisNative.Check(perr, $"{_description}: no frame for {options.TimeoutMs} ms and no answer to a register read: camera lost");
                 if ((ccp & 0x3) == 0) throw new FrameSourceException($"{_description}: camera lost: it no longer grants us control (it restarted)");
                 if (options.Trigger == "line") continue; // idle line: waiting for parts is normal
@@ -167,7 +172,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
             }
             finally
             {
-                AravisNative.arv_stream_push_buffer(_stream, buffer);
+                AravisNative.arv_stream_push_buffer(stream, buffer);
             }
         }
     }
@@ -175,14 +180,16 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
     /// <inheritdoc />
     public ValueTask DisposeAsync()
     {
-        if (_camera != IntPtr.Zero && _stream != IntPtr.Zero)
+        if (_camera is { IsClosed: false } camera && _stream is { IsClosed: false })
         {
-            AravisNative.arv_camera_stop_acquisition(_camera, out var err);
+            AravisNative.arv_camera_stop_acquisition(camera, out var err);
             if (err != IntPtr.Zero) AravisNative.g_error_free(err); // a lost camera cannot be stopped: nothing to do
         }
-        if (_stream != IntPtr.Zero) AravisNative.g_object_unref(_stream);
-        if (_camera != IntPtr.Zero) AravisNative.g_object_unref(_camera);
-        _stream = _camera = IntPtr.Zero;
+        // The stream (and the buffers it owns) goes before the camera that made it.
+        _stream?.Dispose();
+        _camera?.Dispose();
+        _stream = null;
+        _camera = null;
         return ValueTask.CompletedTask;
     }
 }
