@@ -30,7 +30,7 @@ internal class FrameInspector
         _rawPool = new FrameFeaturesPool(b.Layout);
         _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
         // Background updates: a rolling update no longer holds up the frames behind it (measured at
-        // 8 fps on 2 cores: p95 154 → 116 ms; see README "Line measurements").
+        // 8 fps on 2 cores: p95 154 → 116 ms; see docs/evaluation.md, "Line measurements").
         var options = new FslcOptions
         {
             Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches, WarmupBatches = engine.WarmupBatches, BackgroundUpdates = true,

@@ -5,7 +5,7 @@ namespace EdgeInspector.Core.Features;
 /// <summary>
 /// Lowers every view to a fixed width with a seeded dense Gaussian random projection, then re-normalises
 /// each row, so nearest-neighbour search runs on shorter vectors. Distances are preserved approximately
-/// (Johnson-Lindenstrauss); what that costs in accuracy is measured, not assumed (README). The projection
+/// (Johnson-Lindenstrauss); what that costs in accuracy is measured, not assumed (docs/evaluation.md). The projection
 /// runs as a GEMM through the same register-tiled kernel layout. Views already at or below the width pass through.
 /// </summary>
 /// <remarks>Thread-safe: no mutable state.</remarks>

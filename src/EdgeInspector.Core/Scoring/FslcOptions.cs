@@ -2,7 +2,7 @@ namespace EdgeInspector.Core.Scoring;
 
 /// <summary>
 /// FSLC settings. The poster gives the structure only; every value here is our reconstruction
-/// (spec §5.2, §6) and was measured against the MuSc reference (see the README's results).
+/// (spec §5.2, §6) and was measured against the MuSc reference (see docs/evaluation.md).
 /// </summary>
 public sealed record FslcOptions
 {
@@ -77,7 +77,7 @@ public sealed record FslcOptions
     /// quarantined, so that what becomes an anchor does not depend on one batch's mix of parts. Frames
     /// are scored on arrival throughout; the kept frames cost memory until the last rebuild. Not used when
     /// known-good frames seed the coreset (they are its anchors). Default 1: on magnetic tile, K = 8 made
-    /// three line orders agree to 0.4 points of pixel AUROC without moving their mean (README, Results).
+    /// three line orders agree to 0.4 points of pixel AUROC without moving their mean (docs/evaluation.md, Results).
     /// </summary>
     public int WarmupBatches { get; init; } = 1;
 
@@ -91,7 +91,7 @@ public sealed record FslcOptions
     /// λ_a: weight an element's adjusted score keeps at each rolling update, the rest coming from a fresh
     /// estimate against that batch's reference frames (spec §6.3 step 6, aEMA). 1 = never re-estimated,
     /// the default: on magnetic tile (0.5, a quarter per update) moved pixel AUROC +0.6 on one line order
-    /// and −0.1 on another, image AUROC +0.8 and −0.9, for about 3 ms per frame (README, Results).
+    /// and −0.1 on another, image AUROC +0.8 and −0.9, for about 3 ms per frame (docs/evaluation.md, Results).
     /// </summary>
     public double AdjustedMemory { get; init; } = 1.0;
 
@@ -112,7 +112,7 @@ public sealed record FslcOptions
     /// (<see cref="FrameReservoir"/>); 0 = no reservoir, patches are scored by the coreset alone. Default 64
     /// frames of 1/16 of their patches each (as many references as the 4·P coreset): on magnetic tile it
     /// took pixel AUROC from 71.6 / 77.6 (coreset alone, line orders 0 / 1) to 78.4 / 77.7, MuSc's level
-    /// (78.4 / 77.9), at the same scoring time; 32 frames of 1/8 gave 78.4 / 76.9 (README, Results).
+    /// (78.4 / 77.9), at the same scoring time; 32 frames of 1/8 gave 78.4 / 76.9 (docs/evaluation.md, Results).
     /// </summary>
     public int ReservoirFrames { get; init; } = 64;
 
