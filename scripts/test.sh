@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 log="$(mktemp)"
-dotnet test EdgeInspector.slnx -c Release --nologo "$@" 2>&1 | tee "$log"
+dotnet test EdgeInspector.sln -c Release --nologo "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # One closing line over all test assemblies, in the plain form CI reads.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')

@@ -133,6 +133,18 @@ model:
     }
 
     [Fact]
+    public void Every_project_in_the_tree_is_in_the_solution_that_CI_builds()
+    {
+        string root = Path.GetDirectoryName(Path.GetDirectoryName(RepoConfig()))!;
+        string sln = File.ReadAllText(Path.Combine(root, "EdgeInspector.sln"));
+        var projects = Directory.EnumerateFiles(root, "*.csproj", SearchOption.AllDirectories)
+            .Where(p => !p.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}"))
+            .Select(p => Path.GetRelativePath(root, p).Replace('/', '\\')).ToList();
+        Assert.NotEmpty(projects);
+        Assert.All(projects, p => Assert.Contains($"\"{p}\"", sln));
+    }
+
+    [Fact]
     public void Deep_or_huge_files_are_refused_before_a_document_is_built()
     {
         using var tmp = new TempFolder();
