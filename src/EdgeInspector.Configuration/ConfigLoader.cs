@@ -53,6 +53,17 @@ public static class ConfigLoader
         return settings with { Sections = sections };
     }
 
+    /// <summary>
+    /// Every field the validator reads, as it reads them: the reading below run over an empty document,
+    /// with each getter recording its field (the basis of <see cref="ConfigSchema"/>).
+    /// </summary>
+    internal static SchemaNode Describe()
+    {
+        var root = new SchemaNode();
+        Read(new YamlSection([], "(schema)", null, "", schema: root), Path.GetTempPath());
+        return root;
+    }
+
     /// <summary>The most characters a configuration file may hold: the shipped one is about 8,000.</summary>
     public const int MaxChars = 1_000_000;
 
@@ -241,7 +252,7 @@ public static class ConfigLoader
             StatusIntervalS = q.Num("status_interval_s", 5, 0.1, 3600),
         };
         CheckTopicLevel(q, "prefix", mqtt.Prefix);
-        if (q.OptStr("password") is not null) q.Error(null, "mqtt.password", "passwords do not belong in this file; use password_env (an environment variable) or password_file");
+        if (q.Has("password")) q.Error(null, "mqtt.password", "passwords do not belong in this file; use password_env (an environment variable) or password_file");
         if (mqtt.PasswordEnv.Length > 0 && Environment.GetEnvironmentVariable(mqtt.PasswordEnv) is null)
         {
             q.Error(null, "mqtt.password_env", $"environment variable '{mqtt.PasswordEnv}' is not set (for systemd: Environment= or EnvironmentFile= in the unit)");

@@ -28,6 +28,11 @@ public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
 /// instead of throwing, so that one pass reports every problem, and that flag keys nobody asked for
 /// (a misspelt key silently ignored is the worst kind of 3 a.m. surprise).
 /// </summary>
+/// <remarks>
+/// Given a <see cref="SchemaNode"/> instead of a document, every getter also records the field it
+/// reads (type, default, range, allowed values), and a list or named mapping yields one entry to
+/// describe: so the JSON Schema an editor checks against comes from the very calls that validate.
+/// </remarks>
 internal sealed class YamlSection
 {
     private readonly List<ConfigError> _errors;
@@ -35,11 +40,13 @@ internal sealed class YamlSection
     private readonly YamlMappingNode? _node;
     private readonly YamlNode? _anchor;
     private readonly HashSet<string> _known = [];
+    private readonly SchemaNode? _schema;
 
-    public YamlSection(List<ConfigError> errors, string file, YamlNode? node, string path, YamlNode? anchor = null)
+    public YamlSection(List<ConfigError> errors, string file, YamlNode? node, string path, YamlNode? anchor = null, SchemaNode? schema = null)
     {
         _errors = errors;
         _file = file;
+        _schema = schema;
         Path = path;
         _anchor = node ?? anchor;
         if (node is YamlMappingNode map) _node = map;
@@ -82,6 +89,7 @@ internal sealed class YamlSection
 
     public string Str(string key, string fallback, params string[] allowed)
     {
+        _schema?.Add(key, new SchemaField("string") { Default = fallback, Enum = allowed.Length > 0 ? allowed : null });
         string? v = Scalar(key, out var node);
         if (v is null) return fallback;
         if (allowed.Length > 0 && !allowed.Contains(v))
@@ -92,10 +100,18 @@ internal sealed class YamlSection
         return v;
     }
 
-    public string? OptStr(string key) => Scalar(key, out _);
+    public string? OptStr(string key)
+    {
+        _schema?.Add(key, new SchemaField("string"));
+        return Scalar(key, out _);
+    }
+
+    /// <summary>Whether the file sets <paramref name="key"/>: for fields that are refused, never read (they are not in the schema).</summary>
+    public bool Has(string key) => Get(key) is not null;
 
     public int Int(string key, int fallback, int min, int max)
     {
+        _schema?.Add(key, new SchemaField("integer") { Default = fallback, Min = min, Max = max });
         string? v = Scalar(key, out var node);
         if (v is null) return fallback;
         if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x))
@@ -113,6 +129,7 @@ internal sealed class YamlSection
 
     public double Num(string key, double fallback, double min, double max)
     {
+        _schema?.Add(key, new SchemaField("number") { Default = double.IsNaN(fallback) ? null : fallback, Min = min, Max = max });
         string? v = Scalar(key, out var node);
         if (v is null) return fallback;
         if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || !double.IsFinite(x))
@@ -130,12 +147,14 @@ internal sealed class YamlSection
 
     public double? OptNum(string key, double min, double max)
     {
+        _schema?.Add(key, new SchemaField("number") { Min = min, Max = max });
         if (Get(key) is null) return null;
         return Num(key, double.NaN, min, max) is var x && double.IsNaN(x) ? null : x;
     }
 
     public bool Bool(string key, bool fallback)
     {
+        _schema?.Add(key, new SchemaField("boolean") { Default = fallback });
         string? v = Scalar(key, out var node);
         if (v is null) return fallback;
         switch (v.ToLowerInvariant())
@@ -148,10 +167,11 @@ internal sealed class YamlSection
         }
     }
 
-    public YamlSection Child(string key) => new(_errors, _file, Get(key), Sub(key), _anchor);
+    public YamlSection Child(string key) => new(_errors, _file, Get(key), Sub(key), _anchor, _schema?.Object(key));
 
     public IReadOnlyList<string> StrList(string key, IReadOnlyList<string> fallback)
     {
+        _schema?.Add(key, new SchemaField("array") { Items = "string", Default = fallback.ToArray() }, keepIfPresent: true);
         var node = Get(key);
         if (node is null) return fallback;
         if (node is not YamlSequenceNode seq)
@@ -170,6 +190,7 @@ internal sealed class YamlSection
 
     public IReadOnlyList<double> NumList(string key, IReadOnlyList<double> fallback, int count)
     {
+        _schema?.Add(key, new SchemaField("array") { Items = "number", Count = count, Default = fallback.ToArray() });
         var raw = StrList(key, []);
         if (raw.Count == 0) return fallback;
         var node = Get(key);
@@ -189,6 +210,7 @@ internal sealed class YamlSection
 
     public IReadOnlyList<YamlSection> List(string key)
     {
+        if (_schema is not null) return [new YamlSection(_errors, _file, null, $"{Sub(key)}[]", _anchor, _schema.ListOfObjects(key))];
         var node = Get(key);
         if (node is null) return [];
         if (node is not YamlSequenceNode seq)
@@ -204,6 +226,7 @@ internal sealed class YamlSection
     /// <summary>Named entries of a mapping whose keys are names (recipes).</summary>
     public IReadOnlyList<(string Name, YamlSection Section)> Named(string key)
     {
+        if (_schema is not null) return [("*", new YamlSection(_errors, _file, null, $"{Sub(key)}.*", _anchor, _schema.Map(key)))];
         var node = Get(key);
         if (node is null) return [];
         if (node is not YamlMappingNode map)

@@ -8,7 +8,7 @@ using Serilog.Events;
 
 // edgeinspector run --config <file>       the line service
 // edgeinspector validate --config <file>  check a configuration edit before saving it in place
-string usage = "usage: edgeinspector run --config <file.yaml>\n       edgeinspector validate --config <file.yaml>";
+string usage = "usage: edgeinspector run --config <file.yaml>\n       edgeinspector validate --config <file.yaml>\n       edgeinspector schema --config <commented file.yaml>   (prints the JSON Schema for editors)";
 if (args.Length < 1 || args[0] is "-h" or "--help")
 {
     Console.WriteLine(usage);
@@ -17,10 +17,17 @@ if (args.Length < 1 || args[0] is "-h" or "--help")
 string verb = args[0];
 int ci = Array.IndexOf(args, "--config");
 string? configPath = ci >= 0 && ci + 1 < args.Length ? args[ci + 1] : null;
-if (verb is not ("run" or "validate") || configPath is null)
+if (verb is not ("run" or "validate" or "schema") || configPath is null)
 {
     Console.Error.WriteLine(usage);
     return 2;
+}
+if (verb == "schema")
+{
+    // The schema's descriptions are the comments of the shipped file: config/edgeinspector.schema.json
+    // is this command's output on config/edgeinspector.yaml (a test keeps them the same).
+    Console.Write(ConfigSchema.Generate(File.ReadAllText(configPath)));
+    return 0;
 }
 
 InspectorSettings settings;

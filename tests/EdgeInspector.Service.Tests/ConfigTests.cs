@@ -133,6 +133,55 @@ model:
     }
 
     [Fact]
+    public void The_shipped_schema_is_the_one_generated_from_the_validator_and_the_commented_file()
+    {
+        string yaml = RepoConfig(), schema = Path.Combine(Path.GetDirectoryName(yaml)!, "edgeinspector.schema.json");
+        Assert.StartsWith("# yaml-language-server: $schema=edgeinspector.schema.json", File.ReadAllText(yaml));
+        Assert.True(ConfigSchema.Generate(File.ReadAllText(yaml)) == File.ReadAllText(schema),
+            "config/edgeinspector.schema.json is out of date: regenerate it with\n  dotnet src/EdgeInspector.Service/bin/Release/net10.0/edgeinspector.dll schema --config config/edgeinspector.yaml > config/edgeinspector.schema.json");
+    }
+
+    [Fact]
+    public void Every_field_the_validator_reads_is_in_the_commented_file_with_a_comment_and_no_other()
+    {
+        var comments = ConfigSchema.Comments(File.ReadAllText(RepoConfig()));
+        var paths = ConfigSchema.Paths();
+        Assert.Empty(paths.Except(comments.Keys));           // read by the validator, missing from the file
+        Assert.Empty(comments.Keys.Except(paths));           // in the file, unknown to the validator
+        Assert.Empty(comments.Where(c => c.Value.Length == 0).Select(c => c.Key)); // undocumented
+        Assert.Contains("cameras[].gige.trigger_line", paths); // commented-out examples count
+        Assert.Contains("recipes.*.threshold", paths);
+        Assert.DoesNotContain("mqtt.password", paths);         // refused, never read
+    }
+
+    [Fact]
+    public void The_schema_ranges_and_allowed_values_are_the_ones_the_validator_enforces()
+    {
+        using var tmp = new TempFolder();
+        var schema = System.Text.Json.JsonDocument.Parse(ConfigSchema.Generate(File.ReadAllText(RepoConfig()))).RootElement.GetProperty("properties");
+        int checkedFields = 0;
+        foreach (string section in new[] { "model", "engine", "verdict", "heatmap", "mqtt", "logging", "archive" })
+        {
+            foreach (var field in schema.GetProperty(section).GetProperty("properties").EnumerateObject())
+            {
+                var f = field.Value;
+                string? bad = null;
+                if (f.TryGetProperty("enum", out _)) bad = "not-an-allowed-value";
+                else if (f.TryGetProperty("maximum", out var max) && max.GetDouble() < 1e9)
+                {
+                    bad = (f.GetProperty("type").GetString() == "integer" ? (max.GetDouble() + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : (max.GetDouble() * 2 + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+                if (bad is null) continue;
+                // Valid() ends inside its model section: a model field is appended to it.
+                var e = Errors(Valid(tmp.Path) + (section == "model" ? "" : $"{section}:\n") + $"  {field.Name}: {bad}\n");
+                Assert.Contains(e.Errors, x => x.Path == $"{section}.{field.Name}");
+                checkedFields++;
+            }
+        }
+        Assert.True(checkedFields >= 20, $"only {checkedFields} fields checked");
+    }
+
+    [Fact]
     public void Every_project_in_the_tree_is_in_the_solution_that_CI_builds()
     {
         string root = Path.GetDirectoryName(Path.GetDirectoryName(RepoConfig()))!;
