@@ -165,7 +165,7 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
-            if (File.Exists(Path.Combine(d.FullName, "EdgeInspector.slnx"))) return d.FullName;
+            if (File.Exists(Path.Combine(d.FullName, "EdgeInspector.sln"))) return d.FullName;
         }
         throw new InvalidOperationException("run from inside the repository");
     }
