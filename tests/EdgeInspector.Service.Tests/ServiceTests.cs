@@ -277,6 +277,24 @@ public class ServiceTests(ITestOutputHelper output)
         int acked = probe.On("/verdict").Count;
         await probe.WaitFor(p => p.On("/verdict").Skip(acked).Any(v => v.Json.GetProperty("verdict").GetString() == "warming_up"), TimeSpan.FromSeconds(30), "warming_up after the reset", service.Process);
 
+        // Malformed commands, through the broker as a line would send them: each one answered, refused.
+        foreach (string bad in new[] { """{"id":"m1","command":5}""", "[1,2]", "null", """{"id":"m4","command":"switch_recipe","recipe":7}""" })
+        {
+            await probe.PublishAsync("edgeinspector/testline/cam1/command", bad);
+        }
+        await probe.WaitFor(p => p.On("/command/ack").Count >= 6, TimeSpan.FromSeconds(30), "an acknowledgement for each malformed command", service.Process);
+        var refused = probe.On("/command/ack").Skip(2).Select(a => a.Json).ToList();
+        Assert.All(refused, r => Assert.False(r.GetProperty("ok").GetBoolean()));
+        Assert.Equal(["m1", "", "", "m4"], refused.Select(r => r.GetProperty("id").GetString()));
+
+        // 20,000 part ids that no frame takes (replayed frames carry their file names): counted, and the
+        // log says so a bounded number of times, not 19,000.
+        for (int i = 0; i < 20_000; i++) await probe.PublishAsync("edgeinspector/testline/cam1/part", $"P-{i}");
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("delivery").GetProperty("part_ids_discarded").GetInt64() == 19_000,
+            TimeSpan.FromSeconds(60), "19,000 part ids counted as discarded", service.Process);
+        int floodLines = service.Process.Output.Split('\n').Count(l => l.Contains("announced but no frame captured"));
+        Assert.InRange(floodLines, 1, 3);
+
         // Product changeover: the recipe's threshold applies, acknowledged.
         await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"s1","command":"switch_recipe","recipe":"strict"}""");
         await probe.WaitFor(p => p.On("/command/ack").Any(a => a.Json.GetProperty("id").GetString() == "s1"), TimeSpan.FromSeconds(30), "the recipe switch acknowledged", service.Process);
