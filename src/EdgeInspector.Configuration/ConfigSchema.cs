@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -54,7 +53,7 @@ internal sealed class SchemaNode
 /// The configuration's JSON Schema, for the technician's editor (yaml-language-server and the like):
 /// types, defaults, ranges and allowed values come from the validator's own reads
 /// (<see cref="ConfigLoader.Describe"/>); each field's description is its comment in the shipped,
-/// commented configuration file. <see cref="Comments"/> reads those, and the tests hold the two together:
+/// commented configuration file. <see cref="Comments(string)"/> reads those, and the tests hold the two together:
 /// no field in one and not the other.
 /// </summary>
 public static class ConfigSchema
@@ -63,7 +62,7 @@ public static class ConfigSchema
     public static string Generate(string commentedYaml)
     {
         var root = ConfigLoader.Describe();
-        var comments = Comments(commentedYaml);
+        var comments = Comments(commentedYaml, root);
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
@@ -163,24 +162,11 @@ public static class ConfigSchema
         }
         if (f.Min is { } min) w.WriteNumber("minimum", min);
         if (f.Max is { } max) w.WriteNumber("maximum", max);
-        switch (f.Default)
+        if (f.Default is { } value)
         {
-            case string s: w.WriteString("default", s); break;
-            case int i: w.WriteNumber("default", i); break;
-            case double d: w.WriteNumber("default", d); break;
-            case bool b: w.WriteBoolean("default", b); break;
-            case string[] a:
-                w.WritePropertyName("default");
-                w.WriteStartArray();
-                foreach (string x in a) w.WriteStringValue(x);
-                w.WriteEndArray();
-                break;
-            case double[] a:
-                w.WritePropertyName("default");
-                w.WriteStartArray();
-                foreach (double x in a) w.WriteNumberValue(x);
-                w.WriteEndArray();
-                break;
+            // A string, int, double or bool, or an array of strings or doubles.
+            w.WritePropertyName("default");
+            JsonSerializer.Serialize(w, value, value.GetType());
         }
     }
 
@@ -192,11 +178,12 @@ public static class ConfigSchema
     /// count; a field's comment is the text after <c>#</c> on its line, continued on following comment-only
     /// lines at the same column; a top-level section's is the comment block above it.
     /// </summary>
-    public static IReadOnlyDictionary<string, string> Comments(string yaml)
+    public static IReadOnlyDictionary<string, string> Comments(string yaml) => Comments(yaml, ConfigLoader.Describe());
+
+    private static Dictionary<string, string> Comments(string yaml, SchemaNode schema)
     {
         var result = new Dictionary<string, string>();
         var stack = new List<(int Indent, string Path, SchemaField? Field)>();
-        var schema = ConfigLoader.Describe();
         var block = new List<string>();
         string? lastPath = null;
         int lastCommentColumn = -1;
@@ -284,6 +271,4 @@ public static class ConfigSchema
         }
         return -1;
     }
-
-    internal static string Invariant(double d) => d.ToString(CultureInfo.InvariantCulture);
 }

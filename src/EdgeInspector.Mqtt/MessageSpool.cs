@@ -22,7 +22,6 @@ public sealed class MessageSpool
     private readonly int _max;
     private readonly long _minFreeBytes;
     private readonly Queue<long> _sequence = new();
-    private readonly Func<long> _freeBytes;
     private long _next;
 
     /// <summary>Opens (or creates) the spool in <paramref name="dir"/>, picking up what a previous run left.</summary>
@@ -37,8 +36,6 @@ public sealed class MessageSpool
         _max = maxMessages;
         _minFreeBytes = minFreeBytes;
         Directory.CreateDirectory(dir);
-        string full = Path.GetFullPath(dir);
-        _freeBytes = () => new DriveInfo(full).AvailableFreeSpace;
         foreach (string tmp in Directory.EnumerateFiles(dir, "*.tmp")) File.Delete(tmp); // torn writes from a crash
         var existing = new List<long>();
         foreach (string f in Directory.EnumerateFiles(dir, "*.msg"))
@@ -106,7 +103,7 @@ public sealed class MessageSpool
 
     private long FreeBytes()
     {
-        try { return _freeBytes(); }
+        try { return new DriveInfo(Path.GetFullPath(_dir)).AvailableFreeSpace; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return long.MaxValue; }
     }
 

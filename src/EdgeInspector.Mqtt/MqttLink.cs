@@ -67,7 +67,7 @@ public sealed class MqttLink : IMessageLink
     private readonly Lock _spoolGate = new();
     private volatile byte[]? _status;
     private volatile bool _statusDirty;
-    private long _published, _delivered, _enqueued, _bestEffortDropped, _refused;
+    private long _delivered, _enqueued, _bestEffortDropped, _refused;
 
     /// <summary>Creates the link; nothing connects until <see cref="RunAsync"/>.</summary>
     public MqttLink(MqttLinkOptions options, Func<string, byte[], Task>? onMessage = null, ILogger? logger = null)
@@ -108,18 +108,6 @@ public sealed class MqttLink : IMessageLink
         if (_spool.Count > 0) _log?.LogInformation("Spool {Dir}: {Count} message(s) from an earlier run will be delivered first", options.SpoolDir, _spool.Count);
     }
 
-    /// <summary>Messages waiting in the spool.</summary>
-    public int Spooled => _spool.Count;
-
-    /// <summary>Messages lost because the spool was full.</summary>
-    public long SpoolOverflow => _spool.Overflow;
-
-    /// <summary>Messages in memory waiting for the delivery loop.</summary>
-    public int Queued => _queue.Reader.Count;
-
-    /// <summary>Messages the broker acknowledged (reliable, best-effort and status).</summary>
-    public long Published => Interlocked.Read(ref _published);
-
     /// <inheritdoc />
     public LinkCounters Counters
     {
@@ -127,18 +115,12 @@ public sealed class MqttLink : IMessageLink
         {
             lock (_spoolGate)
             {
-                return new LinkCounters(Interlocked.Read(ref _enqueued), _spool.Recovered, Interlocked.Read(ref _delivered), Refused,
+                return new LinkCounters(Interlocked.Read(ref _enqueued), _spool.Recovered, Interlocked.Read(ref _delivered), Interlocked.Read(ref _refused),
                     _spool.Overflow, _spool.WriteFailed, _spool.Corrupt, Math.Max(0, Volatile.Read(ref _reliableQueued)), _spool.Count,
-                    BestEffortDropped, _client.IsConnected);
+                    Interlocked.Read(ref _bestEffortDropped), _client.IsConnected);
             }
         }
     }
-
-    /// <summary>Best-effort messages dropped (broker away or queue long).</summary>
-    public long BestEffortDropped => Interlocked.Read(ref _bestEffortDropped);
-
-    /// <summary>Reliable messages the broker refused (not authorised, …): logged, not retried.</summary>
-    public long Refused => Interlocked.Read(ref _refused);
 
     /// <summary>The last connection, delivery or disk problem, for the status topic.</summary>
     public string? LastError { get; private set; }
@@ -362,7 +344,6 @@ public sealed class MqttLink : IMessageLink
             var r = await _client.PublishAsync(b.Build(), timeout.Token);
             if (r.IsSuccess || r.ReasonCode == MqttClientPublishReasonCode.NoMatchingSubscribers)
             {
-                Interlocked.Increment(ref _published);
                 if (reliable && !m.Retain) Interlocked.Increment(ref _delivered);
                 return Outcome.Delivered;
             }

@@ -8,6 +8,7 @@ using Serilog.Events;
 
 // edgeinspector run --config <file>       the line service
 // edgeinspector validate --config <file>  check a configuration edit before saving it in place
+// edgeinspector schema --config <file>    the JSON Schema for editors, with that file's comments as descriptions
 string usage = "usage: edgeinspector run --config <file.yaml>\n       edgeinspector validate --config <file.yaml>\n       edgeinspector schema --config <commented file.yaml>   (prints the JSON Schema for editors)";
 if (args.Length < 1 || args[0] is "-h" or "--help")
 {

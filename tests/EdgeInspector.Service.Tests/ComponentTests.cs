@@ -197,8 +197,8 @@ public class MqttLinkTests
         await using var link = new MqttLink(Options(broker.Port, spool));
         // The broker is not running yet and the delivery loop not started: 3,000 verdicts pile up.
         for (int i = 1; i <= 3000; i++) link.Enqueue(new OutgoingMessage("t/verdict", Encoding.UTF8.GetBytes(i.ToString())));
-        Assert.True(link.Queued <= 1024, $"{link.Queued} messages held in memory");
-        Assert.Equal(3000, link.Queued + link.Spooled);
+        Assert.True(link.Counters.Queued <= 1024, $"{link.Counters.Queued} messages held in memory");
+        Assert.Equal(3000, link.Counters.Queued + link.Counters.Spooled);
         Assert.True(Directory.GetFiles(spool, "*.msg").Length >= 3000 - 1024);
 
         await broker.StartAsync();
@@ -210,8 +210,8 @@ public class MqttLinkTests
         cts.Cancel();
         await loop;
         Assert.Equal(Enumerable.Range(1, 3000).Select(i => i.ToString()), probe.Messages.Select(m => m.Text));
-        Assert.Equal(0, link.Spooled);
-        Assert.Equal(0, link.SpoolOverflow);
+        Assert.Equal(0, link.Counters.Spooled);
+        Assert.Equal(0, link.Counters.SpoolOverflow);
     }
 
     private static OutgoingMessage Numbered(int i, int size)
