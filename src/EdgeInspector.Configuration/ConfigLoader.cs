@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Scoring;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -75,6 +76,13 @@ public static class ConfigLoader
     /// deeply nested file (a stray run of '[' saved over the live file) would overflow the stack and kill
     /// the process, which no handler can catch; its event parser is iterative and walks it safely.
     /// </summary>
+    /// <summary>Fields of earlier versions, named so that an old file's error says what to do.</summary>
+    private static readonly Dictionary<string, string> RemovedEngineFields = new()
+    {
+        ["warmup_batches"] = "the engine keeps no coreset to rebuild; the reservoir learns from every good part",
+        ["coreset_max_per_patches"] = "the engine keeps no coreset; its memory is reservoir_frames x reservoir_keep",
+    };
+
     private static void CheckShape(string text, string file)
     {
         if (text.Length > MaxChars)
@@ -193,26 +201,23 @@ public static class ConfigLoader
         m.RejectUnknown();
 
         var e = r.Child("engine");
+        var defaults = EngineOptions.Default;
         var engine = new EngineSettings
         {
-            Batch = e.Int("batch", 64, 4, 4096),
-            CoresetMaxPerPatches = e.Int("coreset_max_per_patches", 4, 1, 64),
-            WarmupBatches = e.Int("warmup_batches", 1, 1, 64),
-            ReservoirFrames = e.Int("reservoir_frames", 64, 0, 1024),
-            ReservoirKeep = e.Num("reservoir_keep", 0.0625, 0.01, 1),
-            ScoreDims = e.Int("score_dims", 128, 0, 8192),
+            Options = defaults with
+            {
+                Batch = e.Int("batch", defaults.Batch, 4, 4096),
+                ReservoirFrames = e.Int("reservoir_frames", defaults.ReservoirFrames, 2, 1024),
+                ReservoirKeep = e.Num("reservoir_keep", defaults.ReservoirKeep, 0.01, 1),
+                ScoreDims = e.Int("score_dims", defaults.ScoreDims, 0, 8192),
+            },
+            SnapshotIntervalS = e.Int("snapshot_interval_s", 60, 1, 60),
             KnownGoodFolder = Folder(e, "known_good_folder", baseDir, mustExist: true),
             QueueCapacity = e.Int("queue_capacity", 16, 1, 100_000),
             InferenceBatch = e.Int("inference_batch", 4, 1, 256),
             DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
         };
-        // Rebuilds shape the coreset's scores; with the reservoir scoring no coreset is built, and the
-        // setting would change nothing: say so rather than let it look as if it did.
-        if (engine.WarmupBatches > 1 && engine.ReservoirFrames > 0)
-        {
-            e.Error(null, "engine.warmup_batches", $"{engine.WarmupBatches} has no effect while the reservoir scores (reservoir_frames {engine.ReservoirFrames}); expected 1, or reservoir_frames: 0 to score with the coreset");
-        }
-        e.RejectUnknown();
+        e.RejectUnknown(RemovedEngineFields);
 
         var vd = r.Child("verdict");
         var verdict = new VerdictSettings

@@ -1,3 +1,5 @@
+using EdgeInspector.Core.Scoring;
+
 namespace EdgeInspector.Configuration;
 
 // Plain settings read from config/edgeinspector.yaml. Defaults here are the defaults a technician gets
@@ -131,22 +133,14 @@ public sealed record ModelSettings
     public int Threads { get; init; }
 }
 
-/// <summary>The streaming engine and the queues in front of it.</summary>
+/// <summary>The engine and the queues in front of it.</summary>
 public sealed record EngineSettings
 {
-    /// <summary>Rolling batch: warm-up size and coreset update period, in frames.</summary>
-    public int Batch { get; init; } = 64;
-    /// <summary>Coreset cap as a multiple of the patches in one frame.</summary>
-    public int CoresetMaxPerPatches { get; init; } = 4;
-    /// <summary>Batches over which the first coreset is rebuilt before its elements settle as anchors (1: the first batch's).</summary>
-    public int WarmupBatches { get; init; } = 1;
-    /// <summary>Accepted frames whose patches score each new frame by MuSc's interval average (0: the coreset scores alone).</summary>
-    public int ReservoirFrames { get; init; } = 64;
-    /// <summary>Share of each reservoir frame's patches kept (k-center subset).</summary>
-    public double ReservoirKeep { get; init; } = 0.0625;
-    /// <summary>Scoring dimensions per view (0: full width).</summary>
-    public int ScoreDims { get; init; } = 128;
-    /// <summary>Folder of known-good images that seed the coreset at start (few-shot); empty: zero-shot.</summary>
+    /// <summary>The engine's own options (warm-up batch, reservoir, scoring width); defaults are <see cref="EngineOptions.Default"/>.</summary>
+    public EngineOptions Options { get; init; } = EngineOptions.Default;
+    /// <summary>While the engine learns, its state is saved beside the spool at least this often (seconds), and at stop.</summary>
+    public int SnapshotIntervalS { get; init; } = 60;
+    /// <summary>Folder of known-good images that seed the reservoir at start (few-shot); empty: zero-shot.</summary>
     public string KnownGoodFolder { get; init; } = "";
     /// <summary>Frames waiting for the backbone, at most.</summary>
     public int QueueCapacity { get; init; } = 16;
@@ -165,7 +159,7 @@ public sealed record VerdictSettings
     public double UnsureBand { get; init; } = 0.5;
     /// <summary>reject | accept.</summary>
     public string Unsure { get; init; } = "reject";
-    /// <summary>reject | accept: while the coreset is being built.</summary>
+    /// <summary>reject | accept: while the engine warms up.</summary>
     public string WarmingUp { get; init; } = "accept";
     /// <summary>Deadline from capture to verdict.</summary>
     public int DeadlineMs { get; init; } = 2000;

@@ -244,13 +244,18 @@ internal sealed class YamlSection
     }
 
     /// <summary>Reports keys present in the file that no getter asked for (typos, misplaced fields).</summary>
-    public void RejectUnknown()
+    public void RejectUnknown(IReadOnlyDictionary<string, string>? removed = null)
     {
         if (_node is null) return;
         foreach (var (k, _) in _node.Children)
         {
             string key = (k as YamlScalarNode)?.Value ?? "?";
             if (_known.Contains(key)) continue;
+            if (removed is not null && removed.TryGetValue(key, out string? why))
+            {
+                Error(k, Sub(key), $"this field was removed ({why}); delete the line");
+                continue;
+            }
             string? near = _known.OrderBy(c => Distance(c, key)).FirstOrDefault();
             string hint = near is not null && Distance(near, key) <= 2 ? $" (did you mean '{near}'?)" : "";
             Error(k, Sub(key), $"unknown field{hint}; fields allowed here: {string.Join(", ", _known.Order())}");

@@ -15,7 +15,7 @@ namespace EdgeInspector.Service;
 /// queue: when full, the record is skipped and counted (status: archive_skipped); the oldest records
 /// go first once <c>max_files</c> is reached. <paramref name="settings"/> reads the live settings, so a
 /// hot-reloaded <c>max_files</c> applies at once. The record holds what the verdict was decided with
-/// (threshold, recipe, model, coreset version) and the reference frames that scored the part.
+/// (threshold, recipe, model) and the reference frames that scored the part.
 /// </summary>
 internal sealed class Archive(Func<ArchiveSettings> settings, string camera, string modelHash, ILogger log)
 {
@@ -58,7 +58,7 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
                     if (o.Heatmap is { } h) await File.WriteAllBytesAsync(stem + "_heatmap.jpg", h, ct);
                     var record = new ArchiveRecord(item.Meta.Id, item.Meta.PartId, camera, item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), verdict,
                         float.IsFinite(o.Score) ? o.Score : null, float.IsFinite(o.Calibrated) ? o.Calibrated : null,
-                        o.Threshold, o.Recipe, o.CoresetVersion, o.ReferenceFrames, modelHash);
+                        o.Threshold, o.Recipe, o.ReferenceFrames, modelHash);
                     await File.WriteAllBytesAsync(stem + ".json", JsonSerializer.SerializeToUtf8Bytes(record, WireJson.Default.ArchiveRecord), ct);
                     _written.Enqueue(stem + ".json");
                     while (_written.Count > settings().MaxFiles)

@@ -63,7 +63,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
         var decider = new VerdictDecider(name, inspector, publisher, _archive, Live);
         _acquire = new AcquisitionStage(camera, () => sourceFactory(SourceCounters), SourceCounters, Live, state, _work, _events, partIds, Counters, log);
-        _infer = new InferenceStage(name, inspector, _work.Reader, _events, decider, commands, publisher, state, Live, Counters, Health, log);
+        _infer = new InferenceStage(name, inspector, _work.Reader, _events, decider, commands, publisher, state, Live, Counters, Health, log,
+            modelHash, topics.Snapshot(live.Settings.Mqtt.SpoolDir, name));
         _sequence = new SequencingStage(name, _events, publisher, Live, Counters, log);
         _status = new StatusReporter(name, modelHash, _link, state, Live, Counters, SourceCounters, Health, latency, () => _infer.Engine,
             () => _work.Reader.Count, () => Interlocked.Read(ref _archive.Skipped), log);

@@ -8,7 +8,7 @@ using EdgeInspector.Inference.Onnx;
 namespace EdgeInspector.Service;
 
 /// <summary>
-/// One camera's engine: decoded frames in, streaming FSLC results out. Owns the camera's coreset,
+/// One camera's engine: decoded frames in, engine results out. Owns the camera's reservoir,
 /// projection, feature pools and batch tensor; shares the backbone with the other cameras (one model in
 /// memory, one forward at a time). Not thread-safe: used by its pipeline's inference loop only.
 /// </summary>
@@ -25,25 +25,19 @@ internal class FrameInspector
         _backbone = backbone;
         var b = backbone.Model;
         _pre = new ImagePreprocessor(b.Options.InputWidth, b.Options.InputHeight, b.Options.ChannelOrder == "rgb", b.Options.Mean, b.Options.Std);
-        _projector = engine.ScoreDims > 0 ? new ViewProjector(b.Layout, engine.ScoreDims, ViewProjector.DefaultSeed) : null;
+        var options = engine.Options;
+        _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = _projector?.Target ?? b.Layout;
         _rawPool = new FrameFeaturesPool(b.Layout);
         _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
-        // Background updates: a rolling update no longer holds up the frames behind it (measured at
-        // 8 fps on 2 cores: p95 154 → 116 ms; see docs/evaluation.md, "Line measurements").
-        var options = new FslcOptions
-        {
-            Batch = engine.Batch, MaxCoresetPerPatches = engine.CoresetMaxPerPatches, WarmupBatches = engine.WarmupBatches, BackgroundUpdates = true,
-            ReservoirFrames = engine.ReservoirFrames, ReservoirKeep = engine.ReservoirKeep,
-        };
-        Engine = new StreamingFslc(layout, options, _pool.Return);
+        Engine = new ReservoirEngine(layout, options, _pool.Return);
     }
 
-    public StreamingFslc Engine { get; }
+    public ReservoirEngine Engine { get; }
 
-    public int GridWidth => Engine.Coreset.Layout.GridWidth;
+    public int GridWidth => Engine.Layout.GridWidth;
 
-    public int GridHeight => Engine.Coreset.Layout.GridHeight;
+    public int GridHeight => Engine.Layout.GridHeight;
 
     /// <summary>
     /// Extracts features of the decoded images (null entries are skipped) into projected frames, in order.
@@ -86,7 +80,7 @@ internal class FrameInspector
     /// <summary>Hands a frame that will not be pushed back to its pool.</summary>
     public void Release(FrameFeatures f) => _pool.Return(f);
 
-    /// <summary>Seeds the coreset from known-good images (few-shot start).</summary>
+    /// <summary>Seeds the reservoir from known-good images (few-shot start).</summary>
     public int SeedKnownGood(string folder)
     {
         var files = FolderReplaySource.ListImages(folder);

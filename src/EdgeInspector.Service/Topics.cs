@@ -17,6 +17,9 @@ internal sealed class Topics(string prefix, string line)
     public string Command(string camera) => Base(camera) + "/command";
     public string CommandAck(string camera) => Base(camera) + "/command/ack";
     public string Part(string camera) => Base(camera) + "/part";
+
+    /// <summary>The camera's engine snapshot: beside its spool folder, on the same disk.</summary>
+    public string Snapshot(string spoolDir, string camera) => Path.Combine(spoolDir, line, camera + ".engine");
 }
 
 /// <summary>The settings hot reload may swap while pipelines run, with the policy derived from them.</summary>

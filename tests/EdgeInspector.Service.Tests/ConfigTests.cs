@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Scoring;
 using EdgeInspector.Configuration;
 using EdgeInspector.Integration.Tests;
 
@@ -238,37 +239,34 @@ model:
         Assert.Equal(["stage2", "stage3"], s.Model.Taps);
         Assert.Equal(1883, s.Mqtt.Port);
         Assert.Equal("fails", s.Heatmap.Publish);
-        Assert.Equal(1, s.Engine.WarmupBatches);
-        Assert.Equal(64, s.Engine.ReservoirFrames);
-        Assert.Equal(0.0625, s.Engine.ReservoirKeep);
+        // The engine's defaults are the engine's own, defined once.
+        Assert.Equal(EngineOptions.Default, s.Engine.Options);
+        Assert.Equal(60, s.Engine.SnapshotIntervalS);
     }
 
     [Fact]
-    public void Reservoir_settings_are_read_and_range_checked()
+    public void Engine_settings_are_read_and_range_checked()
     {
         using var tmp = new TempFolder();
-        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  reservoir_frames: 0\n  reservoir_keep: 0.5\n", "site.yaml", tmp.Path);
-        Assert.Equal(0, s.Engine.ReservoirFrames);
-        Assert.Equal(0.5, s.Engine.ReservoirKeep);
-        var e = Errors(Valid(tmp.Path) + "engine:\n  reservoir_frames: -1\n  reservoir_keep: 2\n");
-        Assert.Equal(2, e.Errors.Count);
-        Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_frames" && w.Message.Contains("expected 0..1024"));
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  reservoir_frames: 32\n  reservoir_keep: 0.5\n  batch: 16\n  score_dims: 0\n  snapshot_interval_s: 5\n", "site.yaml", tmp.Path);
+        Assert.Equal(EngineOptions.Default with { ReservoirFrames = 32, ReservoirKeep = 0.5, Batch = 16, ScoreDims = 0 }, s.Engine.Options);
+        Assert.Equal(5, s.Engine.SnapshotIntervalS);
+        var e = Errors(Valid(tmp.Path) + "engine:\n  reservoir_frames: 1\n  reservoir_keep: 2\n  snapshot_interval_s: 61\n");
+        Assert.Equal(3, e.Errors.Count);
+        Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_frames" && w.Message.Contains("expected 2..1024"));
         Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_keep" && w.Message.Contains("expected 0.01..1"));
+        Assert.Contains(e.Errors, w => w.Path == "engine.snapshot_interval_s" && w.Message.Contains("expected 1..60"));
     }
 
     [Fact]
-    public void Warmup_batches_is_read_and_range_checked()
+    public void Fields_of_the_old_coreset_engine_are_refused_with_what_to_do()
     {
         using var tmp = new TempFolder();
-        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n  reservoir_frames: 0\n", "site.yaml", tmp.Path);
-        Assert.Equal(4, s.Engine.WarmupBatches);
-        var e = Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 0\n");
-        var w = Assert.Single(e.Errors);
-        Assert.Equal("engine.warmup_batches", w.Path);
-        Assert.Contains("expected 1..64", w.Message);
-        // Rebuilds only shape the coreset scorer: with the reservoir (the default) the setting is refused.
-        w = Assert.Single(Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 4\n").Errors);
-        Assert.Equal("engine.warmup_batches", w.Path);
-        Assert.Contains("reservoir_frames: 0", w.Message);
+        var e = Errors(Valid(tmp.Path) + "engine:\n  warmup_batches: 1\n  coreset_max_per_patches: 4\n");
+        Assert.Equal(2, e.Errors.Count);
+        Assert.All(e.Errors, w => Assert.Contains("this field was removed", w.Message));
+        Assert.All(e.Errors, w => Assert.Contains("delete the line", w.Message));
+        Assert.Contains(e.Errors, w => w.Path == "engine.warmup_batches");
+        Assert.Contains(e.Errors, w => w.Path == "engine.coreset_max_per_patches");
     }
 }

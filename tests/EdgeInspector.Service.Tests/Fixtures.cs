@@ -415,3 +415,25 @@ internal static class Listeners
         return result;
     }
 }
+
+/// <summary>Replay folders of real images for the service tests.</summary>
+internal static class ReplayFolders
+{
+    /// <summary>Copies real bottle images into a replay folder, named so that name order is line order.</summary>
+    public static string ReplayFolder(string root, int good, int defects, int corruptAt = -1)
+    {
+        string dir = Path.Combine(root, "replay");
+        Directory.CreateDirectory(dir);
+        string bottle = Integration.Tests.Shared.Data("mvtec_ad/bottle");
+        var goods = Directory.GetFiles(Path.Combine(bottle, "train", "good"), "*.png").Order().Take(good);
+        if (goods.Count() < good) throw new InvalidOperationException($"{bottle}/train/good holds fewer than {good} images");
+        var bad = Directory.GetFiles(Path.Combine(bottle, "test", "broken_large"), "*.png").Order().Take(defects);
+        int i = 0;
+        foreach (string f in goods.Concat(bad))
+        {
+            if (i == corruptAt) File.WriteAllBytes(Path.Combine(dir, $"{i++:D3}_corrupt.png"), Encoding.ASCII.GetBytes("\x89PNG this is not an image"));
+            File.Copy(f, Path.Combine(dir, $"{i++:D3}_{Path.GetFileName(Path.GetDirectoryName(f))}.png"));
+        }
+        return dir;
+    }
+}

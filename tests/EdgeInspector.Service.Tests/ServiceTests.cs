@@ -3,6 +3,7 @@ using Xunit.Abstractions;
 using System.Text;
 using System.Text.Json;
 using EdgeInspector.Integration.Tests;
+using static EdgeInspector.Service.Tests.ReplayFolders;
 
 namespace EdgeInspector.Service.Tests;
 
@@ -13,24 +14,6 @@ namespace EdgeInspector.Service.Tests;
 public class ServiceTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
-
-    /// <summary>Copies real bottle images into a replay folder, named so that name order is line order.</summary>
-    private static string ReplayFolder(string root, int good, int defects, int corruptAt = -1)
-    {
-        string dir = Path.Combine(root, "replay");
-        Directory.CreateDirectory(dir);
-        string bottle = Shared.Data("mvtec_ad/bottle");
-        var goods = Directory.GetFiles(Path.Combine(bottle, "train", "good"), "*.png").Order().Take(good);
-        if (goods.Count() < good) throw new InvalidOperationException($"{bottle}/train/good holds fewer than {good} images");
-        var bad = Directory.GetFiles(Path.Combine(bottle, "test", "broken_large"), "*.png").Order().Take(defects);
-        int i = 0;
-        foreach (string f in goods.Concat(bad))
-        {
-            if (i == corruptAt) File.WriteAllBytes(Path.Combine(dir, $"{i++:D3}_corrupt.png"), Encoding.ASCII.GetBytes("\x89PNG this is not an image"));
-            File.Copy(f, Path.Combine(dir, $"{i++:D3}_{Path.GetFileName(Path.GetDirectoryName(f))}.png"));
-        }
-        return dir;
-    }
 
     private static List<long> Ids(IEnumerable<Received> verdicts) => [.. verdicts.Select(v => v.Json.GetProperty("frame_id").GetInt64())];
 
@@ -75,8 +58,6 @@ public class ServiceTests(ITestOutputHelper output)
             Assert.Equal(3.0, j.GetProperty("threshold").GetDouble());
             Assert.True(j.GetProperty("latency_ms").GetDouble() > 0);
             Assert.Equal(64, j.GetProperty("model_hash").GetString()!.Length);
-            // The reservoir alone scores (the default): no coreset version to name.
-            Assert.Equal(JsonValueKind.Null, j.GetProperty("coreset_version").ValueKind);
             // The audit trail of a score: the reservoir frames that scored it. Earlier frames only, never
             // the part itself, never the corrupt frame, and never a part that failed (quarantined frames
             // do not become references).
@@ -100,9 +81,9 @@ public class ServiceTests(ITestOutputHelper output)
         var status = probe.On("/status").Last().Json;
         Assert.Equal("online", status.GetProperty("state").GetString());
         Assert.Equal(1, status.GetProperty("verdicts").GetProperty("error").GetInt64());
-        Assert.True(status.GetProperty("coreset").GetProperty("warm").GetBoolean());
+        Assert.True(status.GetProperty("engine").GetProperty("warm").GetBoolean());
         // Every reference a verdict named is held (the default reservoir of 64 is never full here).
-        int held = status.GetProperty("coreset").GetProperty("reservoir_frames").GetInt32();
+        int held = status.GetProperty("engine").GetProperty("reservoir_frames").GetInt32();
         var named = verdicts.Skip(firstScored).Where(v => v.Json.GetProperty("reference_frames").ValueKind == JsonValueKind.Array)
             .SelectMany(v => v.Json.GetProperty("reference_frames").EnumerateArray().Select(e => e.GetInt64())).Distinct().Count();
         Assert.InRange(named, 1, held);
@@ -121,7 +102,7 @@ public class ServiceTests(ITestOutputHelper output)
         foreach (var r in records)
         {
             var published = failed.Single(v => v.Json.GetProperty("frame_id").GetInt64() == r.GetProperty("frame_id").GetInt64()).Json;
-            foreach (string field in new[] { "verdict", "threshold", "coreset_version", "model_hash", "recipe" })
+            foreach (string field in new[] { "verdict", "threshold", "model_hash", "recipe" })
             {
                 Assert.Equal(published.GetProperty(field).ToString(), r.GetProperty(field).ToString());
             }
@@ -257,7 +238,7 @@ public class ServiceTests(ITestOutputHelper output)
         await probe.WaitFor(p => p.On("/verdict").Count >= seen + 2, TimeSpan.FromSeconds(30), "verdicts while the bad files sat there", service.Process);
         Assert.False(service.Process.HasExited);
 
-        // The fix: applied without a restart (the engine keeps its coreset: no warming_up again).
+        // The fix: applied without a restart (the engine keeps what it learned: no warming_up again).
         File.WriteAllText(service.ConfigPath, yaml.Replace("threshold: 3.0", "threshold: 4.5"));
         await probe.WaitFor(p => p.On("/verdict").LastOrDefault()?.Json.GetProperty("threshold").GetDouble() == 4.5, TimeSpan.FromSeconds(30), "verdicts at the new threshold", service.Process);
         var status = probe.On("/status").Last().Json;
@@ -266,7 +247,7 @@ public class ServiceTests(ITestOutputHelper output)
         var after = probe.On("/verdict").SkipWhile(v => v.Json.GetProperty("threshold").GetDouble() != 4.5).ToList();
         Assert.DoesNotContain(after, v => v.Json.GetProperty("verdict").GetString() == "warming_up");
 
-        // Commands: reset the coreset (acknowledged; the engine warms up again), an unknown one refused.
+        // Commands: a reset by its old name (acknowledged; the engine warms up again), an unknown one refused.
         await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"r1","command":"reset_coreset"}""");
         await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"x1","command":"explode"}""");
         await probe.WaitFor(p => p.On("/command/ack").Count >= 2, TimeSpan.FromSeconds(30), "two acknowledgements", service.Process);
@@ -406,7 +387,7 @@ public class ServiceTests(ITestOutputHelper output)
         await probe.WaitFor(p => p.On("/verdict").Count >= 6, Long, "6 verdicts", service.Process);
         var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
         Assert.DoesNotContain("warming_up", kinds);
-        Assert.Contains("coreset seeded from 6 known-good image(s)", service.Process.Output);
+        Assert.Contains("reservoir seeded from 6 known-good image(s)", service.Process.Output);
         // The two broken bottles score far above the four good ones.
         var z = probe.On("/verdict").Select(v => v.Json.GetProperty("score").GetDouble()).ToList();
         Assert.True(z.Skip(4).Min() > z.Take(4).Max(), $"scores {string.Join(", ", z)}");

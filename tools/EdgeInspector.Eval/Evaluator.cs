@@ -34,7 +34,8 @@ internal sealed class ModeRun
     public int Frames;
     public int Errors;
     public double PeakRssMb;
-    public int CoresetSize;
+    public int ReservoirFrames;
+    public long Quarantined;
 }
 
 /// <summary>Runs the modes over a category and writes results.json, ROC curves and heatmaps.</summary>
@@ -107,43 +108,17 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
     {
         int n = frames.Count;
         // The FSLC modes may score in a projected space; MuSc always runs on the full views.
-        _projector = mode != "musc" && options.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
+        _projector = mode != "musc" && options.Engine.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.Engine.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = _projector?.Target ?? backbone.Layout;
         var run = new ModeRun { Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null };
         run.Image.AsSpan().Fill(float.NaN);
-        var fslcOptions = new FslcOptions
-        {
-            Batch = options.Batch,
-            MaxCoresetPerPatches = options.CoresetMax,
-            ProjectionDimsPerView = options.ProjectionDims,
-            InitFraction = options.InitFraction,
-            TopN = options.TopN,
-            FilterZ = options.FilterZ,
-            MapSigma = options.MapSigma,
-            LiftByAdjusted = !options.NoLift,
-            FilterReferences = options.FilterRefs,
-            CandidateUpperSpread = options.UpperSpread,
-            WarmupAnchors = !options.NoWarmupAnchors,
-            FilterMaxFraction = options.FilterMax,
-            ExpandFraction = options.ExpandFraction,
-            UpdateExpandPerPatches = options.UpdateExpand,
-            QuarantineZ = options.QuarantineZ,
-            CandidateQuantile = options.CandidateQuantile,
-            AdjustedMemory = options.AdjustedMemory,
-            ReestimateFraction = options.ReestimateFraction,
-            ColdStartReference = options.ColdStart,
-            ColdStartQuantile = options.ColdStartQuantile,
-            WarmupBatches = options.WarmupBatches,
-            ReservoirFrames = options.ReservoirFrames,
-            ReservoirKeep = options.ReservoirKeep,
-            ReservoirWeight = options.ReservoirWeight,
-            ReservoirStride = options.ReservoirStride,
-        };
-        var musc = new MuScScorer(new MuScOptions { TopN = options.TopN });
+        // The yardsticks: MuSc, and batch FSLC at its own settings, with the engine's batch and top N.
+        var fslcOptions = new FslcOptions { TopN = options.Engine.TopN };
+        var musc = new MuScScorer(new MuScOptions { TopN = options.Engine.TopN });
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
         _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);
-        var stream = new StreamingFslc(layout, fslcOptions, _pool.Return);
+        var stream = new ReservoirEngine(layout, options.Engine, _pool.Return);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
         PeakMemory.Reset();
@@ -161,7 +136,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         }
 
         // Batches for musc/fslc: the line order split into nearly equal consecutive groups of about --batch frames.
-        int groups = Math.Max(1, (int)Math.Round((double)n / options.Batch));
+        int groups = Math.Max(1, (int)Math.Round((double)n / options.Engine.Batch));
         var groupEnd = new int[groups];
         for (int g = 0; g < groups; g++) groupEnd[g] = (int)((long)(g + 1) * n / groups);
         var pending = new List<(int Index, FrameFeatures Features)>();
@@ -212,7 +187,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             var sw = Stopwatch.StartNew();
             foreach (var r in stream.Flush()) Store(run, r);
             run.Times.Scoring += sw.Elapsed;
-            run.CoresetSize = stream.Coreset.Count;
+            run.ReservoirFrames = stream.Reservoir.Count;
+            run.Quarantined = stream.Quarantined;
         }
         total.Stop();
         run.Times.Total = total.Elapsed;
@@ -221,7 +197,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         _progress.Done();
         if (mode == "stream")
         {
-            log.WriteLine($"stream: coreset {stream.Coreset.Count} elements (v{stream.Coreset.Version}), {stream.Updates} updates, {stream.Admitted} admitted, {stream.Quarantined} frames quarantined");
+            log.WriteLine($"stream: reservoir {stream.Reservoir.Count} frames of {stream.Reservoir.Keep} patches, {stream.Quarantined} frames quarantined");
         }
         return run;
     }

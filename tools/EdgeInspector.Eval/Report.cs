@@ -68,7 +68,8 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         w.WriteString("category", category);
         w.WriteNumber("frames", frames.Count);
         w.WriteNumber("seed", options.Seed);
-        w.WriteNumber("batch", options.Batch);
+        w.WriteNumber("batch", options.Engine.Batch);
+        w.WriteString("engine", options.Engine.Fingerprint());
         w.WriteString("taps", string.Join(",", options.Taps));
         w.WriteNumber("image_size", options.ImageSize);
         w.WriteStartObject("modes");
@@ -94,7 +95,11 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
             Num(w, "peak_rss_mb", run.PeakRssMb);
             w.WriteNumber("frames_scored", run.Frames);
             w.WriteNumber("frames_failed", run.Errors);
-            if (run.Mode == "stream") w.WriteNumber("coreset_size", run.CoresetSize);
+            if (run.Mode == "stream")
+            {
+                w.WriteNumber("reservoir_frames", run.ReservoirFrames);
+                w.WriteNumber("quarantined", run.Quarantined);
+            }
             w.WriteEndObject();
         }
         w.WriteEndObject();
@@ -189,7 +194,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
     {
         static string F(double? v) => v is null || double.IsNaN(v.Value) ? "   -  " : (100 * v.Value).ToString("0.0", CultureInfo.InvariantCulture).PadLeft(6);
         log.WriteLine();
-        log.WriteLine($"{category}: {frames.Count} frames, batch {options.Batch}, seed {options.Seed}");
+        log.WriteLine($"{category}: {frames.Count} frames, batch {options.Engine.Batch}, seed {options.Seed}");
         log.WriteLine("mode    | img AUROC  AP     F1max | pix AUROC  AP     F1max  PRO    | ms/frame: prep  backbone features scoring  total | peak MB");
         foreach (var (run, m) in _modes)
         {

@@ -6,8 +6,8 @@ namespace EdgeInspector.Core.Coreset;
 /// <summary>
 /// The memory of "normal" patches: elements are patch locations of past frames, kept with their
 /// features in every view (one membership shared by all views, so one size bound), their source frame
-/// (so a frame's own elements can be excluded when it is scored), their adjusted score at admission,
-/// and whether they are anchors (known-good or commissioning elements, never evicted by re-thinning).
+/// (so a frame's own elements can be excluded when it is scored) and their adjusted score. Batch FSLC's
+/// memory, the evaluation's yardstick.
 /// </summary>
 public sealed class PatchCoreset
 {
@@ -15,7 +15,6 @@ public sealed class PatchCoreset
     private float[] _projected;
     private long[] _source;
     private float[] _viewAdjusted; // Count × views
-    private bool[] _anchor;
     private readonly PackedPanels[] _packed;
     private long[] _segmentSource = [];
     private bool _packedCurrent;
@@ -31,27 +30,8 @@ public sealed class PatchCoreset
         _projected = new float[capacity * projectedDim];
         _source = new long[capacity];
         _viewAdjusted = new float[capacity * layout.Views.Count];
-        _anchor = new bool[capacity];
         _packed = new PackedPanels[layout.Views.Count];
         for (int v = 0; v < _packed.Length; v++) _packed[v] = new PackedPanels();
-    }
-
-    /// <summary>
-    /// A deep copy (same elements, order, adjusted scores, version and lift): what a background update
-    /// mutates while scoring goes on against this one.
-    /// </summary>
-    public PatchCoreset Clone()
-    {
-        var c = new PatchCoreset(Layout, ProjectedDim, Math.Max(Count, 1));
-        for (int v = 0; v < _rows.Length; v++) Rows(v).CopyTo(c._rows[v]);
-        Projected.CopyTo(c._projected);
-        Sources.CopyTo(c._source);
-        ViewAdjusted.CopyTo(c._viewAdjusted);
-        Anchors.CopyTo(c._anchor);
-        c.Count = Count;
-        c.Version = Version;
-        c._lift = _lift;
-        return c;
     }
 
     /// <summary>The feature layout.</summary>
@@ -62,9 +42,6 @@ public sealed class PatchCoreset
 
     /// <summary>Number of elements.</summary>
     public int Count { get; private set; }
-
-    /// <summary>Incremented on every change; published with verdicts so a decision can be traced to a coreset.</summary>
-    public long Version { get; private set; }
 
     /// <summary>Elements of view <paramref name="v"/>, Count × dim.</summary>
     public ReadOnlySpan<float> Rows(int v) => _rows[v].AsSpan(0, Count * Layout.Views[v].Dim);
@@ -110,11 +87,8 @@ public sealed class PatchCoreset
 
     private bool _lift;
 
-    /// <summary>Anchor flags.</summary>
-    public ReadOnlySpan<bool> Anchors => _anchor.AsSpan(0, Count);
-
     /// <summary>Adds patch <paramref name="patch"/> of <paramref name="frame"/>.</summary>
-    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
+    public void Add(FrameFeatures frame, int patch, ReadOnlySpan<float> projected, long source, ReadOnlySpan<float> viewAdjusted = default)
     {
         EnsureCapacity(Count + 1);
         for (int v = 0; v < _rows.Length; v++)
@@ -122,11 +96,11 @@ public sealed class PatchCoreset
             int d = Layout.Views[v].Dim;
             frame.Views[v].AsSpan(patch * d, d).CopyTo(_rows[v].AsSpan(Count * d, d));
         }
-        Append(projected, source, anchor, viewAdjusted);
+        Append(projected, source, viewAdjusted);
     }
 
     /// <summary>Adds an element given as one row per view.</summary>
-    public void AddRows(IReadOnlyList<float[]> rows, ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted = default)
+    public void AddRows(IReadOnlyList<float[]> rows, ReadOnlySpan<float> projected, long source, ReadOnlySpan<float> viewAdjusted = default)
     {
         EnsureCapacity(Count + 1);
         for (int v = 0; v < _rows.Length; v++)
@@ -135,16 +109,15 @@ public sealed class PatchCoreset
             if (rows[v].Length != d) throw new ArgumentException($"View {v} row has {rows[v].Length} values, expected {d}.", nameof(rows));
             rows[v].CopyTo(_rows[v].AsSpan(Count * d, d));
         }
-        Append(projected, source, anchor, viewAdjusted);
+        Append(projected, source, viewAdjusted);
     }
 
     /// <summary>Everything but the feature rows of a new element (the rows are already at index Count).</summary>
-    private void Append(ReadOnlySpan<float> projected, long source, bool anchor, ReadOnlySpan<float> viewAdjusted)
+    private void Append(ReadOnlySpan<float> projected, long source, ReadOnlySpan<float> viewAdjusted)
     {
         projected.CopyTo(_projected.AsSpan(Count * ProjectedDim, ProjectedDim));
         _source[Count] = source;
         SetViewAdjusted(Count, viewAdjusted);
-        _anchor[Count] = anchor;
         Count++;
         Changed();
     }
@@ -153,8 +126,7 @@ public sealed class PatchCoreset
     public void SetAdjusted(int index, ReadOnlySpan<float> viewAdjusted)
     {
         SetViewAdjusted(index, viewAdjusted);
-        // A lift changes what the coreset scores: a new version, so verdicts stay traceable to it.
-        Changed();
+        _packedCurrent = false; // a lift changes what the coreset scores
     }
 
     private void SetViewAdjusted(int index, ReadOnlySpan<float> values)
@@ -180,24 +152,7 @@ public sealed class PatchCoreset
         Changed();
     }
 
-    /// <summary>Removes everything (recipe change, operator reset).</summary>
-    public void Clear()
-    {
-        Count = 0;
-        Changed();
-    }
-
-    /// <summary>
-    /// Makes this coreset's version follow <paramref name="previous"/>'s when it replaces it (a rebuild):
-    /// versions keep increasing across replacements, so a verdict's version names one coreset.
-    /// </summary>
-    public void Succeed(PatchCoreset previous) => Version = Math.Max(Version, previous.Version) + 1;
-
-    private void Changed()
-    {
-        Version++;
-        _packedCurrent = false;
-    }
+    private void Changed() => _packedCurrent = false;
 
     private void Move(int from, int to)
     {
@@ -210,7 +165,6 @@ public sealed class PatchCoreset
         _source[to] = _source[from];
         int nv = Layout.Views.Count;
         _viewAdjusted.AsSpan(from * nv, nv).CopyTo(_viewAdjusted.AsSpan(to * nv, nv));
-        _anchor[to] = _anchor[from];
     }
 
     private void EnsureCapacity(int n)
@@ -221,7 +175,6 @@ public sealed class PatchCoreset
         Array.Resize(ref _projected, cap * ProjectedDim);
         Array.Resize(ref _source, cap);
         Array.Resize(ref _viewAdjusted, cap * Layout.Views.Count);
-        Array.Resize(ref _anchor, cap);
     }
 
     /// <summary>
@@ -296,12 +249,10 @@ public sealed class PatchCoreset
         var s = _source.AsSpan(0, n).ToArray();
         int nv = Layout.Views.Count;
         var va = _viewAdjusted.AsSpan(0, n * nv).ToArray();
-        var an = _anchor.AsSpan(0, n).ToArray();
         for (int i = 0; i < n; i++)
         {
             _source[i] = s[order[i]];
             va.AsSpan(order[i] * nv, nv).CopyTo(_viewAdjusted.AsSpan(i * nv, nv));
-            _anchor[i] = an[order[i]];
         }
     }
 }

@@ -121,4 +121,19 @@ public sealed class PackedPanels
         }
         _segmentFirstPanel[segmentLengths.Length] = panel;
     }
+
+    /// <summary>The real rows back in row-major order (Count × Dim): the inverse of <see cref="Repack"/>, segments concatenated.</summary>
+    public void CopyRows(Span<float> rows)
+    {
+        if (rows.Length != Count * Dim) throw new ArgumentException($"{rows.Length} floats for {Count} rows of {Dim}.", nameof(rows));
+        for (int c = 0; c < PanelCount * PanelWidth; c++)
+        {
+            int row = _columnIndex[c];
+            if (row < 0) continue;
+            int panel = c / PanelWidth, col = c % PanelWidth;
+            ReadOnlySpan<float> src = _data.AsSpan(panel * PanelWidth * Dim, PanelWidth * Dim);
+            Span<float> dst = rows.Slice(row * Dim, Dim);
+            for (int k = 0; k < Dim; k++) dst[k] = src[k * PanelWidth + col];
+        }
+    }
 }

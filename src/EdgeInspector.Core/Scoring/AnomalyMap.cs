@@ -29,44 +29,4 @@ public static class AnomalyMap
             }
         }
     }
-
-    /// <summary>
-    /// Separable Gaussian smoothing of a patch grid in place (σ in patches, kernel radius ⌈3σ⌉, edges
-    /// renormalised). PatchCore smooths its maps (σ = 4 px); MuSc's interval average smooths implicitly,
-    /// while a single nearest distance does not.
-    /// </summary>
-    public static void Smooth(Span<float> grid, int gh, int gw, float sigma)
-    {
-        if (sigma <= 0) return;
-        int r = Math.Max(1, (int)MathF.Ceiling(3 * sigma));
-        Span<float> k = stackalloc float[2 * r + 1];
-        for (int i = -r; i <= r; i++) k[i + r] = MathF.Exp(-0.5f * i * i / (sigma * sigma));
-        var tmp = new float[gh * gw];
-        for (int y = 0; y < gh; y++)
-        {
-            for (int x = 0; x < gw; x++)
-            {
-                float acc = 0, w = 0;
-                for (int i = Math.Max(-r, -x); i <= Math.Min(r, gw - 1 - x); i++)
-                {
-                    acc += k[i + r] * grid[y * gw + x + i];
-                    w += k[i + r];
-                }
-                tmp[y * gw + x] = acc / w;
-            }
-        }
-        for (int y = 0; y < gh; y++)
-        {
-            for (int x = 0; x < gw; x++)
-            {
-                float acc = 0, w = 0;
-                for (int i = Math.Max(-r, -y); i <= Math.Min(r, gh - 1 - y); i++)
-                {
-                    acc += k[i + r] * tmp[(y + i) * gw + x];
-                    w += k[i + r];
-                }
-                grid[y * gw + x] = acc / w;
-            }
-        }
-    }
 }

@@ -8,7 +8,7 @@ namespace EdgeInspector.Core.Scoring;
 /// <summary>
 /// A reservoir of recent accepted frames (spec §6.1's K_ref), each compressed to a k-center subset of its
 /// patches, that scores a patch the way MuSc does: its nearest distance within each reservoir frame, then
-/// the mean of the lowest <see cref="FslcOptions.IntervalFraction"/> of those (the interval average), per
+/// the mean of the lowest <see cref="EngineOptions.IntervalFraction"/> of those (the interval average), per
 /// view, fused by the mean over views.
 /// </summary>
 /// <remarks>
@@ -121,7 +121,55 @@ public sealed class FrameReservoir
             for (int c = 0; c < chosen.Length; c++) frame.Views[v].AsSpan(chosen[c] * d, d).CopyTo(rows.AsSpan(c * d, d));
             views[v] = PackedPanels.Pack(rows, d);
         }
-        _entries[_next] = new Entry(id, views);
+        Insert(new Entry(id, views));
+    }
+
+    /// <summary>The frames held, oldest first, as kept (copies): what a snapshot of the engine stores.</summary>
+    public ReservoirFrame[] Export()
+    {
+        var frames = new ReservoirFrame[Count];
+        for (int t = 0; t < Count; t++)
+        {
+            var e = Oldest(t);
+            var rows = new float[e.Views.Length][];
+            for (int v = 0; v < rows.Length; v++)
+            {
+                rows[v] = new float[e.Views[v].Count * e.Views[v].Dim];
+                e.Views[v].CopyRows(rows[v]);
+            }
+            frames[t] = new ReservoirFrame(e.Id, rows);
+        }
+        return frames;
+    }
+
+    /// <summary>Throws unless <paramref name="frame"/> has this reservoir's views and a whole number of rows in each, at most <see cref="Keep"/>.</summary>
+    public void Validate(ReservoirFrame frame)
+    {
+        if (frame.Rows.Length != _layout.Views.Count) throw new ArgumentException($"Frame {frame.Id}: {frame.Rows.Length} views, this layout has {_layout.Views.Count}.", nameof(frame));
+        int rows = -1;
+        for (int v = 0; v < frame.Rows.Length; v++)
+        {
+            int d = _layout.Views[v].Dim;
+            if (frame.Rows[v].Length == 0 || frame.Rows[v].Length % d != 0) throw new ArgumentException($"Frame {frame.Id}, view {v}: {frame.Rows[v].Length} floats is not a whole number of rows of {d}.", nameof(frame));
+            int n = frame.Rows[v].Length / d;
+            if (rows >= 0 && n != rows) throw new ArgumentException($"Frame {frame.Id}: view {v} holds {n} patches, view 0 {rows}.", nameof(frame));
+            rows = n;
+        }
+        if (rows > Keep) throw new ArgumentException($"Frame {frame.Id}: {rows} patches kept, this reservoir keeps {Keep}.", nameof(frame));
+    }
+
+    /// <summary>Adds a frame as exported by <see cref="Export"/> (a warm restart): no selection, the rows are kept as they are.</summary>
+    public void Import(ReservoirFrame frame)
+    {
+        Validate(frame);
+        var views = new PackedPanels[frame.Rows.Length];
+        for (int v = 0; v < views.Length; v++) views[v] = PackedPanels.Pack(frame.Rows[v], _layout.Views[v].Dim);
+        Insert(new Entry(frame.Id, views));
+    }
+
+    private void Insert(Entry entry)
+    {
+        _entries[_next] = entry;
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }

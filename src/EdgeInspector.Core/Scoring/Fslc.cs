@@ -51,34 +51,25 @@ public sealed class Fslc
     /// <summary>Builds the coreset of a batch: init, expand, filter.</summary>
     /// <param name="frames">The batch.</param>
     /// <param name="ids">Their frame ids (sources of the elements).</param>
-    /// <param name="anchors">Whether the elements are anchors.</param>
-    /// <param name="eligible">
-    /// Optional, frames × patches: only these patches may become elements (a cold start keeps the
-    /// patches a reference scorer found confidently normal). Null: every patch.
-    /// </param>
-    public PatchCoreset Build(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids, bool anchors = false, bool[]? eligible = null)
+    public PatchCoreset Build(IReadOnlyList<FrameFeatures> frames, IReadOnlyList<long> ids)
     {
         int b = frames.Count, p = Layout.Patches, pd = Projection.OutputDim;
         if (b < 2) throw new ArgumentException("FSLC needs at least two frames.", nameof(frames));
-        if (eligible is not null && eligible.Length != b * p) throw new ArgumentException($"{eligible.Length} flags for {b}x{p} patches.", nameof(eligible));
         var projected = new float[b][];
         Parallel.For(0, b, i => projected[i] = ProjectFrame(frames[i]));
 
-        // Gathers the eligible patches of some frames: their projections and (frame, patch) of each.
+        // Gathers every patch of some frames: their projections and (frame, patch) of each.
         (float[] X, int[] Frame, int[] Patch) Gather(IReadOnlyList<int> which)
         {
-            int count = 0;
-            foreach (int f in which) for (int q = 0; q < p; q++) if (eligible is null || eligible[f * p + q]) count++;
-            var x = new float[count * pd];
-            var fr = new int[count];
-            var pa = new int[count];
+            var x = new float[which.Count * p * pd];
+            var fr = new int[which.Count * p];
+            var pa = new int[which.Count * p];
             int c = 0;
             foreach (int f in which)
             {
+                projected[f].CopyTo(x, c * pd);
                 for (int q = 0; q < p; q++)
                 {
-                    if (eligible is not null && !eligible[f * p + q]) continue;
-                    projected[f].AsSpan(q * pd, pd).CopyTo(x.AsSpan(c * pd, pd));
                     fr[c] = f;
                     pa[c++] = q;
                 }
@@ -91,21 +82,19 @@ public sealed class Fslc
         var initFrames = new int[r];
         for (int j = 0; j < r; j++) initFrames[j] = (int)((long)j * b / r);
         var (x0, f0, q0) = Gather(initFrames);
-        int n0 = f0.Length;
         int nominal = (int)Math.Ceiling(_options.InitFraction * r * p);
-        int k0 = Math.Min(n0, nominal);
-        var rng = new Random(_options.Seed);
-        int start = rng.Next(r * p); // drawn even when unused, so the seed's sequence does not depend on eligibility
-        int[] sel0 = n0 == 0 ? [] : KCenterGreedy.Select(x0, pd, k0, start: eligible is null ? start : start % n0);
+        int k0 = Math.Min(f0.Length, nominal);
+        int start = new Random(_options.Seed).Next(r * p);
+        int[] sel0 = KCenterGreedy.Select(x0, pd, k0, start: start);
 
         var coreset = new PatchCoreset(Layout, pd, (int)(k0 * (1 + _options.ExpandFraction)) + 1);
         foreach (int s in sel0)
         {
             int f = f0[s], q = q0[s];
-            coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
+            coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f]);
         }
 
-        // 2. Expansion: farthest-first continuation over every (eligible) patch of the batch, seeded by M0.
+        // 2. Expansion: farthest-first continuation over every patch of the batch, seeded by M0.
         int ke = (int)Math.Ceiling(_options.ExpandFraction * Math.Min(nominal, r * p));
         if (ke > 0)
         {
@@ -116,7 +105,7 @@ public sealed class Fslc
             foreach (int s in sel1)
             {
                 int f = fa[s], q = qa[s];
-                coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f], anchors);
+                coreset.Add(frames[f], q, projected[f].AsSpan(q * pd, pd), ids[f]);
             }
         }
 
@@ -125,7 +114,10 @@ public sealed class Fslc
         var adjusted = AdjustedScores(coreset, refs, refIds, _options.IntervalFraction);
         adjusted.ApplyTo(coreset);
         coreset.Retain(FilterMask(adjusted.Fused, _options.FilterZ, _options.FilterMaxFraction));
-        coreset.Lift = _options.LiftByAdjusted;
+        // Score adjusting at scoring time: each element is lifted by its per-view adjusted score, so a
+        // patch's score is √(min_m ‖z−m‖² + a_v(m)²) per view. By the triangle inequality a patch's MuSc
+        // score is at most its distance to m plus m's own MuSc score a(m), so this tracks the reference.
+        coreset.Lift = true;
         return coreset;
     }
 
@@ -233,16 +225,11 @@ public sealed class Fslc
         return Finish(patches);
     }
 
-    /// <summary>
-    /// A frame's result from its fused patch scores, whichever scorer made them: the image score (mean of
-    /// the top N, before smoothing), then the map's smoothing in place.
-    /// </summary>
-    public FrameScore Finish(float[] patches)
+    /// <summary>A frame's result from its fused patch scores: the image score is the mean of the top N.</summary>
+    private FrameScore Finish(float[] patches)
     {
         var tmp = (float[])patches.Clone();
-        float image = Stats.MeanOfLargest(tmp, _options.TopN);
-        AnomalyMap.Smooth(patches, Layout.GridHeight, Layout.GridWidth, _options.MapSigma);
-        return new FrameScore(patches, image);
+        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _options.TopN));
     }
 
     /// <summary>Batch FSLC end to end: build the coreset from the batch, then score every frame of it.</summary>

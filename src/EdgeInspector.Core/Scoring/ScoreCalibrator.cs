@@ -62,6 +62,15 @@ public sealed class ScoreCalibrator
         return _median + z * _sigma;
     }
 
+    /// <summary>The accepted scores held, oldest first (a copy): accepting them in order into an empty calibrator restores it.</summary>
+    public float[] Values()
+    {
+        var values = new float[_count];
+        int first = _count < _ring.Length ? 0 : _next;
+        for (int i = 0; i < _count; i++) values[i] = _ring[(first + i) % _ring.Length];
+        return values;
+    }
+
     /// <summary>Forgets every score (recipe change).</summary>
     public void Clear()
     {

@@ -18,7 +18,7 @@ internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue p
     /// <summary>The largest command accepted: a command is a few dozen bytes; anything near this is not one.</summary>
     public const int MaxCommandBytes = 16 * 1024;
 
-    private const string Form = "expected {\"id\":\"…\",\"command\":\"reset_coreset\"} or {\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}";
+    private const string Form = "expected {\"id\":\"…\",\"command\":\"reset\"} or {\"id\":\"…\",\"command\":\"switch_recipe\",\"recipe\":\"…\"}";
 
     private readonly ConcurrentQueue<Command> _pending = new();
 
@@ -42,8 +42,8 @@ internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue p
         var settings = live().Settings;
         switch (c.Name)
         {
-            case "reset_coreset":
-                _pending.Enqueue(c with { Recipe = null });
+            case "reset" or "reset_coreset": // reset_coreset: the name before the engine had no coreset
+                _pending.Enqueue(c with { Name = "reset", Recipe = null });
                 break;
             case "switch_recipe" when c.Recipe is not null && settings.Recipe(c.Recipe) is not null:
                 _pending.Enqueue(c);
@@ -52,7 +52,7 @@ internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue p
                 publisher.Ack(c.Id, c.Name, false, $"unknown recipe '{Clip(c.Recipe ?? "", 64)}'; defined: {string.Join(", ", settings.Recipes.Select(x => x.Name))}");
                 break;
             default:
-                publisher.Ack(c.Id, c.Name, false, $"unknown command '{c.Name}'; expected reset_coreset or switch_recipe");
+                publisher.Ack(c.Id, c.Name, false, $"unknown command '{c.Name}'; expected reset (or its old name reset_coreset) or switch_recipe");
                 break;
         }
     }

@@ -9,7 +9,7 @@ namespace EdgeInspector.Service;
 /// <summary>One frame's verdict: the <c>verdict</c> topic.</summary>
 internal sealed record VerdictMessage(
     long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject,
-    double? Score, double? Calibrated, double Threshold, double LatencyMs, long? CoresetVersion, long[]? ReferenceFrames,
+    double? Score, double? Calibrated, double Threshold, double LatencyMs, long[]? ReferenceFrames,
     string ModelHash, string Recipe, string? Error);
 
 /// <summary>The answer to a message on the command topic.</summary>
@@ -18,12 +18,12 @@ internal sealed record AckMessage(string Id, string Command, bool Ok, string Mes
 /// <summary>An archived verdict: what the quality engineer reads beside the frame and its heatmap.</summary>
 internal sealed record ArchiveRecord(
     long FrameId, string? PartId, string Camera, long TimestampMs, string Verdict, float? Score, float? Calibrated,
-    double? Threshold, string? Recipe, long? CoresetVersion, long[]? ReferenceFrames, string ModelHash);
+    double? Threshold, string? Recipe, long[]? ReferenceFrames, string ModelHash);
 
 /// <summary>The retained status a broker keeps for a camera.</summary>
 internal sealed record StatusMessage(
     string State, Dictionary<string, StageStatus> Stages, string Camera, long TimestampMs, double UptimeS, double Fps, long Frames,
-    Dictionary<string, long> Verdicts, LatencyStatus LatencyMs, QueueStatus Queues, CoresetStatus Coreset, CameraCounterStatus CameraCounters,
+    Dictionary<string, long> Verdicts, LatencyStatus LatencyMs, QueueStatus Queues, EngineStatus Engine, CameraCounterStatus CameraCounters,
     DeliveryStatus Delivery, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
 
 /// <summary>The status when the camera's link is gone: said on a clean stop, and the broker's last will otherwise.</summary>
@@ -36,7 +36,8 @@ internal sealed record LatencyStatus(double P50, double P95, double P99);
 
 internal sealed record QueueStatus(long Inference, long Outgoing, long Spool);
 
-internal sealed record CoresetStatus(int Size, long Version, bool Warm, int ReservoirFrames, long Quarantined);
+/// <summary>The engine: warm or not, the reservoir's frames, the frames quarantined, and when its learned state was last saved.</summary>
+internal sealed record EngineStatus(bool Warm, int ReservoirFrames, long Quarantined, double? SnapshotSavedSAgo);
 
 internal sealed record CameraCounterStatus(long Timeouts, long IncompleteBuffers, long Reconnects);
 

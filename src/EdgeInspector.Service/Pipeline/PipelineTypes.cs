@@ -17,9 +17,7 @@ internal sealed class FrameOutcome
     public VerdictKind Kind;
     public float Score = float.NaN;
     public float Calibrated = float.NaN;
-    /// <summary>Version of the coreset that scored it (null: none did, the reservoir alone).</summary>
-    public long? CoresetVersion;
-    /// <summary>Ids of the reservoir frames that scored it (null: the coreset scored it).</summary>
+    /// <summary>Ids of the reservoir frames that scored it (null: not scored).</summary>
     public long[]? ReferenceFrames;
     /// <summary>For scored frames: the threshold and recipe the verdict was decided with (hot reload or a
     /// recipe switch may change them before it is published).</summary>
@@ -94,9 +92,9 @@ internal sealed class PipelineCounters
 /// The engine as other threads may see it: published by the inference stage (which alone touches the
 /// engine) after every change, read by the status reporter. Immutable, so a reader never sees half an update.
 /// </summary>
-internal sealed record EngineState(int CoresetSize, long CoresetVersion, bool Warm, int ReservoirFrames, long Quarantined)
+internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved)
 {
-    public static readonly EngineState Empty = new(0, 0, false, 0, 0);
+    public static readonly EngineState Empty = new(false, 0, 0, null);
 }
 
 /// <summary>A stage's heartbeat, for the watchdog.</summary>

@@ -73,7 +73,7 @@ internal sealed class StatusReporter(
             },
             new LatencyStatus(p50, p95, p99),
             new QueueStatus(inferenceQueue(), c.Queued, c.Spooled),
-            new CoresetStatus(e.CoresetSize, e.CoresetVersion, e.Warm, e.ReservoirFrames, e.Quarantined),
+            new EngineStatus(e.Warm, e.ReservoirFrames, e.Quarantined, e.SnapshotSaved is { } saved ? Math.Round((DateTimeOffset.UtcNow - saved).TotalSeconds, 1) : null),
             new CameraCounterStatus(Interlocked.Read(ref sourceCounters.Timeouts), Interlocked.Read(ref sourceCounters.Incomplete), Interlocked.Read(ref sourceCounters.Reconnects)),
             new DeliveryStatus(c.Connected, c.Enqueued, c.Recovered, c.Delivered, c.Refused, c.SpoolOverflow, c.SpoolWriteFailed, c.SpoolCorrupt,
                 c.BestEffortDropped, Interlocked.Read(ref counters.VerdictsUnpublished), Interlocked.Read(ref counters.LateResults), archiveSkipped(),

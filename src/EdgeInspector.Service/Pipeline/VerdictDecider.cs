@@ -19,7 +19,7 @@ internal sealed class VerdictDecider(string camera, FrameInspector inspector, Ve
         var kind = policy.Decide(scored.Calibrated);
         var outcome = new FrameOutcome
         {
-            Kind = kind, Score = scored.Image, Calibrated = scored.Calibrated, CoresetVersion = scored.CoresetVersion > 0 ? scored.CoresetVersion : null,
+            Kind = kind, Score = scored.Image, Calibrated = scored.Calibrated,
             ReferenceFrames = scored.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe,
         };
         var settings = live().Settings;

@@ -1,0 +1,183 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+
+namespace EdgeInspector.Service;
+
+/// <summary>
+/// What a learned state was made with: the model, the tap layout, the engine's settings and the recipe.
+/// A snapshot is taken up only when all four match the running service.
+/// </summary>
+internal sealed record SnapshotKey(string Model, string Layout, string Engine, string Recipe)
+{
+    public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe)
+    {
+        var views = new StringBuilder();
+        foreach (var v in layout.Views) views.Append(views.Length == 0 ? "" : ",").Append($"{v.Tap}/a{v.Degree}:{v.Dim}");
+        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe);
+    }
+
+    /// <summary>Why <paramref name="saved"/> does not fit this key, or null when it does.</summary>
+    public string? Mismatch(SnapshotKey saved)
+    {
+        if (saved.Model != Model) return $"it was made with another model (hash {Short(saved.Model)}, running {Short(Model)})";
+        if (saved.Layout != Layout) return $"it was made with another tap layout ({saved.Layout}, running {Layout})";
+        if (saved.Engine != Engine) return $"it was made with other engine settings ({saved.Engine}, running {Engine})";
+        if (saved.Recipe != Recipe) return $"it was made for recipe '{saved.Recipe}', the camera runs '{Recipe}'";
+        return null;
+    }
+
+    private static string Short(string hash) => hash.Length > 12 ? hash[..12] : hash;
+
+    public string Text() => $"model={Model}\nlayout={Layout}\nengine={Engine}\nrecipe={Recipe}\n";
+
+    public static SnapshotKey Parse(string text)
+    {
+        var fields = new Dictionary<string, string>();
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = line.IndexOf('=');
+            if (eq > 0) fields[line[..eq]] = line[(eq + 1)..];
+        }
+        string F(string name) => fields.TryGetValue(name, out var v) ? v : throw new InvalidDataException($"its header has no '{name}'");
+        return new SnapshotKey(F("model"), F("layout"), F("engine"), F("recipe"));
+    }
+}
+
+/// <summary>
+/// A camera's learned state on disk, beside its spool, so that a restart scores from its first frame. The
+/// file is written whole to a temporary name, flushed to the disk and renamed over the old one, so a crash
+/// leaves either the old snapshot or the new one. It ends with a SHA-256 of everything before it: a torn
+/// or corrupted file is refused, never half taken up.
+/// </summary>
+/// <remarks>
+/// Layout (little-endian): magic "EISNAP01", int32 header bytes, the header (UTF-8 key text), int32 frames;
+/// per frame: int64 id, int32 views, per view int32 floats and the floats; int32 calibration scores and the
+/// scores; int64 frames quarantined; then the 32-byte hash.
+/// </remarks>
+internal static class EngineSnapshots
+{
+    private static readonly byte[] Magic = "EISNAP01"u8.ToArray();
+
+    /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
+    private const long MaxBytes = 4L << 30;
+
+    /// <summary>Writes <paramref name="state"/> atomically to <paramref name="path"/>.</summary>
+    public static void Save(string path, SnapshotKey key, LearnedState state)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        string tmp = path + ".tmp";
+        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            void Write(ReadOnlySpan<byte> bytes)
+            {
+                file.Write(bytes);
+                hash.AppendData(bytes);
+            }
+            var n = new byte[8];
+            void Int(int v) { BinaryPrimitives.WriteInt32LittleEndian(n, v); Write(n.AsSpan(0, 4)); }
+            void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
+            void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
+
+            Write(Magic);
+            byte[] header = Encoding.UTF8.GetBytes(key.Text());
+            Int(header.Length);
+            Write(header);
+            Int(state.Frames.Count);
+            foreach (var f in state.Frames)
+            {
+                Long(f.Id);
+                Int(f.Rows.Length);
+                foreach (var rows in f.Rows) Floats(rows);
+            }
+            Floats(state.Calibration);
+            Long(state.Quarantined);
+            file.Write(hash.GetHashAndReset());
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Reads the snapshot at <paramref name="path"/> if it fits <paramref name="key"/>. Null with the reason
+    /// when it does not, or cannot be read; null with a null reason when there is none.
+    /// </summary>
+    public static LearnedState? TryLoad(string path, SnapshotKey key, out string? refusal)
+    {
+        refusal = null;
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Length > MaxBytes) throw new InvalidDataException($"it is {info.Length} bytes, more than any snapshot");
+            byte[] data = File.ReadAllBytes(path);
+            if (data.Length < Magic.Length + 4 + 32) throw new InvalidDataException($"it is {data.Length} bytes, too short to be a snapshot");
+            var body = data.AsSpan(0, data.Length - 32);
+            if (!SHA256.HashData(body).AsSpan().SequenceEqual(data.AsSpan(data.Length - 32))) throw new InvalidDataException("its checksum does not match (a torn or corrupted file)");
+            var r = new Reader(body);
+            if (!r.Bytes(Magic.Length).SequenceEqual(Magic)) throw new InvalidDataException("it is not an EdgeInspector snapshot (or of another format version)");
+            var saved = SnapshotKey.Parse(Encoding.UTF8.GetString(r.Bytes(r.Count(1 << 20))));
+            if (key.Mismatch(saved) is { } why)
+            {
+                refusal = why;
+                return null;
+            }
+            int frames = r.Count(1 << 16);
+            var list = new ReservoirFrame[frames];
+            for (int i = 0; i < frames; i++)
+            {
+                long id = r.Long();
+                var rows = new float[r.Count(1 << 10)][];
+                for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
+                list[i] = new ReservoirFrame(id, rows);
+            }
+            var calibration = r.Floats();
+            long quarantined = r.Long();
+            if (!r.AtEnd) throw new InvalidDataException("it has bytes after its content");
+            return new LearnedState(list, calibration, quarantined);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            refusal = e is InvalidDataException ? e.Message : $"it cannot be read: {e.Message}";
+            return null;
+        }
+    }
+
+    /// <summary>Reads the body with bounds checked: a wrong count is an InvalidDataException, never a huge allocation.</summary>
+    private ref struct Reader(ReadOnlySpan<byte> data)
+    {
+        private readonly ReadOnlySpan<byte> _data = data;
+        private int _at;
+
+        public readonly bool AtEnd => _at == _data.Length;
+
+        public ReadOnlySpan<byte> Bytes(int n)
+        {
+            if (n < 0 || n > _data.Length - _at) throw new InvalidDataException("it ends early (a torn or corrupted file)");
+            var s = _data.Slice(_at, n);
+            _at += n;
+            return s;
+        }
+
+        public int Count(int max)
+        {
+            int n = BinaryPrimitives.ReadInt32LittleEndian(Bytes(4));
+            if (n < 0 || n > max) throw new InvalidDataException($"it holds a count of {n}, outside 0..{max}");
+            return n;
+        }
+
+        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Bytes(8));
+
+        public float[] Floats()
+        {
+            int n = Count((_data.Length - _at) / 4);
+            var v = new float[n];
+            Bytes(n * 4).CopyTo(MemoryMarshal.AsBytes(v.AsSpan()));
+            return v;
+        }
+    }
+}

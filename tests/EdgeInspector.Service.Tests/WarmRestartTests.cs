@@ -1,0 +1,162 @@
+using System.Text.Json;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Integration.Tests;
+using static EdgeInspector.Service.Tests.ReplayFolders;
+
+namespace EdgeInspector.Service.Tests;
+
+/// <summary>
+/// The engine's learned state on disk: the snapshot file on its own (what is refused and why), and the
+/// service killed once warm and started again, scoring from its first frame.
+/// </summary>
+public sealed class WarmRestartTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
+
+    private static readonly FeatureLayout Layout = new(2, 2, [new ViewSpec("stage2", 1, 3), new ViewSpec("stage3", 3, 2)], 0);
+
+    private static SnapshotKey Key(string recipe = "") => SnapshotKey.For("ab12", Layout, EngineOptions.Default, recipe);
+
+    private static LearnedState State() => new(
+        [
+            new ReservoirFrame(5, [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]),
+            new ReservoirFrame(-1, [[0.5f, 0, 0, 0, 0, -0.5f], [1, 1, 1, 1]]),
+        ],
+        [0.25f, 0.5f, float.Epsilon], 3);
+
+    [Fact]
+    public void A_snapshot_reads_back_as_written()
+    {
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "line", "cam1.engine");
+        Assert.Null(EngineSnapshots.TryLoad(path, Key(), out string? none));
+        Assert.Null(none); // no file: nothing to say
+
+        EngineSnapshots.Save(path, Key(), State());
+        var back = EngineSnapshots.TryLoad(path, Key(), out string? refusal);
+        Assert.Null(refusal);
+        Assert.NotNull(back);
+        Assert.Equal([5L, -1], back.Frames.Select(f => f.Id));
+        Assert.Equal(State().Frames[0].Rows[1], back.Frames[0].Rows[1]);
+        Assert.Equal(State().Frames[1].Rows[0], back.Frames[1].Rows[0]);
+        Assert.Equal(State().Calibration, back.Calibration);
+        Assert.Equal(3, back.Quarantined);
+        Assert.False(File.Exists(path + ".tmp")); // written under a temporary name, then renamed
+    }
+
+    [Fact]
+    public void A_snapshot_made_under_other_settings_is_refused_saying_which()
+    {
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "cam1.engine");
+        EngineSnapshots.Save(path, Key(), State());
+        string? Refusal(SnapshotKey key)
+        {
+            Assert.Null(EngineSnapshots.TryLoad(path, key, out string? why));
+            return why;
+        }
+        Assert.Contains("another model (hash ab12, running cd34)", Refusal(Key() with { Model = "cd34" }));
+        var otherTaps = new FeatureLayout(2, 2, [new ViewSpec("stage2", 1, 3), new ViewSpec("stage4", 3, 2)], 0);
+        Assert.Contains("another tap layout (2x2;stage2/a1:3,stage3/a3:2, running 2x2;stage2/a1:3,stage4/a3:2)",
+            Refusal(SnapshotKey.For("ab12", otherTaps, EngineOptions.Default, "")));
+        Assert.Contains("other engine settings", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default with { ReservoirKeep = 0.125 }, "")));
+        Assert.Contains("recipe 'a', the camera runs 'b'", EngineSnapshots.TryLoad(Save(Key("a")), Key("b"), out string? r) is null ? r : null);
+        // The warm-up batch and κ_q only decide what enters later: a snapshot survives a change of them.
+        Assert.NotNull(EngineSnapshots.TryLoad(path, SnapshotKey.For("ab12", Layout, EngineOptions.Default with { Batch = 16, QuarantineZ = 3 }, ""), out _));
+
+        string Save(SnapshotKey key)
+        {
+            string p = Path.Combine(tmp.Path, "other.engine");
+            EngineSnapshots.Save(p, key, State());
+            return p;
+        }
+    }
+
+    [Theory]
+    [InlineData("flip", "checksum does not match")]
+    [InlineData("truncate", "checksum does not match")]
+    [InlineData("tiny", "too short to be a snapshot")]
+    [InlineData("foreign", "not an EdgeInspector snapshot")]
+    public void A_damaged_snapshot_is_refused_saying_why(string damage, string reason)
+    {
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "cam1.engine");
+        EngineSnapshots.Save(path, Key(), State());
+        byte[] bytes = File.ReadAllBytes(path);
+        switch (damage)
+        {
+            case "flip": bytes[bytes.Length / 2] ^= 0x40; break;
+            case "truncate": bytes = bytes[..^7]; break;
+            case "tiny": bytes = bytes[..10]; break;
+            case "foreign":
+                // A file with a valid checksum but another magic: what a future format would look like.
+                bytes[0] = (byte)'X';
+                System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).CopyTo(bytes.AsSpan(bytes.Length - 32));
+                break;
+        }
+        File.WriteAllBytes(path, bytes);
+        Assert.Null(EngineSnapshots.TryLoad(path, Key(), out string? refusal));
+        Assert.Contains(reason, refusal);
+    }
+
+    [Fact]
+    public async Task Killed_once_warm_the_service_scores_its_first_frame_after_a_restart()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 14, defects: 0);
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Broker(broker.Port), tmp.Path);
+        string snapshot = Path.Combine(tmp.Path, "spool", "testline", "cam1.engine");
+        const string Topic = "edgeinspector/testline/cam1/#";
+
+        // 1. Cold: the first batch (8) is answered warming_up; once warm, the state is saved at once.
+        await using (var probe = new Probe(broker.Port, Topic))
+        {
+            await probe.ConnectAsync();
+            using var first = new ServiceRun(tmp.Path, yaml);
+            await probe.WaitFor(p => p.On("/verdict").Any(v => v.Json.GetProperty("verdict").GetString() == "pass"), Long, "a scored verdict", first.Process);
+            Assert.Equal("warming_up", probe.On("/verdict")[0].Json.GetProperty("verdict").GetString());
+            await probe.WaitFor(p => p.On("/status").Any(s => s.Json.GetProperty("engine").GetProperty("snapshot_saved_s_ago").ValueKind == JsonValueKind.Number),
+                TimeSpan.FromSeconds(30), "the status naming a saved snapshot", first.Process);
+            Assert.True(File.Exists(snapshot), "no snapshot beside the spool");
+            first.Process.Kill(); // SIGKILL: no stop handler runs
+        }
+
+        // 2. Started again: the snapshot is taken up, and the very first verdict is scored.
+        await using (var probe = new Probe(broker.Port, Topic))
+        {
+            await probe.ConnectAsync();
+            using var second = new ServiceRun(tmp.Path, yaml);
+            await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "three verdicts after the restart", second.Process);
+            var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
+            Assert.All(kinds, k => Assert.Contains(k, new[] { "pass", "unsure", "fail" }));
+            Assert.Contains("warm restart from snapshot", second.Process.Output);
+            // Its references are frames of the first run, named as they were then.
+            Assert.NotEmpty(probe.On("/verdict")[0].Json.GetProperty("reference_frames").EnumerateArray());
+
+            // 3. reset deletes the snapshot along with what was learned.
+            await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"r1","command":"reset"}""");
+            await probe.WaitFor(p => p.On("/command/ack").Any(), TimeSpan.FromSeconds(30), "the reset acknowledged", second.Process);
+            Assert.True(probe.On("/command/ack")[0].Json.GetProperty("ok").GetBoolean());
+            Assert.False(File.Exists(snapshot), "reset left the snapshot on disk");
+        }
+
+        // 4. A damaged snapshot: refused with one line saying why, and the engine warms up as it would cold.
+        EngineSnapshots.Save(snapshot, new SnapshotKey("x", "y", "z", ""), new LearnedState([], [], 0));
+        byte[] bytes = File.ReadAllBytes(snapshot);
+        bytes[12] ^= 1;
+        File.WriteAllBytes(snapshot, bytes);
+        await using (var probe = new Probe(broker.Port, Topic))
+        {
+            await probe.ConnectAsync();
+            using var third = new ServiceRun(tmp.Path, yaml);
+            await probe.WaitFor(p => p.On("/verdict").Count >= 2, Long, "verdicts after a damaged snapshot", third.Process);
+            Assert.Equal("warming_up", probe.On("/verdict")[0].Json.GetProperty("verdict").GetString());
+            var refused = third.Process.Output.Split('\n').Where(l => l.Contains("snapshot") && l.Contains("refused")).ToList();
+            var line = Assert.Single(refused);
+            Assert.Contains("checksum does not match", line);
+        }
+    }
+}
