@@ -107,7 +107,8 @@ public sealed class WarmRestartTests
         using var broker = new Mosquitto(tmp.Path);
         await broker.StartAsync();
         string folder = ReplayFolder(tmp.Path, good: 14, defects: 0);
-        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Broker(broker.Port), tmp.Path);
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Broker(broker.Port), tmp.Path)
+            .Replace("  batch: 8", "  batch: 8\n  snapshot_interval_s: 1");
         string snapshot = Path.Combine(tmp.Path, "spool", "testline", "cam1.engine");
         const string Topic = "edgeinspector/testline/cam1/#";
 
@@ -121,6 +122,11 @@ public sealed class WarmRestartTests
             await probe.WaitFor(p => p.On("/status").Any(s => s.Json.GetProperty("engine").GetProperty("snapshot_saved_s_ago").ValueKind == JsonValueKind.Number),
                 TimeSpan.FromSeconds(30), "the status naming a saved snapshot", first.Process);
             Assert.True(File.Exists(snapshot), "no snapshot beside the spool");
+            // While it learns (every good part enters the reservoir), the snapshot is written again each interval.
+            var saved = File.GetLastWriteTimeUtc(snapshot);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (File.GetLastWriteTimeUtc(snapshot) == saved && sw.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(100);
+            Assert.True(File.GetLastWriteTimeUtc(snapshot) > saved, "the snapshot was not written again within 15 s at snapshot_interval_s: 1");
             first.Process.Kill(); // SIGKILL: no stop handler runs
         }
 

@@ -14,8 +14,7 @@ namespace EdgeInspector.Service;
 /// engine, and hands each result to the decider. The only thread that touches the engine: commands are
 /// applied here, and what other threads may read of the engine is published as an <see cref="EngineState"/>.
 /// A frame that cannot be decoded, or a backbone or engine failure, is that frame's <c>error</c>, never a pass.
-/// It also keeps the engine's learned state on disk (<paramref name="snapshotPath"/>): taken up at start,
-/// saved once warm, then at least every <c>engine.snapshot_interval_s</c> while it learns, and at stop.
+/// The engine's learned state is kept on disk by a <see cref="SnapshotKeeper"/> at <paramref name="snapshotPath"/>.
 /// </summary>
 internal sealed class InferenceStage(
     string camera, FrameInspector inspector, ChannelReader<Work> work, FrameEvents events, VerdictDecider decider, CommandHandler commands,
@@ -33,15 +32,11 @@ internal sealed class InferenceStage(
     private void PublishEngineState()
     {
         var e = inspector.Engine;
-        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.Reservoir.Count, e.Quarantined, _snapshotSaved));
+        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.Reservoir.Count, e.Quarantined, _snapshots.Saved));
     }
 
     private bool _started;
-    private DateTimeOffset? _snapshotSaved;
-    private long _snapshotTicks; // Environment.TickCount64 of the last save
-    private bool _saveNow; // the engine just became warm: its first state is saved at once
-    private bool _learnedSinceSave;
-    private Task<string?>? _saving; // a snapshot write: null when it succeeded, else the error
+    private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, state, live, counters, log);
 
     /// <summary>The inference loop. Restarted by the supervisor after a fault; the start-up work (a snapshot or known-good seeding) runs on the first start only.</summary>
     public void Run(string? seedFolder, CancellationToken ct)
@@ -49,7 +44,7 @@ internal sealed class InferenceStage(
         if (!_started)
         {
             _started = true;
-            if (!Restore() && !string.IsNullOrEmpty(seedFolder)) Seed(seedFolder);
+            if (!_snapshots.TryRestore(inspector.Engine) && !string.IsNullOrEmpty(seedFolder)) Seed(seedFolder);
         }
         PublishEngineState();
         try
@@ -58,9 +53,7 @@ internal sealed class InferenceStage(
         }
         finally
         {
-            // At stop (or a fault): what was learned since the last save is not lost.
-            if (_learnedSinceSave && inspector.Engine.IsWarm) SaveSnapshot(wait: true);
-            else PollSave(block: true);
+            _snapshots.Stop(inspector.Engine);
         }
     }
 
@@ -74,9 +67,7 @@ internal sealed class InferenceStage(
             Heartbeat.Beat();
             PollBuild();
             if (_build is null) ApplyCommands();
-            PollSave();
-            if (_learnedSinceSave && inspector.Engine.IsWarm 
-                && (_saveNow || Environment.TickCount64 - _snapshotTicks >= live().Settings.Engine.SnapshotIntervalS * 1000L)) SaveSnapshot(wait: false);
+            _snapshots.Tick(inspector.Engine);
             batch.Clear();
             try
             {
@@ -117,7 +108,7 @@ internal sealed class InferenceStage(
             finally
             {
                 foreach (var m in images) m?.Dispose();
-                _learnedSinceSave |= inspector.Engine.IsWarm;
+                if (inspector.Engine.IsWarm) _snapshots.Learned();
                 PublishEngineState();
             }
         }
@@ -201,8 +192,7 @@ internal sealed class InferenceStage(
             }
         }
         _deferred.Clear();
-        _learnedSinceSave = true;
-        _saveNow = true;
+        _snapshots.BecameWarm();
         // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
         log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", camera, engine.Reservoir.Count, scored, flagged);
     }
@@ -249,102 +239,12 @@ internal sealed class InferenceStage(
             var settings = live().Settings;
             string seed = settings.KnownGoodFolder(state.Recipe);
             inspector.Engine.Reset();
-            DeleteSnapshot();
+            _snapshots.Delete();
             if (seed.Length > 0) Seed(seed);
             PublishEngineState();
             string now = inspector.Engine.IsWarm ? "scoring at once (seeded from known-good images)" : $"warming up over the next {inspector.Engine.Options.Batch} frames";
             log.LogInformation("Camera {Camera}: {Command} applied (recipe '{Recipe}'): engine reset, {State}", camera, cmd.Name, state.Recipe, now);
             publisher.Ack(cmd.Id, cmd.Name, true, $"engine reset; recipe '{state.Recipe}'; {now}");
-        }
-    }
-
-    private SnapshotKey Key() => SnapshotKey.For(modelHash, inspector.Engine.Layout, inspector.Engine.Options, state.Recipe);
-
-    /// <summary>Takes up the snapshot if there is one that fits: true when the engine is warm from it.</summary>
-    private bool Restore()
-    {
-        var sw = Stopwatch.StartNew();
-        var saved = EngineSnapshots.TryLoad(snapshotPath, Key(), out string? refusal);
-        if (saved is null)
-        {
-            if (refusal is not null) log.LogWarning("Camera {Camera}: snapshot {Path} refused: {Reason}; the engine warms up from the line instead", camera, snapshotPath, refusal);
-            return false;
-        }
-        try
-        {
-            inspector.Engine.Restore(saved);
-        }
-        catch (ArgumentException e)
-        {
-            log.LogWarning("Camera {Camera}: snapshot {Path} refused: {Reason}; the engine warms up from the line instead", camera, snapshotPath, e.Message);
-            return false;
-        }
-        _snapshotSaved = File.GetLastWriteTimeUtc(snapshotPath);
-        log.LogInformation("Camera {Camera}: warm restart from snapshot {Path} (reservoir {Frames} frames, {Scores} calibration scores, saved {Saved:u}; {Ms:0} ms): scoring from the first frame",
-            camera, snapshotPath, saved.Frames.Count, saved.Calibration.Length, _snapshotSaved, sw.Elapsed.TotalMilliseconds);
-        return true;
-    }
-
-    /// <summary>
-    /// Captures the learned state here (the engine is this thread's) and writes it on the thread pool, one
-    /// write at a time; <paramref name="wait"/> at stop. The outcome is taken up on this thread by <see cref="PollSave"/>.
-    /// </summary>
-    private void SaveSnapshot(bool wait)
-    {
-        if (_saving is { IsCompleted: false })
-        {
-            if (!wait) return;
-            _saving.Wait();
-        }
-        PollSave();
-        var captured = inspector.Engine.Capture();
-        var key = Key();
-        _learnedSinceSave = _saveNow = false;
-        _snapshotTicks = Environment.TickCount64;
-        _saving = Task.Run(() =>
-        {
-            try
-            {
-                EngineSnapshots.Save(snapshotPath, key, captured);
-                return null;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return e.Message;
-            }
-        });
-        if (wait) PollSave(block: true);
-    }
-
-    /// <summary>Takes up a finished write: the time it was saved, or a failure (logged, retried at the next interval).</summary>
-    private void PollSave(bool block = false)
-    {
-        if (_saving is not { } saving || (!block && !saving.IsCompleted)) return;
-        string? error = saving.GetAwaiter().GetResult();
-        _saving = null;
-        if (error is null)
-        {
-            _snapshotSaved = DateTimeOffset.UtcNow;
-            return;
-        }
-        _learnedSinceSave = true;
-        counters.LastError = $"engine snapshot: {error}";
-        if (_faultLog.Allow(out long held)) log.LogError("Camera {Camera}: saving the engine snapshot to {Path} failed: {Error} ({Held} similar failure(s) not logged since the last); a restart now would warm up again", camera, snapshotPath, error, held);
-    }
-
-    /// <summary>A reset forgets what was learned, on disk too: a restart then warms up as after the reset.</summary>
-    private void DeleteSnapshot()
-    {
-        PollSave(block: true);
-        _learnedSinceSave = false;
-        _snapshotSaved = null;
-        try
-        {
-            File.Delete(snapshotPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            log.LogError("Camera {Camera}: the engine snapshot {Path} could not be deleted: {Error}", camera, snapshotPath, e.Message);
         }
     }
 }

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using EdgeInspector.Core.Scoring;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeInspector.Service;
+
+/// <summary>
+/// Keeps a camera's learned state on disk (<see cref="EngineSnapshots"/>), for the inference stage: taken
+/// up at start; saved once the engine is warm, then at least every <c>engine.snapshot_interval_s</c> while
+/// it learns, and at stop; deleted by a reset. Called on the inference thread only, which owns the engine:
+/// the state is captured there and written on the thread pool, one write at a time, so a frame never
+/// waits for the disk.
+/// </summary>
+internal sealed class SnapshotKeeper(string camera, string path, string modelHash, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
+{
+    private readonly LogThrottle _failureLog = new(TimeSpan.FromSeconds(60));
+    private long _savedTicks; // Environment.TickCount64 of the last save started
+    private bool _saveNow; // the engine just became warm: its first state is saved at once
+    private bool _learned; // frames were pushed into a warm engine since the last save
+    private Task<string?>? _saving; // a write in flight: null when it succeeded, else the error
+
+    /// <summary>When the state on disk was written (by this run or, after a warm restart, the one before); null: none.</summary>
+    public DateTimeOffset? Saved { get; private set; }
+
+    private SnapshotKey Key(ReservoirEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe);
+
+    /// <summary>Takes up the snapshot if there is one that fits: true when the engine is warm from it.</summary>
+    public bool TryRestore(ReservoirEngine engine)
+    {
+        var sw = Stopwatch.StartNew();
+        var saved = EngineSnapshots.TryLoad(path, Key(engine), out string? refusal);
+        try
+        {
+            if (saved is not null) engine.Restore(saved);
+        }
+        catch (ArgumentException e)
+        {
+            (saved, refusal) = (null, e.Message);
+        }
+        if (saved is null)
+        {
+            if (refusal is not null) log.LogWarning("Camera {Camera}: snapshot {Path} refused: {Reason}; the engine warms up from the line instead", camera, path, refusal);
+            return false;
+        }
+        Saved = File.GetLastWriteTimeUtc(path);
+        log.LogInformation("Camera {Camera}: warm restart from snapshot {Path} (reservoir {Frames} frames, {Scores} calibration scores, saved {Saved:u}; {Ms:0} ms): scoring from the first frame",
+            camera, path, saved.Frames.Count, saved.Calibration.Length, Saved, sw.Elapsed.TotalMilliseconds);
+        return true;
+    }
+
+    /// <summary>Frames went into a warm engine: there is something to save.</summary>
+    public void Learned() => _learned = true;
+
+    /// <summary>The engine became warm (its warm-up batch was scored): saved at the next tick.</summary>
+    public void BecameWarm() => _learned = _saveNow = true;
+
+    /// <summary>Once per loop: takes up a finished write and starts the next one when it is due.</summary>
+    public void Tick(ReservoirEngine engine)
+    {
+        Poll(block: false);
+        if (_learned && engine.IsWarm && (_saveNow || Environment.TickCount64 - _savedTicks >= live().Settings.Engine.SnapshotIntervalS * 1000L)) Save(engine, wait: false);
+    }
+
+    /// <summary>At stop (or a fault of the loop): what was learned since the last save is written before the loop ends.</summary>
+    public void Stop(ReservoirEngine engine)
+    {
+        if (_learned && engine.IsWarm) Save(engine, wait: true);
+        else Poll(block: true);
+    }
+
+    /// <summary>A reset forgets what was learned, on disk too: a restart then warms up as after the reset.</summary>
+    public void Delete()
+    {
+        Poll(block: true);
+        _learned = _saveNow = false;
+        Saved = null;
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogError("Camera {Camera}: the engine snapshot {Path} could not be deleted: {Error}", camera, path, e.Message);
+        }
+    }
+
+    private void Save(ReservoirEngine engine, bool wait)
+    {
+        if (_saving is { IsCompleted: false })
+        {
+            if (!wait) return;
+            _saving.Wait();
+        }
+        Poll(block: false);
+        var captured = engine.Capture();
+        var key = Key(engine);
+        _learned = _saveNow = false;
+        _savedTicks = Environment.TickCount64;
+        _saving = Task.Run(() =>
+        {
+            try
+            {
+                EngineSnapshots.Save(path, key, captured);
+                return null;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return e.Message;
+            }
+        });
+        if (wait) Poll(block: true);
+    }
+
+    /// <summary>Takes up a finished write: the time it was saved, or a failure (counted, logged, retried at the next interval).</summary>
+    private void Poll(bool block)
+    {
+        if (_saving is not { } saving || (!block && !saving.IsCompleted)) return;
+        string? error = saving.GetAwaiter().GetResult();
+        _saving = null;
+        if (error is null)
+        {
+            Saved = DateTimeOffset.UtcNow;
+            return;
+        }
+        _learned = true;
+        counters.LastError = $"engine snapshot: {error}";
+        if (_failureLog.Allow(out long held)) log.LogError("Camera {Camera}: saving the engine snapshot to {Path} failed: {Error} ({Held} similar failure(s) not logged since the last); a restart now would warm up again", camera, path, error, held);
+    }
+}
