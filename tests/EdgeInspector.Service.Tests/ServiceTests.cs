@@ -70,6 +70,7 @@ public class ServiceTests(ITestOutputHelper output)
         }
         var failed = verdicts.Where(v => v.Json.GetProperty("verdict").GetString() == "fail").ToList();
         Assert.NotEmpty(failed); // three broken bottles end the line
+        var flagged = verdicts.Where(v => v.Json.GetProperty("verdict").GetString() is "fail" or "unsure").ToList();
         // The simple PLC topic: one "<frame id>,<0|1>" per frame, agreeing with the verdicts.
         var rejects = probe.On("/reject").Select(r => r.Text).ToList();
         Assert.Equal(verdicts.Select(v => $"{v.Json.GetProperty("frame_id").GetInt64()},{(v.Json.GetProperty("reject").GetBoolean() ? 1 : 0)}"), rejects);
@@ -95,13 +96,13 @@ public class ServiceTests(ITestOutputHelper output)
         await probe.WaitFor(p => p.On("/status").Last().Json.GetProperty("state").GetString() == "offline", TimeSpan.FromSeconds(10), "status offline");
         Assert.True(Directory.EnumerateFiles(Path.Combine(tmp.Path, "logs"), "edgeinspector-*.log").Any(), "no rolling log file written");
 
-        // archive.save: fails. Each fail is archived with what it was decided with, as published.
+        // archive.save: fails. Each flagged part (fail or unsure) is archived with what it was decided with, as published.
         var records = Directory.EnumerateFiles(Path.Combine(tmp.Path, "archive", "cam1"), "*.json", SearchOption.AllDirectories)
             .Select(f => JsonDocument.Parse(File.ReadAllText(f)).RootElement).ToList();
-        Assert.Equal(failed.Select(v => v.Json.GetProperty("frame_id").GetInt64()).Order(), records.Select(r => r.GetProperty("frame_id").GetInt64()).Order());
+        Assert.Equal(flagged.Select(v => v.Json.GetProperty("frame_id").GetInt64()).Order(), records.Select(r => r.GetProperty("frame_id").GetInt64()).Order());
         foreach (var r in records)
         {
-            var published = failed.Single(v => v.Json.GetProperty("frame_id").GetInt64() == r.GetProperty("frame_id").GetInt64()).Json;
+            var published = flagged.Single(v => v.Json.GetProperty("frame_id").GetInt64() == r.GetProperty("frame_id").GetInt64()).Json;
             foreach (string field in new[] { "verdict", "threshold", "model_hash", "recipe" })
             {
                 Assert.Equal(published.GetProperty(field).ToString(), r.GetProperty(field).ToString());

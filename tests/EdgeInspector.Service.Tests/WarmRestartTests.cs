@@ -60,7 +60,7 @@ public sealed class WarmRestartTests
         var otherTaps = new FeatureLayout(2, 2, [new ViewSpec("stage2", 1, 3), new ViewSpec("stage4", 3, 2)], 0);
         Assert.Contains("another tap layout (2x2;stage2/a1:3,stage3/a3:2, running 2x2;stage2/a1:3,stage4/a3:2)",
             Refusal(SnapshotKey.For("ab12", otherTaps, EngineOptions.Default, "")));
-        Assert.Contains("other engine settings", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default with { ReservoirKeep = 0.125 }, "")));
+        Assert.Contains("other engine settings", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default with { ReservoirKeep = 0.25 }, "")));
         Assert.Contains("recipe 'a', the camera runs 'b'", EngineSnapshots.TryLoad(Save(Key("a")), Key("b"), out string? r) is null ? r : null);
         // The warm-up batch and κ_q only decide what enters later: a snapshot survives a change of them.
         Assert.NotNull(EngineSnapshots.TryLoad(path, SnapshotKey.For("ab12", Layout, EngineOptions.Default with { Batch = 16, QuarantineZ = 3 }, ""), out _));

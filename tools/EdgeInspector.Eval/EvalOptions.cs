@@ -19,7 +19,7 @@ internal sealed record EvalOptions
     public int InferBatch { get; init; } = 8;
     public bool Quiet { get; init; }
     public bool Dump { get; init; }
-    /// <summary>The engine's options: <see cref="EngineOptions.Default"/>, as the service's, unless a flag says otherwise. --batch and --top-n also set MuSc's and FSLC's batch and top N.</summary>
+    /// <summary>The engine's options: <see cref="EngineOptions.Default"/>, as the service's, unless a flag says otherwise. --batch also sets the yardsticks' batch.</summary>
     public EngineOptions Engine { get; init; } = EngineOptions.Default;
 
     private static readonly EngineOptions D = EngineOptions.Default;
@@ -45,7 +45,7 @@ internal sealed record EvalOptions
           --reservoir-frames R          stream: accepted frames in the reservoir (default {D.ReservoirFrames})
           --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default {D.ReservoirKeep})
           --quarantine-z X              stream: frames calibrated above this stay out of the reservoir (default {D.QuarantineZ})
-          --top-n N                     patches averaged into the image score (default {D.TopN})
+          --top-n N                     stream: patches averaged into the image score (default {D.TopN})
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar

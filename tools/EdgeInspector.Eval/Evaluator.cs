@@ -112,9 +112,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var layout = _projector?.Target ?? backbone.Layout;
         var run = new ModeRun { Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null };
         run.Image.AsSpan().Fill(float.NaN);
-        // The yardsticks: MuSc, and batch FSLC at its own settings, with the engine's batch and top N.
-        var fslcOptions = new FslcOptions { TopN = options.Engine.TopN };
-        var musc = new MuScScorer(new MuScOptions { TopN = options.Engine.TopN });
+        // The yardsticks stay at their own settings whatever the engine's are (MuSc's image score is its
+        // map's maximum, re-scored by RsCIN); only the batch is shared.
+        var fslcOptions = new FslcOptions();
+        var musc = new MuScScorer(new MuScOptions());
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
         _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);

@@ -17,13 +17,13 @@ public sealed record EngineOptions
     public int ReservoirFrames { get; init; } = 64;
 
     /// <summary>Share of each reservoir frame's patches kept (a k-center subset).</summary>
-    public double ReservoirKeep { get; init; } = 0.0625;
+    public double ReservoirKeep { get; init; } = 0.125;
 
     /// <summary>Interval average: the mean of this lowest share of a patch's per-frame distances (MuSc's 30%).</summary>
     public double IntervalFraction { get; init; } = 0.3;
 
-    /// <summary>N: the image score is the mean of the N largest patch scores.</summary>
-    public int TopN { get; init; } = 10;
+    /// <summary>N: the image score is the mean of the N largest patch scores (1: the map's maximum, as MuSc's).</summary>
+    public int TopN { get; init; } = 1;
 
     /// <summary>κ_q: frames calibrated above this robust z are quarantined: they never enter the reservoir or the calibration.</summary>
     public double QuarantineZ { get; init; } = 2.5;
