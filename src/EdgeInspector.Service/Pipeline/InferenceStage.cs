@@ -68,6 +68,7 @@ internal sealed class InferenceStage(
             PollBuild();
             if (_build is null) ApplyCommands();
             _snapshots.Tick(inspector.Engine);
+            if (CatchUp()) continue;
             batch.Clear();
             try
             {
@@ -161,9 +162,11 @@ internal sealed class InferenceStage(
     // The push that completes the warm-up batch fills the reservoir and scores the whole batch: seconds
     // on a small CPU. It runs off the loop so that frames keep being answered on time meanwhile
     // ("warming_up"); their features wait and are pushed, in order, once it is done, so they still teach
-    // the engine and their scores reach the log.
+    // the engine and their scores reach the log. A live frame's deadline outranks that backlog: a waiting
+    // frame is pushed only when no live frame is queued (CatchUp), so the catch-up never makes one late.
     private Task<IReadOnlyList<StreamResult>>? _build;
-    private readonly List<(long Id, FrameFeatures Features)> _deferred = [];
+    private readonly Queue<(long Id, FrameFeatures Features)> _deferred = [];
+    private int _catchUpScored, _catchUpFlagged;
 
     private void PollBuild()
     {
@@ -176,25 +179,49 @@ internal sealed class InferenceStage(
             health.Report(Stages.Infer, counters.LastError);
             log.LogError(build.Exception, "Camera {Camera}: warm-up build failed; starting over", camera);
             engine.Reset();
-            foreach (var (_, f) in _deferred) inspector.Release(f);
-            _deferred.Clear();
+            ReleaseDeferred();
             return;
         }
-        int scored = build.Result.Count, flagged = 0;
+        _catchUpScored = build.Result.Count;
+        _catchUpFlagged = 0;
         var policy = publisher.Current().Policy;
-        foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
-        foreach (var (id, f) in _deferred)
+        foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) _catchUpFlagged++;
+        _snapshots.BecameWarm();
+        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.Reservoir.Count, _deferred.Count);
+        if (_deferred.Count == 0) LogCaughtUp();
+    }
+
+    /// <summary>Pushes one frame that waited out the warm-up, if no live frame is queued. True when it did.</summary>
+    private bool CatchUp()
+    {
+        if (_build is not null || _deferred.Count == 0 || work.TryPeek(out _)) return false;
+        var (id, f) = _deferred.Dequeue();
+        var policy = publisher.Current().Policy;
+        try
         {
-            foreach (var r in engine.Push(f, id))
+            foreach (var r in inspector.Engine.Push(f, id))
             {
-                scored++;
-                if (policy.Decide(r.Calibrated).IsFlagged()) flagged++;
+                _catchUpScored++;
+                if (policy.Decide(r.Calibrated).IsFlagged()) _catchUpFlagged++;
             }
         }
-        _deferred.Clear();
-        _snapshots.BecameWarm();
-        // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
-        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on. {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", camera, engine.Reservoir.Count, scored, flagged);
+        catch (Exception e)
+        {
+            counters.LastError = $"engine: {e.Message}";
+            health.Report(Stages.Infer, counters.LastError);
+            if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: scoring frame {Frame} after the warm-up failed ({Held} similar failure(s) not logged since the last)", camera, id, held);
+        }
+        _snapshots.Learned();
+        if (_deferred.Count == 0) LogCaughtUp();
+        return true;
+    }
+
+    // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
+    private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", camera, _catchUpScored, _catchUpFlagged);
+
+    private void ReleaseDeferred()
+    {
+        while (_deferred.TryDequeue(out var d)) inspector.Release(d.Features);
     }
 
     private FrameOutcome Score(FrameMeta meta, FrameFeatures f, DecodedImage image)
@@ -204,7 +231,7 @@ internal sealed class InferenceStage(
         {
             if (_build is not null)
             {
-                _deferred.Add((meta.Id, f));
+                _deferred.Enqueue((meta.Id, f));
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
@@ -239,6 +266,7 @@ internal sealed class InferenceStage(
             var settings = live().Settings;
             string seed = settings.KnownGoodFolder(state.Recipe);
             inspector.Engine.Reset();
+            ReleaseDeferred();
             _snapshots.Delete();
             if (seed.Length > 0) Seed(seed);
             PublishEngineState();
