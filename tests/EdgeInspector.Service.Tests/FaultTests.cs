@@ -68,7 +68,8 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private static Run Start(string folder, FakeLink link, Func<SharedBackbone, EngineSettings, FrameInspector>? inspector = null)
     {
-        var s = Settings(folder);
+        // The spool, snapshot, logs and archive go to the test's own folder: no state carries from one test to the next.
+        var s = Settings(folder, Path.GetDirectoryName(folder)!);
         var cam = s.Cameras[0];
         var log = new ListLogger();
         var engine = inspector?.Invoke(Backbone.Value, s.Engine) ?? new FrameInspector(Backbone.Value, s.Engine);
