@@ -93,6 +93,37 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Every_frame_answered_warming_up_is_scored_afterwards_and_no_live_frame_is_made_late()
+    {
+        // The frames that arrive while the warm-up batch is scored wait, and are pushed into the engine
+        // only while no live frame is queued. None may be lost to the engine, and none may push a live
+        // frame past its deadline.
+        using var tmp = new TempFolder();
+        string folder = Folder(tmp.Path, good: 20);
+        var link = new FakeLink();
+        await using var run = Start(folder, link);
+        await run.Settled(20);
+        var kinds = link.Verdicts().Select(v => v.GetProperty("verdict").GetString()).ToList();
+        Assert.Equal(20, kinds.Count);
+        Assert.DoesNotContain("timeout", kinds);
+        Assert.DoesNotContain("dropped", kinds);
+        int waited = kinds.Count(k => k == "warming_up");
+        Assert.True(waited >= 4, $"{waited} frames answered warming_up"); // the first batch at least
+        var sw = Stopwatch.StartNew();
+        string? line = null;
+        while (line is null && sw.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            line = run.Log.Lines.FirstOrDefault(l => l.Contains("answered warming_up were scored afterwards"));
+            await Task.Delay(50);
+        }
+        Assert.NotNull(line);
+        // "<camera>: N frame(s) answered warming_up were scored afterwards": the batch (all of it answered
+        // warming_up, the frame that completed it too) and every frame that waited out its scoring.
+        int scored = int.Parse(System.Text.RegularExpressions.Regex.Match(line!, @"(\d+) frame\(s\) answered warming_up").Groups[1].Value);
+        Assert.Equal(waited, scored);
+    }
+
+    [Fact]
     public async Task A_publisher_that_throws_loses_only_those_verdicts_counted_shown_and_logged_and_verdicts_resume()
     {
         using var tmp = new TempFolder();
