@@ -71,11 +71,6 @@ public static class ConfigLoader
     /// <summary>The deepest nesting of lists and mappings read: the configuration needs 4.</summary>
     public const int MaxDepth = 32;
 
-    /// <summary>
-    /// Bounds the size and nesting before any document is built. YamlDotNet builds nodes recursively, so a
-    /// deeply nested file (a stray run of '[' saved over the live file) would overflow the stack and kill
-    /// the process, which no handler can catch; its event parser is iterative and walks it safely.
-    /// </summary>
     /// <summary>Fields of earlier versions, named so that an old file's error says what to do.</summary>
     private static readonly Dictionary<string, string> RemovedEngineFields = new()
     {
@@ -83,6 +78,11 @@ public static class ConfigLoader
         ["coreset_max_per_patches"] = "the engine keeps no coreset; its memory is reservoir_frames x reservoir_keep",
     };
 
+    /// <summary>
+    /// Bounds the size and nesting before any document is built. YamlDotNet builds nodes recursively, so a
+    /// deeply nested file (a stray run of '[' saved over the live file) would overflow the stack and kill
+    /// the process, which no handler can catch; its event parser is iterative and walks it safely.
+    /// </summary>
     private static void CheckShape(string text, string file)
     {
         if (text.Length > MaxChars)

@@ -18,8 +18,11 @@ internal sealed class Topics(string prefix, string line)
     public string CommandAck(string camera) => Base(camera) + "/command/ack";
     public string Part(string camera) => Base(camera) + "/part";
 
+    /// <summary>The camera's spool folder.</summary>
+    public string Spool(string spoolDir, string camera) => Path.Combine(spoolDir, line, camera);
+
     /// <summary>The camera's engine snapshot: beside its spool folder, on the same disk.</summary>
-    public string Snapshot(string spoolDir, string camera) => Path.Combine(spoolDir, line, camera + ".engine");
+    public string Snapshot(string spoolDir, string camera) => Spool(spoolDir, camera) + ".engine";
 }
 
 /// <summary>The settings hot reload may swap while pipelines run, with the policy derived from them.</summary>
@@ -52,6 +55,6 @@ internal sealed class MqttLinkOptionsFactory(MqttSettings mqtt, string host, str
         topics.Status(camera),
         JsonSerializer.SerializeToUtf8Bytes(new OfflineMessage("offline", camera), WireJson.Default.OfflineMessage),
         [topics.Command(camera), topics.Part(camera)],
-        Path.Combine(mqtt.SpoolDir, topics.Line, camera),
+        topics.Spool(mqtt.SpoolDir, camera),
         mqtt.SpoolMaxMessages, mqtt.SpoolMinFreeMb * 1024L * 1024L);
 }

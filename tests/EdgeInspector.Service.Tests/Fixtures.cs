@@ -416,9 +416,12 @@ internal static class Listeners
     }
 }
 
-/// <summary>Replay folders of real images for the service tests.</summary>
+/// <summary>Replay folders of real images for the service tests, and what they read back.</summary>
 internal static class ReplayFolders
 {
+    /// <summary>The frame ids of received verdicts, in arrival order.</summary>
+    public static List<long> Ids(IEnumerable<Received> verdicts) => [.. verdicts.Select(v => v.Json.GetProperty("frame_id").GetInt64())];
+
     /// <summary>Copies real bottle images into a replay folder, named so that name order is line order.</summary>
     public static string ReplayFolder(string root, int good, int defects, int corruptAt = -1)
     {

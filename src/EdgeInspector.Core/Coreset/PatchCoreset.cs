@@ -126,7 +126,7 @@ public sealed class PatchCoreset
     public void SetAdjusted(int index, ReadOnlySpan<float> viewAdjusted)
     {
         SetViewAdjusted(index, viewAdjusted);
-        _packedCurrent = false; // a lift changes what the coreset scores
+        Changed(); // a lift changes what the coreset scores
     }
 
     private void SetViewAdjusted(int index, ReadOnlySpan<float> values)

@@ -31,7 +31,24 @@ public sealed class FramePack
 /// <summary>Anomaly scores for one frame.</summary>
 /// <param name="Patches">Fused patch scores on the patch grid (row-major).</param>
 /// <param name="Image">The scorer's image score.</param>
-public sealed record FrameScore(float[] Patches, float Image);
+public sealed record FrameScore(float[] Patches, float Image)
+{
+    /// <summary>A frame's result from its fused patch scores: the image score is the mean of the <paramref name="topN"/> largest (1: the maximum).</summary>
+    public static FrameScore TopN(float[] patches, int topN)
+    {
+        // The selection reorders its input: it works on a pooled copy, the map stays as it is.
+        var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(patches.Length);
+        try
+        {
+            patches.CopyTo(scratch, 0);
+            return new FrameScore(patches, Numerics.Stats.MeanOfLargest(scratch.AsSpan(0, patches.Length), topN));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(scratch);
+        }
+    }
+}
 
 /// <summary>Helpers shared by the scorers.</summary>
 public static class ScoreMath

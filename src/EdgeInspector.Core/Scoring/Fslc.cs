@@ -222,15 +222,9 @@ public sealed class Fslc
         var packed = coreset.Packed();
         var patches = new float[Layout.Patches];
         ScoreMath.NearestDistance(frame, packed, patches, coreset.SegmentOf(id));
-        return Finish(patches);
+        return FrameScore.TopN(patches, _options.TopN);
     }
 
-    /// <summary>A frame's result from its fused patch scores: the image score is the mean of the top N.</summary>
-    private FrameScore Finish(float[] patches)
-    {
-        var tmp = (float[])patches.Clone();
-        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _options.TopN));
-    }
 
     /// <summary>Batch FSLC end to end: build the coreset from the batch, then score every frame of it.</summary>
     public (FrameScore[] Scores, PatchCoreset Coreset) ScoreBatch(IReadOnlyList<FrameFeatures> frames)

@@ -82,14 +82,7 @@ public sealed class ReservoirEngine
         var patches = new float[Layout.Patches];
         var sources = new List<long>(_reservoir.Count);
         if (!_reservoir.Score(frame, id, patches, sources)) throw new InvalidOperationException($"Frame {id}: the reservoir holds no other frame to score it by.");
-        return (Finish(patches), sources.ToArray());
-    }
-
-    /// <summary>A frame's result from its fused patch scores: the image score is the mean of the top N.</summary>
-    private FrameScore Finish(float[] patches)
-    {
-        var tmp = (float[])patches.Clone();
-        return new FrameScore(patches, Stats.MeanOfLargest(tmp, _o.TopN));
+        return (FrameScore.TopN(patches, _o.TopN), sources.ToArray());
     }
 
     /// <summary>κ_q: only frames calibrated at or under it enter the reservoir and the calibration.</summary>

@@ -207,9 +207,7 @@ internal sealed class InferenceStage(
         }
         catch (Exception e)
         {
-            counters.LastError = $"engine: {e.Message}";
-            health.Report(Stages.Infer, counters.LastError);
-            if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: scoring frame {Frame} after the warm-up failed ({Held} similar failure(s) not logged since the last)", camera, id, held);
+            ReportEngineFault(e, id, "after the warm-up ");
         }
         _snapshots.Learned();
         if (_deferred.Count == 0) LogCaughtUp();
@@ -250,11 +248,17 @@ internal sealed class InferenceStage(
         }
         catch (Exception e)
         {
-            counters.LastError = $"engine: {e.Message}";
-            health.Report(Stages.Infer, counters.LastError);
-            if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: scoring frame {Frame} failed ({Held} similar failure(s) not logged since the last)", camera, meta.Id, held);
+            ReportEngineFault(e, meta.Id, "");
             return new FrameOutcome { Kind = VerdictKind.Error, Error = "scoring failed: " + e.Message };
         }
+    }
+
+    /// <summary>An engine failure on one frame: the status shows it at once, the log at most once per 10 s.</summary>
+    private void ReportEngineFault(Exception e, long frame, string when)
+    {
+        counters.LastError = $"engine: {e.Message}";
+        health.Report(Stages.Infer, counters.LastError);
+        if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: scoring frame {Frame} {When}failed ({Held} similar failure(s) not logged since the last)", camera, frame, when, held);
     }
 
     /// <summary>Applies queued commands: each resets what the engine learned (and a recipe switch changes the recipe).</summary>
