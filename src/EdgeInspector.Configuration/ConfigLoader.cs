@@ -285,15 +285,53 @@ public static class ConfigLoader
         l.RejectUnknown();
 
         var a = r.Child("archive");
-        var archive = new ArchiveSettings { Dir = Resolve(baseDir, a.Str("dir", "archive")), Save = a.Str("save", "fails", "none", "fails", "all"), MaxFiles = a.Int("max_files", 1000, 1, 10_000_000) };
+        var archive = new ArchiveSettings
+        {
+            Dir = Resolve(baseDir, a.Str("dir", "archive")), Save = a.Str("save", "fails", "none", "fails", "all"),
+            MaxFiles = a.Int("max_files", 1000, 1, 10_000_000),
+            MaxBytes = a.Long("max_bytes", 2_000_000_000, 1_000_000, 1L << 50),
+            MinFreeMb = a.Int("min_free_mb", 512, 0, 10_000_000),
+        };
         a.RejectUnknown();
+
+        var w = r.Child("http");
+        var http = new HttpSettings
+        {
+            Listen = w.Str("listen", "127.0.0.1:8080"),
+            TokenEnv = w.Str("token_env", ""),
+            TokenFile = FilePath(w, "token_file", baseDir),
+        };
+        CheckHttp(w, http);
+        w.RejectUnknown();
 
         r.RejectUnknown();
         return new InspectorSettings
         {
             Line = line, Cameras = [.. cameras], Model = model, Engine = engine, Verdict = verdict, Heatmap = heatmap,
-            Mqtt = mqtt, Logging = logging, Archive = archive, Recipes = [.. recipes],
+            Mqtt = mqtt, Logging = logging, Archive = archive, Http = http, Recipes = [.. recipes],
         };
+    }
+
+    private static void CheckHttp(YamlSection w, HttpSettings http)
+    {
+        if (http.Listen.Length > 0)
+        {
+            if (!System.Net.IPEndPoint.TryParse(http.Listen, out var ep) || ep.Port == 0 && !http.Listen.EndsWith(":0", StringComparison.Ordinal) || !http.Listen.Contains(':'))
+            {
+                w.Error(null, "http.listen", $"'{http.Listen}' is not address:port; expected e.g. 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every IPv4 interface), or \"\" to turn HTTP off");
+            }
+            else if (!System.Net.IPAddress.IsLoopback(ep.Address) && http.TokenEnv.Length == 0 && http.TokenFile.Length == 0)
+            {
+                // Anyone on the line's network could otherwise read the parts, the archive and the metrics.
+                w.Error(null, "http.listen", $"{http.Listen} exposes the web view and metrics beyond this machine; set http.token_env (an environment variable) or http.token_file holding a bearer token, or listen on 127.0.0.1");
+            }
+        }
+        if (http.TokenEnv.Length > 0 && http.TokenFile.Length > 0) w.Error(null, "http.token_file", "give token_env or token_file, not both");
+        if (http.TokenEnv.Length > 0 && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(http.TokenEnv)))
+        {
+            w.Error(null, "http.token_env", $"environment variable '{http.TokenEnv}' is not set or empty (for systemd: Environment= or EnvironmentFile= in the unit)");
+        }
+        if (w.Has("token")) w.Error(null, "http.token", "tokens do not belong in this file; use token_env (an environment variable) or token_file");
     }
 
     private static string Folder(YamlSection s, string key, string baseDir, bool mustExist)
@@ -316,6 +354,14 @@ public static class ConfigLoader
         {
             s.Error(null, s.Path.Length == 0 ? key : $"{s.Path}.{key}", $"'{value}' cannot be an MQTT topic level; use letters, digits, '-' or '_'");
         }
+    }
+
+    /// <summary>The HTTP bearer token from the environment variable or file the settings name, or null (no token asked).</summary>
+    public static string? Token(HttpSettings http)
+    {
+        if (http.TokenEnv.Length > 0) return Environment.GetEnvironmentVariable(http.TokenEnv)?.Trim();
+        if (http.TokenFile.Length > 0) return System.IO.File.ReadLines(http.TokenFile).FirstOrDefault()?.Trim();
+        return null;
     }
 
     /// <summary>The MQTT password from the environment variable or file the settings name, or null.</summary>

@@ -29,6 +29,8 @@ public sealed record InspectorSettings
     public LoggingSettings Logging { get; init; } = new();
     /// <summary>Image archive for audits.</summary>
     public ArchiveSettings Archive { get; init; } = new();
+    /// <summary>Health, metrics and the live view over HTTP.</summary>
+    public HttpSettings Http { get; init; } = new();
     /// <summary>Named recipes (product variants) a command can switch to.</summary>
     public RecipeSettings[] Recipes { get; init; } = [];
 
@@ -240,8 +242,23 @@ public sealed record ArchiveSettings
     public string Dir { get; init; } = "archive";
     /// <summary>none | fails | all.</summary>
     public string Save { get; init; } = "fails";
-    /// <summary>Images kept at most per camera (oldest deleted first).</summary>
+    /// <summary>Records (frame, heatmap, record) kept at most per camera (oldest deleted first).</summary>
     public int MaxFiles { get; init; } = 1000;
+    /// <summary>Bytes kept at most per camera (oldest deleted first).</summary>
+    public long MaxBytes { get; init; } = 2_000_000_000;
+    /// <summary>Free disk space (MB) below which nothing more is archived (the oldest records make way first).</summary>
+    public int MinFreeMb { get; init; } = 512;
+}
+
+/// <summary>Kestrel: /healthz, /readyz, /metrics and the live view.</summary>
+public sealed record HttpSettings
+{
+    /// <summary>address:port; empty turns HTTP off. Beyond loopback a token is required.</summary>
+    public string Listen { get; init; } = "127.0.0.1:8080";
+    /// <summary>Environment variable holding the bearer token.</summary>
+    public string TokenEnv { get; init; } = "";
+    /// <summary>File holding the bearer token (first line).</summary>
+    public string TokenFile { get; init; } = "";
 }
 
 /// <summary>A product variant: its own threshold and known-good images.</summary>

@@ -127,6 +127,24 @@ internal sealed class YamlSection
         return x;
     }
 
+    public long Long(string key, long fallback, long min, long max)
+    {
+        _schema?.Add(key, new SchemaField("integer") { Default = fallback, Min = min, Max = max });
+        string? v = Scalar(key, out var node);
+        if (v is null) return fallback;
+        if (!long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out long x))
+        {
+            Error(node, Sub(key), $"'{v}' is not a whole number; expected {min}..{max}");
+            return fallback;
+        }
+        if (x < min || x > max)
+        {
+            Error(node, Sub(key), $"{x} is out of range; expected {min}..{max}");
+            return fallback;
+        }
+        return x;
+    }
+
     public double Num(string key, double fallback, double min, double max)
     {
         _schema?.Add(key, new SchemaField("number") { Default = double.IsNaN(fallback) ? null : fallback, Min = min, Max = max });

@@ -45,10 +45,12 @@ internal sealed class CameraPipeline : IAsyncDisposable
     /// <param name="linkFactory">Makes the camera's link, given the handler for the messages it receives.</param>
     /// <param name="onFatal">Called once when a stage has failed too often to be restarted.</param>
     public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
-        Func<Func<string, byte[], Task>, IMessageLink> linkFactory, Topics topics, string modelHash, CameraState state, ILogger log, Action<string> onFatal)
+        Func<Func<string, byte[], Task>, IMessageLink> linkFactory, Topics topics, string modelHash, CameraState state, ILogger log, Action<string> onFatal,
+        IVerdictSink? metrics = null)
     {
         _camera = camera;
         _live = live;
+        Feed = state.Feed;
         _log = log;
         _onFatal = onFatal;
         string name = camera.Name;
@@ -58,16 +60,17 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var partIds = new PartIdQueue(name, Counters, log);
         CommandHandler? commands = null;
         _link = linkFactory((topic, payload) => commands!.OnMessageAsync(topic, payload));
-        var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, log);
+        IVerdictSink[] sinks = metrics is null ? [state.Feed] : [state.Feed, metrics];
+        var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, sinks, log);
         commands = new CommandHandler(topics, name, partIds, Live, publisher);
         _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
-        var decider = new VerdictDecider(name, inspector, publisher, _archive, Live);
+        var decider = new VerdictDecider(name, inspector, publisher, _archive, state.Feed, Live);
         _acquire = new AcquisitionStage(camera, () => sourceFactory(SourceCounters), SourceCounters, Live, state, _work, _events, partIds, Counters, log);
         _infer = new InferenceStage(name, inspector, _work.Reader, _events, decider, commands, publisher, state, Live, Counters, Health, log,
             modelHash, topics.Snapshot(live.Settings.Mqtt.SpoolDir, name));
         _sequence = new SequencingStage(name, _events, publisher, Live, Counters, log);
         _status = new StatusReporter(name, modelHash, _link, state, Live, Counters, SourceCounters, Health, latency, () => _infer.Engine,
-            () => _work.Reader.Count, () => Interlocked.Read(ref _archive.Skipped), log);
+            () => _work.Reader.Count, () => _acquire.State, _archive, log);
     }
 
     /// <summary>Settings that apply without a restart; swapped by hot reload.</summary>
@@ -151,6 +154,15 @@ internal sealed class CameraPipeline : IAsyncDisposable
             _log.LogWarning("Camera {Camera}: the {Stage} stage restarted", Name, stage);
         }
     }, CancellationToken.None);
+
+    /// <summary>The status as the status topic would say it now (for HTTP and metrics).</summary>
+    public StatusMessage Status() => _status.Build(_status.Fps);
+
+    /// <summary>The camera's recent verdicts and latest heatmap, for the live view.</summary>
+    public LiveFeed Feed { get; }
+
+    /// <summary>The camera's archive (the live view browses it).</summary>
+    public Archive Archive => _archive;
 
     /// <summary>Pushes a status now (config reload results must not wait for the next period).</summary>
     public void StatusNow() => _status.Send();

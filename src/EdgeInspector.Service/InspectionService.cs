@@ -21,7 +21,7 @@ internal sealed record ConfigFile(string Path, InspectorSettings Settings);
 /// restarting the pipelines (a new model is loaded and probed before the old one is let go). An invalid
 /// edit is logged and shown on every status topic while the last good configuration keeps running.
 /// </summary>
-internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : IHostedService
+internal sealed class InspectionService(ConfigFile config, ILoggerFactory loggers, IHostApplicationLifetime lifetime, ServiceMetrics metrics) : IHostedService
 {
     /// <summary>The process's exit code: 70 (EX_SOFTWARE) once a pipeline stage failed beyond restarting, so that systemd (Restart=on-failure) starts it afresh.</summary>
     public int ExitCode { get; private set; }
@@ -71,7 +71,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         var state = State(cam);
         var topics = new Topics(s.Mqtt.Prefix, s.Line);
         var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
-            topics, _backbone!.Model.ModelHash, state, logger, Fatal);
+            topics, _backbone!.Model.ModelHash, state, logger, Fatal, metrics.For(cam.Name));
         pipeline.Start(s.KnownGoodFolder(state.Recipe));
         _pipelines[cam.Name] = pipeline;
     }
@@ -106,6 +106,15 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     {
         if (_pipelines.TryRemove(name, out var p)) await p.DisposeAsync();
     }
+
+    /// <summary>The running pipelines, by camera name.</summary>
+    public IReadOnlyList<CameraPipeline> Pipelines => [.. _pipelines.Values.OrderBy(p => p.Name, StringComparer.Ordinal)];
+
+    /// <summary>Whether a backbone is loaded and probed.</summary>
+    public bool ModelLoaded => Volatile.Read(ref _backbone) is not null;
+
+    /// <summary>The configuration version in force (1: the one the service started with).</summary>
+    public int ConfigVersion => _live.Version;
 
     /// <summary>True when the config watcher and every pipeline stage have reported within <paramref name="maxAge"/>.</summary>
     public bool IsMoving(TimeSpan maxAge)
@@ -186,6 +195,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         }
         var live = new LiveSettings(next, _live.Version + 1);
         if (!Same(old.Logging, next.Logging)) _log.LogWarning("logging settings changed: they take effect when the service restarts");
+        if (!Same(old.Http, next.Http)) _log.LogWarning("http settings changed: they take effect when the service restarts");
         bool modelChanged = !Same(old.Model, next.Model);
         bool restartAll = modelChanged || !Same(old.Engine, next.Engine) || !Same(old.Mqtt, next.Mqtt) || old.Line != next.Line;
         SharedBackbone? fresh = null;

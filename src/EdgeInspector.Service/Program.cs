@@ -98,8 +98,11 @@ try
     builder.Services.TryAddSingleton<Microsoft.Extensions.Hosting.Systemd.ISystemdNotifier, Microsoft.Extensions.Hosting.Systemd.SystemdNotifier>();
     builder.Services.AddSerilog();
     builder.Services.AddSingleton(new ConfigFile(Path.GetFullPath(configPath), settings));
+    builder.Services.AddSingleton<ServiceMetrics>();
     builder.Services.AddSingleton<InspectionService>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<InspectionService>());
+    // After the inspection: the model is loaded and the pipelines run before /readyz can be asked.
+    builder.Services.AddHostedService<WebFront>();
     builder.Services.AddHostedService<WatchdogService>();
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
     using var host = builder.Build();

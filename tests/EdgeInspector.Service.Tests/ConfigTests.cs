@@ -230,6 +230,29 @@ model:
     }
 
     [Fact]
+    public void Http_beyond_loopback_needs_a_token_from_the_environment_or_a_file()
+    {
+        using var tmp = new TempFolder();
+        var open = Errors(Valid(tmp.Path) + "http:\n  listen: 0.0.0.0:8080\n");
+        Assert.Contains(open.Errors, x => x.Path == "http.listen" && x.Message.Contains("exposes the web view and metrics beyond this machine") && x.Message.Contains("token_env"));
+        var bad = Errors(Valid(tmp.Path) + "http:\n  listen: localhost\n");
+        Assert.Contains(bad.Errors, x => x.Path == "http.listen" && x.Message.Contains("is not address:port"));
+        var inFile = Errors(Valid(tmp.Path) + "http:\n  token: abc\n");
+        Assert.Contains(inFile.Errors, x => x.Path == "http.token" && x.Message.Contains("do not belong in this file"));
+        var unset = Errors(Valid(tmp.Path) + "http:\n  listen: 0.0.0.0:8080\n  token_env: EI_TEST_UNSET_TOKEN\n");
+        Assert.Contains(unset.Errors, x => x.Path == "http.token_env" && x.Message.Contains("EI_TEST_UNSET_TOKEN"));
+        File.WriteAllText(Path.Combine(tmp.Path, "token.txt"), "t0ken\n");
+        var ok = ConfigLoader.Parse(Valid(tmp.Path) + "http:\n  listen: 0.0.0.0:9090\n  token_file: token.txt\n", "site.yaml", tmp.Path);
+        Assert.Equal("0.0.0.0:9090", ok.Http.Listen);
+        Assert.Equal("t0ken", ConfigLoader.Token(ok.Http));
+        // Loopback by default, with no token; "" turns HTTP off.
+        var plain = ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path);
+        Assert.Equal("127.0.0.1:8080", plain.Http.Listen);
+        Assert.Null(ConfigLoader.Token(plain.Http));
+        Assert.Equal("", ConfigLoader.Parse(Valid(tmp.Path) + "http:\n  listen: \"\"\n", "site.yaml", tmp.Path).Http.Listen);
+    }
+
+    [Fact]
     public void Defaults_apply_to_fields_left_out()
     {
         using var tmp = new TempFolder();

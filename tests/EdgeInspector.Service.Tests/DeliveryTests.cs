@@ -161,20 +161,24 @@ public class DeliveryTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task The_embedded_broker_listens_on_its_one_address_and_nowhere_else()
+    public async Task The_embedded_broker_and_the_web_front_listen_on_their_one_address_and_nowhere_else()
     {
         using var tmp = new TempFolder();
-        int port = Ports.Free();
+        int port = Ports.Free(), http = Ports.Free();
         string folder = ReplayFolder(tmp.Path, good: 4, defects: 0);
-        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path));
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 4, loop: true), Yaml.Embedded(port), tmp.Path, httpPort: http));
         await using var probe = new Probe(port, "edgeinspector/testline/cam1/#");
         await probe.ConnectAsync();
         await probe.WaitFor(p => p.On("/verdict").Count >= 1, Long, "a verdict through the embedded broker", service.Process);
-        // Every socket the service listens on: 127.0.0.1:port, and no IPv6 wildcard beside it.
-        var listening = Listeners.Of(service.Process.Id);
-        Assert.Equal([new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port)], listening);
-        using var v6 = new TcpClient(AddressFamily.InterNetworkV6);
-        await Assert.ThrowsAnyAsync<SocketException>(async () => await v6.ConnectAsync(System.Net.IPAddress.IPv6Loopback, port));
+        // Every socket the service listens on: the broker's 127.0.0.1:port and the web front's
+        // 127.0.0.1:http, and no IPv6 wildcard beside them.
+        var listening = Listeners.Of(service.Process.Id).OrderBy(e => e.Port == port ? 0 : 1).ToList();
+        Assert.Equal([new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, http)], listening);
+        foreach (int p in (int[])[port, http])
+        {
+            using var v6 = new TcpClient(AddressFamily.InterNetworkV6);
+            await Assert.ThrowsAnyAsync<SocketException>(async () => await v6.ConnectAsync(System.Net.IPAddress.IPv6Loopback, p));
+        }
         Assert.Contains($"listening on 127.0.0.1:{port} only", service.Process.Output);
         output.WriteLine($"listeners of the service: {string.Join(", ", listening)}");
     }

@@ -306,7 +306,8 @@ internal static class Yaml
 {
     public static string Model => Integration.Tests.Shared.Model("resnet50v2_features.onnx");
 
-    public static string Config(string camera, string mqtt, string dir, string extra = "") => $"""
+    /// <param name="httpPort">The web front's loopback port (default: a free one, so that tests never meet on 8080).</param>
+    public static string Config(string camera, string mqtt, string dir, string extra = "", int? httpPort = null) => $"""
 line: testline
 cameras:
 {camera}
@@ -330,6 +331,8 @@ logging:
 archive:
   dir: {dir}/archive
   save: fails
+http:
+  listen: 127.0.0.1:{httpPort ?? Ports.Free()}
 {extra}
 """;
 

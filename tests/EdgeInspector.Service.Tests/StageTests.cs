@@ -80,7 +80,7 @@ public class StageTests
         var log = new ListLogger();
         var state = new CameraState(7, "");
         var publisher = new VerdictPublisher(link, new Topics("p", "l"), "c", new string('0', 64), state, () => new LiveSettings(s, 1),
-            counters, new StageHealth(Stages.All), new LatencyWindow(16), log);
+            counters, new StageHealth(Stages.All), new LatencyWindow(16), [state.Feed], log);
         var events = new FrameEvents();
         var stage = new SequencingStage("c", events, publisher, () => new LiveSettings(s, 1), counters, log);
         using var cts = new CancellationTokenSource();

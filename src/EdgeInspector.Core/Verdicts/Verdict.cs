@@ -51,3 +51,40 @@ public static class VerdictNames
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 }
+
+/// <summary>
+/// Why a verdict is not a scored one: the numeric <c>error_code</c> on every verdict, from one table a PLC
+/// programmer matches on (README, "The PLC contract"). Scored verdicts (pass, fail, unsure) carry <see cref="None"/>.
+/// The numbers are part of the wire contract: never renumber, only add.
+/// </summary>
+public enum ErrorCode
+{
+    /// <summary>Scored: pass, fail or unsure.</summary>
+    None = 0,
+    /// <summary>The engine has not learned enough yet (verdict <c>warming_up</c>).</summary>
+    NotWarm = 1,
+    /// <summary>No result within the deadline (verdict <c>timeout</c>).</summary>
+    Timeout = 2,
+    /// <summary>Dropped by the queue policy under overload (verdict <c>dropped</c>).</summary>
+    Dropped = 3,
+    /// <summary>The frame could not be decoded: corrupt, truncated, wrong format (verdict <c>error</c>).</summary>
+    DecodeFailed = 4,
+    /// <summary>The backbone or the engine failed on the frame (verdict <c>error</c>).</summary>
+    ModelFault = 5,
+    /// <summary>A trigger came while the camera was not streaming (verdict <c>error</c>).</summary>
+    CameraLost = 6,
+}
+
+/// <summary>The code each verdict kind carries.</summary>
+public static class ErrorCodes
+{
+    /// <summary>The code for a verdict of <paramref name="kind"/>; an error's own cause (<paramref name="cause"/>) when it has one, else a model fault.</summary>
+    public static ErrorCode For(VerdictKind kind, ErrorCode cause = ErrorCode.None) => kind switch
+    {
+        VerdictKind.Pass or VerdictKind.Fail or VerdictKind.Unsure => ErrorCode.None,
+        VerdictKind.WarmingUp => ErrorCode.NotWarm,
+        VerdictKind.Timeout => ErrorCode.Timeout,
+        VerdictKind.Dropped => ErrorCode.Dropped,
+        _ => cause == ErrorCode.None ? ErrorCode.ModelFault : cause,
+    };
+}

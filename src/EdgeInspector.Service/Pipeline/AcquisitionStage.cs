@@ -20,6 +20,11 @@ internal sealed class AcquisitionStage(
 {
     public Heartbeat Heartbeat { get; } = new();
 
+    private volatile string _state = "opening";
+
+    /// <summary>opening | streaming | lost (reconnecting) | finished (a replay that does not loop ran out).</summary>
+    public string State => _state;
+
     public async Task RunAsync(CancellationToken ct)
     {
         double maxBackoff = camera.Source switch { "gige" => camera.Gige.ReconnectMaxS, "video" => camera.Video.ReconnectMaxS, _ => 10 };
@@ -34,6 +39,7 @@ internal sealed class AcquisitionStage(
                 await source.OpenAsync(ct);
                 if (everOpened) Interlocked.Increment(ref sourceCounters.Reconnects);
                 everOpened = true;
+                _state = "streaming";
                 log.LogInformation("Camera {Camera}: {Source} open", camera.Name, source.Description);
                 backoff = TimeSpan.FromMilliseconds(250);
                 while (!ct.IsCancellationRequested)
@@ -52,6 +58,7 @@ internal sealed class AcquisitionStage(
                     if (frame is null)
                     {
                         log.LogInformation("Camera {Camera}: source finished", camera.Name);
+                        _state = "finished";
                         await Task.Delay(Timeout.Infinite, ct);
                     }
                     Admit(frame!);
@@ -64,6 +71,7 @@ internal sealed class AcquisitionStage(
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 counters.LastError = $"camera: {e.Message}";
+                _state = "lost";
                 log.LogWarning("Camera {Camera}: {Error}; reconnecting in {Delay:0.0} s", camera.Name, e.Message, backoff.TotalSeconds);
             }
             finally

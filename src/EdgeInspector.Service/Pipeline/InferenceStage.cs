@@ -127,7 +127,7 @@ internal sealed class InferenceStage(
             counters.LastError = $"backbone: {e.Message}";
             health.Report(Stages.Infer, counters.LastError);
             if (_faultLog.Allow(out long held)) log.LogError(e, "Camera {Camera}: backbone failed on frames {First}..{Last} ({Held} similar failure(s) not logged since the last)", camera, batch[0].Meta.Id, batch[^1].Meta.Id, held);
-            foreach (var w in batch) events.Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = "backbone failed: " + e.Message });
+            foreach (var w in batch) events.Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.ModelFault, Error = "backbone failed: " + e.Message });
             return;
         }
         for (int i = 0; i < batch.Count; i++)
@@ -137,7 +137,7 @@ internal sealed class InferenceStage(
             {
                 counters.LastError = errors[i];
                 if (_badFrameLog.Allow(out long held)) log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error} ({Held} such frame(s) not logged since the last; each is answered 'error')", camera, meta.Id, meta.PartId, errors[i], held);
-                events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Error = errors[i] });
+                events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.DecodeFailed, Error = errors[i] });
                 continue;
             }
             events.Complete(meta.Id, Score(meta, f, images[i]!));
@@ -249,7 +249,7 @@ internal sealed class InferenceStage(
         catch (Exception e)
         {
             ReportEngineFault(e, meta.Id, "");
-            return new FrameOutcome { Kind = VerdictKind.Error, Error = "scoring failed: " + e.Message };
+            return new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.ModelFault, Error = "scoring failed: " + e.Message };
         }
     }
 

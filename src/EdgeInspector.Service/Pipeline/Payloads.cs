@@ -10,7 +10,7 @@ namespace EdgeInspector.Service;
 internal sealed record VerdictMessage(
     long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject,
     double? Score, double? Calibrated, double Threshold, double LatencyMs, long[]? ReferenceFrames,
-    string ModelHash, string Recipe, string? Error);
+    string ModelHash, string Recipe, int ErrorCode, string? Error);
 
 /// <summary>The answer to a message on the command topic.</summary>
 internal sealed record AckMessage(string Id, string Command, bool Ok, string Message, long TimestampMs);
@@ -20,11 +20,14 @@ internal sealed record ArchiveRecord(
     long FrameId, string? PartId, string Camera, long TimestampMs, string Verdict, float? Score, float? Calibrated,
     double? Threshold, string? Recipe, long[]? ReferenceFrames, string ModelHash);
 
-/// <summary>The retained status a broker keeps for a camera.</summary>
+/// <summary>
+/// The retained status a broker keeps for a camera. <c>ready</c> is the PLC's interlock: the engine is
+/// warm and the camera is streaming (<c>camera_state</c>: opening, streaming, lost, finished).
+/// </summary>
 internal sealed record StatusMessage(
-    string State, Dictionary<string, StageStatus> Stages, string Camera, long TimestampMs, double UptimeS, double Fps, long Frames,
+    string State, bool Ready, string CameraState, Dictionary<string, StageStatus> Stages, string Camera, long TimestampMs, double UptimeS, double Fps, long Frames,
     Dictionary<string, long> Verdicts, LatencyStatus LatencyMs, QueueStatus Queues, EngineStatus Engine, CameraCounterStatus CameraCounters,
-    DeliveryStatus Delivery, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
+    DeliveryStatus Delivery, ArchiveStatus Archive, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
 
 /// <summary>The status when the camera's link is gone: said on a clean stop, and the broker's last will otherwise.</summary>
 internal sealed record OfflineMessage(string State, string Camera);
@@ -50,6 +53,9 @@ internal sealed record DeliveryStatus(
     long SpoolCorrupt, long HeatmapsDropped, long VerdictsUnpublished, long LateResults, long ArchiveSkipped, long PartIdsDiscarded);
 
 internal sealed record ConfigStatus(int Version, string? Error);
+
+/// <summary>The camera's archive: records and bytes on disk now, records skipped and evicted since the start.</summary>
+internal sealed record ArchiveStatus(long Records, long Bytes, long Skipped, long Evicted);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(VerdictMessage))]

@@ -25,6 +25,8 @@ internal sealed class FrameOutcome
     public string? Recipe;
     public byte[]? Heatmap;
     public string? Error;
+    /// <summary>For an error: what failed (the verdict's error_code); the other kinds have their own code.</summary>
+    public ErrorCode Cause;
 }
 
 /// <summary>The pipeline's stage loops, as named on the status topic.</summary>
@@ -117,6 +119,9 @@ internal sealed class CameraState(long runId, string configuredRecipe)
 {
     private long _last;
     private volatile string _recipe = configuredRecipe;
+
+    /// <summary>The camera's recent verdicts and latest heatmap, for the live view (kept across pipeline restarts).</summary>
+    public LiveFeed Feed { get; } = new();
 
     public long RunId => runId;
 

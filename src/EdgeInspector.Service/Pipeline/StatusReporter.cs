@@ -11,11 +11,12 @@ namespace EdgeInspector.Service;
 /// reload, a stage failure). It reads only what is safe from its own thread: counters, the engine state
 /// the inference stage published, the link's counters. Messages the link lost since the last status
 /// are reported as a fault of the publish stage, so the status reads degraded while they are lost.
+/// <c>ready</c> is the PLC's interlock: the engine is warm and the camera is streaming.
 /// </summary>
 internal sealed class StatusReporter(
     string camera, string modelHash, IMessageLink link, CameraState state, Func<LiveSettings> live, PipelineCounters counters,
     SourceCounters sourceCounters, StageHealth health, LatencyWindow latency, Func<EngineState> engine, Func<int> inferenceQueue,
-    Func<long> archiveSkipped, ILogger log)
+    Func<string> cameraState, Archive archive, ILogger log)
 {
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
 
@@ -30,6 +31,7 @@ internal sealed class StatusReporter(
             lastLost = lost;
             long frames = Interlocked.Read(ref counters.Frames);
             double fps = (frames - lastFrames) / Math.Max(1e-3, sw.Elapsed.TotalSeconds);
+            Fps = fps;
             lastFrames = frames;
             sw.Restart();
             try
@@ -46,8 +48,11 @@ internal sealed class StatusReporter(
         }
     }
 
+    /// <summary>Frames per second over the last status period.</summary>
+    public double Fps { get; private set; }
+
     /// <summary>Sets the retained status now.</summary>
-    public void Send(double fps = 0) => link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(Build(fps), WireJson.Default.StatusMessage));
+    public void Send(double fps = double.NaN) => link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(Build(double.IsNaN(fps) ? Fps : fps), WireJson.Default.StatusMessage));
 
     /// <summary>Sets the retained status now, logging rather than throwing (for fault paths).</summary>
     public void TrySend()
@@ -62,8 +67,10 @@ internal sealed class StatusReporter(
         var l = live();
         var c = link.Counters;
         var (p50, p95, p99) = latency.Percentiles();
+        string source = cameraState();
+        var archived = archive.Status();
         return new StatusMessage(
-            health.State, health.Snapshot(), camera, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), Math.Round(_uptime.Elapsed.TotalSeconds), Math.Round(fps, 2),
+            health.State, e.Warm && source == "streaming", source, health.Snapshot(), camera, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), Math.Round(_uptime.Elapsed.TotalSeconds), Math.Round(fps, 2),
             Interlocked.Read(ref counters.Frames),
             new Dictionary<string, long>
             {
@@ -76,8 +83,9 @@ internal sealed class StatusReporter(
             new EngineStatus(e.Warm, e.ReservoirFrames, e.Quarantined, e.SnapshotSaved is { } saved ? Math.Round((DateTimeOffset.UtcNow - saved).TotalSeconds, 1) : null),
             new CameraCounterStatus(Interlocked.Read(ref sourceCounters.Timeouts), Interlocked.Read(ref sourceCounters.Incomplete), Interlocked.Read(ref sourceCounters.Reconnects)),
             new DeliveryStatus(c.Connected, c.Enqueued, c.Recovered, c.Delivered, c.Refused, c.SpoolOverflow, c.SpoolWriteFailed, c.SpoolCorrupt,
-                c.BestEffortDropped, Interlocked.Read(ref counters.VerdictsUnpublished), Interlocked.Read(ref counters.LateResults), archiveSkipped(),
+                c.BestEffortDropped, Interlocked.Read(ref counters.VerdictsUnpublished), Interlocked.Read(ref counters.LateResults), archived.Skipped,
                 Interlocked.Read(ref counters.PartIdsDiscarded)),
+            archived,
             state.Recipe, modelHash, new ConfigStatus(l.Version, l.ReloadError), counters.LastError ?? link.LastError);
     }
 }

@@ -8,10 +8,10 @@ namespace EdgeInspector.Service;
 
 /// <summary>
 /// Decide: a scored frame becomes a verdict under the policy and recipe in force, with its heatmap
-/// rendered when it will be published or archived, and its record queued for the archive. Runs on the
+/// rendered when it will be published or archived (or shown on the live view), and its record queued for the archive. Runs on the
 /// inference thread (the heatmap's colour scale reads the engine's calibration).
 /// </summary>
-internal sealed class VerdictDecider(string camera, FrameInspector inspector, VerdictPublisher publisher, Archive archive, Func<LiveSettings> live)
+internal sealed class VerdictDecider(string camera, FrameInspector inspector, VerdictPublisher publisher, Archive archive, LiveFeed feed, Func<LiveSettings> live)
 {
     public FrameOutcome Decide(FrameMeta meta, StreamResult scored, DecodedImage image)
     {
@@ -24,7 +24,8 @@ internal sealed class VerdictDecider(string camera, FrameInspector inspector, Ve
         };
         var settings = live().Settings;
         bool archived = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());
-        if (archived || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()))
+        // The live view gets a heatmap at most once a second when neither MQTT nor the archive asked for one.
+        if (archived || InspectorSettings.Selects(settings.Heatmap.Publish, kind.IsFlagged()) || feed.WantsHeatmap())
         {
             // One colour scale for every frame: blue at a typical good part, red at the threshold and above.
             var engine = inspector.Engine;

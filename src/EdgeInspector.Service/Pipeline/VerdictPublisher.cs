@@ -17,7 +17,7 @@ namespace EdgeInspector.Service;
 /// </summary>
 internal sealed class VerdictPublisher(
     IMessageLink link, Topics topics, string camera, string modelHash, CameraState state, Func<LiveSettings> live,
-    PipelineCounters counters, StageHealth health, LatencyWindow latency, ILogger log)
+    PipelineCounters counters, StageHealth health, LatencyWindow latency, IVerdictSink[] sinks, ILogger log)
 {
     private readonly LogThrottle _faultLog = new(TimeSpan.FromSeconds(10)), _refusalLog = new(TimeSpan.FromSeconds(10));
 
@@ -42,7 +42,8 @@ internal sealed class VerdictPublisher(
         var message = new VerdictMessage(
             meta.Id, state.RunId, meta.PartId, topics.Line, camera, meta.CaptureUtc.ToUnixTimeMilliseconds(), VerdictNames.Wire(o.Kind), reject,
             float.IsFinite(o.Score) ? Math.Round(o.Score, 5) : null, float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
-            o.Threshold ?? policy.Threshold, Math.Round(latencyMs, 2), o.ReferenceFrames, modelHash, o.Recipe ?? recipe, o.Error);
+            o.Threshold ?? policy.Threshold, Math.Round(latencyMs, 2), o.ReferenceFrames, modelHash, o.Recipe ?? recipe,
+            (int)ErrorCodes.For(o.Kind, o.Cause), o.Error);
         try
         {
             link.Enqueue(new OutgoingMessage(topics.Verdict(camera), JsonSerializer.SerializeToUtf8Bytes(message, WireJson.Default.VerdictMessage)));
@@ -59,6 +60,11 @@ internal sealed class VerdictPublisher(
             return;
         }
         counters.Count(o.Kind);
+        foreach (var sink in sinks)
+        {
+            try { sink.Published(message, o.Heatmap); }
+            catch (Exception e) { health.Report(Stages.Publish, $"{sink.GetType().Name}: {e.Message}"); }
+        }
         // A heatmap may exist only for the archive: publish it only if heatmap.publish selects this part.
         if (o.Heatmap is { } jpeg && InspectorSettings.Selects(live().Settings.Heatmap.Publish, o.Kind.IsFlagged()))
         {
