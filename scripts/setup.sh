@@ -5,7 +5,8 @@ need=()
 # libgtk-3-0: OpenCvSharp's native runtime links against it.
 # libaravis-0.8-0: GigE Vision cameras (P/Invoke). aravis-tools: the fake GigE camera the tests start.
 # mosquitto: the broker the tests start (on a free loopback port); mosquitto-clients: to watch the topics.
-for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients; do
+# chromium: the headless browser the live-view tests drive (DevTools protocol on loopback).
+for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -52,6 +52,25 @@ public class VerdictPolicyTests
     }
 
     [Fact]
+    public void Every_verdict_carries_the_error_code_of_the_documented_table()
+    {
+        // The numbers are the PLC contract (README): a renumbering breaks every PLC program.
+        Assert.Equal(0, (int)ErrorCodes.For(VerdictKind.Pass));
+        Assert.Equal(0, (int)ErrorCodes.For(VerdictKind.Fail));
+        Assert.Equal(0, (int)ErrorCodes.For(VerdictKind.Unsure));
+        Assert.Equal(1, (int)ErrorCodes.For(VerdictKind.WarmingUp));
+        Assert.Equal(2, (int)ErrorCodes.For(VerdictKind.Timeout));
+        Assert.Equal(3, (int)ErrorCodes.For(VerdictKind.Dropped));
+        Assert.Equal(4, (int)ErrorCodes.For(VerdictKind.Error, ErrorCode.DecodeFailed));
+        Assert.Equal(5, (int)ErrorCodes.For(VerdictKind.Error, ErrorCode.ModelFault));
+        Assert.Equal(6, (int)ErrorCodes.For(VerdictKind.Error, ErrorCode.CameraLost));
+        // An error with no known cause is never reported as "no error".
+        Assert.Equal(ErrorCode.ModelFault, ErrorCodes.For(VerdictKind.Error));
+        // A cause does not change the code of a verdict kind that has its own.
+        Assert.Equal(ErrorCode.Timeout, ErrorCodes.For(VerdictKind.Timeout, ErrorCode.DecodeFailed));
+    }
+
+    [Fact]
     public void Calibrator_raw_at_inverts_calibrate()
     {
         var c = new ScoreCalibrator(16);

@@ -38,6 +38,9 @@ public class ServiceTests
         Assert.Equal("error", kinds[corrupt]);
         Assert.True(verdicts[corrupt].Json.GetProperty("reject").GetBoolean());
         Assert.Contains("009_corrupt.png", verdicts[corrupt].Json.GetProperty("error").GetString());
+        // The PLC's codes: 4 decode failure, 1 not warm, 0 scored.
+        Assert.Equal(4, verdicts[corrupt].Json.GetProperty("error_code").GetInt32());
+        Assert.All(verdicts, v => Assert.Equal(v.Json.GetProperty("verdict").GetString() switch { "warming_up" => 1, "error" => 4, _ => 0 }, v.Json.GetProperty("error_code").GetInt32()));
         // Frames are answered warming_up until the engine is warm (the first batch-1 at least, then those
         // that arrive while the batch is scored), and scored from then on; the line goes on after the corrupt one.
         // How many arrive during the build depends on the machine's load (3 fps): the bound only asks
@@ -85,6 +88,13 @@ public class ServiceTests
         var named = verdicts.Skip(firstScored).Where(v => v.Json.GetProperty("reference_frames").ValueKind == JsonValueKind.Array)
             .SelectMany(v => v.Json.GetProperty("reference_frames").EnumerateArray().Select(e => e.GetInt64())).Distinct().Count();
         Assert.InRange(named, 1, held);
+        // ready, the PLC's interlock: never while the engine warms up; true once warm with the camera
+        // streaming; false again when the replay (loop: false) has run out.
+        var statuses = probe.On("/status").Select(m => m.Json).Where(j => j.TryGetProperty("ready", out _)).ToList();
+        Assert.All(statuses.Where(j => !j.GetProperty("engine").GetProperty("warm").GetBoolean()), j => Assert.False(j.GetProperty("ready").GetBoolean()));
+        Assert.Contains(statuses, j => j.GetProperty("ready").GetBoolean() && j.GetProperty("camera_state").GetString() == "streaming");
+        await probe.WaitFor(p => p.On("/status").Last().Json.GetProperty("camera_state").GetString() == "finished", TimeSpan.FromSeconds(10), "camera_state finished", service.Process);
+        Assert.False(probe.On("/status").Last().Json.GetProperty("ready").GetBoolean());
 
         // A clean stop says offline on the retained status topic.
         service.Process.Terminate();

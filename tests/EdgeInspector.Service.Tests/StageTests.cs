@@ -97,6 +97,9 @@ public class StageTests
         Assert.Equal(["fail", "timeout", "pass"], verdicts.Select(v => v.GetProperty("verdict").GetString()));
         Assert.All(verdicts, v => Assert.Equal(7, v.GetProperty("run_id").GetInt64()));
         Assert.True(verdicts[1].GetProperty("reject").GetBoolean()); // a timeout rejects by default
+        Assert.Equal([0, 2, 0], verdicts.Select(v => v.GetProperty("error_code").GetInt32())); // the PLC's table: 2 = timeout
+        // The live view is told of each verdict as published: newest first.
+        Assert.Equal([3L, 2L, 1L], state.Feed.Recent().Select(v => v.FrameId));
         // The late result for frame 2 is counted, never published twice.
         events.Complete(2, new FrameOutcome { Kind = VerdictKind.Pass });
         sw.Restart();
