@@ -208,7 +208,7 @@ public class ServiceTests
         File.WriteAllText(service.ConfigPath, yaml[..yaml.IndexOf("mqtt:", StringComparison.Ordinal)]);
         await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("drops the section(s)"),
             TimeSpan.FromSeconds(30), "the truncated save refused on the status topic", service.Process);
-        Assert.Contains("mqtt, logging, archive, recipes", probe.On("/status").Last().Json.GetProperty("config").GetProperty("error").GetString());
+        Assert.Contains("mqtt, logging, archive, http, recipes", probe.On("/status").Last().Json.GetProperty("config").GetProperty("error").GetString());
         // A pathological file (100,000 nested '[') is refused by name instead of overflowing the stack.
         File.WriteAllText(service.ConfigPath, "line: [" + new string('[', 100_000));
         await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("nested more than"),
