@@ -109,23 +109,7 @@ internal sealed class YamlSection
     /// <summary>Whether the file sets <paramref name="key"/>: for fields that are refused, never read (they are not in the schema).</summary>
     public bool Has(string key) => Get(key) is not null;
 
-    public int Int(string key, int fallback, int min, int max)
-    {
-        _schema?.Add(key, new SchemaField("integer") { Default = fallback, Min = min, Max = max });
-        string? v = Scalar(key, out var node);
-        if (v is null) return fallback;
-        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x))
-        {
-            Error(node, Sub(key), $"'{v}' is not a whole number; expected {min}..{max}");
-            return fallback;
-        }
-        if (x < min || x > max)
-        {
-            Error(node, Sub(key), $"{x} is out of range; expected {min}..{max}");
-            return fallback;
-        }
-        return x;
-    }
+    public int Int(string key, int fallback, int min, int max) => (int)Long(key, fallback, min, max);
 
     public long Long(string key, long fallback, long min, long max)
     {

@@ -27,6 +27,16 @@ public class ArchiveTests(ITestOutputHelper output)
         while (archive.Status().Records + archive.Evicted + archive.Skipped < before + count && sw.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
     }
 
+    /// <summary>Runs the archive's loop (as its pipeline would) while <paramref name="work"/> runs, then stops it.</summary>
+    private static async Task Running(Archive archive, Func<Task> work)
+    {
+        using var cts = new CancellationTokenSource();
+        var loop = archive.RunAsync(cts.Token);
+        await work();
+        cts.Cancel();
+        await loop;
+    }
+
     private static long OnDisk(string root) => Directory.Exists(root) ? Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
 
     [Fact]
@@ -36,13 +46,7 @@ public class ArchiveTests(ITestOutputHelper output)
         var settings = new ArchiveSettings { Dir = tmp.Path, Save = "fails", MaxFiles = 1000, MaxBytes = long.MaxValue, MinFreeMb = 0 };
         var log = new ListLogger();
         var first = new Archive(() => settings, "cam1", new string('0', 64), log);
-        using (var cts = new CancellationTokenSource())
-        {
-            var loop = first.RunAsync(cts.Token);
-            await Archive(first, 1, 3);
-            cts.Cancel();
-            await loop;
-        }
+        await Running(first, () => Archive(first, 1, 3));
         var three = first.Status();
         Assert.Equal(3, three.Records);
         Assert.Equal(OnDisk(Path.Combine(tmp.Path, "cam1")), three.Bytes); // the index counts what is on disk
@@ -51,13 +55,7 @@ public class ArchiveTests(ITestOutputHelper output)
         // A restart reads the archive back, and a bound of ~5 records evicts the oldest of 8 as it goes.
         settings = settings with { MaxBytes = perRecord * 5 + perRecord / 2 };
         var second = new Archive(() => settings, "cam1", new string('0', 64), log);
-        using (var cts = new CancellationTokenSource())
-        {
-            var loop = second.RunAsync(cts.Token);
-            await Archive(second, 4, 5);
-            cts.Cancel();
-            await loop;
-        }
+        await Running(second, () => Archive(second, 4, 5));
         var s = second.Status();
         Assert.Equal(5, s.Records);
         Assert.Equal(3, s.Evicted);
@@ -73,14 +71,11 @@ public class ArchiveTests(ITestOutputHelper output)
         // A tighter bound applies at the next start, before anything new is written.
         settings = settings with { MaxBytes = perRecord * 2 + perRecord / 2 };
         var third = new Archive(() => settings, "cam1", new string('0', 64), log);
-        using (var cts = new CancellationTokenSource())
+        await Running(third, async () =>
         {
-            var loop = third.RunAsync(cts.Token);
             var sw = System.Diagnostics.Stopwatch.StartNew();
             while (third.Status().Records != 2 && sw.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
-            cts.Cancel();
-            await loop;
-        }
+        });
         Assert.Equal(2, third.Status().Records);
         Assert.Equal(3, third.Evicted);
         output.WriteLine($"{perRecord:N0} bytes per record; max_bytes {settings.MaxBytes:N0}: kept {third.Status().Records}, evicted {third.Evicted} at start");
@@ -95,11 +90,7 @@ public class ArchiveTests(ITestOutputHelper output)
         var settings = new ArchiveSettings { Dir = disk.Path, Save = "fails", MaxFiles = 1000, MaxBytes = long.MaxValue, MinFreeMb = 5 };
         var log = new ListLogger();
         var archive = new Archive(() => settings, "cam1", new string('0', 64), log);
-        using var cts = new CancellationTokenSource();
-        var loop = archive.RunAsync(cts.Token);
-        await Archive(archive, 1, 6);
-        cts.Cancel();
-        await loop;
+        await Running(archive, () => Archive(archive, 1, 6));
         var s = archive.Status();
         Assert.Equal(6, s.Records + s.Skipped);
         Assert.InRange(s.Records, 1, 5);
