@@ -257,12 +257,7 @@ public static class ConfigLoader
             StatusIntervalS = q.Num("status_interval_s", 5, 0.1, 3600),
         };
         CheckTopicLevel(q, "prefix", mqtt.Prefix);
-        if (q.Has("password")) q.Error(null, "mqtt.password", "passwords do not belong in this file; use password_env (an environment variable) or password_file");
-        if (mqtt.PasswordEnv.Length > 0 && Environment.GetEnvironmentVariable(mqtt.PasswordEnv) is null)
-        {
-            q.Error(null, "mqtt.password_env", $"environment variable '{mqtt.PasswordEnv}' is not set (for systemd: Environment= or EnvironmentFile= in the unit)");
-        }
-        if (mqtt.PasswordEnv.Length > 0 && mqtt.PasswordFile.Length > 0) q.Error(null, "mqtt.password_file", "give password_env or password_file, not both");
+        CheckSecret(q, "password", mqtt.PasswordEnv, mqtt.PasswordFile, emptyIsUnset: false);
         if (!System.Net.IPAddress.TryParse(mqtt.Bind, out var bind))
         {
             q.Error(null, "mqtt.bind", $"'{mqtt.Bind}' is not an IP address; expected one address of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every IPv4 interface)");
@@ -316,7 +311,8 @@ public static class ConfigLoader
     {
         if (http.Listen.Length > 0)
         {
-            if (!System.Net.IPEndPoint.TryParse(http.Listen, out var ep) || ep.Port == 0 && !http.Listen.EndsWith(":0", StringComparison.Ordinal) || !http.Listen.Contains(':'))
+            // TryParse takes a bare address as port 0: the port must be written out.
+            if (!System.Net.IPEndPoint.TryParse(http.Listen, out var ep) || !http.Listen.EndsWith($":{ep.Port}", StringComparison.Ordinal))
             {
                 w.Error(null, "http.listen", $"'{http.Listen}' is not address:port; expected e.g. 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every IPv4 interface), or \"\" to turn HTTP off");
             }
@@ -326,12 +322,23 @@ public static class ConfigLoader
                 w.Error(null, "http.listen", $"{http.Listen} exposes the web view and metrics beyond this machine; set http.token_env (an environment variable) or http.token_file holding a bearer token, or listen on 127.0.0.1");
             }
         }
-        if (http.TokenEnv.Length > 0 && http.TokenFile.Length > 0) w.Error(null, "http.token_file", "give token_env or token_file, not both");
-        if (http.TokenEnv.Length > 0 && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(http.TokenEnv)))
+        // An empty token would let an empty bearer in.
+        CheckSecret(w, "token", http.TokenEnv, http.TokenFile, emptyIsUnset: true);
+    }
+
+    /// <summary>
+    /// A secret (mqtt's password, http's token) comes from <c>&lt;kind&gt;_env</c> or <c>&lt;kind&gt;_file</c>,
+    /// never from the file itself: refused written in, set both ways, or named by a variable that is not set.
+    /// </summary>
+    private static void CheckSecret(YamlSection s, string kind, string env, string file, bool emptyIsUnset)
+    {
+        if (s.Has(kind)) s.Error(null, $"{s.Path}.{kind}", $"{kind}s do not belong in this file; use {kind}_env (an environment variable) or {kind}_file");
+        string? value = env.Length > 0 ? Environment.GetEnvironmentVariable(env) : null;
+        if (env.Length > 0 && (value is null || (emptyIsUnset && string.IsNullOrWhiteSpace(value))))
         {
-            w.Error(null, "http.token_env", $"environment variable '{http.TokenEnv}' is not set or empty (for systemd: Environment= or EnvironmentFile= in the unit)");
+            s.Error(null, $"{s.Path}.{kind}_env", $"environment variable '{env}' is not set{(emptyIsUnset ? " or empty" : "")} (for systemd: Environment= or EnvironmentFile= in the unit)");
         }
-        if (w.Has("token")) w.Error(null, "http.token", "tokens do not belong in this file; use token_env (an environment variable) or token_file");
+        if (env.Length > 0 && file.Length > 0) s.Error(null, $"{s.Path}.{kind}_file", $"give {kind}_env or {kind}_file, not both");
     }
 
     private static string Folder(YamlSection s, string key, string baseDir, bool mustExist)
@@ -357,18 +364,16 @@ public static class ConfigLoader
     }
 
     /// <summary>The HTTP bearer token from the environment variable or file the settings name, or null (no token asked).</summary>
-    public static string? Token(HttpSettings http)
-    {
-        if (http.TokenEnv.Length > 0) return Environment.GetEnvironmentVariable(http.TokenEnv)?.Trim();
-        if (http.TokenFile.Length > 0) return System.IO.File.ReadLines(http.TokenFile).FirstOrDefault()?.Trim();
-        return null;
-    }
+    public static string? Token(HttpSettings http) => Secret(http.TokenEnv, http.TokenFile)?.Trim();
 
     /// <summary>The MQTT password from the environment variable or file the settings name, or null.</summary>
-    public static string? Password(MqttSettings mqtt)
+    public static string? Password(MqttSettings mqtt) => Secret(mqtt.PasswordEnv, mqtt.PasswordFile);
+
+    /// <summary>The value of environment variable <paramref name="env"/>, else the first line of <paramref name="file"/>, else null.</summary>
+    private static string? Secret(string env, string file)
     {
-        if (mqtt.PasswordEnv.Length > 0) return Environment.GetEnvironmentVariable(mqtt.PasswordEnv);
-        if (mqtt.PasswordFile.Length > 0) return System.IO.File.ReadLines(mqtt.PasswordFile).FirstOrDefault()?.TrimEnd('\r');
+        if (env.Length > 0) return Environment.GetEnvironmentVariable(env);
+        if (file.Length > 0) return System.IO.File.ReadLines(file).FirstOrDefault()?.TrimEnd('\r');
         return null;
     }
 }
