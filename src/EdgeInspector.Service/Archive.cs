@@ -16,10 +16,14 @@ namespace EdgeInspector.Service;
 /// <c>max_files</c> and <c>max_bytes</c> per camera, the oldest records going first (evicted, counted),
 /// and by <c>min_free_mb</c> of free disk, below which nothing more is written (skipped, counted). Both
 /// bounds hold across restarts: what is on disk is read back at start. <paramref name="settings"/> reads
-/// the live settings, so a hot-reloaded bound applies with the next record.
+/// the live settings, so a hot-reloaded bound applies with the next record; the folder is the one the
+/// pipeline started with.
 /// </summary>
 internal sealed class Archive(Func<ArchiveSettings> settings, string camera, string modelHash, ILogger log)
 {
+    /// <summary>The camera's folder.</summary>
+    public string Root { get; } = Path.Combine(settings().Dir, camera);
+
     private sealed record Item(FrameMeta Meta, DecodedImage Image, FrameOutcome Outcome);
     private readonly record struct Entry(string Stem, long Bytes);
     // Wait mode, not DropWrite: with DropWrite, TryWrite reports success for a dropped item and
@@ -44,17 +48,13 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
     /// <summary>The newest records' stems (path without extension, relative to the camera's folder), newest first.</summary>
     public List<string> Newest(int count)
     {
-        string root = Root;
         var list = new List<string>(count);
         lock (_gate)
         {
-            for (var n = _written.Last; n is not null && list.Count < count; n = n.Previous) list.Add(Path.GetRelativePath(root, n.Value.Stem));
+            for (var n = _written.Last; n is not null && list.Count < count; n = n.Previous) list.Add(Path.GetRelativePath(Root, n.Value.Stem));
         }
         return list;
     }
-
-    /// <summary>The camera's folder.</summary>
-    public string Root => Path.Combine(settings().Dir, camera);
 
     public void Enqueue(FrameMeta meta, DecodedImage image, FrameOutcome o)
     {
@@ -66,16 +66,15 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
 
     public async Task RunAsync(CancellationToken ct)
     {
-        string root = Root;
         try
         {
-            Load(root);
+            Load();
             Trim();
             await foreach (var item in _queue.Reader.ReadAllAsync(ct))
             {
                 try
                 {
-                    Write(root, item);
+                    Write(item);
                     Trim();
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -87,12 +86,15 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
         catch (OperationCanceledException) { }
     }
 
-    /// <summary>Reads back what earlier runs left, oldest first, so that the bounds hold across restarts.</summary>
-    private void Load(string root)
+    /// <summary>
+    /// Reads back what is on disk, oldest first, so that the bounds hold across restarts. The index is
+    /// rebuilt, not added to: a loop its supervisor restarts reads the same records again.
+    /// </summary>
+    private void Load()
     {
-        if (!Directory.Exists(root)) return;
         var found = new List<Entry>();
-        foreach (string f in Directory.EnumerateFiles(root, "*.json", SearchOption.AllDirectories))
+        var files = Directory.Exists(Root) ? Directory.EnumerateFiles(Root, "*.json", SearchOption.AllDirectories) : [];
+        foreach (string f in files)
         {
             string stem = f[..^".json".Length];
             found.Add(new Entry(stem, Size(f) + Size(stem + ".png") + Size(stem + "_heatmap.jpg")));
@@ -101,6 +103,8 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
         found.Sort((a, b) => string.CompareOrdinal(a.Stem, b.Stem));
         lock (_gate)
         {
+            _written.Clear();
+            _bytes = 0;
             foreach (var e in found)
             {
                 _written.AddLast(e);
@@ -109,7 +113,7 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
         }
     }
 
-    private void Write(string root, Item item)
+    private void Write(Item item)
     {
         var o = item.Outcome;
         byte[] png;
@@ -121,14 +125,14 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(record, WireJson.Default.ArchiveRecord);
         long bytes = png.Length + json.Length + (o.Heatmap?.Length ?? 0);
         var s = settings();
-        Directory.CreateDirectory(root);
-        long free = new DriveInfo(root).AvailableFreeSpace;
+        Directory.CreateDirectory(Root);
+        long free = new DriveInfo(Root).AvailableFreeSpace;
         if (free - bytes < s.MinFreeMb * 1024L * 1024L)
         {
             Skip($"frame {item.Meta.Id}: {free / (1024 * 1024)} MB free on the archive's disk, archive.min_free_mb is {s.MinFreeMb}");
             return;
         }
-        string dir = Path.Combine(root, item.Meta.CaptureUtc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        string dir = Path.Combine(Root, item.Meta.CaptureUtc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
         Directory.CreateDirectory(dir);
         string stem = Path.Combine(dir, $"{item.Meta.CaptureUtc:HHmmssfff}_{item.Meta.Id:D8}_{verdict}");
         File.WriteAllBytes(stem + ".png", png);

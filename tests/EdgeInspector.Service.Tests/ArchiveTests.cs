@@ -51,6 +51,9 @@ public class ArchiveTests(ITestOutputHelper output)
         Assert.Equal(3, three.Records);
         Assert.Equal(OnDisk(Path.Combine(tmp.Path, "cam1")), three.Bytes); // the index counts what is on disk
         long perRecord = three.Bytes / 3;
+        // A loop its supervisor restarts reads the folder again: the index is rebuilt, not doubled.
+        await Running(first, () => Task.Delay(200));
+        Assert.Equal(three, first.Status());
 
         // A restart reads the archive back, and a bound of ~5 records evicts the oldest of 8 as it goes.
         settings = settings with { MaxBytes = perRecord * 5 + perRecord / 2 };
