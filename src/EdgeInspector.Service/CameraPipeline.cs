@@ -156,7 +156,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
     }, CancellationToken.None);
 
     /// <summary>The status as the status topic would say it now (for HTTP and metrics).</summary>
-    public StatusMessage Status() => _status.Build(_status.Fps);
+    public StatusMessage Status() => _status.Build();
 
     /// <summary>The camera's recent verdicts and latest heatmap, for the live view.</summary>
     public LiveFeed Feed { get; }

@@ -43,22 +43,23 @@ internal sealed class ServiceMetrics
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
     /// <summary>The sink a camera's publisher tells of each verdict.</summary>
-    public IVerdictSink For(string camera)
-    {
-        // Created at once, so that a camera's losses read 0 before the first one rather than missing.
-        _dropped.WithLabels(camera);
-        _timeouts.WithLabels(camera);
-        return new Sink(this, camera);
-    }
+    public IVerdictSink For(string camera) => new Sink(this, camera);
 
+    /// <remarks>
+    /// The camera's series are looked up once, here, not per verdict; created at once, so that a camera's
+    /// losses read 0 before the first one rather than missing.
+    /// </remarks>
     private sealed class Sink(ServiceMetrics m, string camera) : IVerdictSink
     {
+        private readonly Histogram.Child _latency = m._latency.WithLabels(camera);
+        private readonly Counter.Child _dropped = m._dropped.WithLabels(camera), _timeouts = m._timeouts.WithLabels(camera);
+
         public void Published(VerdictMessage v, byte[]? heatmap)
         {
             m._verdicts.WithLabels(camera, v.Verdict).Inc();
-            m._latency.WithLabels(camera).Observe(v.LatencyMs / 1000.0);
-            if (v.Verdict == "dropped") m._dropped.WithLabels(camera).Inc();
-            else if (v.Verdict == "timeout") m._timeouts.WithLabels(camera).Inc();
+            _latency.Observe(v.LatencyMs / 1000.0);
+            if (v.Verdict == "dropped") _dropped.Inc();
+            else if (v.Verdict == "timeout") _timeouts.Inc();
         }
     }
 

@@ -165,39 +165,31 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
     }
 
     /// <summary>{"line", "config_version", "cameras": [{"status", "recent": [verdicts, newest first], "latest_frame"}]}.</summary>
-    private byte[] Cameras()
+    private byte[] Cameras() => JsonObject(w =>
     {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        w.WriteString("line", config.Settings.Line);
+        w.WriteNumber("config_version", inspection.ConfigVersion);
+        w.WriteStartArray("cameras");
+        foreach (var p in inspection.Pipelines)
         {
             w.WriteStartObject();
-            w.WriteString("line", config.Settings.Line);
-            w.WriteNumber("config_version", inspection.ConfigVersion);
-            w.WriteStartArray("cameras");
-            foreach (var p in inspection.Pipelines)
-            {
-                w.WriteStartObject();
-                w.WritePropertyName("status");
-                w.WriteRawValue(JsonSerializer.SerializeToUtf8Bytes(p.Status(), WireJson.Default.StatusMessage));
-                w.WriteStartArray("recent");
-                foreach (var v in p.Feed.Recent()) w.WriteRawValue(JsonSerializer.SerializeToUtf8Bytes(v, WireJson.Default.VerdictMessage));
-                w.WriteEndArray();
-                if (p.Feed.Latest is { } latest) w.WriteNumber("latest_frame", latest.FrameId);
-                else w.WriteNull("latest_frame");
-                w.WriteEndObject();
-            }
+            w.WritePropertyName("status");
+            w.WriteRawValue(JsonSerializer.SerializeToUtf8Bytes(p.Status(), WireJson.Default.StatusMessage));
+            w.WriteStartArray("recent");
+            foreach (var v in p.Feed.Recent()) w.WriteRawValue(JsonSerializer.SerializeToUtf8Bytes(v, WireJson.Default.VerdictMessage));
             w.WriteEndArray();
+            if (p.Feed.Latest is { } latest) w.WriteNumber("latest_frame", latest.FrameId);
+            else w.WriteNull("latest_frame");
             w.WriteEndObject();
         }
-        return buffer.ToArray();
-    }
+        w.WriteEndArray();
+    });
 
     /// <summary>The newest archived records of a camera: [{"stem", "record"}], newest first.</summary>
     private IResult ArchiveList(string camera, int? limit)
     {
         if (Find(camera) is not { } p) return Results.NotFound();
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        return Results.Bytes(Utf8(w =>
         {
             w.WriteStartArray();
             foreach (string stem in p.Archive.Newest(Math.Clamp(limit ?? 50, 1, 500)))
@@ -214,22 +206,29 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-        }
-        return Results.Bytes(buffer.ToArray(), "application/json");
+        }), "application/json");
     }
 
     private static Task Json(HttpContext ctx, int status, Action<Utf8JsonWriter> body)
     {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            body(w);
-            w.WriteEndObject();
-        }
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
-        return ctx.Response.Body.WriteAsync(buffer.ToArray()).AsTask();
+        return ctx.Response.Body.WriteAsync(JsonObject(body)).AsTask();
+    }
+
+    /// <summary>One JSON object, its members written by <paramref name="body"/>.</summary>
+    private static byte[] JsonObject(Action<Utf8JsonWriter> body) => Utf8(w =>
+    {
+        w.WriteStartObject();
+        body(w);
+        w.WriteEndObject();
+    });
+
+    private static byte[] Utf8(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer)) write(w);
+        return buffer.ToArray();
     }
 
     /// <summary>

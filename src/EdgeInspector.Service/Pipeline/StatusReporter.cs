@@ -30,13 +30,12 @@ internal sealed class StatusReporter(
             if (lost > lastLost) health.Report(Stages.Publish, $"{lost - lastLost} message(s) lost in delivery: {link.LastError}");
             lastLost = lost;
             long frames = Interlocked.Read(ref counters.Frames);
-            double fps = (frames - lastFrames) / Math.Max(1e-3, sw.Elapsed.TotalSeconds);
-            Fps = fps;
+            Fps = (frames - lastFrames) / Math.Max(1e-3, sw.Elapsed.TotalSeconds);
             lastFrames = frames;
             sw.Restart();
             try
             {
-                Send(fps);
+                Send();
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -48,11 +47,11 @@ internal sealed class StatusReporter(
         }
     }
 
-    /// <summary>Frames per second over the last status period.</summary>
+    /// <summary>Frames per second over the last status period (every status, periodic or not, says this one).</summary>
     public double Fps { get; private set; }
 
     /// <summary>Sets the retained status now.</summary>
-    public void Send(double fps = double.NaN) => link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(Build(double.IsNaN(fps) ? Fps : fps), WireJson.Default.StatusMessage));
+    public void Send() => link.SetStatus(JsonSerializer.SerializeToUtf8Bytes(Build(), WireJson.Default.StatusMessage));
 
     /// <summary>Sets the retained status now, logging rather than throwing (for fault paths).</summary>
     public void TrySend()
@@ -61,7 +60,7 @@ internal sealed class StatusReporter(
         catch (Exception e) when (e is not OperationCanceledException) { log.LogError(e, "Camera {Camera}: status could not be built", camera); }
     }
 
-    public StatusMessage Build(double fps)
+    public StatusMessage Build()
     {
         var e = engine();
         var l = live();
@@ -70,7 +69,7 @@ internal sealed class StatusReporter(
         string source = cameraState();
         var archived = archive.Status();
         return new StatusMessage(
-            health.State, e.Warm && source == "streaming", source, health.Snapshot(), camera, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), Math.Round(_uptime.Elapsed.TotalSeconds), Math.Round(fps, 2),
+            health.State, e.Warm && source == "streaming", source, health.Snapshot(), camera, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), Math.Round(_uptime.Elapsed.TotalSeconds), Math.Round(Fps, 2),
             Interlocked.Read(ref counters.Frames),
             new Dictionary<string, long>
             {
