@@ -180,6 +180,7 @@ internal sealed class InferenceStage(
             log.LogError(build.Exception, "Camera {Camera}: warm-up build failed; starting over", camera);
             engine.Reset();
             ReleaseDeferred();
+            PublishEngineState();
             return;
         }
         _catchUpScored = build.Result.Count;
@@ -189,6 +190,8 @@ internal sealed class InferenceStage(
         _snapshots.BecameWarm();
         log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.Reservoir.Count, _deferred.Count);
         if (_deferred.Count == 0) LogCaughtUp();
+        // Said now, not with the next frame: a triggered camera may not send one until the PLC sees ready.
+        PublishEngineState();
     }
 
     /// <summary>Pushes one frame that waited out the warm-up, if no live frame is queued. True when it did.</summary>
@@ -211,6 +214,7 @@ internal sealed class InferenceStage(
         }
         _snapshots.Learned();
         if (_deferred.Count == 0) LogCaughtUp();
+        PublishEngineState();
         return true;
     }
 
