@@ -8,7 +8,7 @@ namespace EdgeInspector.Cameras;
 /// <param name="ExposureUs">ExposureTime, if set.</param>
 /// <param name="GainDb">Gain, if set.</param>
 /// <param name="PixelFormat">PixelFormat name, if not empty.</param>
-/// <param name="Trigger">free_run, software or line.</param>
+/// <param name="Trigger">free_run, software, line, or plc (a software trigger for each trigger the PLC sends).</param>
 /// <param name="TriggerLine">TriggerSource for hardware triggering.</param>
 /// <param name="FrameRate">AcquisitionFrameRate in free run; the software trigger rate in software mode.</param>
 /// <param name="TimeoutMs">Wait for a buffer before counting a timeout.</param>
@@ -19,9 +19,11 @@ public sealed record GigeOptions(string Camera, double? ExposureUs, double? Gain
 /// frame rate and trigger mode through GenICam features, allocate stream buffers of the payload size and
 /// start acquisition. Buffers that arrive incomplete are counted and requeued, never delivered. A wait
 /// that times out is counted; the camera is then probed with a register read, and if that fails too the
-/// camera is declared lost (<see cref="FrameSourceException"/>) so that the pipeline reconnects.
+/// camera is declared lost (<see cref="FrameSourceException"/>) so that the pipeline reconnects. With
+/// trigger <c>plc</c> it fires one software trigger for each of <paramref name="triggers"/>, and the frame
+/// carries that trigger's part id; while no trigger comes, the camera is probed every timeout.
 /// </summary>
-public sealed class AravisSource(GigeOptions options, SourceCounters counters, ILogger? logger = null) : IFrameSource
+public sealed class AravisSource(GigeOptions options, SourceCounters counters, ILogger? logger = null, TriggerQueue? triggers = null) : IFrameSource
 {
     private const int StreamBuffers = 8;
     private ArvCameraHandle? _camera;
@@ -74,7 +76,8 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 AravisNative.arv_camera_set_frame_rate(camera, options.FrameRate, out err);
                 AravisNative.Check(err, $"{_description}: AcquisitionFrameRate {options.FrameRate}");
                 break;
-            case "software":
+            case "software" or "plc":
+                if (options.Trigger == "plc" && triggers is null) throw new FrameSourceException($"{_description}: trigger plc needs the PLC's trigger queue");
                 AravisNative.arv_camera_set_trigger(camera, "Software", out err);
                 AravisNative.Check(err, $"{_description}: TriggerSource Software");
                 break;
@@ -116,7 +119,15 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            if (options.Trigger == "software")
+            string? tag = null;
+            if (options.Trigger == "plc")
+            {
+                tag = NextTrigger(camera, ct);
+                if (tag is null) continue;
+                AravisNative.arv_camera_software_trigger(camera, out var terr);
+                AravisNative.Check(terr, $"{_description}: TriggerSoftware for part {tag} (camera lost?)");
+            }
+            else if (options.Trigger == "software")
             {
                 // The source paces software triggers itself at the configured rate.
                 var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _nextTrigger);
@@ -136,13 +147,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
             if (buffer == IntPtr.Zero)
             {
                 Interlocked.Increment(ref counters.Timeouts);
-                // A camera that stopped sending may be waiting for a trigger, or gone, or rebooted. Ask it on
-                // the wire (a feature getter may answer from Aravis' cache): the Control Channel Privilege
-                // register (GigE Vision bootstrap 0x0A00) fails to read when the camera is gone, and reads
-                // without our control bits when it rebooted (and forgot our stream settings) meanwhile.
-                AravisNative.arv_device_read_register(AravisNative.arv_camera_get_device(camera), 0x0A00, out uint ccp, out var perr);
-                AravisNative.Check(perr, $"{_description}: no frame for {options.TimeoutMs} ms and no answer to a register read: camera lost");
-                if ((ccp & 0x3) == 0) throw new FrameSourceException($"{_description}: camera lost: it no longer grants us control (it restarted)");
+                Probe(camera, $"no frame for {options.TimeoutMs} ms");
                 if (options.Trigger == "line") continue; // idle line: waiting for parts is normal
                 // Free run and software trigger always produce frames: repeated silence means the stream is broken.
                 if (++_silent >= 3) throw new FrameSourceException($"{_description}: camera lost: answers but sent no frame for {3 * options.TimeoutMs} ms");
@@ -167,7 +172,7 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 {
                     var span = new ReadOnlySpan<byte>((void*)data, checked((int)size));
                     Interlocked.Increment(ref counters.Frames);
-                    return CapturedFrame.Raw(span, width, height, layout, $"{_description} frame {id}", null, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+                    return CapturedFrame.Raw(span, width, height, layout, $"{_description} frame {id}", tag, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
                 }
             }
             finally
@@ -175,6 +180,38 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 AravisNative.arv_stream_push_buffer(stream, buffer);
             }
         }
+    }
+
+    /// <summary>
+    /// Waits for the PLC's next trigger; null when none came within the timeout, after making sure the
+    /// camera still answers (a trigger must not be the first to find it gone).
+    /// </summary>
+    private string? NextTrigger(ArvCameraHandle camera, CancellationToken ct)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        wait.CancelAfter(options.TimeoutMs);
+        try
+        {
+            return triggers!.NextAsync(wait.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            Probe(camera, $"no trigger for {options.TimeoutMs} ms");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A camera that sends nothing may be waiting for a trigger, or gone, or rebooted. Ask it on the wire (a
+    /// feature getter may answer from Aravis' cache): the Control Channel Privilege register (GigE Vision
+    /// bootstrap 0x0A00) fails to read when the camera is gone, and reads without our control bits when it
+    /// rebooted (and forgot our stream settings) meanwhile.
+    /// </summary>
+    private void Probe(ArvCameraHandle camera, string why)
+    {
+        AravisNative.arv_device_read_register(AravisNative.arv_camera_get_device(camera), 0x0A00, out uint ccp, out var perr);
+        AravisNative.Check(perr, $"{_description}: {why} and no answer to a register read: camera lost");
+        if ((ccp & 0x3) == 0) throw new FrameSourceException($"{_description}: camera lost: it no longer grants us control (it restarted)");
     }
 
     /// <inheritdoc />

@@ -6,9 +6,11 @@ namespace EdgeInspector.Cameras;
 /// Replays a folder of images at a set frame rate, once or looping: the demo's camera and the tests'.
 /// Files are read as bytes (decoded later, so a corrupt file becomes that frame's error verdict); the
 /// part id is the file's path inside the folder. Pacing uses absolute times, so a slow consumer does not make the replay
-/// drift slower: like a real line, it keeps producing and the queue policy decides.
+/// drift slower: like a real line, it keeps producing and the queue policy decides. Given
+/// <paramref name="triggers"/>, it takes its next image only on a trigger instead, and the frame carries
+/// the trigger's part id.
 /// </summary>
-public sealed class FolderReplaySource(string folder, double fps, bool loop, int? shuffleSeed = null) : IFrameSource
+public sealed class FolderReplaySource(string folder, double fps, bool loop, int? shuffleSeed = null, TriggerQueue? triggers = null) : IFrameSource
 {
     private static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
     private string[] _files = [];
@@ -16,7 +18,7 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
     private long _due;
 
     /// <inheritdoc />
-    public string Description => $"replay {folder} at {(fps > 0 ? $"{fps:0.##} fps" : "full speed")}{(loop ? ", looping" : "")}{(shuffleSeed is { } s ? $", shuffled (seed {s})" : ", in name order")}";
+    public string Description => $"replay {folder} {(triggers is not null ? "on each PLC trigger" : fps > 0 ? $"at {fps:0.##} fps" : "at full speed")}{(loop ? ", looping" : "")}{(shuffleSeed is { } s ? $", shuffled (seed {s})" : ", in name order")}";
 
     /// <summary>Lists the image files of a folder, recursively, in ordinal name order.</summary>
     public static string[] ListImages(string folder) =>
@@ -25,7 +27,7 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
             .Order(StringComparer.Ordinal)];
 
     /// <inheritdoc />
-    public bool IsRealTime => fps > 0;
+    public bool IsRealTime => fps > 0 || triggers is not null;
 
     /// <inheritdoc />
     public Task OpenAsync(CancellationToken cancellationToken)
@@ -48,7 +50,9 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
             if (!loop) return null;
             _next = 0;
         }
-        if (fps > 0)
+        string? tag = null;
+        if (triggers is not null) tag = await triggers.NextAsync(cancellationToken);
+        else if (fps > 0)
         {
             var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _due);
             if (wait > TimeSpan.Zero) await Task.Delay(wait, cancellationToken);
@@ -62,7 +66,7 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
         catch (IOException) { bytes = []; } // an unreadable file is delivered empty: its frame gets an error verdict
         // Part id: the path inside the folder without extension ("broken_large/000"), unique where names repeat.
         string rel = Path.GetRelativePath(folder, file);
-        string partId = Path.ChangeExtension(rel, null).Replace(Path.DirectorySeparatorChar, '/');
+        string partId = tag ?? Path.ChangeExtension(rel, null).Replace(Path.DirectorySeparatorChar, '/');
         return CapturedFrame.Encoded(bytes, file, partId, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
     }
 

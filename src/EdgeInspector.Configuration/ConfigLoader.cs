@@ -148,6 +148,7 @@ public static class ConfigLoader
                 Loop = rp.Bool("loop", true),
                 Order = rp.Str("order", "name", "name", "shuffle"),
                 Seed = rp.Int("seed", 0, 0, int.MaxValue),
+                Trigger = rp.Str("trigger", "none", "none", "plc"),
             };
             rp.RejectUnknown();
             if (source == "replay" && replay.Folder.Length == 0) c.Error(null, c.Path + ".replay.folder", "source 'replay' needs a folder of images");
@@ -158,7 +159,7 @@ public static class ConfigLoader
                 ExposureUs = g.OptNum("exposure_us", 1, 10_000_000),
                 GainDb = g.OptNum("gain_db", 0, 100),
                 PixelFormat = g.Str("pixel_format", ""),
-                Trigger = g.Str("trigger", "free_run", "free_run", "software", "line"),
+                Trigger = g.Str("trigger", "free_run", "free_run", "software", "line", "plc"),
                 TriggerLine = g.Str("trigger_line", "Line1"),
                 FrameRate = g.Num("frame_rate", 5, 0.01, 1000),
                 TimeoutMs = g.Int("timeout_ms", 2000, 10, 600_000),

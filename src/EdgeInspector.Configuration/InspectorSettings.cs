@@ -59,6 +59,9 @@ public sealed record CameraSettings
     public VideoSettings Video { get; init; } = new();
     /// <summary>Recipe active at start (empty: none).</summary>
     public string Recipe { get; init; } = "";
+
+    /// <summary>Whether the PLC triggers this camera's frames (its trigger topic).</summary>
+    public bool PlcTriggered => Source switch { "replay" => Replay.Trigger == "plc", "gige" => Gige.Trigger == "plc", _ => false };
 }
 
 /// <summary>Folder replay: the demo's and the tests' camera.</summary>
@@ -74,6 +77,8 @@ public sealed record ReplaySettings
     public string Order { get; init; } = "name";
     /// <summary>Seed of the shuffle.</summary>
     public int Seed { get; init; }
+    /// <summary>none | plc: the next image on each message on the trigger topic (fps is then not used).</summary>
+    public string Trigger { get; init; } = "none";
 }
 
 /// <summary>A GigE Vision camera through Aravis.</summary>
@@ -87,7 +92,7 @@ public sealed record GigeSettings
     public double? GainDb { get; init; }
     /// <summary>GenICam pixel format name; empty leaves the camera's value.</summary>
     public string PixelFormat { get; init; } = "";
-    /// <summary>free_run | software | line.</summary>
+    /// <summary>free_run | software | line | plc (a software trigger for each message on the trigger topic).</summary>
     public string Trigger { get; init; } = "free_run";
     /// <summary>Hardware trigger input (trigger: line).</summary>
     public string TriggerLine { get; init; } = "Line1";

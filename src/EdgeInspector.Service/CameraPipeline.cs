@@ -44,7 +44,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
 
     /// <param name="linkFactory">Makes the camera's link, given the handler for the messages it receives.</param>
     /// <param name="onFatal">Called once when a stage has failed too often to be restarted.</param>
-    public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, IFrameSource> sourceFactory,
+    /// <param name="sourceFactory">Makes the camera's source, given its counters and the PLC's triggers (for a triggered camera).</param>
+    public CameraPipeline(CameraSettings camera, LiveSettings live, FrameInspector inspector, Func<SourceCounters, TriggerQueue, IFrameSource> sourceFactory,
         Func<Func<string, byte[], Task>, IMessageLink> linkFactory, Topics topics, string modelHash, CameraState state, ILogger log, Action<string> onFatal,
         IVerdictSink? metrics = null)
     {
@@ -62,10 +63,11 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _link = linkFactory((topic, payload) => commands!.OnMessageAsync(topic, payload));
         IVerdictSink[] sinks = metrics is null ? [state.Feed] : [state.Feed, metrics];
         var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, sinks, log);
-        commands = new CommandHandler(topics, name, partIds, Live, publisher);
+        commands = new CommandHandler(topics, name, partIds, part => _acquire!.Trigger(part), Live, publisher);
         _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
         var decider = new VerdictDecider(name, inspector, publisher, _archive, state.Feed, Live);
-        _acquire = new AcquisitionStage(camera, () => sourceFactory(SourceCounters), SourceCounters, Live, state, _work, _events, partIds, Counters, log);
+        var triggers = new TriggerQueue();
+        _acquire = new AcquisitionStage(camera, () => sourceFactory(SourceCounters, triggers), SourceCounters, Live, state, _work, _events, partIds, triggers, Counters, log);
         _infer = new InferenceStage(name, inspector, _work.Reader, _events, decider, commands, publisher, state, Live, Counters, Health, log,
             modelHash, topics.Snapshot(live.Settings.Mqtt.SpoolDir, name));
         _sequence = new SequencingStage(name, _events, publisher, Live, Counters, log);

@@ -61,11 +61,13 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     {
         var s = live.Settings;
         var logger = loggers.CreateLogger($"Camera.{cam.Name}");
-        Func<SourceCounters, IFrameSource> source = cam.Source switch
+        Func<SourceCounters, TriggerQueue, IFrameSource> source = cam.Source switch
         {
-            "gige" => counters => new AravisSource(new GigeOptions(cam.Gige.Camera, cam.Gige.ExposureUs, cam.Gige.GainDb, cam.Gige.PixelFormat, cam.Gige.Trigger, cam.Gige.TriggerLine, cam.Gige.FrameRate, cam.Gige.TimeoutMs), counters, logger),
-            "video" => _ => new VideoCaptureSource(cam.Video.Uri),
-            _ => _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null),
+            "gige" => (counters, triggers) => new AravisSource(new GigeOptions(cam.Gige.Camera, cam.Gige.ExposureUs, cam.Gige.GainDb, cam.Gige.PixelFormat, cam.Gige.Trigger, cam.Gige.TriggerLine, cam.Gige.FrameRate, cam.Gige.TimeoutMs), counters, logger,
+                cam.PlcTriggered ? triggers : null),
+            "video" => (_, _) => new VideoCaptureSource(cam.Video.Uri),
+            _ => (_, triggers) => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, cam.Replay.Loop, cam.Replay.Order == "shuffle" ? cam.Replay.Seed : null,
+                cam.PlcTriggered ? triggers : null),
         };
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? EmbeddedHost(s.Mqtt) : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
         var state = State(cam);

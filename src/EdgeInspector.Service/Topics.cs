@@ -5,7 +5,7 @@ using EdgeInspector.Mqtt;
 
 namespace EdgeInspector.Service;
 
-/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack,part}</c>.</summary>
+/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack,part,trigger}</c>.</summary>
 internal sealed class Topics(string prefix, string line)
 {
     public string Line => line;
@@ -17,6 +17,7 @@ internal sealed class Topics(string prefix, string line)
     public string Command(string camera) => Base(camera) + "/command";
     public string CommandAck(string camera) => Base(camera) + "/command/ack";
     public string Part(string camera) => Base(camera) + "/part";
+    public string Trigger(string camera) => Base(camera) + "/trigger";
 
     /// <summary>The camera's spool folder.</summary>
     public string Spool(string spoolDir, string camera) => Path.Combine(spoolDir, line, camera);
@@ -54,7 +55,7 @@ internal sealed class MqttLinkOptionsFactory(MqttSettings mqtt, string host, str
         mqtt.Tls.Enabled, mqtt.Tls.CaFile.Length > 0 ? mqtt.Tls.CaFile : null, mqtt.Tls.AllowUntrusted,
         topics.Status(camera),
         JsonSerializer.SerializeToUtf8Bytes(new OfflineMessage("offline", camera), WireJson.Default.OfflineMessage),
-        [topics.Command(camera), topics.Part(camera)],
+        [topics.Command(camera), topics.Part(camera), topics.Trigger(camera)],
         topics.Spool(mqtt.SpoolDir, camera),
         mqtt.SpoolMaxMessages, mqtt.SpoolMinFreeMb * 1024L * 1024L);
 }

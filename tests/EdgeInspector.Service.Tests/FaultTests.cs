@@ -74,7 +74,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         var log = new ListLogger();
         var engine = inspector?.Invoke(Backbone.Value, s.Engine) ?? new FrameInspector(Backbone.Value, s.Engine);
         Run? run = null;
-        var pipeline = new CameraPipeline(cam, new LiveSettings(s, 1), engine, _ => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, false),
+        var pipeline = new CameraPipeline(cam, new LiveSettings(s, 1), engine, (_, _) => new FolderReplaySource(cam.Replay.Folder, cam.Replay.Fps, false),
             handler => { link.Handler = handler; return link; }, new Topics("edgeinspector", "testline"), Backbone.Value.Model.ModelHash, new CameraState(1, cam.Recipe), log, reason => run!.Fatal = reason);
         run = new Run { Pipeline = pipeline, Link = link, Log = log };
         pipeline.Start(null);

@@ -346,6 +346,19 @@ http:
       order: {order}
 """;
 
+    /// <summary>Camera gige1: the Aravis fake camera on 127.0.0.1, with short timeouts so that a lost camera is seen in seconds.</summary>
+    public static string Gige(string trigger) => $"""
+  - name: gige1
+    source: gige
+    gige:
+      camera: 127.0.0.1
+      pixel_format: Mono8
+      trigger: {trigger}
+      frame_rate: 4
+      timeout_ms: 1000
+      reconnect_max_s: 1
+""";
+
     public static string Broker(int port) => $"  host: 127.0.0.1\n  port: {port}";
 
     public static string Embedded(int port) => $"  host: \"\"\n  port: {port}";

@@ -128,18 +128,7 @@ public class ServiceTests
         await camera.StartAsync();
         await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
         await probe.ConnectAsync();
-        string cam = """
-  - name: gige1
-    source: gige
-    gige:
-      camera: 127.0.0.1
-      pixel_format: Mono8
-      trigger: free_run
-      frame_rate: 4
-      timeout_ms: 1000
-      reconnect_max_s: 1
-""";
-        using var service = new ServiceRun(tmp.Path, Yaml.Config(cam, Yaml.Broker(broker.Port), tmp.Path));
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("free_run"), Yaml.Broker(broker.Port), tmp.Path));
         await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "verdicts from the fake camera", service.Process);
         // The line announces part ids: each goes to the next frame captured, in order.
         foreach (string part in new[] { "P-1", "P-2", "P-3" }) await probe.PublishAsync("edgeinspector/testline/gige1/part", part);

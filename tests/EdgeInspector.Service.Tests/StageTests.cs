@@ -24,17 +24,93 @@ public class StageTests
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
-    private static (AcquisitionStage Stage, Channel<Work> Work, FrameEvents Events, PipelineCounters Counters) Acquisition(string policy, int frames)
+    /// <summary>
+    /// A camera the PLC triggers: each read waits until the test allows one, then takes the next trigger
+    /// and delivers a frame tagged with it, or, once <see cref="Lose"/> was called, fails as a lost camera.
+    /// </summary>
+    private sealed class TriggeredCamera(TriggerQueue triggers) : IFrameSource
+    {
+        private readonly SemaphoreSlim _reads = new(0);
+        private volatile bool _lost;
+
+        public string Description => "fake triggered";
+
+        public Task OpenAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void AllowRead() => _reads.Release();
+
+        public void Lose()
+        {
+            _lost = true;
+            _reads.Release();
+        }
+
+        public async ValueTask<CapturedFrame?> ReadAsync(CancellationToken cancellationToken)
+        {
+            await _reads.WaitAsync(cancellationToken);
+            if (_lost) throw new FrameSourceException("fake camera lost");
+            string tag = await triggers.NextAsync(cancellationToken);
+            return CapturedFrame.Encoded([1, 2, 3], "fake triggered", tag, System.Diagnostics.Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    private static (AcquisitionStage Stage, Channel<Work> Work, FrameEvents Events, PipelineCounters Counters) Acquisition(
+        string policy, int frames, string trigger = "none", TriggerQueue? triggers = null, Func<IFrameSource>? source = null)
     {
         using var tmp = new TempFolder();
-        var s = ConfigLoader.Parse($"line: l\ncameras:\n  - name: c\n    source: replay\n    replay:\n      folder: {tmp.Path}\nmodel:\n  path: {Yaml.Model}\nengine:\n  drop_policy: {policy}\n", "t.yaml", tmp.Path);
+        var s = ConfigLoader.Parse($"line: l\ncameras:\n  - name: c\n    source: replay\n    replay:\n      folder: {tmp.Path}\n      trigger: {trigger}\nmodel:\n  path: {Yaml.Model}\nengine:\n  drop_policy: {policy}\n", "t.yaml", tmp.Path);
         var work = Channel.CreateBounded<Work>(new BoundedChannelOptions(2) { FullMode = BoundedChannelFullMode.Wait });
         var events = new FrameEvents();
         var counters = new PipelineCounters();
         var log = new ListLogger();
-        var stage = new AcquisitionStage(s.Cameras[0], () => new FakeCamera(frames), new SourceCounters(), () => new LiveSettings(s, 1),
-            new CameraState(1, ""), work, events, new PartIdQueue("c", counters, log), counters, log);
+        var stage = new AcquisitionStage(s.Cameras[0], source ?? (() => new FakeCamera(frames)), new SourceCounters(), () => new LiveSettings(s, 1),
+            new CameraState(1, ""), work, events, new PartIdQueue("c", counters, log), triggers ?? new TriggerQueue(), counters, log);
         return (stage, work, events, counters);
+    }
+
+    [Fact]
+    public async Task Every_PLC_trigger_gets_its_frame_or_an_answer_for_its_part()
+    {
+        var triggers = new TriggerQueue(capacity: 2);
+        var camera = new TriggeredCamera(triggers);
+        var (stage, work, events, counters) = Acquisition("drop_oldest", 0, "plc", triggers, () => camera);
+        // Not streaming yet: answered at once, camera lost.
+        Assert.Null(stage.Trigger("A"));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var loop = stage.RunAsync(cts.Token);
+        while (stage.State != "streaming") await Task.Delay(10, cts.Token);
+        // Two wait for the camera; a third finds the queue full and is answered dropped.
+        Assert.Null(stage.Trigger("B"));
+        Assert.Null(stage.Trigger("C"));
+        Assert.Null(stage.Trigger("D"));
+        camera.AllowRead();
+        var b = await work.Reader.ReadAsync(cts.Token);
+        Assert.Equal("B", b.Meta.PartId);
+        // The camera is lost with C still waiting: C is answered, not served by the camera that comes back.
+        camera.Lose();
+        while (stage.State != "lost") await Task.Delay(10, cts.Token);
+        cts.Cancel();
+        await loop;
+        Assert.False(triggers.TryTake(out _));
+
+        var all = Drain(events);
+        var registered = all.OfType<FrameEvents.Registered>().ToList();
+        Assert.Equal([1, 2, 3, 4], registered.Select(r => r.Meta.Id)); // in order, from two threads
+        Assert.Equal(["A", "D", "B", "C"], registered.Select(r => r.Meta.PartId));
+        var answered = all.OfType<FrameEvents.Completed>().ToDictionary(c => registered.Single(r => r.Meta.Id == c.Id).Meta.PartId!, c => c.Outcome);
+        Assert.Equal(["A", "C", "D"], answered.Keys.Order());
+        Assert.Equal((VerdictKind.Error, ErrorCode.CameraLost), (answered["A"].Kind, answered["A"].Cause));
+        Assert.Equal((VerdictKind.Error, ErrorCode.CameraLost), (answered["C"].Kind, answered["C"].Cause));
+        Assert.Equal(VerdictKind.Dropped, answered["D"].Kind);
+        Assert.Contains("camera lost before its frame", answered["C"].Error);
+        Assert.Equal(4, counters.Frames);
+
+        // A camera that is not triggered by the PLC refuses a trigger, saying which setting would.
+        var (free, _, freeEvents, _) = Acquisition("drop_oldest", 0);
+        Assert.Equal("camera c is not triggered by the PLC (set replay.trigger: plc)", free.Trigger("X"));
+        Assert.Empty(Drain(freeEvents));
     }
 
     private static List<FrameEvents.Event> Drain(FrameEvents events)

@@ -12,15 +12,20 @@ namespace EdgeInspector.Service;
 /// Acquire: opens the camera (reconnecting with back-off when it goes), stamps every frame with its id,
 /// capture time and part id, registers it with the sequencer before anyone can work on it, and admits it
 /// to the bounded inference queue. When the queue is full the drop policy picks the frame that is
-/// answered <c>dropped</c> at once.
+/// answered <c>dropped</c> at once. A camera the PLC triggers takes one frame per trigger; a trigger it
+/// cannot serve (the camera not streaming, or lost before the frame came) is answered at once as a verdict
+/// for that part: <c>error</c>, camera lost.
 /// </summary>
 internal sealed class AcquisitionStage(
     CameraSettings camera, Func<IFrameSource> sourceFactory, SourceCounters sourceCounters, Func<LiveSettings> live, CameraState state,
-    Channel<Work> work, FrameEvents events, PartIdQueue partIds, PipelineCounters counters, ILogger log)
+    Channel<Work> work, FrameEvents events, PartIdQueue partIds, TriggerQueue triggers, PipelineCounters counters, ILogger log)
 {
     public Heartbeat Heartbeat { get; } = new();
 
     private volatile string _state = "opening";
+    // Frame ids are taken and registered together: triggers are answered from the MQTT thread, frames
+    // from this loop, and the sequencer needs ids registered in increasing order.
+    private readonly Lock _register = new();
 
     /// <summary>opening | streaming | lost (reconnecting) | finished (a replay that does not loop ran out).</summary>
     public string State => _state;
@@ -39,6 +44,7 @@ internal sealed class AcquisitionStage(
                 await source.OpenAsync(ct);
                 if (everOpened) Interlocked.Increment(ref sourceCounters.Reconnects);
                 everOpened = true;
+                AnswerWaitingTriggers("it was not streaming when they came"); // a reconnected camera serves new triggers only
                 _state = "streaming";
                 log.LogInformation("Camera {Camera}: {Source} open", camera.Name, source.Description);
                 backoff = TimeSpan.FromMilliseconds(250);
@@ -59,6 +65,7 @@ internal sealed class AcquisitionStage(
                     {
                         log.LogInformation("Camera {Camera}: source finished", camera.Name);
                         _state = "finished";
+                        AnswerWaitingTriggers("the replay has run out");
                         await Task.Delay(Timeout.Infinite, ct);
                     }
                     Admit(frame!);
@@ -72,6 +79,7 @@ internal sealed class AcquisitionStage(
             {
                 counters.LastError = $"camera: {e.Message}";
                 _state = "lost";
+                AnswerWaitingTriggers(e.Message);
                 log.LogWarning("Camera {Camera}: {Error}; reconnecting in {Delay:0.0} s", camera.Name, e.Message, backoff.TotalSeconds);
             }
             finally
@@ -82,6 +90,7 @@ internal sealed class AcquisitionStage(
             catch (OperationCanceledException) { break; }
             backoff = TimeSpan.FromSeconds(Math.Min(backoff.TotalSeconds * 2, maxBackoff));
         }
+        AnswerWaitingTriggers("the camera's pipeline stopped");
     }
 
     /// <summary>Stamps, registers and queues one captured frame (or answers it dropped).</summary>
@@ -89,12 +98,9 @@ internal sealed class AcquisitionStage(
     {
         // The source's own part id (replay: the file) wins; otherwise the next one the line announced.
         string? part = frame.PartId ?? (partIds.TryTake(out string? announced) ? announced : null);
-        var meta = new FrameMeta(state.Next(), part, frame.CaptureUtc, frame.CaptureTimestamp);
-        Interlocked.Increment(ref counters.Frames);
         var settings = live().Settings;
-        long deadline = frame.CaptureTimestamp + (long)(settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
         // Registered before it can be worked on: the sequencer always learns of a frame before its result.
-        events.Register(meta, deadline);
+        var meta = Register(part, frame.CaptureUtc, frame.CaptureTimestamp);
         var w = new Work(meta, frame);
         if (work.Writer.TryWrite(w)) return;
         if (settings.Engine.DropPolicy == "drop_newest")
@@ -106,6 +112,45 @@ internal sealed class AcquisitionStage(
         // reads from the queue here too: the channel is not single-reader for that reason.)
         if (work.Reader.TryRead(out var oldest)) Drop(oldest);
         if (!work.Writer.TryWrite(w)) Drop(w);
+    }
+
+    /// <summary>A new frame id for a capture, registered with the sequencer under its deadline.</summary>
+    private FrameMeta Register(string? part, DateTimeOffset captureUtc, long captureTimestamp)
+    {
+        long deadline = captureTimestamp + (long)(live().Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
+        lock (_register)
+        {
+            var meta = new FrameMeta(state.Next(), part, captureUtc, captureTimestamp);
+            Interlocked.Increment(ref counters.Frames);
+            events.Register(meta, deadline);
+            return meta;
+        }
+    }
+
+    /// <summary>
+    /// A trigger from the PLC for <paramref name="partId"/>: queued for the camera, or answered at once
+    /// when the camera cannot take it. Null when taken; otherwise why it was refused (this camera is not
+    /// triggered by the PLC), for the command acknowledgement.
+    /// </summary>
+    public string? Trigger(string partId)
+    {
+        if (!camera.PlcTriggered) return $"camera {camera.Name} is not triggered by the PLC (set {camera.Source}.trigger: plc)";
+        if (_state != "streaming") Answer(partId, VerdictKind.Error, ErrorCode.CameraLost, $"trigger for part {partId}: the camera is {_state}, not streaming");
+        else if (!triggers.TryFire(partId)) Answer(partId, VerdictKind.Dropped, ErrorCode.None, $"trigger for part {partId}: {triggers.Capacity} triggers already wait for the camera");
+        return null;
+    }
+
+    /// <summary>Triggers the camera will not serve now (it was lost, or ran out) are answered, not left waiting.</summary>
+    private void AnswerWaitingTriggers(string why)
+    {
+        while (triggers.TryTake(out string partId)) Answer(partId, VerdictKind.Error, ErrorCode.CameraLost, $"trigger for part {partId}: camera lost before its frame: {why}");
+    }
+
+    /// <summary>A verdict for a part no frame was captured for: registered and completed at once.</summary>
+    private void Answer(string partId, VerdictKind kind, ErrorCode cause, string error)
+    {
+        var meta = Register(partId, DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
+        events.Complete(meta.Id, new FrameOutcome { Kind = kind, Cause = cause, Error = error });
     }
 
     private void Drop(Work w)

@@ -6,11 +6,13 @@ namespace EdgeInspector.Service;
 
 /// <summary>
 /// Commands: reads what arrives on the camera's subscribed topics. Part ids go to the
-/// <see cref="PartIdQueue"/>; every message on the command topic is answered, refused at once saying
-/// why when malformed (never echoing more than a short id and name), or queued for the inference stage,
+/// <see cref="PartIdQueue"/>; triggers to the acquisition stage (<paramref name="trigger"/>: null when
+/// taken, else why not), whose verdict answers them; a malformed or refused trigger is answered on the
+/// acknowledgement topic. Every message on the command topic is answered, refused at once saying why
+/// when malformed (never echoing more than a short id and name), or queued for the inference stage,
 /// which owns the engine and acknowledges it once applied.
 /// </summary>
-internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue partIds, Func<LiveSettings> live, VerdictPublisher publisher)
+internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue partIds, Func<string, string?> trigger, Func<LiveSettings> live, VerdictPublisher publisher)
 {
     /// <summary>A command to apply on the inference thread.</summary>
     public sealed record Command(string Id, string Name, string? Recipe);
@@ -30,6 +32,12 @@ internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue p
         if (topic == topics.Part(camera))
         {
             partIds.Announce(Clip(Encoding.UTF8.GetString(payload).Trim(), 256));
+            return Task.CompletedTask;
+        }
+        if (topic == topics.Trigger(camera))
+        {
+            string? refused = ParseTrigger(payload, out string id, out string? partId) ? trigger(partId!) : $"expected {TriggerForm}";
+            if (refused is not null) publisher.Ack(id, "trigger", false, refused);
             return Task.CompletedTask;
         }
         if (Parse(payload, out var command, out string refusal)) Accept(command!);
@@ -98,6 +106,32 @@ internal sealed class CommandHandler(Topics topics, string camera, PartIdQueue p
         catch (JsonException e)
         {
             refusal = $"not JSON ({Clip(e.Message, 200)}); {Form}";
+            return false;
+        }
+    }
+
+    private const string TriggerForm = "{\"part_id\":\"…\",\"id\":\"…\"} on the trigger topic";
+
+    /// <summary>Reads a trigger: its part id (a non-empty string, at most 256 characters) and its optional id.</summary>
+    internal static bool ParseTrigger(byte[] payload, out string id, out string? partId)
+    {
+        id = "";
+        partId = null;
+        if (payload.Length > MaxCommandBytes) return false;
+        try
+        {
+            using var doc = JsonDocument.Parse(payload);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return false;
+            if (root.TryGetProperty("id", out var i)) id = Clip(i.ValueKind == JsonValueKind.String ? i.GetString()! : i.GetRawText(), 64);
+            if (root.TryGetProperty("part_id", out var p) && p.ValueKind == JsonValueKind.String && p.GetString()!.Trim().Length > 0 && p.GetString()!.Length <= 256)
+            {
+                partId = p.GetString()!.Trim();
+            }
+            return partId is not null;
+        }
+        catch (JsonException)
+        {
             return false;
         }
     }

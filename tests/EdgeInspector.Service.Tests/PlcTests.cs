@@ -1,0 +1,107 @@
+using System.Text.Json;
+using EdgeInspector.Integration.Tests;
+using Xunit.Abstractions;
+using static EdgeInspector.Service.Tests.ReplayFolders;
+
+namespace EdgeInspector.Service.Tests;
+
+/// <summary>
+/// The PLC's trigger end to end: the service as a process, a real mosquitto, a replay and the Aravis fake
+/// camera triggered by messages on the trigger topic.
+/// </summary>
+public class PlcTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
+
+    private static List<string?> Parts(List<Received> verdicts) => [.. verdicts.Select(v => v.Json.GetProperty("part_id").GetString())];
+
+    private static async Task Trigger(Probe probe, string camera, params string[] parts)
+    {
+        foreach (string part in parts)
+        {
+            await probe.PublishAsync($"edgeinspector/testline/{camera}/trigger", JsonSerializer.Serialize(new { part_id = part, id = "t-" + part }));
+            await Task.Delay(150);
+        }
+    }
+
+    [Fact]
+    public async Task A_triggered_replay_answers_each_trigger_once_with_exactly_its_part_id_and_captures_nothing_else()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 12, defects: 2);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
+        await probe.ConnectAsync();
+        string cam = Yaml.Replay(folder, fps: 4, loop: true) + "\n      trigger: plc";
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(cam, Yaml.Broker(broker.Port), tmp.Path));
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString() == "streaming", Long, "the replay open", service.Process);
+        await Task.Delay(1000);
+        Assert.Empty(probe.On("/verdict")); // no trigger, no frame
+
+        // Ten to warm the engine (batch 8), then four more once it is warm.
+        string[] parts = [.. Enumerable.Range(1, 14).Select(i => $"T-{i:D2}")];
+        await Trigger(probe, "cam1", parts[..10]);
+        await probe.WaitFor(p => p.On("/verdict").Count >= 10 && p.On("/status").Last().Json.GetProperty("engine").GetProperty("warm").GetBoolean(), Long, "10 verdicts and a warm engine", service.Process);
+        await Trigger(probe, "cam1", parts[10..]);
+        await probe.WaitFor(p => p.On("/verdict").Count >= 14, Long, "14 verdicts", service.Process);
+        await Task.Delay(1500);
+        var verdicts = probe.On("/verdict");
+        Assert.Equal(parts, Parts(verdicts)); // one each, in order, with exactly the trigger's part id
+        var ids = verdicts.Select(v => v.Json.GetProperty("frame_id").GetInt64()).ToList();
+        Assert.Equal(ids.Order(), ids);
+        Assert.All(verdicts[10..], v => Assert.Contains(v.Json.GetProperty("verdict").GetString(), new[] { "pass", "fail", "unsure" })); // scored once warm
+
+        // A malformed trigger is refused on the acknowledgement topic, and causes no frame.
+        await probe.PublishAsync("edgeinspector/testline/cam1/trigger", "{\"id\":\"bad-1\",\"part\":\"T-15\"}");
+        await probe.WaitFor(p => p.On("/command/ack").Any(a => a.Json.GetProperty("id").GetString() == "bad-1"), TimeSpan.FromSeconds(20), "the refusal", service.Process);
+        var ack = probe.On("/command/ack").Single(a => a.Json.GetProperty("id").GetString() == "bad-1").Json;
+        Assert.False(ack.GetProperty("ok").GetBoolean());
+        Assert.Equal("trigger", ack.GetProperty("command").GetString());
+        Assert.Contains("part_id", ack.GetProperty("message").GetString());
+        await Task.Delay(1000);
+        Assert.Equal(14, probe.On("/verdict").Count);
+        output.WriteLine($"14 triggers, 14 verdicts: {string.Join(" ", verdicts.Select(v => $"{v.Json.GetProperty("part_id").GetString()}:{v.Json.GetProperty("verdict").GetString()}"))}");
+    }
+
+    [Fact]
+    public async Task A_triggered_GigE_camera_takes_one_frame_per_trigger_and_a_trigger_while_it_is_lost_is_answered_camera_lost()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        using var camera = new FakeCamera();
+        await camera.StartAsync();
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
+        await probe.ConnectAsync();
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("plc"), Yaml.Broker(broker.Port), tmp.Path));
+        string? State(Probe p) => p.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString();
+        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera open", service.Process);
+        await Task.Delay(1500);
+        Assert.Empty(probe.On("/verdict")); // software-triggered: no trigger, no frame
+
+        await Trigger(probe, "gige1", "G-1", "G-2", "G-3");
+        await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "3 verdicts", service.Process);
+        await Task.Delay(1500);
+        Assert.Equal(["G-1", "G-2", "G-3"], Parts(probe.On("/verdict")));
+
+        camera.Kill();
+        await probe.WaitFor(p => State(p) == "lost", TimeSpan.FromSeconds(30), "the camera seen lost", service.Process);
+        await Trigger(probe, "gige1", "G-lost");
+        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-lost"), TimeSpan.FromSeconds(10), "the answer to a trigger while the camera is lost", service.Process);
+        var lost = probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == "G-lost").Json;
+        Assert.Equal("error", lost.GetProperty("verdict").GetString());
+        Assert.Equal(6, lost.GetProperty("error_code").GetInt32());
+        Assert.True(lost.GetProperty("reject").GetBoolean());
+        Assert.False(probe.On("/status").Last().Json.GetProperty("ready").GetBoolean());
+
+        // Back: triggers are served again, and the one answered while it was away is not served twice.
+        await camera.StartAsync();
+        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera back", service.Process);
+        await Trigger(probe, "gige1", "G-4");
+        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-4"), Long, "a verdict after the camera came back", service.Process);
+        await Task.Delay(1500);
+        Assert.Equal(["G-1", "G-2", "G-3", "G-lost", "G-4"], Parts(probe.On("/verdict")));
+        output.WriteLine($"verdicts: {string.Join(" ", probe.On("/verdict").Select(v => $"{v.Json.GetProperty("part_id").GetString()}:{v.Json.GetProperty("verdict").GetString()}/{v.Json.GetProperty("error_code").GetInt32()}"))}");
+    }
+}
