@@ -81,4 +81,47 @@ public static class PlotRenderer
         }
         return img;
     }
+    /// <summary>
+    /// A histogram of latencies (ms) on a 720×420 canvas: bars of <paramref name="binMs"/>, the count on a
+    /// log scale (so that the tail's few frames stay visible beside the bulk), and the p50, p95 and p99 marked.
+    /// </summary>
+    public static Mat LatencyHistogram(IReadOnlyList<double> latenciesMs, double binMs, string title)
+    {
+        const int width = 720, height = 420, left = 60, right = 20, top = 50, bottom = 50;
+        var img = new Mat(height, width, MatType.CV_8UC3, Scalar.White);
+        var sorted = latenciesMs.Order().ToArray();
+        if (sorted.Length == 0) return img;
+        double max = Math.Max(binMs, Math.Ceiling(sorted[^1] / binMs) * binMs);
+        int bins = (int)Math.Ceiling(max / binMs);
+        var counts = new int[bins];
+        foreach (double v in sorted) counts[Math.Min(bins - 1, (int)(v / binMs))]++;
+        double logMax = Math.Log10(counts.Max() + 1);
+        int plotW = width - left - right, plotH = height - top - bottom;
+        int X(double ms) => left + (int)(ms / max * plotW);
+        int Y(int count) => height - bottom - (int)(Math.Log10(count + 1) / logMax * plotH);
+        for (int b = 0; b < bins; b++)
+        {
+            if (counts[b] > 0) Cv2.Rectangle(img, new Point(X(b * binMs), Y(counts[b])), new Point(Math.Max(X((b + 1) * binMs) - 1, X(b * binMs)), height - bottom), new Scalar(180, 120, 40), -1);
+        }
+        Cv2.Rectangle(img, new Point(left, top), new Point(left + plotW, top + plotH), Scalar.Black, 1);
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        for (int t = 0; t <= 5; t++)
+        {
+            double ms = max * t / 5;
+            Cv2.PutText(img, ms.ToString("0", inv), new Point(X(ms) - 12, height - bottom + 18), HersheyFonts.HersheySimplex, 0.4, Scalar.Black);
+        }
+        for (int c = 1; c <= counts.Max(); c *= 10) Cv2.PutText(img, c.ToString(inv), new Point(8, Y(c) + 4), HersheyFonts.HersheySimplex, 0.4, Scalar.Black);
+        Cv2.PutText(img, "capture to publish (ms)", new Point(width / 2 - 90, height - 12), HersheyFonts.HersheySimplex, 0.5, Scalar.Black);
+        Cv2.PutText(img, "frames (log)", new Point(8, top - 10), HersheyFonts.HersheySimplex, 0.45, Scalar.Black);
+        Cv2.PutText(img, title, new Point(left + 90, 24), HersheyFonts.HersheySimplex, 0.55, Scalar.Black);
+        Scalar[] colours = [new(0, 160, 0), new(0, 140, 230), new(0, 0, 220)];
+        double[] qs = [0.5, 0.95, 0.99];
+        for (int k = 0; k < qs.Length; k++)
+        {
+            double v = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(qs[k] * sorted.Length) - 1)];
+            Cv2.Line(img, new Point(X(v), top), new Point(X(v), height - bottom), colours[k], 2);
+            Cv2.PutText(img, $"p{qs[k] * 100:0} {v.ToString("0", inv)} ms", new Point(left + plotW - 170, top + 20 + 18 * k), HersheyFonts.HersheySimplex, 0.5, colours[k]);
+        }
+        return img;
+    }
 }

@@ -15,6 +15,8 @@ using MQTTnet;
 //             arrival at this subscriber (timestamp_ms against this clock: same machine);
 //   rate      verdicts per second over the run after warm-up, by kind;
 //   memory    the service's resident set (VmRSS, /proc) when frame ids cross each checkpoint.
+// Writes the summary (JSON), every frame's latency (CSV: frame, verdict, service ms, arrival ms, arrival
+// time in s since the start) and a histogram of the scored frames' latency after warm-up (PNG).
 var opts = Args.Parse(args);
 string repo = Args.Repo();
 string dll = Path.Combine(repo, "src", "EdgeInspector.Service", "bin", "Release", "net10.0", "edgeinspector.dll");
@@ -128,8 +130,19 @@ var result = new Dictionary<string, object?>
     ["rss_mb"] = rss.Select(r => new Dictionary<string, double> { ["frames"] = r.Frames, ["mb"] = Math.Round(r.Mb, 1) }).ToList(),
 };
 Directory.CreateDirectory(opts.Out);
+string stem = Path.Combine(opts.Out, $"linebench-{opts.Fps.ToString(CultureInfo.InvariantCulture)}fps-{opts.Frames}");
+var csv = new System.Text.StringBuilder("frame_id,verdict,latency_service_ms,latency_arrival_ms,arrived_s\n");
+foreach (var v in all.OrderBy(v => v.Id)) csv.Append(CultureInfo.InvariantCulture, $"{v.Id},{v.Kind},{v.ServiceMs},{v.ArrivalMs},{v.At:0.000}\n");
+File.WriteAllText(stem + "-latency.csv", csv.ToString());
+using (var histogram = EdgeInspector.Imaging.PlotRenderer.LatencyHistogram([.. scored.Select(v => v.ServiceMs)], 25,
+    $"{Path.GetFileName(opts.Category)}, {(opts.Fps > 0 ? $"{opts.Fps.ToString(CultureInfo.InvariantCulture)} fps" : "max rate")}: {scored.Count} scored frames after warm-up"))
+{
+    OpenCvSharp.Cv2.ImWrite(stem + "-latency.png", histogram);
+}
+result["latency_csv"] = stem + "-latency.csv";
+result["latency_png"] = stem + "-latency.png";
 string json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
-File.WriteAllText(Path.Combine(opts.Out, $"linebench-{opts.Fps.ToString(CultureInfo.InvariantCulture)}fps-{opts.Frames}.json"), json);
+File.WriteAllText(stem + ".json", json);
 Console.WriteLine(json);
 return 0;
 
