@@ -117,12 +117,11 @@ internal sealed class AcquisitionStage(
     /// <summary>A new frame id for a capture, registered with the sequencer under its deadline.</summary>
     private FrameMeta Register(string? part, DateTimeOffset captureUtc, long captureTimestamp)
     {
-        long deadline = captureTimestamp + (long)(live().Settings.Verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
         lock (_register)
         {
             var meta = new FrameMeta(state.Next(), part, captureUtc, captureTimestamp);
             Interlocked.Increment(ref counters.Frames);
-            events.Register(meta, deadline);
+            events.Register(meta, meta.Deadline(live().Settings.Verdict));
             return meta;
         }
     }

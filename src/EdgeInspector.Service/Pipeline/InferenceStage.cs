@@ -80,8 +80,20 @@ internal sealed class InferenceStage(
             {
                 continue;
             }
-            int max = live().Settings.Engine.InferenceBatch;
-            while (batch.Count < max && work.TryRead(out var w)) batch.Add(w);
+            var settings = live().Settings;
+            long now = Stopwatch.GetTimestamp();
+            while (batch.Count < settings.Engine.InferenceBatch && work.TryRead(out var w))
+            {
+                // A frame whose deadline passed while it queued is answered timeout by the sequencer, at its
+                // deadline, whatever happens here: the backbone's time goes to frames that can still make theirs.
+                if (now > w.Meta.Deadline(settings.Verdict))
+                {
+                    w.Frame.Dispose();
+                    Interlocked.Increment(ref counters.ExpiredUnscored);
+                    continue;
+                }
+                batch.Add(w);
+            }
             if (batch.Count == 0) continue;
             images.Clear();
             errors.Clear();

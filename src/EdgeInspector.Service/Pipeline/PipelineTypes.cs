@@ -1,12 +1,17 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using EdgeInspector.Cameras;
+using EdgeInspector.Configuration;
 using EdgeInspector.Core.Verdicts;
 
 namespace EdgeInspector.Service;
 
 /// <summary>What the pipeline knows of a frame from the moment it is captured.</summary>
-internal sealed record FrameMeta(long Id, string? PartId, DateTimeOffset CaptureUtc, long CaptureTimestamp);
+internal sealed record FrameMeta(long Id, string? PartId, DateTimeOffset CaptureUtc, long CaptureTimestamp)
+{
+    /// <summary>When its verdict is due (Stopwatch ticks): capture plus <c>verdict.deadline_ms</c>.</summary>
+    public long Deadline(VerdictSettings verdict) => CaptureTimestamp + (long)(verdict.DeadlineMs / 1000.0 * Stopwatch.Frequency);
+}
 
 /// <summary>A captured frame on its way from acquisition to inference.</summary>
 internal sealed record Work(FrameMeta Meta, CapturedFrame Frame);
@@ -68,6 +73,8 @@ internal sealed class PipelineCounters
     public long VerdictsUnpublished;
     /// <summary>Part ids announced that no frame was captured for, dropped beyond 1000 waiting.</summary>
     public long PartIdsDiscarded;
+    /// <summary>Frames whose deadline passed in the queue, so not given to the backbone (each is answered timeout).</summary>
+    public long ExpiredUnscored;
     /// <summary>The last problem any stage met, for the status topic.</summary>
     public volatile string? LastError;
 
