@@ -1,4 +1,5 @@
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Verdicts;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -290,6 +291,13 @@ public static class ConfigLoader
         };
         a.RejectUnknown();
 
+        var d = r.Child("drift");
+        var drift = new DriftOptions(
+            Window: d.Int("window", 200, 8, 100_000),
+            RejectRateRise: d.Num("reject_rate_rise", 0.15, 0.01, 1),
+            ScoreShift: d.Num("score_shift", 1.0, 0.1, 100));
+        d.RejectUnknown();
+
         var w = r.Child("http");
         var http = new HttpSettings
         {
@@ -304,7 +312,7 @@ public static class ConfigLoader
         return new InspectorSettings
         {
             Line = line, Cameras = [.. cameras], Model = model, Engine = engine, Verdict = verdict, Heatmap = heatmap,
-            Mqtt = mqtt, Logging = logging, Archive = archive, Http = http, Recipes = [.. recipes],
+            Mqtt = mqtt, Logging = logging, Archive = archive, Drift = drift, Http = http, Recipes = [.. recipes],
         };
     }
 

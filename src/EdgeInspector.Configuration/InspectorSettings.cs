@@ -1,4 +1,5 @@
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Verdicts;
 
 namespace EdgeInspector.Configuration;
 
@@ -31,6 +32,8 @@ public sealed record InspectorSettings
     public ArchiveSettings Archive { get; init; } = new();
     /// <summary>Health, metrics and the live view over HTTP.</summary>
     public HttpSettings Http { get; init; } = new();
+    /// <summary>Drift alarms: the reject rate and the accepted parts' scores against the learned baseline.</summary>
+    public DriftOptions Drift { get; init; } = new();
     /// <summary>Named recipes (product variants) a command can switch to.</summary>
     public RecipeSettings[] Recipes { get; init; } = [];
 

@@ -61,7 +61,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var partIds = new PartIdQueue(name, Counters, log);
         CommandHandler? commands = null;
         _link = linkFactory((topic, payload) => commands!.OnMessageAsync(topic, payload));
-        IVerdictSink[] sinks = metrics is null ? [state.Feed] : [state.Feed, metrics];
+        var drift = new DriftWatch(_link, topics, name, Live, log);
+        IVerdictSink[] sinks = metrics is null ? [state.Feed, drift] : [state.Feed, drift, metrics];
         var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, sinks, log);
         commands = new CommandHandler(topics, name, partIds, part => _acquire!.Trigger(part), Live, publisher);
         _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
@@ -72,7 +73,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
             modelHash, topics.Snapshot(live.Settings.Mqtt.SpoolDir, name));
         _sequence = new SequencingStage(name, _events, publisher, Live, Counters, log);
         _status = new StatusReporter(name, modelHash, _link, state, Live, Counters, SourceCounters, Health, latency, () => _infer.Engine,
-            () => _work.Reader.Count, () => _acquire.State, _archive, log);
+            () => _work.Reader.Count, () => _acquire.State, _archive, drift, log);
     }
 
     /// <summary>Settings that apply without a restart; swapped by hot reload.</summary>

@@ -5,7 +5,7 @@ using EdgeInspector.Mqtt;
 
 namespace EdgeInspector.Service;
 
-/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack,part,trigger}</c>.</summary>
+/// <summary>The topic tree: <c>&lt;prefix&gt;/&lt;line&gt;/&lt;camera&gt;/{verdict,reject,heatmap,status,command,command/ack,part,trigger,alarm}</c>.</summary>
 internal sealed class Topics(string prefix, string line)
 {
     public string Line => line;
@@ -18,6 +18,7 @@ internal sealed class Topics(string prefix, string line)
     public string CommandAck(string camera) => Base(camera) + "/command/ack";
     public string Part(string camera) => Base(camera) + "/part";
     public string Trigger(string camera) => Base(camera) + "/trigger";
+    public string Alarm(string camera) => Base(camera) + "/alarm";
 
     /// <summary>The camera's spool folder.</summary>
     public string Spool(string spoolDir, string camera) => Path.Combine(spoolDir, line, camera);

@@ -55,4 +55,18 @@ public class DriftTests
         Assert.Equal((true, 0.5, 3.0), (m.Reading.BaselineSet, m.Reading.BaselineRejectRate, m.Reading.BaselineMedian));
         Assert.False(m.Reading.Active);
     }
+
+    [Fact]
+    public void The_first_parts_after_warm_up_settle_before_the_baseline()
+    {
+        var m = new DriftMonitor(new DriftOptions(Window: 4, RejectRateRise: 0.3, ScoreShift: 1.0), settle: 3);
+        // Three parts let by (low scores, all rejected): they are not in the baseline.
+        for (int i = 0; i < 3; i++) Assert.False(Step(m, R));
+        Assert.Equal((false, 3), (m.Reading.BaselineSet, m.Reading.Scored));
+        foreach (float s in new[] { 0f, 1f, 0f, 1f }) Assert.False(Step(m, s));
+        Assert.Equal((true, 0.0, 0.5, 7), (m.Reading.BaselineSet, m.Reading.BaselineRejectRate, m.Reading.BaselineMedian, m.Reading.Scored));
+        m.Reset();
+        Assert.False(Step(m, R)); // settles again after a reset
+        Assert.Equal(1, m.Reading.Scored);
+    }
 }

@@ -14,7 +14,7 @@ public static class DriftKinds
 
 /// <summary>What the monitor sees now.</summary>
 /// <param name="BaselineSet">Whether the first window after warm-up has been seen.</param>
-/// <param name="Scored">Scored parts in the window now.</param>
+/// <param name="Scored">Scored parts seen since warm-up (at most settle + window).</param>
 /// <param name="BaselineRejectRate">The baseline's reject rate (fail and unsure).</param>
 /// <param name="RejectRate">The window's reject rate.</param>
 /// <param name="BaselineMedian">The baseline's median calibrated score of accepted parts.</param>
@@ -30,8 +30,10 @@ public readonly record struct DriftReading(
 
 /// <summary>
 /// Watches a line for change the engine would otherwise absorb quietly: a light that ages, a lens that
-/// gets dirty, a new lot. The first <see cref="DriftOptions.Window"/> scored parts after warm-up are the
-/// baseline: their reject rate, and the median calibrated score of the parts accepted. From then on the
+/// gets dirty, a new lot. After warm-up, the first <c>settle</c> scored parts are let by: the calibration
+/// still holds mostly the warm-up batch's scores, against which the first streaming scores read low. The
+/// next <see cref="DriftOptions.Window"/> parts are the baseline: their reject rate, and the median
+/// calibrated score of the parts accepted. From then on the
 /// last <c>Window</c> parts are compared with it. An alarm is raised when a statistic moves beyond its
 /// bound, and cleared when it is back within half of it (so a line at the edge does not flap).
 /// </summary>
@@ -45,14 +47,19 @@ public sealed class DriftMonitor
     private readonly bool[] _rejected;
     private readonly float[] _scores; // calibrated score of each part in the window; NaN for a rejected one
     private readonly float[] _scratch;
-    private int _count, _next, _rejectedInWindow;
+    private readonly int _settle;
+    private int _count, _next, _rejectedInWindow, _settled;
     private double _baselineRate, _baselineMedian;
     private bool _baselineSet, _rateAlarm, _shiftAlarm;
 
-    public DriftMonitor(DriftOptions options)
+    /// <param name="options">The window and the bounds.</param>
+    /// <param name="settle">Scored parts let by after warm-up before the baseline (the engine's warm-up batch).</param>
+    public DriftMonitor(DriftOptions options, int settle = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Window, 4);
+        ArgumentOutOfRangeException.ThrowIfNegative(settle);
         _o = options;
+        _settle = settle;
         _rejected = new bool[options.Window];
         _scores = new float[options.Window];
         _scratch = new float[options.Window];
@@ -60,16 +67,23 @@ public sealed class DriftMonitor
 
     public DriftOptions Options => _o;
 
+    public int Settle => _settle;
+
     /// <summary>Forgets the baseline and the window: the next window of scored parts is the new baseline (after a reset or a recipe switch).</summary>
     public void Reset()
     {
-        _count = _next = _rejectedInWindow = 0;
+        _count = _next = _rejectedInWindow = _settled = 0;
         _baselineSet = _rateAlarm = _shiftAlarm = false;
     }
 
     /// <summary>One scored part: rejected (fail or unsure) or accepted with its calibrated score. True when an alarm was raised or cleared.</summary>
     public bool Observe(bool rejected, float calibrated)
     {
+        if (_settled < _settle)
+        {
+            _settled++;
+            return false;
+        }
         if (_count == _rejected.Length && _rejected[_next]) _rejectedInWindow--;
         _rejected[_next] = rejected;
         _scores[_next] = rejected ? float.NaN : calibrated;
@@ -101,7 +115,7 @@ public sealed class DriftMonitor
     private static bool Hysteresis(bool raised, double excess, double bound) => raised ? excess > bound / 2 : excess > bound;
 
     public DriftReading Reading => new(
-        _baselineSet, _count, _baselineRate, _count == 0 ? 0 : (double)_rejectedInWindow / _count, _baselineMedian,
+        _baselineSet, _settled + _count, _baselineRate, _count == 0 ? 0 : (double)_rejectedInWindow / _count, _baselineMedian,
         _count == 0 ? double.NaN : AcceptedMedian(), _rateAlarm, _shiftAlarm);
 
     /// <summary>The median calibrated score of the accepted parts in the window; NaN when fewer than a quarter were accepted.</summary>

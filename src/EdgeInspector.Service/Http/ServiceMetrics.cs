@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Verdicts;
 using Prometheus;
 
 namespace EdgeInspector.Service;
@@ -15,7 +16,7 @@ internal sealed class ServiceMetrics
 
     private readonly Counter _verdicts, _dropped, _timeouts, _archiveSkipped, _archiveEvicted, _messagesLost;
     private readonly Histogram _latency;
-    private readonly Gauge _queue, _spool, _connected, _fps, _reservoir, _warm, _ready, _configVersion, _state;
+    private readonly Gauge _queue, _spool, _connected, _fps, _reservoir, _warm, _ready, _configVersion, _state, _drift;
     // Pipelines restart with fresh counters: what each camera's last reading was, to add only the growth.
     private readonly Dictionary<(string, Counter), long> _last = [];
 
@@ -35,6 +36,7 @@ internal sealed class ServiceMetrics
         _warm = f.CreateGauge("edgeinspector_engine_warm", "1 once the engine scores frames (0 while it warms up).", ["camera"]);
         _ready = f.CreateGauge("edgeinspector_ready", "1 while the camera is ready for the PLC: the engine warm and the camera streaming.", ["camera"]);
         _state = f.CreateGauge("edgeinspector_pipeline_state", "The pipeline's state: 1 for the one it is in (online, degraded, failed).", ["camera", "state"]);
+        _drift = f.CreateGauge("edgeinspector_drift_alarm", "1 while a drift alarm is raised, by kind (reject_rate, score_shift).", ["camera", "kind"]);
         _archiveSkipped = f.CreateCounter("edgeinspector_archive_skipped_total", "Archive records not written: queue full, disk below archive.min_free_mb, write errors.", ["camera"]);
         _archiveEvicted = f.CreateCounter("edgeinspector_archive_evicted_total", "Archive records deleted to stay within archive.max_files and archive.max_bytes.", ["camera"]);
         _configVersion = f.CreateGauge("edgeinspector_config_version", "Configurations applied since the start (1: the one it started with).");
@@ -81,6 +83,7 @@ internal sealed class ServiceMetrics
                 _warm.WithLabels(c).Set(s.Engine.Warm ? 1 : 0);
                 _ready.WithLabels(c).Set(s.Ready ? 1 : 0);
                 foreach (string st in (string[])["online", "degraded", "failed"]) _state.WithLabels(c, st).Set(s.State == st ? 1 : 0);
+                foreach (string kind in (string[])[DriftKinds.RejectRate, DriftKinds.ScoreShift]) _drift.WithLabels(c, kind).Set(s.Drift.Alarms.Contains(kind) ? 1 : 0);
                 Grow(c, _archiveSkipped, s.Archive.Skipped);
                 Grow(c, _archiveEvicted, s.Archive.Evicted);
                 Grow(c, _messagesLost, s.Delivery.Refused + s.Delivery.SpoolOverflow + s.Delivery.SpoolWriteFailed + s.Delivery.SpoolCorrupt);

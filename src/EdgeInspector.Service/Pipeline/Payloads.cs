@@ -27,7 +27,16 @@ internal sealed record ArchiveRecord(
 internal sealed record StatusMessage(
     string State, bool Ready, string CameraState, Dictionary<string, StageStatus> Stages, string Camera, long TimestampMs, double UptimeS, double Fps, long Frames,
     Dictionary<string, long> Verdicts, LatencyStatus LatencyMs, QueueStatus Queues, EngineStatus Engine, CameraCounterStatus CameraCounters,
-    DeliveryStatus Delivery, ArchiveStatus Archive, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
+    DeliveryStatus Delivery, ArchiveStatus Archive, DriftStatus Drift, string Recipe, string ModelHash, ConfigStatus Config, string? LastError);
+
+/// <summary>A drift alarm, retained on <c>&lt;camera&gt;/alarm</c> while it lasts: which statistics moved, and from where to where.</summary>
+internal sealed record AlarmMessage(
+    bool Active, string Camera, long TimestampMs, long FrameId, string[] Kinds, double RejectRate, double BaselineRejectRate,
+    double? AcceptedMedian, double? BaselineMedian, int Window);
+
+/// <summary>Drift on the status topic: the alarms raised, and the window against its baseline.</summary>
+internal sealed record DriftStatus(
+    bool Active, string[] Alarms, bool BaselineSet, double RejectRate, double BaselineRejectRate, double? AcceptedMedian, double? BaselineMedian);
 
 /// <summary>The status when the camera's link is gone: said on a clean stop, and the broker's last will otherwise.</summary>
 internal sealed record OfflineMessage(string State, string Camera);
@@ -64,4 +73,5 @@ internal sealed record ArchiveStatus(long Records, long Bytes, long Skipped, lon
 [JsonSerializable(typeof(ArchiveRecord))]
 [JsonSerializable(typeof(StatusMessage))]
 [JsonSerializable(typeof(OfflineMessage))]
+[JsonSerializable(typeof(AlarmMessage))]
 internal sealed partial class WireJson : JsonSerializerContext;

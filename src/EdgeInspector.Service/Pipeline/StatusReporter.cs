@@ -16,7 +16,7 @@ namespace EdgeInspector.Service;
 internal sealed class StatusReporter(
     string camera, string modelHash, IMessageLink link, CameraState state, Func<LiveSettings> live, PipelineCounters counters,
     SourceCounters sourceCounters, StageHealth health, LatencyWindow latency, Func<EngineState> engine, Func<int> inferenceQueue,
-    Func<string> cameraState, Archive archive, ILogger log)
+    Func<string> cameraState, Archive archive, DriftWatch drift, ILogger log)
 {
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
 
@@ -85,6 +85,7 @@ internal sealed class StatusReporter(
                 c.BestEffortDropped, Interlocked.Read(ref counters.VerdictsUnpublished), Interlocked.Read(ref counters.LateResults), archived.Skipped,
                 Interlocked.Read(ref counters.PartIdsDiscarded)),
             archived,
+            drift.Status(),
             state.Recipe, modelHash, new ConfigStatus(l.Version, l.ReloadError), counters.LastError ?? link.LastError);
     }
 }
