@@ -10,7 +10,7 @@ namespace EdgeInspector.Service.Tests;
 /// The service end to end, as a line runs it: its own process, a real broker, real images, the real
 /// model. Every test fails (never skips) when mosquitto, the fake camera or ../shared is missing.
 /// </summary>
-public class ServiceTests
+public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
@@ -116,6 +116,40 @@ public class ServiceTests
             }
             Assert.Equal(published.GetProperty("reference_frames").EnumerateArray().Select(e => e.GetInt64()), r.GetProperty("reference_frames").EnumerateArray().Select(e => e.GetInt64()));
         }
+    }
+
+    [Fact]
+    public async Task Two_cameras_a_replay_and_a_GigE_camera_share_one_backbone_and_both_are_answered()
+    {
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        using var camera = new FakeCamera();
+        await camera.StartAsync();
+        string folder = ReplayFolder(tmp.Path, good: 20, defects: 0);
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/#");
+        await probe.ConnectAsync();
+        // 3 fps each: 6 fps together, about 70% of what this 2-core machine scores.
+        string cams = Yaml.Replay(folder, fps: 3, loop: true) + "\n" + Yaml.Gige("free_run").Replace("frame_rate: 4", "frame_rate: 3");
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(cams, Yaml.Broker(broker.Port), tmp.Path));
+        bool Scored(Received v) => v.Json.GetProperty("verdict").GetString() is "pass" or "fail" or "unsure";
+        await probe.WaitFor(p => p.On("cam1/verdict").Count(Scored) >= 15 && p.On("gige1/verdict").Count(Scored) >= 15, Long, "15 scored verdicts from each camera", service.Process);
+        // One backbone for both: the model is loaded once.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(service.Process.Output, "loaded and probed"));
+        var rates = new List<string>();
+        foreach (string cam in (string[])["cam1", "gige1"])
+        {
+            var verdicts = probe.On(cam + "/verdict");
+            var ids = Ids(verdicts);
+            Assert.Equal(ids.Order(), ids);
+            Assert.Equal(ids.Count, ids.Distinct().Count());
+            var scored = verdicts.Where(Scored).ToList();
+            double span = (scored[^1].At - scored[0].At).TotalSeconds;
+            double rate = (scored.Count - 1) / span;
+            Assert.InRange(rate, 2, 4.5); // each camera answered at its own rate (3 fps), neither starved
+            rates.Add($"{cam}: {rate:0.00} scored verdicts/s over {span:0.0} s, latency p50 {probe.On(cam + "/status").Last().Json.GetProperty("latency_ms").GetProperty("p50").GetDouble():0} ms");
+        }
+        output.WriteLine(string.Join("\n", rates));
     }
 
     [Fact]
