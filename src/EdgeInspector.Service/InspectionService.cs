@@ -44,6 +44,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         _log.LogInformation("EdgeInspector starting from {Config}: line {Line}, {Cameras} camera(s)", config.Path, s.Line, s.Cameras.Length);
         if (s.Mqtt.Host.Length == 0) _broker = await StartBroker(s.Mqtt);
         _backbone = LoadBackbone(s.Model);
+        Prime(_backbone, s.Engine);
         foreach (var cam in s.Cameras) StartPipeline(cam, _live);
         _watch = Task.Run(() => WatchLoop(_stop.Token));
     }
@@ -56,6 +57,16 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
             m.Path, sw.Elapsed.TotalMilliseconds, model.ExecutionProvider, model.Layout.GridHeight, model.Layout.GridWidth, model.Layout.Views.Count, model.ModelHash[..12]);
         return new SharedBackbone(model);
     }
+
+    /// <summary>The backbone's first calls, before any camera starts (see <see cref="FrameInspector.Prime"/>).</summary>
+    private void Prime(SharedBackbone backbone, EngineSettings engine)
+    {
+        var sw = Stopwatch.StartNew();
+        new FrameInspector(backbone, engine).Prime(engine.InferenceBatch, PrimingRounds);
+        _log.LogInformation("Backbone primed in {Ms:0} ms ({Rounds} round(s) at each batch size up to {Batch})", sw.Elapsed.TotalMilliseconds, PrimingRounds, engine.InferenceBatch);
+    }
+
+    private const int PrimingRounds = 3;
 
     private void StartPipeline(CameraSettings cam, LiveSettings live)
     {

@@ -44,6 +44,44 @@ public sealed class ReservoirEngineTests
         Assert.Equal(40, released.Distinct().Count());
     }
 
+    /// <summary>A scheduler that runs every task on a thread of its own and counts them.</summary>
+    private sealed class CountingScheduler : TaskScheduler
+    {
+        public int Queued;
+        protected override void QueueTask(Task task)
+        {
+            Interlocked.Increment(ref Queued);
+            new Thread(() => TryExecuteTask(task)) { IsBackground = true }.Start();
+        }
+        protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => false;
+        protected override IEnumerable<Task> GetScheduledTasks() => [];
+    }
+
+    [Fact]
+    public void The_warm_up_build_runs_its_loops_where_the_host_says_with_the_same_scores()
+    {
+        var plain = new ReservoirEngine(new SyntheticLine().Layout, Small());
+        var hosted = new ReservoirEngine(new SyntheticLine().Layout, Small());
+        var scheduler = new CountingScheduler();
+        hosted.Parallelism = new ParallelOptions { TaskScheduler = scheduler };
+        var a = new SyntheticLine();
+        var b = new SyntheticLine();
+        IReadOnlyList<StreamResult> ra = [], rb = [];
+        for (int i = 0; i < 8; i++)
+        {
+            ra = plain.Push(a.Frame(i == 4), i);
+            rb = hosted.Push(b.Frame(i == 4), i);
+        }
+        Assert.True(scheduler.Queued > 0, "the build's loops did not use the host's scheduler");
+        Assert.Equal(8, rb.Count);
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(ra[i].Image, rb[i].Image);
+            Assert.Equal(ra[i].Patches, rb[i].Patches);
+        }
+        Assert.Throws<ArgumentNullException>(() => hosted.Parallelism = null!);
+    }
+
     [Fact]
     public void Reservoir_takes_accepted_frames_only_and_scores_a_defect_by_the_frames_it_is_missing_from()
     {

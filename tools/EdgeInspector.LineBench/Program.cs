@@ -127,6 +127,11 @@ var result = new Dictionary<string, object?>
     ["latency_service_ms"] = Pct(scored.Select(v => v.ServiceMs)),
     ["latency_arrival_ms"] = Pct(scored.Select(v => v.ArrivalMs)),
     ["latency_service_ms_all_kinds"] = Pct(steady.Select(v => v.ServiceMs)),
+    // Every verdict from the first frame on, warm-up included: what the PLC sees over the whole run.
+    ["latency_service_ms_whole_run"] = Pct(all.Select(v => v.ServiceMs)),
+    // The longest time between two captures, in frame order (arrival time minus arrival latency): a stalled
+    // capture loop shows here, where on a real camera it would cost frames.
+    ["capture_gap_max_s"] = CaptureGapMax(all),
     ["rss_mb"] = rss.Select(r => new Dictionary<string, double> { ["frames"] = r.Frames, ["mb"] = Math.Round(r.Mb, 1) }).ToList(),
 };
 Directory.CreateDirectory(opts.Out);
@@ -145,6 +150,14 @@ string json = JsonSerializer.Serialize(result, new JsonSerializerOptions { Write
 File.WriteAllText(stem + ".json", json);
 Console.WriteLine(json);
 return 0;
+
+static double CaptureGapMax(List<(long Id, string Kind, double ServiceMs, double ArrivalMs, double At)> all)
+{
+    var captured = all.OrderBy(v => v.Id).Select(v => v.At - v.ArrivalMs / 1000).ToArray();
+    double max = 0;
+    for (int i = 1; i < captured.Length; i++) max = Math.Max(max, captured[i] - captured[i - 1]);
+    return Math.Round(max, 3);
+}
 
 static Dictionary<string, double> Pct(IEnumerable<double> xs)
 {

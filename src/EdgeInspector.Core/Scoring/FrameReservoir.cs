@@ -29,6 +29,9 @@ public sealed class FrameReservoir
 
     private sealed record Entry(long Id, PackedPanels[] Views);
 
+    /// <summary>Where <see cref="Score"/>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
+    public ParallelOptions Parallelism { get; set; } = new();
+
     /// <summary>Creates an empty reservoir of <paramref name="capacity"/> frames, keeping <paramref name="keep"/> patches of each.</summary>
     public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction)
     {
@@ -196,7 +199,7 @@ public sealed class FrameReservoir
         var perView = ArrayPool<float>.Shared.Rent(views * p);
         try
         {
-            Parallel.For(0, views, v =>
+            Parallel.For(0, views, Parallelism, v =>
             {
                 // alpha[t*p + q]: nearest distance of patch q within reservoir frame t.
                 var alpha = ArrayPool<float>.Shared.Rent(n * p);

@@ -58,6 +58,17 @@ public sealed class ReservoirEngine
     /// <summary>The layout of the frames it takes.</summary>
     public FeatureLayout Layout { get; }
 
+    /// <summary>
+    /// Where the engine's parallel loops run, nested ones included: by default the thread pool. A host
+    /// that runs the warm-up build in the background gives it its own lower-priority scheduler here, so
+    /// that the build neither takes the pool's threads nor the CPU that live frames need.
+    /// </summary>
+    public ParallelOptions Parallelism
+    {
+        get => _reservoir.Parallelism;
+        set => _reservoir.Parallelism = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
     /// <summary>The settings.</summary>
     public EngineOptions Options => _o;
 
@@ -100,7 +111,7 @@ public sealed class ReservoirEngine
         if (goods.Count > 1)
         {
             var seeded = new float[goods.Count];
-            Parallel.For(0, goods.Count, i => seeded[i] = ScoreFrame(goods[i], -1 - i).Score.Image);
+            Parallel.For(0, goods.Count, Parallelism, i => seeded[i] = ScoreFrame(goods[i], -1 - i).Score.Image);
             foreach (float g in seeded) _calibrator.Accept(g);
         }
         IsWarm = true;
@@ -165,7 +176,7 @@ public sealed class ReservoirEngine
             _reservoir.Add(frames[i], ids[i]);
         }
         var scores = new (FrameScore Score, long[] References)[b];
-        Parallel.For(0, b, i => scores[i] = ScoreFrame(frames[i], ids[i]));
+        Parallel.For(0, b, Parallelism, i => scores[i] = ScoreFrame(frames[i], ids[i]));
 
         var images = new float[b];
         for (int i = 0; i < b; i++) images[i] = scores[i].Score.Image;

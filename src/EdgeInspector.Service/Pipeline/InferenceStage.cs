@@ -172,8 +172,8 @@ internal sealed class InferenceStage(
     }
 
     // The push that completes the warm-up batch fills the reservoir and scores the whole batch: seconds
-    // on a small CPU. It runs off the loop so that frames keep being answered on time meanwhile
-    // ("warming_up"); their features wait and are pushed, in order, once it is done, so they still teach
+    // on a small CPU. It runs off the loop, at a lower priority (BackgroundScheduler), so that frames keep
+    // being answered on time meanwhile ("warming_up") and the build only takes the CPU they leave; their features wait and are pushed, in order, once it is done, so they still teach
     // the engine and their scores reach the log. A live frame's deadline outranks that backlog: a waiting
     // frame is pushed only when no live frame is queued (CatchUp), so the catch-up never makes one late.
     private Task<IReadOnlyList<StreamResult>>? _build;
@@ -250,7 +250,20 @@ internal sealed class InferenceStage(
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
             {
-                _build = Task.Run(() => engine.Push(f, meta.Id));
+                var background = BackgroundScheduler.Shared;
+                engine.Parallelism = background.Parallelism;
+                _build = background.Run(() =>
+                {
+                    try
+                    {
+                        return engine.Push(f, meta.Id);
+                    }
+                    finally
+                    {
+                        // Live frames are scored at normal priority again; nothing else touches the engine until the build is taken up.
+                        engine.Parallelism = new ParallelOptions();
+                    }
+                });
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             StreamResult? mine = null;
