@@ -79,9 +79,10 @@ internal class FrameInspector
 
     /// <summary>
     /// Runs the whole extraction path (preprocessing, backbone, views, projection) on a synthetic frame,
-    /// <paramref name="rounds"/> times at each batch size up to <paramref name="batch"/>, and forgets the
-    /// result. The first calls of a fresh process are several times slower than the rest (the runtime's
-    /// and ONNX Runtime's first-use work); done before the camera starts, they cost no part its deadline.
+    /// <paramref name="rounds"/> times alone and <paramref name="rounds"/> times in a batch of
+    /// <paramref name="batch"/>, and forgets the result. The first calls of a fresh process are several
+    /// times slower than the rest (the runtime's and ONNX Runtime's first-use work); done before the
+    /// camera starts, they cost no part its deadline.
     /// </summary>
     public void Prime(int batch, int rounds)
     {
@@ -91,12 +92,13 @@ internal class FrameInspector
         var images = new List<DecodedImage?>();
         try
         {
-            for (int n = 1; n <= batch; n++)
+            for (int n = 1; n <= batch; n++) images.Add(DecodedImage.FromRaw(pixels, side, side, RawLayout.Bgr8, "priming frame"));
+            foreach (int size in batch > 1 ? new[] { 1, batch } : [1])
             {
-                images.Add(DecodedImage.FromRaw(pixels, side, side, RawLayout.Bgr8, "priming frame"));
+                var slice = images.GetRange(0, size);
                 for (int r = 0; r < rounds; r++)
                 {
-                    foreach (var f in Extract(images)) if (f is not null) Release(f);
+                    foreach (var f in Extract(slice)) if (f is not null) Release(f);
                 }
             }
         }

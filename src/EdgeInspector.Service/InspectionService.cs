@@ -63,10 +63,10 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     {
         var sw = Stopwatch.StartNew();
         new FrameInspector(backbone, engine).Prime(engine.InferenceBatch, PrimingRounds);
-        _log.LogInformation("Backbone primed in {Ms:0} ms ({Rounds} round(s) at each batch size up to {Batch})", sw.Elapsed.TotalMilliseconds, PrimingRounds, engine.InferenceBatch);
+        _log.LogInformation("Backbone primed in {Ms:0} ms ({Rounds} round(s) alone and in a batch of {Batch})", sw.Elapsed.TotalMilliseconds, PrimingRounds, engine.InferenceBatch);
     }
 
-    private const int PrimingRounds = 3;
+    private const int PrimingRounds = 2;
 
     private void StartPipeline(CameraSettings cam, LiveSettings live)
     {
