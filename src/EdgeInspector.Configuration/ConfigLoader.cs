@@ -1,4 +1,5 @@
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Core.Verdicts;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -133,6 +134,7 @@ public static class ConfigLoader
         }
 
         var cameraList = r.List("cameras");
+        var cameraSections = new List<YamlSection>();
         if (cameraList.Count == 0) r.Error(null, "cameras", "at least one camera is required");
         foreach (var c in cameraList)
         {
@@ -172,10 +174,12 @@ public static class ConfigLoader
             var video = new VideoSettings { Uri = v.Str("uri", ""), ReconnectMaxS = v.Num("reconnect_max_s", 10, 0.1, 3600) };
             v.RejectUnknown();
             if (source == "video" && video.Uri.Length == 0) c.Error(null, c.Path + ".video.uri", "source 'video' needs a uri: a USB index (0), a device (/dev/video0), a file or rtsp://…");
+            var roi = Roi(c);
             string recipe = c.Str("recipe", "");
             if (recipe.Length > 0 && !recipes.Any(x => x.Name == recipe)) c.Error(null, c.Path + ".recipe", $"recipe '{recipe}' is not defined under recipes: (defined: {string.Join(", ", recipes.Select(x => x.Name))})");
             c.RejectUnknown();
-            cameras.Add(new CameraSettings { Name = name, Source = source, Replay = replay, Gige = gige, Video = video, Recipe = recipe });
+            cameras.Add(new CameraSettings { Name = name, Source = source, Replay = replay, Gige = gige, Video = video, Recipe = recipe, Roi = roi });
+            cameraSections.Add(c);
         }
 
         var m = r.Child("model");
@@ -194,6 +198,14 @@ public static class ConfigLoader
             Threads = m.Int("threads", 0, 0, 256),
         };
         if (model.Path.Length == 0) m.Error(null, "model.path", "the backbone's ONNX file is required (see models/README.md)");
+        // A region smaller than the model's input would be enlarged: it shows the backbone nothing more.
+        for (int i = 0; i < cameras.Count; i++)
+        {
+            if (cameras[i].Roi is { } roi && (roi.Width < model.InputWidth || roi.Height < model.InputHeight))
+            {
+                cameraSections[i].Error(null, cameraSections[i].Path + ".roi", $"the region {roi} is {roi.Width}×{roi.Height} pixels, smaller than the model's {model.InputWidth}×{model.InputHeight} input; make it at least that large, or leave roi out to use the whole frame");
+            }
+        }
         if (model.Taps.Length == 0) m.Error(null, "model.taps", "at least one tap (a named output of the model) is required");
         if (model.Std.Any(s => s <= 0)) m.Error(null, "model.std", "every std must be above 0");
         foreach (string p in model.Providers)
@@ -348,6 +360,25 @@ public static class ConfigLoader
             s.Error(null, $"{s.Path}.{kind}_env", $"environment variable '{env}' is not set{(emptyIsUnset ? " or empty" : "")} (for systemd: Environment= or EnvironmentFile= in the unit)");
         }
         if (env.Length > 0 && file.Length > 0) s.Error(null, $"{s.Path}.{kind}_file", $"give {kind}_env or {kind}_file, not both");
+    }
+
+    /// <summary>cameras[].roi: [x, y, width, height] in sensor pixels, or absent for the whole frame.</summary>
+    private static PixelRect? Roi(YamlSection c)
+    {
+        var v = c.NumList("roi", [], 4);
+        if (v.Count != 4) return null;
+        string path = c.Path + ".roi";
+        if (v.Any(x => x != Math.Floor(x) || x > int.MaxValue))
+        {
+            c.Error(null, path, $"[{string.Join(", ", v)}] must be whole pixels: [x, y, width, height]");
+            return null;
+        }
+        if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[3] < 1)
+        {
+            c.Error(null, path, $"[{string.Join(", ", v)}] is not a region: x and y are the top-left corner (0 or more), width and height at least 1");
+            return null;
+        }
+        return new PixelRect((int)v[0], (int)v[1], (int)v[2], (int)v[3]);
     }
 
     private static string Folder(YamlSection s, string key, string baseDir, bool mustExist)

@@ -62,6 +62,8 @@ public sealed record CameraSettings
     public VideoSettings Video { get; init; } = new();
     /// <summary>Recipe active at start (empty: none).</summary>
     public string Recipe { get; init; } = "";
+    /// <summary>The region of interest in sensor pixels, cut out of every frame before anything else; null: the whole frame.</summary>
+    public EdgeInspector.Core.Tiling.PixelRect? Roi { get; init; }
 
     /// <summary>Whether the PLC triggers this camera's frames (its trigger topic).</summary>
     public bool PlcTriggered => Source switch { "replay" => Replay.Trigger == "plc", "gige" => Gige.Trigger == "plc", _ => false };

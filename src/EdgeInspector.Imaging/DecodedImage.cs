@@ -1,4 +1,5 @@
 using System.Globalization;
+using EdgeInspector.Core.Tiling;
 using OpenCvSharp;
 
 namespace EdgeInspector.Imaging;
@@ -78,6 +79,16 @@ public sealed class DecodedImage : IDisposable
         return new DecodedImage(bgr);
     }
 
+    /// <summary>Whether <paramref name="region"/> lies inside the image.</summary>
+    public bool Contains(PixelRect region) => region.X >= 0 && region.Y >= 0 && region.Right <= Width && region.Bottom <= Height;
+
+    /// <summary>A view of <paramref name="region"/> (no copy; valid while this image is): what the backbone sees of a frame with an ROI.</summary>
+    public DecodedImage Region(PixelRect region)
+    {
+        if (!Contains(region)) throw new ImageDecodeException($"the region {region} reaches beyond the {Width}×{Height} image.");
+        return new DecodedImage(new Mat(Mat, new Rect(region.X, region.Y, region.Width, region.Height)));
+    }
+
     /// <summary>An independent copy (the archive keeps one while the frame goes on).</summary>
     public DecodedImage Clone() => new(Mat.Clone());
 
@@ -92,11 +103,21 @@ public sealed class DecodedImage : IDisposable
     /// The image with its anomaly map blended over it as a JPEG, no larger than <paramref name="longSide"/>
     /// pixels: what a heatmap message and the archive carry.
     /// </summary>
-    public byte[] HeatmapJpeg(ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, string caption, int quality, int longSide = 512)
+    /// <param name="region">The region the map covers, in this image's pixels (outlined); null: the whole image.</param>
+    public byte[] HeatmapJpeg(ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, string caption, int quality, int longSide = 512, PixelRect? region = null)
     {
         int l = Math.Max(Width, Height);
         using var small = l <= longSide ? Mat.Clone() : Shrink(l, longSide);
-        using var overlay = HeatmapRenderer.Overlay(small, map, mapWidth, mapHeight, low, high, caption: caption);
+        Rect? r = null;
+        if (region is { } g)
+        {
+            // The region in the shrunk image's pixels, kept inside it.
+            double f = (double)small.Width / Width;
+            int x = (int)Math.Floor(g.X * f), y = (int)Math.Floor(g.Y * f);
+            int right = Math.Min(small.Width, (int)Math.Ceiling(g.Right * f)), bottom = Math.Min(small.Height, (int)Math.Ceiling(g.Bottom * f));
+            r = new Rect(x, y, Math.Max(1, right - x), Math.Max(1, bottom - y));
+        }
+        using var overlay = HeatmapRenderer.Overlay(small, r, map, mapWidth, mapHeight, low, high, caption: caption);
         Cv2.ImEncode(".jpg", overlay, out byte[] jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, quality));
         return jpeg;
     }

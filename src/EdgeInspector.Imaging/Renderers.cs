@@ -11,6 +11,37 @@ public static class HeatmapRenderer
     /// if given (same size as the map), is outlined in white. A caption is written in the corner.
     /// </summary>
     public static Mat Overlay(Mat image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, ReadOnlySpan<bool> mask = default, string? caption = null)
+        => Overlay(image, null, map, mapWidth, mapHeight, low, high, mask, caption);
+
+    /// <summary>
+    /// The same over a region of the image (<paramref name="region"/>, in the image's pixels): the map covers
+    /// the region only, the rest of the frame stays as it is, and the region is outlined, so that whoever
+    /// reads the heatmap sees the whole part and what was inspected of it.
+    /// </summary>
+    public static Mat Overlay(Mat image, Rect? region, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, ReadOnlySpan<bool> mask = default, string? caption = null)
+    {
+        if (region is not { } r) return OverlayWhole(image, map, mapWidth, mapHeight, low, high, mask, caption);
+        using var whole = ImagePreprocessor.ToBgr8(image);
+        var result = whole.Clone();
+        using (var inside = new Mat(whole, r))
+        using (var painted = OverlayWhole(inside, map, mapWidth, mapHeight, low, high, mask, null))
+        using (var target = new Mat(result, r))
+        {
+            painted.CopyTo(target);
+        }
+        int thickness = Math.Max(2, Math.Max(result.Width, result.Height) / 256);
+        Cv2.Rectangle(result, r, Scalar.Yellow, thickness);
+        if (caption is not null) Caption(result, caption);
+        return result;
+    }
+
+    private static void Caption(Mat result, string caption)
+    {
+        Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.Black, 3);
+        Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.White, 1);
+    }
+
+    private static Mat OverlayWhole(Mat image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float low, float high, ReadOnlySpan<bool> mask, string? caption)
     {
         using var bgr = ImagePreprocessor.ToBgr8(image);
         using var grey = new Mat(mapHeight, mapWidth, MatType.CV_8UC1);
@@ -41,11 +72,7 @@ public static class HeatmapRenderer
             Cv2.FindContours(mFull, out var contours, out _, RetrievalModes.External, ContourApproximationModes.ApproxSimple);
             Cv2.DrawContours(result, contours, -1, Scalar.White, 1);
         }
-        if (caption is not null)
-        {
-            Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.Black, 3);
-            Cv2.PutText(result, caption, new Point(4, 14), HersheyFonts.HersheySimplex, 0.4, Scalar.White, 1);
-        }
+        if (caption is not null) Caption(result, caption);
         return result;
     }
 }

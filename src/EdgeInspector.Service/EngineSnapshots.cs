@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 
 namespace EdgeInspector.Service;
 
@@ -11,13 +12,16 @@ namespace EdgeInspector.Service;
 /// What a learned state was made with: the model, the tap layout, the engine's settings and the recipe.
 /// A snapshot is taken up only when all four match the running service.
 /// </summary>
-internal sealed record SnapshotKey(string Model, string Layout, string Engine, string Recipe)
+internal sealed record SnapshotKey(string Model, string Layout, string Engine, string Recipe, string Region = SnapshotKey.WholeFrame)
 {
-    public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe)
+    /// <summary>The region of a camera without an ROI (and of snapshots written before regions were recorded).</summary>
+    public const string WholeFrame = "whole frame";
+
+    public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe, PixelRect? roi = null)
     {
         var views = new StringBuilder();
         foreach (var v in layout.Views) views.Append(views.Length == 0 ? "" : ",").Append($"{v.Tap}/a{v.Degree}:{v.Dim}");
-        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe);
+        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe, roi?.ToString() ?? WholeFrame);
     }
 
     /// <summary>Why <paramref name="saved"/> does not fit this key, or null when it does.</summary>
@@ -27,12 +31,14 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
         if (saved.Layout != Layout) return $"it was made with another tap layout ({saved.Layout}, running {Layout})";
         if (saved.Engine != Engine) return $"it was made with other engine settings ({saved.Engine}, running {Engine})";
         if (saved.Recipe != Recipe) return $"it was made for recipe '{saved.Recipe}', the camera runs '{Recipe}'";
+        // What is normal in one region says nothing about another.
+        if (saved.Region != Region) return $"it was made for the region {saved.Region}, the camera now inspects {Region}";
         return null;
     }
 
     private static string Short(string hash) => hash.Length > 12 ? hash[..12] : hash;
 
-    public string Text() => $"model={Model}\nlayout={Layout}\nengine={Engine}\nrecipe={Recipe}\n";
+    public string Text() => $"model={Model}\nlayout={Layout}\nengine={Engine}\nrecipe={Recipe}\nregion={Region}\n";
 
     public static SnapshotKey Parse(string text)
     {
@@ -43,7 +49,7 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
             if (eq > 0) fields[line[..eq]] = line[(eq + 1)..];
         }
         string F(string name) => fields.TryGetValue(name, out var v) ? v : throw new InvalidDataException($"its header has no '{name}'");
-        return new SnapshotKey(F("model"), F("layout"), F("engine"), F("recipe"));
+        return new SnapshotKey(F("model"), F("layout"), F("engine"), F("recipe"), fields.TryGetValue("region", out var region) ? region : WholeFrame);
     }
 }
 

@@ -2,6 +2,7 @@ using EdgeInspector.Cameras;
 using EdgeInspector.Configuration;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Imaging;
 using EdgeInspector.Inference.Onnx;
 
@@ -20,9 +21,10 @@ internal class FrameInspector
     private readonly FrameFeaturesPool _rawPool, _pool;
     private float[] _tensor = [];
 
-    public FrameInspector(SharedBackbone backbone, EngineSettings engine)
+    public FrameInspector(SharedBackbone backbone, EngineSettings engine, PixelRect? roi = null)
     {
         _backbone = backbone;
+        Roi = roi;
         var b = backbone.Model;
         _pre = new ImagePreprocessor(b.Options.InputWidth, b.Options.InputHeight, b.Options.ChannelOrder == "rgb", b.Options.Mean, b.Options.Std);
         var options = engine.Options;
@@ -34,6 +36,9 @@ internal class FrameInspector
     }
 
     public ReservoirEngine Engine { get; }
+
+    /// <summary>The camera's region of interest: all the backbone sees of a frame (null: the whole frame).</summary>
+    public PixelRect? Roi { get; }
 
     public int GridWidth => Engine.Layout.GridWidth;
 
@@ -53,7 +58,15 @@ internal class FrameInspector
         {
             slot[i] = -1;
             if (images[i] is not { } img) continue;
-            _pre.Write(img, _tensor.AsSpan(good * size, size));
+            if (Roi is { } roi)
+            {
+                using var region = img.Region(roi);
+                _pre.Write(region, _tensor.AsSpan(good * size, size));
+            }
+            else
+            {
+                _pre.Write(img, _tensor.AsSpan(good * size, size));
+            }
             slot[i] = good++;
         }
         var result = new FrameFeatures?[images.Count];

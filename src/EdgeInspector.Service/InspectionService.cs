@@ -83,7 +83,7 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? EmbeddedHost(s.Mqtt) : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
         var state = State(cam);
         var topics = new Topics(s.Mqtt.Prefix, s.Line);
-        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
+        var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine, cam.Roi), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
             topics, _backbone!.Model.ModelHash, state, logger, Fatal, metrics.For(cam.Name));
         pipeline.Start(s.KnownGoodFolder(state.Recipe));
         _pipelines[cam.Name] = pipeline;

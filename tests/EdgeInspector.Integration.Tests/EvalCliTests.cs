@@ -47,6 +47,57 @@ public sealed class EvalCliTests
     }
 
     [Fact]
+    public void A_region_cut_into_tiles_is_scored_whole_and_recorded()
+    {
+        // VisA macaroni1 at full resolution (1500 x 1000): the left 1200 x 900 in 2 x 2 tiles of 686 x 515.
+        using var tmp = new TempFolder();
+        var (exit, log, r) = Run(tmp.Path, Shared.Data("visa/macaroni1"), "--mode", "musc,stream", "--limit", "16", "--batch", "8",
+            "--roi", "0,50,1200,900", "--tiles", "2x2", "--tile-overlap", "0.25");
+        Assert.Equal(0, exit);
+        var tiling = r.GetProperty("tiling");
+        Assert.Equal([0, 50, 1200, 900], tiling.GetProperty("roi").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal((2, 2, 0.25, "position"), (tiling.GetProperty("cols").GetInt32(), tiling.GetProperty("rows").GetInt32(), tiling.GetProperty("overlap").GetDouble(), tiling.GetProperty("refs").GetString()));
+        // Each tile at 224: the region at the tiles' resolution is 224 x (1 + 0.75) = 392 square.
+        Assert.Equal((392, 392), (tiling.GetProperty("map_width").GetInt32(), tiling.GetProperty("map_height").GetInt32()));
+        Assert.Contains("in 2x2 tiles", log);
+        foreach (string mode in new[] { "musc", "stream" })
+        {
+            var m = r.GetProperty("modes").GetProperty(mode);
+            Assert.Equal(16, m.GetProperty("frames_scored").GetInt32());
+            foreach (string key in new[] { "image_auroc", "pixel_auroc", "pro" }) Assert.InRange(m.GetProperty(key).GetDouble(), 0, 1);
+            // The heatmap shows the region, not the whole image.
+            using var heatmap = OpenCvSharp.Cv2.ImRead(Path.Combine(tmp.Path, $"{mode}_false_positive_1.png"));
+            Assert.Equal((1200, 900), (heatmap.Width, heatmap.Height));
+        }
+        Assert.Contains("4 tile positions' reservoirs", log);
+    }
+
+    [Fact]
+    public void A_region_beyond_an_image_or_tiles_below_the_input_skip_that_frame_naming_why()
+    {
+        using var tmp = new TempFolder();
+        var (_, log, r) = Run(tmp.Path, Shared.Data("mvtec_ad/bottle"), "--mode", "stream", "--limit", "4", "--batch", "2", "--roi", "0,0,600,600");
+        Assert.Contains("the image is 512x512; --roi 0,0,600,600 reaches beyond it", log);
+        Assert.Equal(4, r.GetProperty("modes").GetProperty("stream").GetProperty("frames_failed").GetInt32());
+        using var tmp2 = new TempFolder();
+        (_, log, _) = Run(tmp2.Path, Shared.Data("mvtec_ad/bottle"), "--mode", "stream", "--limit", "2", "--batch", "2", "--tiles", "3x3");
+        Assert.Contains("cuts its 512x512 region into 171x171 tiles, smaller than the model's 224x224 input", log);
+    }
+
+    [Theory]
+    [InlineData("--tiles", "0x2", "--tiles: '0x2' is not CxR")]
+    [InlineData("--tiles", "3", "--tiles: '3' is not CxR")]
+    [InlineData("--tile-overlap", "1", "--tile-overlap: 1 is a share of a tile")]
+    [InlineData("--roi", "1,2,3", "--roi: '1,2,3' is not x,y,w,h")]
+    [InlineData("--roi", "-1,0,10,10", "--roi: '-1,0,10,10' is not x,y,w,h")]
+    [InlineData("--tile-refs", "nearest", "--tile-refs: 'nearest' is not position or pooled")]
+    public void Tiling_options_out_of_range_are_refused_naming_the_option(string option, string value, string message)
+    {
+        var e = Assert.Throws<UsageException>(() => EvalOptions.Parse(["cat", option, value]));
+        Assert.StartsWith(message, e.Message);
+    }
+
+    [Fact]
     public void A_category_without_masks_reports_null_pixel_metrics()
     {
         using var tmp = new TempFolder();

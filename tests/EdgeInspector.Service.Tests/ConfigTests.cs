@@ -108,6 +108,30 @@ model:
     }
 
     [Fact]
+    public void A_region_of_interest_is_whole_pixels_inside_the_frame_and_at_least_the_models_input()
+    {
+        using var tmp = new TempFolder();
+        string Camera(string name, string roi) => $"""
+  - name: {name}
+    source: replay
+    replay: {"{"} folder: {tmp.Path} {"}"}
+    roi: {roi}
+""" + "\n";
+        string yaml = "cameras:\n" + Camera("ok", "[100, 50, 640, 480]") + Camera("small", "[0, 0, 200, 480]") + Camera("neg", "[-1, 0, 640, 480]")
+            + Camera("frac", "[0.5, 0, 640, 480]") + Camera("three", "[0, 0, 640]") + $"model:\n  path: {Yaml.Model}\n";
+        var e = Errors(yaml);
+        Assert.DoesNotContain(e.Errors, x => x.Path.StartsWith("cameras[0]"));
+        Assert.Contains(e.Errors, x => x.Path == "cameras[1].roi" && x.Message.Contains("200×480") && x.Message.Contains("smaller than the model's 224×224 input"));
+        Assert.Contains(e.Errors, x => x.Path == "cameras[2].roi" && x.Message.Contains("not a region"));
+        Assert.Contains(e.Errors, x => x.Path == "cameras[3].roi" && x.Message.Contains("whole pixels"));
+        Assert.Contains(e.Errors, x => x.Path == "cameras[4].roi" && x.Message.Contains("expected 4 numbers"));
+
+        var s = ConfigLoader.Parse(Valid(tmp.Path).Replace("    source: replay\n", "    source: replay\n    roi: [100, 50, 640, 480]\n"), "site.yaml", tmp.Path);
+        Assert.Equal(new EdgeInspector.Core.Tiling.PixelRect(100, 50, 640, 480), s.Cameras[0].Roi);
+        Assert.Null(ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path).Cameras[0].Roi);
+    }
+
+    [Fact]
     public void Passwords_never_come_from_the_file_but_from_the_environment_or_a_file()
     {
         using var tmp = new TempFolder();

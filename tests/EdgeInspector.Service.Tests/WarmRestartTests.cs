@@ -62,6 +62,12 @@ public sealed class WarmRestartTests
             Refusal(SnapshotKey.For("ab12", otherTaps, EngineOptions.Default, "")));
         Assert.Contains("other engine settings", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default with { ReservoirKeep = 0.25 }, "")));
         Assert.Contains("recipe 'a', the camera runs 'b'", EngineSnapshots.TryLoad(Save(Key("a")), Key("b"), out string? r) is null ? r : null);
+        // What was learned of the whole frame says nothing of a region of it, nor of another region.
+        var region = new EdgeInspector.Core.Tiling.PixelRect(10, 20, 300, 400);
+        Assert.Contains("made for the region whole frame, the camera now inspects [10, 20, 300, 400]", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region)));
+        Assert.NotNull(EngineSnapshots.TryLoad(Save(SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region)), SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region), out _));
+        // A header written before regions were recorded is the whole frame's.
+        Assert.Equal(SnapshotKey.WholeFrame, SnapshotKey.Parse("model=a\nlayout=b\nengine=c\nrecipe=\n").Region);
         // The warm-up batch and κ_q only decide what enters later: a snapshot survives a change of them.
         Assert.NotNull(EngineSnapshots.TryLoad(path, SnapshotKey.For("ab12", Layout, EngineOptions.Default with { Batch = 16, QuarantineZ = 3 }, ""), out _));
 

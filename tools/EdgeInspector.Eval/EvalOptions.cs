@@ -1,5 +1,6 @@
 using System.Globalization;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 
 namespace EdgeInspector.Eval;
 
@@ -19,6 +20,32 @@ internal sealed record EvalOptions
     public int InferBatch { get; init; } = 8;
     public bool Quiet { get; init; }
     public bool Dump { get; init; }
+    /// <summary>The region of interest in image pixels, or null for the whole image.</summary>
+    public PixelRect? Roi { get; init; }
+    public int TileCols { get; init; } = 1;
+    public int TileRows { get; init; } = 1;
+    public double TileOverlap { get; init; }
+    /// <summary>How tiles find their references: "position" (tile (i,j) against tile (i,j) of other frames) or "pooled" (every tile against every tile).</summary>
+    public string TileRefs { get; init; } = "position";
+
+    /// <summary>True when frames are cut (an ROI or more than one tile): maps are stitched over the ROI.</summary>
+    public bool Tiled => Roi is not null || TileCols * TileRows > 1;
+
+    public int TileCount => TileCols * TileRows;
+
+    /// <summary>
+    /// The size of the maps the pixel metrics are computed on: the region at the resolution the backbone saw it
+    /// (each tile at --image-size), so a tile's patches are not squeezed again. Without tiling: --image-size square.
+    /// </summary>
+    public (int Width, int Height) MapSize => (
+        (int)Math.Round(ImageSize * (1 + (TileCols - 1) * (1 - TileOverlap))),
+        (int)Math.Round(ImageSize * (1 + (TileRows - 1) * (1 - TileOverlap))));
+
+    /// <summary>The stitched patch grid's size: the region at the tiles' patch pitch.</summary>
+    public (int Width, int Height) StitchedGrid(int gw, int gh) => (
+        (int)Math.Round(gw * (1 + (TileCols - 1) * (1 - TileOverlap))),
+        (int)Math.Round(gh * (1 + (TileRows - 1) * (1 - TileOverlap))));
+
     /// <summary>The engine's options: <see cref="EngineOptions.Default"/>, as the service's, unless a flag says otherwise. --batch also sets the yardsticks' batch.</summary>
     public EngineOptions Engine { get; init; } = EngineOptions.Default;
 
@@ -36,7 +63,14 @@ internal sealed record EvalOptions
                                         in ./models and ../shared/models)
           --taps a,b                    named outputs used as taps (default stage2,stage3)
           --degrees 1,3,5               local aggregation degrees (default 1,3,5)
-          --image-size N                square input size in pixels (default 224)
+          --image-size N                square input size in pixels, per tile when tiling (default 224)
+          --roi x,y,w,h                 region of interest in image pixels, cut out before everything else
+                                        (default: the whole image)
+          --tiles CxR                   cut the region into C columns and R rows of tiles, each through the
+                                        backbone at --image-size, all tiles of a frame in one batch (default 1x1)
+          --tile-overlap F              share of a tile that neighbours overlap, 0 <= F < 1 (default 0)
+          --tile-refs position|pooled   tile (i,j) scored against tile (i,j) of other frames (position, default),
+                                        or every tile against every tile (pooled: textures, parts that turn)
           --batch N                     frames per MuSc/FSLC batch and in the engine's warm-up batch (default {D.Batch})
           --seed N                      seed of the line order shuffle (default 0)
           --limit N                     use only the first N frames of the line order (0 = all)
@@ -101,6 +135,36 @@ internal sealed record EvalOptions
                     o = o with { Degrees = [.. degrees] };
                     break;
                 case "--image-size": o = o with { ImageSize = Int(32) }; break;
+                case "--roi":
+                    string roi = Next();
+                    var parts = roi.Split(',');
+                    var v4 = new int[4];
+                    if (parts.Length != 4 || !parts.Select((x, k) => int.TryParse(x, NumberStyles.Integer, CultureInfo.InvariantCulture, out v4[k])).All(ok => ok)
+                        || v4[0] < 0 || v4[1] < 0 || v4[2] < 1 || v4[3] < 1)
+                    {
+                        throw new UsageException($"--roi: '{roi}' is not x,y,w,h in pixels (x, y >= 0; w, h >= 1).");
+                    }
+                    o = o with { Roi = new PixelRect(v4[0], v4[1], v4[2], v4[3]) };
+                    break;
+                case "--tiles":
+                    string tiles = Next();
+                    var cr = tiles.Split('x', 'X');
+                    if (cr.Length != 2 || !int.TryParse(cr[0], out int cols) || !int.TryParse(cr[1], out int rows) || cols < 1 || rows < 1 || cols * rows > 64)
+                    {
+                        throw new UsageException($"--tiles: '{tiles}' is not CxR with C, R >= 1 and at most 64 tiles (e.g. 3x2).");
+                    }
+                    o = o with { TileCols = cols, TileRows = rows };
+                    break;
+                case "--tile-overlap":
+                    double overlap = Dbl(0);
+                    if (overlap >= 1) throw new UsageException($"--tile-overlap: {overlap.ToString(CultureInfo.InvariantCulture)} is a share of a tile: at least 0 and below 1.");
+                    o = o with { TileOverlap = overlap };
+                    break;
+                case "--tile-refs":
+                    string refs = Next();
+                    if (refs is not ("position" or "pooled")) throw new UsageException($"--tile-refs: '{refs}' is not position or pooled.");
+                    o = o with { TileRefs = refs };
+                    break;
                 case "--batch": o = o with { Engine = o.Engine with { Batch = Int(2) } }; break;
                 case "--seed": o = o with { Seed = Int(0) }; break;
                 case "--limit": o = o with { Limit = Int(0) }; break;

@@ -3,6 +3,7 @@ using EdgeInspector.Core.Evaluation;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Imaging;
 using EdgeInspector.Inference.Onnx;
 using OpenCvSharp;
@@ -34,6 +35,11 @@ internal sealed class ModeRun
     public int Frames;
     public int Errors;
     public double PeakRssMb;
+    /// <summary>Tiled runs: each frame's tile grids (TileGridHeight × TileGridWidth) and its tiles' geometry; <see cref="Grids"/> then holds the stitched patch grid.</summary>
+    public float[][]?[]? Tiles { get; init; }
+    public TileGrid?[]? Geometry { get; init; }
+    public int TileGridHeight { get; init; }
+    public int TileGridWidth { get; init; }
     public int ReservoirFrames;
     public long Quarantined;
 }
@@ -64,7 +70,13 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                       $"backbone {Path.GetFileName(model)} on {backbone.ExecutionProvider}, grid {backbone.Layout.GridHeight}x{backbone.Layout.GridWidth}, " +
                       $"views [{string.Join(", ", backbone.Layout.Views)}]");
 
-        bool[]?[] masks = dataset.HasMasks ? LoadMasks(frames, options.ImageSize) : [];
+        var (mapWidth, mapHeight) = options.Tiled ? options.MapSize : (options.ImageSize, options.ImageSize);
+        bool[]?[] masks = dataset.HasMasks ? LoadMasks(frames, mapWidth, mapHeight, options.Roi) : [];
+        if (options.Tiled)
+        {
+            log.WriteLine($"tiling: {(options.Roi is { } roi ? $"roi {roi}" : "the whole image")} in {options.TileCols}x{options.TileRows} tiles, overlap {options.TileOverlap.ToString(System.Globalization.CultureInfo.InvariantCulture)}, " +
+                          $"each at {options.ImageSize}x{options.ImageSize}, references by {options.TileRefs}; pixel metrics on {mapWidth}x{mapHeight} maps of the region");
+        }
         var runs = new List<ModeRun>();
         foreach (string mode in options.Modes)
         {
@@ -82,21 +94,25 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         return 0;
     }
 
-    private static bool[]?[] LoadMasks(IReadOnlyList<FrameItem> frames, int size)
+    /// <summary>The ground truth at the maps' size: the region of interest cut out first when one is set.</summary>
+    private static bool[]?[] LoadMasks(IReadOnlyList<FrameItem> frames, int width, int height, PixelRect? roi)
     {
         var masks = new bool[]?[frames.Count];
         Parallel.For(0, frames.Count, i =>
         {
-            var m = new bool[size * size];
+            var m = new bool[width * height];
             if (frames[i].MaskPath is { } path)
             {
                 using var raw = Cv2.ImRead(path, ImreadModes.Grayscale);
                 if (raw.Empty()) throw new ImageDecodeException($"{path}: mask is not a decodable image.");
+                var r = roi ?? new PixelRect(0, 0, raw.Width, raw.Height);
+                if (r.Right > raw.Width || r.Bottom > raw.Height) throw new ImageDecodeException($"{path}: the mask is {raw.Width}x{raw.Height}; --roi {r.X},{r.Y},{r.Width},{r.Height} reaches beyond it.");
+                using var cut = new Mat(raw, new Rect(r.X, r.Y, r.Width, r.Height));
                 using var small = new Mat();
-                Cv2.Resize(raw, small, new Size(size, size), 0, 0, InterpolationFlags.Nearest);
-                for (int y = 0; y < size; y++)
+                Cv2.Resize(cut, small, new Size(width, height), 0, 0, InterpolationFlags.Nearest);
+                for (int y = 0; y < height; y++)
                 {
-                    for (int x = 0; x < size; x++) m[y * size + x] = small.At<byte>(y, x) > 127;
+                    for (int x = 0; x < width; x++) m[y * width + x] = small.At<byte>(y, x) > 127;
                 }
             }
             masks[i] = m;
@@ -106,11 +122,17 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
 
     private ModeRun RunMode(string mode, IReadOnlyList<FrameItem> frames, Dataset dataset, OnnxBackbone backbone)
     {
-        int n = frames.Count;
+        int n = frames.Count, tiles = options.TileCount;
+        bool tiled = options.Tiled, pooled = tiled && options.TileRefs == "pooled";
         // The FSLC modes may score in a projected space; MuSc always runs on the full views.
         _projector = mode != "musc" && options.Engine.ScoreDims > 0 ? new ViewProjector(backbone.Layout, options.Engine.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = _projector?.Target ?? backbone.Layout;
-        var run = new ModeRun { Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null };
+        var run = new ModeRun
+        {
+            Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null,
+            Tiles = tiled ? new float[n][][] : null, Geometry = tiled ? new TileGrid?[n] : null,
+            TileGridHeight = layout.GridHeight, TileGridWidth = layout.GridWidth,
+        };
         run.Image.AsSpan().Fill(float.NaN);
         // The yardsticks stay at their own settings whatever the engine's are (MuSc's image score is its
         // map's maximum, re-scored by RsCIN); only the batch is shared.
@@ -119,7 +141,12 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
         _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);
-        var stream = new ReservoirEngine(layout, options.Engine, _pool.Return);
+        // Position-aware tiling: one engine per tile position, each learning what its part of the frame looks
+        // like. Pooled: one engine whose warm-up batch and reservoir hold as many frames' worth of tiles.
+        var engineOptions = pooled ? options.Engine with { Batch = options.Engine.Batch * tiles, ReservoirFrames = options.Engine.ReservoirFrames * tiles } : options.Engine;
+        var engines = new ReservoirEngine[tiled && !pooled ? tiles : 1];
+        for (int e = 0; e < engines.Length; e++) engines[e] = new ReservoirEngine(layout, engineOptions, _pool.Return);
+        _tileResults = tiled ? new StreamResult?[n][] : null;
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
         PeakMemory.Reset();
@@ -128,27 +155,32 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         {
             var goods = dataset.KnownGood.Take(options.Refs).ToList();
             if (goods.Count < options.Refs) log.WriteLine($"warning: --refs {options.Refs} asked, train/good holds {goods.Count}.");
-            var refFeatures = Extract(goods, backbone, pre, run.Times, out _);
+            var refFeatures = Extract(goods, backbone, pre, run.Times, out _).OfType<FrameFeatures[]>().ToList();
             var sw = Stopwatch.StartNew();
-            var goodFeatures = refFeatures.OfType<FrameFeatures>().ToList();
-            stream.SeedKnownGood(goodFeatures);
+            for (int e = 0; e < engines.Length; e++)
+            {
+                engines[e].SeedKnownGood(engines.Length > 1 ? refFeatures.Select(f => f[e]).ToList() : refFeatures.SelectMany(f => f).ToList());
+            }
             run.Times.Scoring += sw.Elapsed;
-            foreach (var f in goodFeatures) _pool.Return(f);
+            foreach (var f in refFeatures.SelectMany(f => f)) _pool.Return(f);
         }
 
         // Batches for musc/fslc: the line order split into nearly equal consecutive groups of about --batch frames.
         int groups = Math.Max(1, (int)Math.Round((double)n / options.Engine.Batch));
         var groupEnd = new int[groups];
         for (int g = 0; g < groups; g++) groupEnd[g] = (int)((long)(g + 1) * n / groups);
-        var pending = new List<(int Index, FrameFeatures Features)>();
+        var pending = new List<(int Index, FrameFeatures[] Features)>();
         int group = 0;
+        // All tiles of a frame go through the backbone together: as many frames per run as keep the batch near --infer-batch images.
+        int framesPerRun = Math.Max(1, options.InferBatch / tiles);
 
         _progress.Start(mode, n);
-        for (int start = 0; start < n; start += options.InferBatch)
+        for (int start = 0; start < n; start += framesPerRun)
         {
-            int count = Math.Min(options.InferBatch, n - start);
+            int count = Math.Min(framesPerRun, n - start);
             var chunk = frames.Skip(start).Take(count).Select(f => f.Path).ToList();
-            var features = Extract(chunk, backbone, pre, run.Times, out int errors);
+            var geometry = new TileGrid?[count];
+            var features = Extract(chunk, backbone, pre, run.Times, out int errors, geometry);
             run.Errors += errors;
             var sw = Stopwatch.StartNew();
             for (int c = 0; c < count; c++)
@@ -156,16 +188,23 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                 int index = start + c;
                 if (features[c] is { } f)
                 {
+                    if (tiled) run.Geometry![index] = geometry[c];
                     if (mode == "stream")
                     {
                         long t0 = Stopwatch.GetTimestamp();
-                        var results = stream.Push(f, index);
-                        if (results.Count == 1 && !results[0].WarmUp)
+                        bool steady = true;
+                        for (int t = 0; t < f.Length; t++)
+                        {
+                            long id = pooled ? (long)index * tiles + t : index;
+                            var results = engines[pooled ? 0 : t].Push(f[t], id);
+                            steady &= results.Count == 1 && !results[0].WarmUp;
+                            foreach (var r in results) Store(run, r, pooled ? -1 : t);
+                        }
+                        if (steady)
                         {
                             run.Times.SteadyScoring += Stopwatch.GetElapsedTime(t0);
                             run.Times.SteadyFrames++;
                         }
-                        foreach (var r in results) Store(run, r);
                     }
                     else
                     {
@@ -174,8 +213,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                 }
                 if (mode != "stream" && index + 1 == groupEnd[group])
                 {
-                    ScoreGroup(mode, pending, run, musc, fslc);
-                    foreach (var (_, done) in pending) _pool.Return(done);
+                    ScoreGroup(mode, pending, run, musc, fslc, pooled);
+                    foreach (var (_, done) in pending) foreach (var d in done) _pool.Return(d);
                     pending.Clear();
                     group++;
                 }
@@ -186,10 +225,13 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         if (mode == "stream")
         {
             var sw = Stopwatch.StartNew();
-            foreach (var r in stream.Flush()) Store(run, r);
+            for (int e = 0; e < engines.Length; e++)
+            {
+                foreach (var r in engines[e].Flush()) Store(run, r, pooled ? -1 : e);
+            }
             run.Times.Scoring += sw.Elapsed;
-            run.ReservoirFrames = stream.Reservoir.Count;
-            run.Quarantined = stream.Quarantined;
+            run.ReservoirFrames = engines.Sum(e => e.Reservoir.Count);
+            run.Quarantined = engines.Sum(e => e.Quarantined);
         }
         total.Stop();
         run.Times.Total = total.Elapsed;
@@ -198,44 +240,109 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         _progress.Done();
         if (mode == "stream")
         {
-            log.WriteLine($"stream: reservoir {stream.Reservoir.Count} frames of {stream.Reservoir.Keep} patches, {stream.Quarantined} frames quarantined");
+            string what = engines.Length > 1 ? $"{engines.Length} tile positions' reservoirs, {run.ReservoirFrames} tiles in all" : $"reservoir {run.ReservoirFrames} {(pooled ? "tiles" : "frames")}";
+            log.WriteLine($"stream: {what} of {engines[0].Reservoir.Keep} patches, {run.Quarantined} {(pooled || engines.Length > 1 ? "tiles" : "frames")} quarantined");
         }
         return run;
     }
 
-    private static void Store(ModeRun run, StreamResult r)
+    private StreamResult?[]?[]? _tileResults;
+
+    /// <summary>
+    /// One engine result. Untiled: the frame's. Tiled: one tile's (<paramref name="tile"/>, or from the id when
+    /// pooled); once all of a frame's tiles are in, the frame's map is stitched and scored over the whole region.
+    /// </summary>
+    private void Store(ModeRun run, StreamResult r, int tile)
     {
-        int i = (int)r.FrameId;
-        run.Grids[i] = r.Patches;
-        run.Image[i] = r.Image;
-        run.Calibrated![i] = r.Calibrated;
+        if (_tileResults is null)
+        {
+            int i = (int)r.FrameId;
+            run.Grids[i] = r.Patches;
+            run.Image[i] = r.Image;
+            run.Calibrated![i] = r.Calibrated;
+            return;
+        }
+        int tiles = options.TileCount;
+        int frame = tile < 0 ? (int)(r.FrameId / tiles) : (int)r.FrameId;
+        int t = tile < 0 ? (int)(r.FrameId % tiles) : tile;
+        var got = _tileResults[frame] ??= new StreamResult?[tiles];
+        got[t] = r;
+        if (got.Any(x => x is null)) return;
+        var grids = got.Select(x => x!.Patches).ToArray();
+        var stitched = Stitched(run, frame, grids);
+        run.Image[frame] = FrameScore.TopN(stitched, options.Engine.TopN).Image;
+        // Each tile is calibrated against its own (or the pooled) normal; the frame is as far out as its worst tile.
+        run.Calibrated![frame] = got.Max(x => x!.Calibrated);
+        _tileResults[frame] = null;
     }
 
-    private void ScoreGroup(string mode, List<(int Index, FrameFeatures Features)> pending, ModeRun run, MuScScorer musc, Fslc fslc)
+    /// <summary>Keeps a tiled frame's tile grids and its stitched patch grid (the region at patch resolution).</summary>
+    private float[] Stitched(ModeRun run, int frame, float[][] grids)
+    {
+        run.Tiles![frame] = grids;
+        var (gw, gh) = options.StitchedGrid(run.TileGridWidth, run.TileGridHeight);
+        var stitched = new float[gw * gh];
+        TileStitcher.Stitch(run.Geometry![frame]!, grids, run.TileGridHeight, run.TileGridWidth, stitched, gw, gh);
+        run.Grids[frame] = stitched;
+        return stitched;
+    }
+
+    private void ScoreGroup(string mode, List<(int Index, FrameFeatures[] Features)> pending, ModeRun run, MuScScorer musc, Fslc fslc, bool pooled)
     {
         if (pending.Count < 2)
         {
             if (pending.Count == 1) log.WriteLine($"warning: a batch of one frame cannot be scored ({mode}); frame {pending[0].Index} left unscored.");
             return;
         }
-        var batch = pending.Select(p => p.Features).ToList();
-        if (mode == "musc")
+        int tiles = pending[0].Features.Length;
+        // Per scoring batch: the frames' tiles it holds, as (frame in pending, tile).
+        var batches = new List<List<(int Frame, int Tile)>>();
+        if (pooled)
         {
-            var r = musc.Score(batch);
-            for (int i = 0; i < batch.Count; i++)
-            {
-                run.Grids[pending[i].Index] = r.Patches[i];
-                run.Image[pending[i].Index] = r.ImageRsCin[i];
-            }
+            batches.Add([.. Enumerable.Range(0, pending.Count).SelectMany(i => Enumerable.Range(0, tiles).Select(t => (i, t)))]);
         }
         else
         {
-            var (scores, _) = fslc.ScoreBatch(batch);
-            for (int i = 0; i < batch.Count; i++)
+            for (int t = 0; t < tiles; t++) batches.Add([.. Enumerable.Range(0, pending.Count).Select(i => (i, t))]);
+        }
+        var patches = new float[pending.Count][][];
+        var images = new float[pending.Count][];
+        for (int i = 0; i < pending.Count; i++) (patches[i], images[i]) = (new float[tiles][], new float[tiles]);
+        foreach (var members in batches)
+        {
+            var batch = members.Select(m => pending[m.Frame].Features[m.Tile]).ToList();
+            if (mode == "musc")
             {
-                run.Grids[pending[i].Index] = scores[i].Patches;
-                run.Image[pending[i].Index] = scores[i].Image;
+                var r = musc.Score(batch);
+                for (int k = 0; k < batch.Count; k++)
+                {
+                    patches[members[k].Frame][members[k].Tile] = r.Patches[k];
+                    images[members[k].Frame][members[k].Tile] = r.ImageRsCin[k];
+                }
             }
+            else
+            {
+                var (scores, _) = fslc.ScoreBatch(batch);
+                for (int k = 0; k < batch.Count; k++)
+                {
+                    patches[members[k].Frame][members[k].Tile] = scores[k].Patches;
+                    images[members[k].Frame][members[k].Tile] = scores[k].Image;
+                }
+            }
+        }
+        for (int i = 0; i < pending.Count; i++)
+        {
+            int index = pending[i].Index;
+            if (!options.Tiled)
+            {
+                run.Grids[index] = patches[i][0];
+                run.Image[index] = images[i][0];
+                continue;
+            }
+            var stitched = Stitched(run, index, patches[i]);
+            // MuSc's image score is its map's maximum: over the whole region (RsCIN's re-scoring needs one
+            // global feature per frame, which a set of tiles does not have). FSLC's: its worst tile's.
+            run.Image[index] = mode == "musc" ? stitched.Max() : images[i].Max();
         }
     }
 
@@ -244,23 +351,43 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
     private FrameFeaturesPool? _rawPool;
     private ViewProjector? _projector;
 
-    /// <summary>Decodes, preprocesses and runs the backbone; a frame that cannot be decoded is reported and left null.</summary>
-    private FrameFeatures?[] Extract(IReadOnlyList<string> paths, OnnxBackbone backbone, ImagePreprocessor pre, StageTimes times, out int errors)
+    /// <summary>
+    /// Decodes, cuts out the region of interest and its tiles, preprocesses and runs the backbone on every
+    /// tile of every frame as one batch; returns each frame's tiles' features (one when not tiling) and the
+    /// tiles' geometry. A frame that cannot be decoded or cut is reported and left null.
+    /// </summary>
+    private FrameFeatures[]?[] Extract(IReadOnlyList<string> paths, OnnxBackbone backbone, ImagePreprocessor pre, StageTimes times, out int errors, TileGrid?[]? geometry = null)
     {
-        int size = backbone.ImageSize;
-        if (_tensor is null || _tensor.Length < paths.Count * size) _tensor = new float[Math.Max(paths.Count, options.InferBatch) * size];
+        int size = backbone.ImageSize, tiles = options.TileCount;
+        int slots = paths.Count * tiles;
+        if (_tensor is null || _tensor.Length < slots * size) _tensor = new float[Math.Max(slots, options.InferBatch) * size];
         var ok = new bool[paths.Count];
         var messages = new string?[paths.Count];
         var sw = Stopwatch.StartNew();
         var tensor = _tensor;
-        // Good frames are packed to the front of the tensor in order.
+        // Good frames are packed to the front of the tensor in order, each as its run of tiles.
         var slotOf = new int[paths.Count];
         Parallel.For(0, paths.Count, i =>
         {
             try
             {
                 using var img = ImagePreprocessor.Decode(paths[i]);
-                pre.Write(img, tensor.AsSpan(i * size, size));
+                if (!options.Tiled)
+                {
+                    pre.Write(img, tensor.AsSpan(i * size, size));
+                }
+                else
+                {
+                    var grid = Cut(img, paths[i], options.ImageSize);
+                    for (int t = 0; t < tiles; t++)
+                    {
+                        var r = grid.Tiles[t];
+                        var roi = options.Roi ?? new PixelRect(0, 0, img.Width, img.Height);
+                        using var tile = new Mat(img, new Rect(roi.X + r.X, roi.Y + r.Y, r.Width, r.Height));
+                        pre.Write(tile, tensor.AsSpan((i * tiles + t) * size, size));
+                    }
+                    if (geometry is not null) geometry[i] = grid;
+                }
                 ok[i] = true;
             }
             catch (ImageDecodeException e)
@@ -272,7 +399,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         for (int i = 0; i < paths.Count; i++)
         {
             if (!ok[i]) continue;
-            if (good != i) tensor.AsSpan(i * size, size).CopyTo(tensor.AsSpan(good * size, size));
+            if (good != i) tensor.AsSpan(i * tiles * size, tiles * size).CopyTo(tensor.AsSpan(good * tiles * size, tiles * size));
             slotOf[i] = good++;
         }
         times.Preprocess += sw.Elapsed;
@@ -281,11 +408,12 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         {
             if (m is not null) log.WriteLine($"error: frame skipped: {m}");
         }
-        var outputs = new FrameFeatures[good];
-        for (int i = 0; i < good; i++) outputs[i] = _rawPool!.Rent();
-        if (good > 0)
+        int images = good * tiles;
+        var outputs = new FrameFeatures[images];
+        for (int i = 0; i < images; i++) outputs[i] = _rawPool!.Rent();
+        if (images > 0)
         {
-            var (b, f) = backbone.Extract(tensor, good, outputs);
+            var (b, f) = backbone.Extract(tensor, images, outputs);
             times.Backbone += b;
             times.Features += f;
         }
@@ -293,8 +421,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         {
             // Projection counts as scoring work: it exists only to make scoring cheaper.
             var ps = Stopwatch.StartNew();
-            var projected = new FrameFeatures[good];
-            Parallel.For(0, good, i =>
+            var projected = new FrameFeatures[images];
+            Parallel.For(0, images, i =>
             {
                 projected[i] = _pool!.Rent();
                 projector.Project(outputs[i], projected[i]);
@@ -304,9 +432,25 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             times.Scoring += ps.Elapsed;
             times.Projection += ps.Elapsed;
         }
-        var result = new FrameFeatures?[paths.Count];
-        for (int i = 0; i < paths.Count; i++) result[i] = ok[i] ? outputs[slotOf[i]] : null;
+        var result = new FrameFeatures[]?[paths.Count];
+        for (int i = 0; i < paths.Count; i++) result[i] = ok[i] ? outputs.AsSpan(slotOf[i] * tiles, tiles).ToArray() : null;
         return result;
+    }
+
+    /// <summary>The frame's region of interest cut into tiles; a region beyond the frame or a tile below the model's input is that frame's error.</summary>
+    private TileGrid Cut(Mat img, string path, int input)
+    {
+        var roi = options.Roi ?? new PixelRect(0, 0, img.Width, img.Height);
+        if (roi.Right > img.Width || roi.Bottom > img.Height)
+        {
+            throw new ImageDecodeException($"{path}: the image is {img.Width}x{img.Height}; --roi {roi.X},{roi.Y},{roi.Width},{roi.Height} reaches beyond it.");
+        }
+        var grid = TileGrid.Create(roi.Width, roi.Height, options.TileCols, options.TileRows, options.TileOverlap);
+        if (grid.TileWidth < input || grid.TileHeight < input)
+        {
+            throw new ImageDecodeException($"{path}: --tiles {options.TileCols}x{options.TileRows} cuts its {roi.Width}x{roi.Height} region into {grid.TileWidth}x{grid.TileHeight} tiles, smaller than the model's {input}x{input} input; use fewer tiles or a smaller --image-size.");
+        }
+        return grid;
     }
 }
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using EdgeInspector.Core.Evaluation;
 using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Imaging;
 using OpenCvSharp;
 
@@ -30,24 +31,24 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         double? pAuroc = null, pAp = null, pF1 = null, pro = null;
         if (masks.Length > 0)
         {
-            int s = options.ImageSize, gh = (int)Math.Sqrt(run.Grids[idx[0]]!.Length);
+            var (w, h) = MapSize;
             var maps = new List<float[]>(idx.Length);
             var gts = new List<bool[]>(idx.Length);
-            var flatScores = new float[(long)idx.Length * s * s];
+            var flatScores = new float[(long)idx.Length * w * h];
             var flatLabels = new bool[flatScores.Length];
             for (int t = 0; t < idx.Length; t++)
             {
-                var map = new float[s * s];
-                AnomalyMap.Upsample(run.Grids[idx[t]], gh, run.Grids[idx[t]]!.Length / gh, map, s, s);
+                var map = new float[w * h];
+                MapOf(run, idx[t], map);
                 maps.Add(map);
                 gts.Add(masks[idx[t]]!);
-                map.CopyTo(flatScores, t * s * s);
-                masks[idx[t]]!.CopyTo(flatLabels, t * s * s);
+                map.CopyTo(flatScores, t * w * h);
+                masks[idx[t]]!.CopyTo(flatLabels, t * w * h);
             }
             pAuroc = Metrics.Auroc(flatScores, flatLabels);
             pAp = Metrics.AveragePrecision(flatScores, flatLabels);
             pF1 = Metrics.F1Max(flatScores, flatLabels);
-            pro = Metrics.Pro(maps, gts, s);
+            pro = Metrics.Pro(maps, gts, w);
         }
         return new ModeMetrics(Metrics.Auroc(scores, labels), Metrics.AveragePrecision(scores, labels), Metrics.F1Max(scores, labels),
             pAuroc, pAp, pF1, pro, calibrated, Metrics.RocCurve(scores, labels));
@@ -72,6 +73,23 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         w.WriteString("engine", options.Engine.Fingerprint());
         w.WriteString("taps", string.Join(",", options.Taps));
         w.WriteNumber("image_size", options.ImageSize);
+        // How frames were cut: an untiled run is one tile over the whole image, its maps --image-size square.
+        w.WriteStartObject("tiling");
+        if (options.Roi is { } roi)
+        {
+            w.WriteStartArray("roi");
+            foreach (int v in new[] { roi.X, roi.Y, roi.Width, roi.Height }) w.WriteNumberValue(v);
+            w.WriteEndArray();
+        }
+        else w.WriteNull("roi");
+        w.WriteNumber("cols", options.TileCols);
+        w.WriteNumber("rows", options.TileRows);
+        w.WriteNumber("overlap", options.TileOverlap);
+        w.WriteString("refs", options.TileRefs);
+        w.WriteNumber("tile_input", options.ImageSize);
+        w.WriteNumber("map_width", MapSize.Width);
+        w.WriteNumber("map_height", MapSize.Height);
+        w.WriteEndObject();
         w.WriteStartObject("modes");
         foreach (var (run, m) in _modes)
         {
@@ -177,16 +195,33 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         }
     }
 
+    /// <summary>The maps' size: --image-size square, or the region of interest at the tiles' resolution when tiling.</summary>
+    private (int Width, int Height) MapSize => options.Tiled ? options.MapSize : (options.ImageSize, options.ImageSize);
+
+    /// <summary>A frame's map at <see cref="MapSize"/>: its patch grid upsampled, or its tiles' grids stitched over the region.</summary>
+    private void MapOf(ModeRun run, int i, Span<float> map)
+    {
+        var (w, h) = MapSize;
+        if (run.Tiles is { } tiles)
+        {
+            TileStitcher.Stitch(run.Geometry![i]!, tiles[i]!, run.TileGridHeight, run.TileGridWidth, map, w, h);
+            return;
+        }
+        int g = run.Grids[i]!.Length, gh = (int)Math.Sqrt(g);
+        AnomalyMap.Upsample(run.Grids[i], gh, g / gh, map, h, w);
+    }
+
     private void Write(string dir, ModeRun run, int i, string file, string kind, float low, float high)
     {
-        int s = options.ImageSize, g = run.Grids[i]!.Length;
-        int gh = (int)Math.Sqrt(g);
-        var map = new float[s * s];
-        AnomalyMap.Upsample(run.Grids[i], gh, g / gh, map, s, s);
-        using var img = ImagePreprocessor.Decode(frames[i].Path);
+        var (w, h) = MapSize;
+        var map = new float[w * h];
+        MapOf(run, i, map);
+        using var decoded = ImagePreprocessor.Decode(frames[i].Path);
+        var roi = options.Roi ?? new PixelRect(0, 0, decoded.Width, decoded.Height);
+        using var img = new Mat(decoded, new Rect(roi.X, roi.Y, roi.Width, roi.Height));
         ReadOnlySpan<bool> mask = masks.Length > 0 && masks[i] is { } m ? m : default;
         string caption = $"{kind} {frames[i].Name} score {run.Image[i].ToString("0.000", CultureInfo.InvariantCulture)}";
-        using var overlay = HeatmapRenderer.Overlay(img, map, s, s, low, high, mask, caption);
+        using var overlay = HeatmapRenderer.Overlay(img, map, w, h, low, high, mask, caption);
         Cv2.ImWrite(Path.Combine(dir, file), overlay);
     }
 

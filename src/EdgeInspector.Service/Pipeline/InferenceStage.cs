@@ -36,7 +36,7 @@ internal sealed class InferenceStage(
     }
 
     private bool _started;
-    private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, state, live, counters, log);
+    private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, inspector.Roi, state, live, counters, log);
 
     /// <summary>The inference loop. Restarted by the supervisor after a fault; the start-up work (a snapshot or known-good seeding) runs on the first start only.</summary>
     public void Run(string? seedFolder, CancellationToken ct)
@@ -101,7 +101,15 @@ internal sealed class InferenceStage(
             {
                 try
                 {
-                    images.Add(FrameDecoder.Decode(w.Frame));
+                    var image = FrameDecoder.Decode(w.Frame);
+                    if (inspector.Roi is { } roi && !image.Contains(roi))
+                    {
+                        // The sensor (or replayed image) is smaller than the configured region: nothing of this frame can be judged.
+                        string why = $"{w.Frame.Origin}: the frame is {image.Width}×{image.Height}; cameras[{camera}].roi {roi} reaches beyond it (x + width and y + height must fit the frame).";
+                        image.Dispose();
+                        throw new ImageDecodeException(why);
+                    }
+                    images.Add(image);
                     errors.Add(null);
                 }
                 catch (ImageDecodeException e)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeInspector.Service;
@@ -11,7 +12,7 @@ namespace EdgeInspector.Service;
 /// the state is captured there and written on the thread pool, one write at a time, so a frame never
 /// waits for the disk.
 /// </summary>
-internal sealed class SnapshotKeeper(string camera, string path, string modelHash, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
+internal sealed class SnapshotKeeper(string camera, string path, string modelHash, PixelRect? roi, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
 {
     private readonly LogThrottle _failureLog = new(TimeSpan.FromSeconds(60));
     private long _savedTicks; // Environment.TickCount64 of the last save started
@@ -22,7 +23,7 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
     /// <summary>When the state on disk was written (by this run or, after a warm restart, the one before); null: none.</summary>
     public DateTimeOffset? Saved { get; private set; }
 
-    private SnapshotKey Key(ReservoirEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe);
+    private SnapshotKey Key(ReservoirEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe, roi);
 
     /// <summary>Takes up the snapshot if there is one that fits: true when the engine is warm from it.</summary>
     public bool TryRestore(ReservoirEngine engine)

@@ -32,7 +32,7 @@ internal sealed class VerdictDecider(string camera, FrameInspector inspector, Ve
             float low = engine.RawScoreAt(0), high = engine.RawScoreAt((float)policy.Threshold);
             if (!float.IsFinite(low) || !float.IsFinite(high) || high <= low) (low, high) = (scored.Patches.Min(), scored.Patches.Max());
             string caption = $"{camera} #{meta.Id} {VerdictNames.Wire(kind)} z={scored.Calibrated.ToString("0.00", CultureInfo.InvariantCulture)}";
-            outcome.Heatmap = image.HeatmapJpeg(scored.Patches, inspector.GridWidth, inspector.GridHeight, low, high, caption, settings.Heatmap.JpegQuality);
+            outcome.Heatmap = image.HeatmapJpeg(scored.Patches, inspector.GridWidth, inspector.GridHeight, low, high, caption, settings.Heatmap.JpegQuality, region: inspector.Roi);
         }
         if (archived) archive.Enqueue(meta, image, outcome);
         return outcome;
