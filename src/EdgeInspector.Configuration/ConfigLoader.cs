@@ -230,8 +230,20 @@ public static class ConfigLoader
             QueueCapacity = e.Int("queue_capacity", 16, 1, 100_000),
             InferenceBatch = e.Int("inference_batch", 4, 1, 256),
             DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
+            Tiles = Tiles(e.Child("tiles")),
         };
         e.RejectUnknown(RemovedEngineFields);
+        // A tile below the model's input is enlarged: it shows the backbone nothing more. Known here when the
+        // camera has a region; otherwise each frame is checked as it comes.
+        for (int i = 0; i < cameras.Count; i++)
+        {
+            if (engine.Tiles.Count == 1 || cameras[i].Roi is not { } roi || roi.Width < model.InputWidth || roi.Height < model.InputHeight) continue;
+            var grid = TileGrid.Create(roi.Width, roi.Height, engine.Tiles.Cols, engine.Tiles.Rows, engine.Tiles.Overlap);
+            if (grid.TileWidth < model.InputWidth || grid.TileHeight < model.InputHeight)
+            {
+                e.Error(null, "engine.tiles", $"{engine.Tiles.Cols}x{engine.Tiles.Rows} tiles of camera '{cameras[i].Name}''s {roi.Width}×{roi.Height} region are {grid.TileWidth}×{grid.TileHeight} pixels, smaller than the model's {model.InputWidth}×{model.InputHeight} input; use fewer tiles or a larger region");
+            }
+        }
 
         var vd = r.Child("verdict");
         var verdict = new VerdictSettings
@@ -360,6 +372,21 @@ public static class ConfigLoader
             s.Error(null, $"{s.Path}.{kind}_env", $"environment variable '{env}' is not set{(emptyIsUnset ? " or empty" : "")} (for systemd: Environment= or EnvironmentFile= in the unit)");
         }
         if (env.Length > 0 && file.Length > 0) s.Error(null, $"{s.Path}.{kind}_file", $"give {kind}_env or {kind}_file, not both");
+    }
+
+    /// <summary>engine.tiles: cols, rows, overlap, refs.</summary>
+    private static TileSettings Tiles(YamlSection t)
+    {
+        var d = new TileSettings();
+        var tiles = new TileSettings
+        {
+            Cols = t.Int("cols", d.Cols, 1, 8),
+            Rows = t.Int("rows", d.Rows, 1, 8),
+            Overlap = t.Num("overlap", d.Overlap, 0, 0.9),
+            Refs = t.Str("refs", d.Refs, "position", "pooled"),
+        };
+        t.RejectUnknown();
+        return tiles;
     }
 
     /// <summary>cameras[].roi: [x, y, width, height] in sensor pixels, or absent for the whole frame.</summary>

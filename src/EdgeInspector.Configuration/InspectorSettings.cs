@@ -160,6 +160,24 @@ public sealed record EngineSettings
     public int InferenceBatch { get; init; } = 4;
     /// <summary>drop_oldest | drop_newest: which frame is answered "dropped" when the queue is full.</summary>
     public string DropPolicy { get; init; } = "drop_oldest";
+    /// <summary>How each frame's region is cut into tiles (one tile: the whole region in one model input).</summary>
+    public TileSettings Tiles { get; init; } = new();
+}
+
+/// <summary>Tiling: the region cut into Cols × Rows tiles, each through the backbone at the model's input size.</summary>
+public sealed record TileSettings
+{
+    public int Cols { get; init; } = 1;
+    public int Rows { get; init; } = 1;
+    /// <summary>Share of a tile that neighbours overlap (0 to 0.9). 0: an overlap costs every tile resolution (decision 0008).</summary>
+    public double Overlap { get; init; }
+    /// <summary>position (tile (i,j) against tile (i,j) of earlier parts) | pooled (every tile against every other part's tiles).</summary>
+    public string Refs { get; init; } = "position";
+
+    public int Count => Cols * Rows;
+
+    /// <summary>How the tiles are cut, as a snapshot records it ("" for one tile).</summary>
+    public string Describe() => Count == 1 ? "" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Cols}x{Rows} tiles, overlap {Overlap}, {Refs}");
 }
 
 /// <summary>How scores become verdicts.</summary>

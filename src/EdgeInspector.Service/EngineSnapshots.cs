@@ -17,11 +17,11 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
     /// <summary>The region of a camera without an ROI (and of snapshots written before regions were recorded).</summary>
     public const string WholeFrame = "whole frame";
 
-    public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe, PixelRect? roi = null)
+    public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe, string region = WholeFrame)
     {
         var views = new StringBuilder();
         foreach (var v in layout.Views) views.Append(views.Length == 0 ? "" : ",").Append($"{v.Tap}/a{v.Degree}:{v.Dim}");
-        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe, roi?.ToString() ?? WholeFrame);
+        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe, region);
     }
 
     /// <summary>Why <paramref name="saved"/> does not fit this key, or null when it does.</summary>
@@ -60,19 +60,24 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 /// or corrupted file is refused, never half taken up.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): magic "EISNAP01", int32 header bytes, the header (UTF-8 key text), int32 frames;
-/// per frame: int64 id, int32 views, per view int32 floats and the floats; int32 calibration scores and the
-/// scores; int64 frames quarantined; then the 32-byte hash.
+/// Layout (little-endian): magic "EISNAP01", int32 header bytes, the header (UTF-8 key text), then one state:
+/// int32 frames; per frame: int64 id, int32 views, per view int32 floats and the floats; int32 calibration
+/// scores and the scores; int64 frames quarantined; then the 32-byte hash. A tiled engine (one state per
+/// tile position) writes "EISNAP02", the header, int32 states and the states one after the other.
 /// </remarks>
 internal static class EngineSnapshots
 {
     private static readonly byte[] Magic = "EISNAP01"u8.ToArray();
+    private static readonly byte[] MagicTiled = "EISNAP02"u8.ToArray();
 
     /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
     private const long MaxBytes = 4L << 30;
 
-    /// <summary>Writes <paramref name="state"/> atomically to <paramref name="path"/>.</summary>
-    public static void Save(string path, SnapshotKey key, LearnedState state)
+    /// <summary>Writes one engine's <paramref name="state"/> atomically to <paramref name="path"/>.</summary>
+    public static void Save(string path, SnapshotKey key, LearnedState state) => Save(path, key, [state]);
+
+    /// <summary>Writes a (tiled) engine's <paramref name="states"/> atomically to <paramref name="path"/>.</summary>
+    public static void Save(string path, SnapshotKey key, IReadOnlyList<LearnedState> states)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         string tmp = path + ".tmp";
@@ -89,19 +94,23 @@ internal static class EngineSnapshots
             void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
             void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
 
-            Write(Magic);
+            Write(states.Count == 1 ? Magic : MagicTiled);
             byte[] header = Encoding.UTF8.GetBytes(key.Text());
             Int(header.Length);
             Write(header);
-            Int(state.Frames.Count);
-            foreach (var f in state.Frames)
+            if (states.Count != 1) Int(states.Count);
+            foreach (var state in states)
             {
-                Long(f.Id);
-                Int(f.Rows.Length);
-                foreach (var rows in f.Rows) Floats(rows);
+                Int(state.Frames.Count);
+                foreach (var f in state.Frames)
+                {
+                    Long(f.Id);
+                    Int(f.Rows.Length);
+                    foreach (var rows in f.Rows) Floats(rows);
+                }
+                Floats(state.Calibration);
+                Long(state.Quarantined);
             }
-            Floats(state.Calibration);
-            Long(state.Quarantined);
             file.Write(hash.GetHashAndReset());
             file.Flush(flushToDisk: true);
         }
@@ -112,7 +121,7 @@ internal static class EngineSnapshots
     /// Reads the snapshot at <paramref name="path"/> if it fits <paramref name="key"/>. Null with the reason
     /// when it does not, or cannot be read; null with a null reason when there is none.
     /// </summary>
-    public static LearnedState? TryLoad(string path, SnapshotKey key, out string? refusal)
+    public static IReadOnlyList<LearnedState>? TryLoad(string path, SnapshotKey key, out string? refusal)
     {
         refusal = null;
         if (!File.Exists(path)) return null;
@@ -125,26 +134,33 @@ internal static class EngineSnapshots
             var body = data.AsSpan(0, data.Length - 32);
             if (!SHA256.HashData(body).AsSpan().SequenceEqual(data.AsSpan(data.Length - 32))) throw new InvalidDataException("its checksum does not match (a torn or corrupted file)");
             var r = new Reader(body);
-            if (!r.Bytes(Magic.Length).SequenceEqual(Magic)) throw new InvalidDataException("it is not an EdgeInspector snapshot (or of another format version)");
+            var magic = r.Bytes(Magic.Length);
+            bool tiled = magic.SequenceEqual(MagicTiled);
+            if (!tiled && !magic.SequenceEqual(Magic)) throw new InvalidDataException("it is not an EdgeInspector snapshot (or of another format version)");
             var saved = SnapshotKey.Parse(Encoding.UTF8.GetString(r.Bytes(r.Count(1 << 20))));
             if (key.Mismatch(saved) is { } why)
             {
                 refusal = why;
                 return null;
             }
-            int frames = r.Count(1 << 16);
-            var list = new ReservoirFrame[frames];
-            for (int i = 0; i < frames; i++)
+            var states = new LearnedState[tiled ? r.Count(64) : 1];
+            for (int s = 0; s < states.Length; s++)
             {
-                long id = r.Long();
-                var rows = new float[r.Count(1 << 10)][];
-                for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
-                list[i] = new ReservoirFrame(id, rows);
+                int frames = r.Count(1 << 16);
+                var list = new ReservoirFrame[frames];
+                for (int i = 0; i < frames; i++)
+                {
+                    long id = r.Long();
+                    var rows = new float[r.Count(1 << 10)][];
+                    for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
+                    list[i] = new ReservoirFrame(id, rows);
+                }
+                var calibration = r.Floats();
+                long quarantined = r.Long();
+                states[s] = new LearnedState(list, calibration, quarantined);
             }
-            var calibration = r.Floats();
-            long quarantined = r.Long();
             if (!r.AtEnd) throw new InvalidDataException("it has bytes after its content");
-            return new LearnedState(list, calibration, quarantined);
+            return states;
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {

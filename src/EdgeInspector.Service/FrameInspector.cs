@@ -25,6 +25,7 @@ internal class FrameInspector
     {
         _backbone = backbone;
         Roi = roi;
+        Tiling = engine.Tiles;
         var b = backbone.Model;
         _pre = new ImagePreprocessor(b.Options.InputWidth, b.Options.InputHeight, b.Options.ChannelOrder == "rgb", b.Options.Mean, b.Options.Std);
         var options = engine.Options;
@@ -32,62 +33,105 @@ internal class FrameInspector
         var layout = _projector?.Target ?? b.Layout;
         _rawPool = new FrameFeaturesPool(b.Layout);
         _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
-        Engine = new ReservoirEngine(layout, options, _pool.Return);
+        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Refs == "pooled", _pool.Return);
     }
 
-    public ReservoirEngine Engine { get; }
+    /// <summary>The camera's engine: one tile (the whole region) unless <c>engine.tiles</c> says otherwise.</summary>
+    public TiledEngine Engine { get; }
 
     /// <summary>The camera's region of interest: all the backbone sees of a frame (null: the whole frame).</summary>
     public PixelRect? Roi { get; }
 
-    public int GridWidth => Engine.Layout.GridWidth;
+    /// <summary>How the region is cut into tiles.</summary>
+    public TileSettings Tiling { get; }
 
-    public int GridHeight => Engine.Layout.GridHeight;
+    /// <summary>The region and tiling, as a snapshot records what it learned from.</summary>
+    public string RegionKey => (Roi?.ToString() ?? SnapshotKey.WholeFrame) + (Tiling.Describe() is { Length: > 0 } t ? $" in {t}" : "");
 
     /// <summary>
-    /// Extracts features of the decoded images (null entries are skipped) into projected frames, in order.
+    /// The frame's region cut into tiles. A region the frame does not hold, or tiles smaller than the model's
+    /// input, is that frame's error (an <see cref="ImageDecodeException"/> naming the setting).
+    /// </summary>
+    public TileGrid Cut(DecodedImage image, string origin, string camera)
+    {
+        if (Roi is { } r && !image.Contains(r))
+        {
+            throw new ImageDecodeException($"{origin}: the frame is {image.Width}×{image.Height}; cameras[{camera}].roi {r} reaches beyond it (x + width and y + height must fit the frame).");
+        }
+        var region = Roi ?? new PixelRect(0, 0, image.Width, image.Height);
+        var grid = TileGrid.Create(region.Width, region.Height, Tiling.Cols, Tiling.Rows, Tiling.Overlap);
+        var o = _backbone.Model.Options;
+        if (Tiling.Count > 1 && (grid.TileWidth < o.InputWidth || grid.TileHeight < o.InputHeight))
+        {
+            throw new ImageDecodeException($"{origin}: engine.tiles {Tiling.Cols}x{Tiling.Rows} cuts its {region.Width}×{region.Height} region into {grid.TileWidth}×{grid.TileHeight} tiles, smaller than the model's {o.InputWidth}×{o.InputHeight} input; use fewer tiles, or a larger cameras[{camera}].roi.");
+        }
+        return grid;
+    }
+
+    /// <summary>
+    /// Extracts each frame's tiles (as <paramref name="geometry"/> cuts its region) into projected features,
+    /// all tiles of all frames in one backbone batch; a null image or geometry is skipped (null result).
     /// </summary>
     /// <remarks>Virtual: the seam a stage test uses to make the backbone fail.</remarks>
-    public virtual FrameFeatures?[] Extract(IReadOnlyList<DecodedImage?> images)
+    public virtual FrameFeatures[]?[] Extract(IReadOnlyList<DecodedImage?> images, IReadOnlyList<TileGrid?> geometry)
     {
-        int size = _backbone.Model.ImageSize;
-        if (_tensor.Length < images.Count * size) _tensor = new float[images.Count * size];
+        int size = _backbone.Model.ImageSize, tiles = Tiling.Count;
+        if (_tensor.Length < images.Count * tiles * size) _tensor = new float[images.Count * tiles * size];
         var slot = new int[images.Count];
         int good = 0;
         for (int i = 0; i < images.Count; i++)
         {
             slot[i] = -1;
-            if (images[i] is not { } img) continue;
-            if (Roi is { } roi)
-            {
-                using var region = img.Region(roi);
-                _pre.Write(region, _tensor.AsSpan(good * size, size));
-            }
-            else
+            if (images[i] is not { } img || geometry[i] is not { } grid) continue;
+            if (Roi is null && tiles == 1)
             {
                 _pre.Write(img, _tensor.AsSpan(good * size, size));
             }
+            else
+            {
+                var region = Roi ?? new PixelRect(0, 0, img.Width, img.Height);
+                for (int t = 0; t < tiles; t++)
+                {
+                    var r = grid.Tiles[t];
+                    using var view = img.Region(new PixelRect(region.X + r.X, region.Y + r.Y, r.Width, r.Height));
+                    _pre.Write(view, _tensor.AsSpan((good * tiles + t) * size, size));
+                }
+            }
             slot[i] = good++;
         }
-        var result = new FrameFeatures?[images.Count];
+        var result = new FrameFeatures[]?[images.Count];
         if (good == 0) return result;
-        var raw = new FrameFeatures[good];
-        for (int i = 0; i < good; i++) raw[i] = _rawPool.Rent();
-        _backbone.Extract(_tensor, good, raw);
+        var raw = new FrameFeatures[good * tiles];
+        for (int i = 0; i < raw.Length; i++) raw[i] = _rawPool.Rent();
+        _backbone.Extract(_tensor, raw.Length, raw);
         for (int i = 0; i < images.Count; i++)
         {
             if (slot[i] < 0) continue;
-            var f = raw[slot[i]];
-            if (_projector is { } p)
+            var frame = new FrameFeatures[tiles];
+            for (int t = 0; t < tiles; t++)
             {
-                var projected = _pool.Rent();
-                p.Project(f, projected);
-                _rawPool.Return(f);
-                f = projected;
+                var f = raw[slot[i] * tiles + t];
+                if (_projector is { } p)
+                {
+                    var projected = _pool.Rent();
+                    p.Project(f, projected);
+                    _rawPool.Return(f);
+                    f = projected;
+                }
+                frame[t] = f;
             }
-            result[i] = f;
+            result[i] = frame;
         }
         return result;
+    }
+
+    /// <summary>One frame, whole region (the tests' and the seeding's shorthand).</summary>
+    public FrameFeatures[]? Extract(DecodedImage image) => Extract([image], [Cut(image, "image", "-")])[0];
+
+    /// <summary>Hands a frame's tiles that will not be pushed back to their pool.</summary>
+    public void Release(FrameFeatures[] tiles)
+    {
+        foreach (var f in tiles) _pool.Return(f);
     }
 
     /// <summary>
@@ -99,19 +143,25 @@ internal class FrameInspector
     /// </summary>
     public void Prime(int batch, int rounds)
     {
-        const int side = 256;
-        var pixels = new byte[side * side * 3];
+        var o = _backbone.Model.Options;
+        int width = Math.Max(256, o.InputWidth) * Tiling.Cols, height = Math.Max(256, o.InputHeight) * Tiling.Rows;
+        var pixels = new byte[width * height * 3];
         for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(64 + (i * 7 % 128));
         var images = new List<DecodedImage?>();
+        var geometry = new List<TileGrid?>();
         try
         {
-            for (int n = 1; n <= batch; n++) images.Add(DecodedImage.FromRaw(pixels, side, side, RawLayout.Bgr8, "priming frame"));
+            for (int n = 1; n <= batch; n++)
+            {
+                var image = DecodedImage.FromRaw(pixels, width, height, RawLayout.Bgr8, "priming frame");
+                images.Add(image);
+                geometry.Add(TileGrid.Create(width, height, Tiling.Cols, Tiling.Rows, Tiling.Overlap));
+            }
             foreach (int size in batch > 1 ? new[] { 1, batch } : [1])
             {
-                var slice = images.GetRange(0, size);
                 for (int r = 0; r < rounds; r++)
                 {
-                    foreach (var f in Extract(slice)) if (f is not null) Release(f);
+                    foreach (var f in Extract(images.GetRange(0, size), geometry.GetRange(0, size))) if (f is not null) Release(f);
                 }
             }
         }
@@ -121,25 +171,32 @@ internal class FrameInspector
         }
     }
 
-    /// <summary>Hands a frame that will not be pushed back to its pool.</summary>
-    public void Release(FrameFeatures f) => _pool.Return(f);
-
     /// <summary>Seeds the reservoir from known-good images (few-shot start).</summary>
     public int SeedKnownGood(string folder)
     {
         var files = FolderReplaySource.ListImages(folder);
-        var goods = new List<FrameFeatures>();
+        var goods = new List<FrameFeatures[]>();
         foreach (var chunk in files.Chunk(8))
         {
             var mats = new List<DecodedImage?>();
+            var cuts = new List<TileGrid?>();
             try
             {
                 foreach (string f in chunk)
                 {
-                    try { mats.Add(DecodedImage.FromFile(f)); }
-                    catch (ImageDecodeException) { mats.Add(null); }
+                    try
+                    {
+                        var image = DecodedImage.FromFile(f);
+                        mats.Add(image);
+                        cuts.Add(Cut(image, f, "-"));
+                    }
+                    catch (ImageDecodeException)
+                    {
+                        if (mats.Count > cuts.Count) cuts.Add(null);
+                        else { mats.Add(null); cuts.Add(null); }
+                    }
                 }
-                goods.AddRange(Extract(mats).OfType<FrameFeatures>());
+                goods.AddRange(Extract(mats, cuts).OfType<FrameFeatures[]>());
             }
             finally
             {
@@ -147,7 +204,7 @@ internal class FrameInspector
             }
         }
         Engine.SeedKnownGood(goods);
-        foreach (var g in goods) _pool.Return(g);
+        foreach (var g in goods) Release(g);
         return goods.Count;
     }
 }

@@ -132,6 +132,24 @@ model:
     }
 
     [Fact]
+    public void Tiles_are_counted_overlapped_below_one_and_never_smaller_than_the_models_input()
+    {
+        using var tmp = new TempFolder();
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  tiles: {cols: 3, rows: 2, overlap: 0.1, refs: pooled}\n", "site.yaml", tmp.Path);
+        Assert.Equal(new TileSettings { Cols = 3, Rows = 2, Overlap = 0.1, Refs = "pooled" }, s.Engine.Tiles);
+        Assert.Equal(new TileSettings(), ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path).Engine.Tiles); // 1 x 1 by default
+        var e = Errors(Valid(tmp.Path) + "engine:\n  tiles: {cols: 0, overlap: 1, refs: nearest}\n");
+        Assert.Contains(e.Errors, x => x.Path == "engine.tiles.cols");
+        Assert.Contains(e.Errors, x => x.Path == "engine.tiles.overlap");
+        Assert.Contains(e.Errors, x => x.Path == "engine.tiles.refs" && x.Message.Contains("position"));
+        // A 640 x 480 region in 3 x 3 tiles without overlap: 214 x 160 pixels, below 224.
+        string withRegion = Valid(tmp.Path).Replace("    source: replay\n", "    source: replay\n    roi: [0, 0, 640, 480]\n");
+        e = Errors(withRegion + "engine:\n  tiles: {cols: 3, rows: 3}\n");
+        Assert.Contains(e.Errors, x => x.Path == "engine.tiles" && x.Message.Contains("camera 'c1''s 640×480 region are 214×160 pixels, smaller than the model's 224×224 input"));
+        Assert.Equal(2, ConfigLoader.Parse(withRegion + "engine:\n  tiles: {cols: 2, rows: 1}\n", "site.yaml", tmp.Path).Engine.Tiles.Count);
+    }
+
+    [Fact]
     public void Passwords_never_come_from_the_file_but_from_the_environment_or_a_file()
     {
         using var tmp = new TempFolder();

@@ -260,12 +260,80 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         using var frame = DecodedImage.FromFile(file);
         using var view = frame.Region(roi);
         using var cut = view.Clone();
-        var withRoi = new FrameInspector(Backbone.Value, s.Engine, roi).Extract([frame])[0]!;
-        var byHand = new FrameInspector(Backbone.Value, s.Engine).Extract([cut])[0]!;
-        var whole = new FrameInspector(Backbone.Value, s.Engine).Extract([frame])[0]!;
+        var withRoi = new FrameInspector(Backbone.Value, s.Engine, roi).Extract(frame)![0];
+        var byHand = new FrameInspector(Backbone.Value, s.Engine).Extract(cut)![0];
+        var whole = new FrameInspector(Backbone.Value, s.Engine).Extract(frame)![0];
         for (int v = 0; v < withRoi.Views.Length; v++) Assert.Equal(byHand.Views[v], withRoi.Views[v]);
         Assert.NotEqual(whole.Views[0], withRoi.Views[0]);
         Assert.Throws<ImageDecodeException>(() => frame.Region(new PixelRect(300, 0, 300, 100)));
+    }
+
+    [Fact]
+    public void In_tiles_the_backbone_sees_each_tile_cut_out_and_the_tiles_of_a_frame_go_through_together()
+    {
+        // The plain twin: tile 3 of a 2 x 2 cut (no overlap) of a 512 x 512 bottle is its bottom-right 256 x 256.
+        var s = Settings(Path.GetTempPath());
+        var tiled = s.Engine with { Tiles = new TileSettings { Cols = 2, Rows = 2, Overlap = 0 } };
+        string file = Directory.GetFiles(Path.Combine(Shared.Data("mvtec_ad/bottle"), "train", "good"), "*.png").Order().First();
+        using var frame = DecodedImage.FromFile(file);
+        using var view = frame.Region(new PixelRect(256, 256, 256, 256));
+        using var corner = view.Clone();
+        var inspector = new FrameInspector(Backbone.Value, tiled);
+        var tiles = inspector.Extract(frame)!;
+        Assert.Equal(4, tiles.Length);
+        var byHand = new FrameInspector(Backbone.Value, s.Engine).Extract(corner)![0];
+        for (int v = 0; v < byHand.Views.Length; v++) Assert.Equal(byHand.Views[v], tiles[3].Views[v]);
+        Assert.NotEqual(tiles[0].Views[0], tiles[3].Views[0]);
+        Assert.Equal("whole frame in 2x2 tiles, overlap 0, position", inspector.RegionKey);
+    }
+
+    [Fact]
+    public async Task A_tiled_camera_scores_each_part_over_its_stitched_tiles_and_shows_one_heatmap_of_the_whole_part()
+    {
+        using var tmp = new TempFolder();
+        string folder = Folder(tmp.Path, 6);
+        var link = new FakeLink();
+        FrameInspector? made = null;
+        await using var run = Start(folder, link, (b, e) =>
+        {
+            made = new FrameInspector(b, e with { Tiles = new TileSettings { Cols = 2, Rows = 2, Overlap = 0.25 } });
+            made.SeedKnownGood(folder);
+            return made;
+        });
+        await run.Settled(6);
+        var verdicts = link.Verdicts();
+        Assert.Equal(6, verdicts.Count);
+        Assert.All(verdicts, v => Assert.Contains(v.GetProperty("verdict").GetString(), new[] { "pass", "unsure", "fail" }));
+        Assert.All(verdicts, v => Assert.True(double.IsFinite(v.GetProperty("calibrated").GetDouble())));
+        var deadline = Stopwatch.StartNew();
+        byte[]? jpeg = null;
+        while (jpeg is null && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            jpeg = link.Sent.FirstOrDefault(m => m.Topic.EndsWith("/heatmap"))?.Payload;
+            await Task.Delay(50);
+        }
+        Assert.NotNull(jpeg);
+        using var heatmap = Cv2.ImDecode(jpeg, ImreadModes.Color);
+        Assert.Equal((512, 512), (heatmap.Width, heatmap.Height));
+        // One engine per tile position, each seeded with its tile of the six known-good parts.
+        Assert.Equal(4, made!.Engine.Engines.Count);
+        Assert.All(made.Engine.Engines, e => Assert.True(e.IsWarm));
+    }
+
+    [Fact]
+    public async Task Tiles_below_the_models_input_answer_every_frame_error_naming_the_setting()
+    {
+        // 3 x 3 tiles of a 512 x 512 bottle, overlap 0.25: 205 x 205 pixels each, below 224.
+        using var tmp = new TempFolder();
+        string folder = Folder(tmp.Path, 4);
+        var link = new FakeLink();
+        await using var run = Start(folder, link, (b, e) => new FrameInspector(b, e with { Tiles = new TileSettings { Cols = 3, Rows = 3, Overlap = 0.25 } }));
+        await run.Settled(4);
+        Assert.All(link.Verdicts(), v =>
+        {
+            Assert.Equal("error", v.GetProperty("verdict").GetString());
+            Assert.Contains("engine.tiles 3x3 cuts its 512×512 region into 205×205 tiles, smaller than the model's 224×224 input", v.GetProperty("error").GetString());
+        });
     }
 
     [Fact]
@@ -393,7 +461,7 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
     /// <summary>The backbone failing on every call (a GPU fault, a model that cannot run).</summary>
     private sealed class ThrowingInspector(SharedBackbone b, EngineSettings e) : FrameInspector(b, e)
     {
-        public override FrameFeatures?[] Extract(IReadOnlyList<DecodedImage?> images) => throw new InvalidOperationException("injected: the execution provider failed");
+        public override FrameFeatures[]?[] Extract(IReadOnlyList<DecodedImage?> images, IReadOnlyList<TileGrid?> geometry) => throw new InvalidOperationException("injected: the execution provider failed");
     }
 }
 

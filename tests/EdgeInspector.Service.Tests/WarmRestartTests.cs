@@ -34,15 +34,22 @@ public sealed class WarmRestartTests
         Assert.Null(none); // no file: nothing to say
 
         EngineSnapshots.Save(path, Key(), State());
-        var back = EngineSnapshots.TryLoad(path, Key(), out string? refusal);
+        var loaded = EngineSnapshots.TryLoad(path, Key(), out string? refusal);
         Assert.Null(refusal);
-        Assert.NotNull(back);
+        var back = Assert.Single(loaded!);
         Assert.Equal([5L, -1], back.Frames.Select(f => f.Id));
         Assert.Equal(State().Frames[0].Rows[1], back.Frames[0].Rows[1]);
         Assert.Equal(State().Frames[1].Rows[0], back.Frames[1].Rows[0]);
         Assert.Equal(State().Calibration, back.Calibration);
         Assert.Equal(3, back.Quarantined);
         Assert.False(File.Exists(path + ".tmp")); // written under a temporary name, then renamed
+
+        // A tiled engine writes one state per tile position, read back in order.
+        var other = State() with { Quarantined = 7 };
+        EngineSnapshots.Save(path, Key(), [State(), other]);
+        var tiles = EngineSnapshots.TryLoad(path, Key(), out _)!;
+        Assert.Equal([3L, 7], tiles.Select(t => t.Quarantined));
+        Assert.Equal(State().Frames[1].Rows[0], tiles[1].Frames[1].Rows[0]);
     }
 
     [Fact]
@@ -63,8 +70,9 @@ public sealed class WarmRestartTests
         Assert.Contains("other engine settings", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default with { ReservoirKeep = 0.25 }, "")));
         Assert.Contains("recipe 'a', the camera runs 'b'", EngineSnapshots.TryLoad(Save(Key("a")), Key("b"), out string? r) is null ? r : null);
         // What was learned of the whole frame says nothing of a region of it, nor of another region.
-        var region = new EdgeInspector.Core.Tiling.PixelRect(10, 20, 300, 400);
+        string region = new EdgeInspector.Core.Tiling.PixelRect(10, 20, 300, 400).ToString();
         Assert.Contains("made for the region whole frame, the camera now inspects [10, 20, 300, 400]", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region)));
+        Assert.Contains("the camera now inspects whole frame in 2x2 tiles, overlap 0, position", Refusal(SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", "whole frame in 2x2 tiles, overlap 0, position")));
         Assert.NotNull(EngineSnapshots.TryLoad(Save(SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region)), SnapshotKey.For("ab12", Layout, EngineOptions.Default, "", region), out _));
         // A header written before regions were recorded is the whole frame's.
         Assert.Equal(SnapshotKey.WholeFrame, SnapshotKey.Parse("model=a\nlayout=b\nengine=c\nrecipe=\n").Region);

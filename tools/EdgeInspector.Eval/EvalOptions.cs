@@ -41,11 +41,6 @@ internal sealed record EvalOptions
         (int)Math.Round(ImageSize * (1 + (TileCols - 1) * (1 - TileOverlap))),
         (int)Math.Round(ImageSize * (1 + (TileRows - 1) * (1 - TileOverlap))));
 
-    /// <summary>The stitched patch grid's size: the region at the tiles' patch pitch.</summary>
-    public (int Width, int Height) StitchedGrid(int gw, int gh) => (
-        (int)Math.Round(gw * (1 + (TileCols - 1) * (1 - TileOverlap))),
-        (int)Math.Round(gh * (1 + (TileRows - 1) * (1 - TileOverlap))));
-
     /// <summary>The engine's options: <see cref="EngineOptions.Default"/>, as the service's, unless a flag says otherwise. --batch also sets the yardsticks' batch.</summary>
     public EngineOptions Engine { get; init; } = EngineOptions.Default;
 
@@ -69,8 +64,9 @@ internal sealed record EvalOptions
           --tiles CxR                   cut the region into C columns and R rows of tiles, each through the
                                         backbone at --image-size, all tiles of a frame in one batch (default 1x1)
           --tile-overlap F              share of a tile that neighbours overlap, 0 <= F < 1 (default 0)
-          --tile-refs position|pooled   tile (i,j) scored against tile (i,j) of other frames (position, default),
-                                        or every tile against every tile (pooled: textures, parts that turn)
+          --tile-refs position|pooled   stream: tile (i,j) scored against tile (i,j) of other frames (position,
+                                        default), or every tile against every other frame's tiles (pooled:
+                                        textures, parts that turn); musc and fslc are always position-aware
           --batch N                     frames per MuSc/FSLC batch and in the engine's warm-up batch (default {D.Batch})
           --seed N                      seed of the line order shuffle (default 0)
           --limit N                     use only the first N frames of the line order (0 = all)

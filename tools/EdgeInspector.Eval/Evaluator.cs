@@ -141,12 +141,9 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
         _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);
-        // Position-aware tiling: one engine per tile position, each learning what its part of the frame looks
-        // like. Pooled: one engine whose warm-up batch and reservoir hold as many frames' worth of tiles.
-        var engineOptions = pooled ? options.Engine with { Batch = options.Engine.Batch * tiles, ReservoirFrames = options.Engine.ReservoirFrames * tiles } : options.Engine;
-        var engines = new ReservoirEngine[tiled && !pooled ? tiles : 1];
-        for (int e = 0; e < engines.Length; e++) engines[e] = new ReservoirEngine(layout, engineOptions, _pool.Return);
-        _tileResults = tiled ? new StreamResult?[n][] : null;
+        // Untiled, the line's engine itself; tiled, the line's tiled engine (position-aware or pooled).
+        var stream = new ReservoirEngine(layout, options.Engine, _pool.Return);
+        var tiledStream = tiled ? new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return) : null;
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
         PeakMemory.Reset();
@@ -157,10 +154,8 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             if (goods.Count < options.Refs) log.WriteLine($"warning: --refs {options.Refs} asked, train/good holds {goods.Count}.");
             var refFeatures = Extract(goods, backbone, pre, run.Times, out _).OfType<FrameFeatures[]>().ToList();
             var sw = Stopwatch.StartNew();
-            for (int e = 0; e < engines.Length; e++)
-            {
-                engines[e].SeedKnownGood(engines.Length > 1 ? refFeatures.Select(f => f[e]).ToList() : refFeatures.SelectMany(f => f).ToList());
-            }
+            if (tiledStream is not null) tiledStream.SeedKnownGood(refFeatures);
+            else stream.SeedKnownGood([.. refFeatures.Select(f => f[0])]);
             run.Times.Scoring += sw.Elapsed;
             foreach (var f in refFeatures.SelectMany(f => f)) _pool.Return(f);
         }
@@ -192,13 +187,18 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                     if (mode == "stream")
                     {
                         long t0 = Stopwatch.GetTimestamp();
-                        bool steady = true;
-                        for (int t = 0; t < f.Length; t++)
+                        bool steady;
+                        if (tiledStream is not null)
                         {
-                            long id = pooled ? (long)index * tiles + t : index;
-                            var results = engines[pooled ? 0 : t].Push(f[t], id);
-                            steady &= results.Count == 1 && !results[0].WarmUp;
-                            foreach (var r in results) Store(run, r, pooled ? -1 : t);
+                            var results = tiledStream.Push(f, geometry[c]!, index);
+                            steady = results.Count == 1 && !results[0].WarmUp;
+                            foreach (var r in results) Store(run, r);
+                        }
+                        else
+                        {
+                            var results = stream.Push(f[0], index);
+                            steady = results.Count == 1 && !results[0].WarmUp;
+                            foreach (var r in results) Store(run, r);
                         }
                         if (steady)
                         {
@@ -213,7 +213,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                 }
                 if (mode != "stream" && index + 1 == groupEnd[group])
                 {
-                    ScoreGroup(mode, pending, run, musc, fslc, pooled);
+                    ScoreGroup(mode, pending, run, musc, fslc);
                     foreach (var (_, done) in pending) foreach (var d in done) _pool.Return(d);
                     pending.Clear();
                     group++;
@@ -225,11 +225,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         if (mode == "stream")
         {
             var sw = Stopwatch.StartNew();
-            for (int e = 0; e < engines.Length; e++)
-            {
-                foreach (var r in engines[e].Flush()) Store(run, r, pooled ? -1 : e);
-            }
+            if (tiledStream is not null) foreach (var r in tiledStream.Flush()) Store(run, r);
+            else foreach (var r in stream.Flush()) Store(run, r);
             run.Times.Scoring += sw.Elapsed;
+            var engines = tiledStream?.Engines ?? [stream];
             run.ReservoirFrames = engines.Sum(e => e.Reservoir.Count);
             run.Quarantined = engines.Sum(e => e.Quarantined);
         }
@@ -240,54 +239,45 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         _progress.Done();
         if (mode == "stream")
         {
-            string what = engines.Length > 1 ? $"{engines.Length} tile positions' reservoirs, {run.ReservoirFrames} tiles in all" : $"reservoir {run.ReservoirFrames} {(pooled ? "tiles" : "frames")}";
-            log.WriteLine($"stream: {what} of {engines[0].Reservoir.Keep} patches, {run.Quarantined} {(pooled || engines.Length > 1 ? "tiles" : "frames")} quarantined");
+            var engines = tiledStream?.Engines ?? [stream];
+            string what = engines.Count > 1 ? $"{engines.Count} tile positions' reservoirs, {run.ReservoirFrames} tiles in all" : $"reservoir {run.ReservoirFrames} {(pooled ? "tiles" : "frames")}";
+            log.WriteLine($"stream: {what} of {engines[0].Reservoir.Keep} patches, {run.Quarantined} {(tiled ? "tiles" : "frames")} quarantined");
         }
         return run;
     }
 
-    private StreamResult?[]?[]? _tileResults;
-
-    /// <summary>
-    /// One engine result. Untiled: the frame's. Tiled: one tile's (<paramref name="tile"/>, or from the id when
-    /// pooled); once all of a frame's tiles are in, the frame's map is stitched and scored over the whole region.
-    /// </summary>
-    private void Store(ModeRun run, StreamResult r, int tile)
+    /// <summary>One frame's engine result.</summary>
+    private static void Store(ModeRun run, StreamResult r)
     {
-        if (_tileResults is null)
-        {
-            int i = (int)r.FrameId;
-            run.Grids[i] = r.Patches;
-            run.Image[i] = r.Image;
-            run.Calibrated![i] = r.Calibrated;
-            return;
-        }
-        int tiles = options.TileCount;
-        int frame = tile < 0 ? (int)(r.FrameId / tiles) : (int)r.FrameId;
-        int t = tile < 0 ? (int)(r.FrameId % tiles) : tile;
-        var got = _tileResults[frame] ??= new StreamResult?[tiles];
-        got[t] = r;
-        if (got.Any(x => x is null)) return;
-        var grids = got.Select(x => x!.Patches).ToArray();
-        var stitched = Stitched(run, frame, grids);
-        run.Image[frame] = FrameScore.TopN(stitched, options.Engine.TopN).Image;
-        // Each tile is calibrated against its own (or the pooled) normal; the frame is as far out as its worst tile.
-        run.Calibrated![frame] = got.Max(x => x!.Calibrated);
-        _tileResults[frame] = null;
+        int i = (int)r.FrameId;
+        run.Grids[i] = r.Patches;
+        run.Image[i] = r.Image;
+        run.Calibrated![i] = r.Calibrated;
+    }
+
+    /// <summary>One tiled frame's result: its tiles' grids, the stitched grid and its scores over the whole region.</summary>
+    private static void Store(ModeRun run, TiledResult r)
+    {
+        int i = (int)r.FrameId;
+        run.Tiles![i] = r.TilePatches;
+        run.Grids[i] = r.Patches;
+        run.Image[i] = r.Image;
+        run.Calibrated![i] = r.Calibrated;
     }
 
     /// <summary>Keeps a tiled frame's tile grids and its stitched patch grid (the region at patch resolution).</summary>
     private float[] Stitched(ModeRun run, int frame, float[][] grids)
     {
         run.Tiles![frame] = grids;
-        var (gw, gh) = options.StitchedGrid(run.TileGridWidth, run.TileGridHeight);
+        var geometry = run.Geometry![frame]!;
+        var (gh, gw) = TiledEngine.StitchedGrid(run.TileGridHeight, run.TileGridWidth, geometry);
         var stitched = new float[gw * gh];
-        TileStitcher.Stitch(run.Geometry![frame]!, grids, run.TileGridHeight, run.TileGridWidth, stitched, gw, gh);
+        TileStitcher.Stitch(geometry, grids, run.TileGridHeight, run.TileGridWidth, stitched, gw, gh);
         run.Grids[frame] = stitched;
         return stitched;
     }
 
-    private void ScoreGroup(string mode, List<(int Index, FrameFeatures[] Features)> pending, ModeRun run, MuScScorer musc, Fslc fslc, bool pooled)
+    private void ScoreGroup(string mode, List<(int Index, FrameFeatures[] Features)> pending, ModeRun run, MuScScorer musc, Fslc fslc)
     {
         if (pending.Count < 2)
         {
@@ -296,15 +286,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         }
         int tiles = pending[0].Features.Length;
         // Per scoring batch: the frames' tiles it holds, as (frame in pending, tile).
+        // The yardsticks are position-aware: tile (i,j) against tile (i,j) of the batch's other frames. (Pooled,
+        // a frame's own overlapping tiles would vouch for each other: MuSc excludes only the image itself.)
         var batches = new List<List<(int Frame, int Tile)>>();
-        if (pooled)
-        {
-            batches.Add([.. Enumerable.Range(0, pending.Count).SelectMany(i => Enumerable.Range(0, tiles).Select(t => (i, t)))]);
-        }
-        else
-        {
-            for (int t = 0; t < tiles; t++) batches.Add([.. Enumerable.Range(0, pending.Count).Select(i => (i, t))]);
-        }
+        for (int t = 0; t < tiles; t++) batches.Add([.. Enumerable.Range(0, pending.Count).Select(i => (i, t))]);
         var patches = new float[pending.Count][][];
         var images = new float[pending.Count][];
         for (int i = 0; i < pending.Count; i++) (patches[i], images[i]) = (new float[tiles][], new float[tiles]);

@@ -181,16 +181,17 @@ public sealed class FrameReservoir
     /// Fused interval-average scores of <paramref name="frame"/>'s patches against every held frame except
     /// the one with id <paramref name="id"/>. Returns false (scores untouched) when fewer than one other
     /// frame is held. <paramref name="sources"/>, if given, receives the ids of the frames that scored it,
-    /// oldest first (what an audit of the verdict needs).
+    /// oldest first (what an audit of the verdict needs). With <paramref name="part"/>, every held entry of
+    /// the same part as <paramref name="id"/> is left out too.
     /// </summary>
-    public bool Score(FrameFeatures frame, long id, Span<float> scores, List<long>? sources = null)
+    public bool Score(FrameFeatures frame, long id, Span<float> scores, List<long>? sources = null, Func<long, long>? part = null)
     {
         int p = _layout.Patches, views = frame.Views.Length;
         var refs = new List<Entry>(Count);
         for (int t = 0; t < Count; t++)
         {
             var e = Oldest(t);
-            if (e.Id != id) refs.Add(e);
+            if (part is null ? e.Id != id : part(e.Id) != part(id)) refs.Add(e);
         }
         int n = refs.Count;
         if (n == 0) return false;

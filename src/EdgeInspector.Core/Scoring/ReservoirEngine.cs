@@ -35,13 +35,17 @@ public sealed class ReservoirEngine
     private readonly FrameReservoir _reservoir;
     private readonly List<(FrameFeatures Frame, long Id)> _warmup = [];
     private readonly Action<FrameFeatures>? _release;
+    private readonly Func<long, long>? _part;
 
     /// <summary>
     /// Creates an engine; it starts cold. <paramref name="release"/>, if given, receives every pushed
     /// frame once the engine no longer needs it (to return it to a pool): the reservoir keeps copies.
     /// </summary>
-    public ReservoirEngine(FeatureLayout layout, EngineOptions options, Action<FrameFeatures>? release = null)
+    /// <remarks><paramref name="part"/>, if given, maps an id to the part it shows when several ids show one
+    /// part (the tiles of a frame in a pooled tiled engine): no entry scores another of its own part.</remarks>
+    public ReservoirEngine(FeatureLayout layout, EngineOptions options, Action<FrameFeatures>? release = null, Func<long, long>? part = null)
     {
+        _part = part;
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ReservoirFrames, 2, nameof(options.ReservoirFrames));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Batch, 2, nameof(options.Batch));
         _o = options;
@@ -92,7 +96,7 @@ public sealed class ReservoirEngine
     {
         var patches = new float[Layout.Patches];
         var sources = new List<long>(_reservoir.Count);
-        if (!_reservoir.Score(frame, id, patches, sources)) throw new InvalidOperationException($"Frame {id}: the reservoir holds no other frame to score it by.");
+        if (!_reservoir.Score(frame, id, patches, sources, _part)) throw new InvalidOperationException($"Frame {id}: the reservoir holds no other frame to score it by.");
         return (FrameScore.TopN(patches, _o.TopN), sources.ToArray());
     }
 

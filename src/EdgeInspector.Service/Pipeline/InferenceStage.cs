@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using EdgeInspector.Cameras;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Core.Verdicts;
 using EdgeInspector.Imaging;
 using Microsoft.Extensions.Logging;
@@ -32,11 +33,11 @@ internal sealed class InferenceStage(
     private void PublishEngineState()
     {
         var e = inspector.Engine;
-        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.Reservoir.Count, e.Quarantined, _snapshots.Saved));
+        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.ReservoirFrames, e.Quarantined, _snapshots.Saved));
     }
 
     private bool _started;
-    private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, inspector.Roi, state, live, counters, log);
+    private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, inspector.RegionKey, state, live, counters, log);
 
     /// <summary>The inference loop. Restarted by the supervisor after a fault; the start-up work (a snapshot or known-good seeding) runs on the first start only.</summary>
     public void Run(string? seedFolder, CancellationToken ct)
@@ -61,6 +62,7 @@ internal sealed class InferenceStage(
     {
         var batch = new List<Work>();
         var images = new List<DecodedImage?>();
+        var geometry = new List<TileGrid?>();
         var errors = new List<string?>();
         while (!ct.IsCancellationRequested)
         {
@@ -96,25 +98,25 @@ internal sealed class InferenceStage(
             }
             if (batch.Count == 0) continue;
             images.Clear();
+            geometry.Clear();
             errors.Clear();
             foreach (var w in batch)
             {
+                DecodedImage? image = null;
                 try
                 {
-                    var image = FrameDecoder.Decode(w.Frame);
-                    if (inspector.Roi is { } roi && !image.Contains(roi))
-                    {
-                        // The sensor (or replayed image) is smaller than the configured region: nothing of this frame can be judged.
-                        string why = $"{w.Frame.Origin}: the frame is {image.Width}×{image.Height}; cameras[{camera}].roi {roi} reaches beyond it (x + width and y + height must fit the frame).";
-                        image.Dispose();
-                        throw new ImageDecodeException(why);
-                    }
+                    image = FrameDecoder.Decode(w.Frame);
+                    // A region the sensor (or replayed image) does not hold, or tiles below the model's input:
+                    // nothing of this frame can be judged, and the error names the setting.
+                    geometry.Add(inspector.Cut(image, w.Frame.Origin, camera));
                     images.Add(image);
                     errors.Add(null);
                 }
                 catch (ImageDecodeException e)
                 {
+                    image?.Dispose();
                     images.Add(null);
+                    geometry.Add(null);
                     errors.Add(e.Message);
                 }
                 finally
@@ -124,7 +126,7 @@ internal sealed class InferenceStage(
             }
             try
             {
-                Process(batch, images, errors);
+                Process(batch, images, geometry, errors);
             }
             finally
             {
@@ -135,12 +137,12 @@ internal sealed class InferenceStage(
         }
     }
 
-    private void Process(List<Work> batch, List<DecodedImage?> images, List<string?> errors)
+    private void Process(List<Work> batch, List<DecodedImage?> images, List<TileGrid?> geometry, List<string?> errors)
     {
-        FrameFeatures?[] features;
+        FrameFeatures[]?[] features;
         try
         {
-            features = inspector.Extract(images);
+            features = inspector.Extract(images, geometry);
         }
         catch (Exception e)
         {
@@ -160,7 +162,7 @@ internal sealed class InferenceStage(
                 events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.DecodeFailed, Error = errors[i] });
                 continue;
             }
-            events.Complete(meta.Id, Score(meta, f, images[i]!));
+            events.Complete(meta.Id, Score(meta, f, geometry[i]!, images[i]!));
         }
     }
 
@@ -184,8 +186,8 @@ internal sealed class InferenceStage(
     // being answered on time meanwhile ("warming_up") and the build only takes the CPU they leave; their features wait and are pushed, in order, once it is done, so they still teach
     // the engine and their scores reach the log. A live frame's deadline outranks that backlog: a waiting
     // frame is pushed only when no live frame is queued (CatchUp), so the catch-up never makes one late.
-    private Task<IReadOnlyList<StreamResult>>? _build;
-    private readonly Queue<(long Id, FrameFeatures Features)> _deferred = [];
+    private Task<IReadOnlyList<TiledResult>>? _build;
+    private readonly Queue<(long Id, FrameFeatures[] Tiles, TileGrid Geometry)> _deferred = [];
     private int _catchUpScored, _catchUpFlagged;
 
     private void PollBuild()
@@ -208,7 +210,7 @@ internal sealed class InferenceStage(
         var policy = publisher.Current().Policy;
         foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) _catchUpFlagged++;
         _snapshots.BecameWarm();
-        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.Reservoir.Count, _deferred.Count);
+        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.ReservoirFrames, _deferred.Count);
         if (_deferred.Count == 0) LogCaughtUp();
         // Said now, not with the next frame: a triggered camera may not send one until the PLC sees ready.
         PublishEngineState();
@@ -218,11 +220,11 @@ internal sealed class InferenceStage(
     private bool CatchUp()
     {
         if (_build is not null || _deferred.Count == 0 || work.TryPeek(out _)) return false;
-        var (id, f) = _deferred.Dequeue();
+        var (id, f, g) = _deferred.Dequeue();
         var policy = publisher.Current().Policy;
         try
         {
-            foreach (var r in inspector.Engine.Push(f, id))
+            foreach (var r in inspector.Engine.Push(f, g, id))
             {
                 _catchUpScored++;
                 if (policy.Decide(r.Calibrated).IsFlagged()) _catchUpFlagged++;
@@ -243,17 +245,17 @@ internal sealed class InferenceStage(
 
     private void ReleaseDeferred()
     {
-        while (_deferred.TryDequeue(out var d)) inspector.Release(d.Features);
+        while (_deferred.TryDequeue(out var d)) inspector.Release(d.Tiles);
     }
 
-    private FrameOutcome Score(FrameMeta meta, FrameFeatures f, DecodedImage image)
+    private FrameOutcome Score(FrameMeta meta, FrameFeatures[] f, TileGrid g, DecodedImage image)
     {
         var engine = inspector.Engine;
         try
         {
             if (_build is not null)
             {
-                _deferred.Enqueue((meta.Id, f));
+                _deferred.Enqueue((meta.Id, f, g));
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
@@ -264,7 +266,7 @@ internal sealed class InferenceStage(
                 {
                     try
                     {
-                        return engine.Push(f, meta.Id);
+                        return engine.Push(f, g, meta.Id);
                     }
                     finally
                     {
@@ -274,8 +276,8 @@ internal sealed class InferenceStage(
                 });
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
-            StreamResult? mine = null;
-            foreach (var r in engine.Push(f, meta.Id))
+            TiledResult? mine = null;
+            foreach (var r in engine.Push(f, g, meta.Id))
             {
                 if (r.FrameId == meta.Id) mine = r;
             }

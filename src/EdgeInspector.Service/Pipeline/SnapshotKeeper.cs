@@ -12,7 +12,7 @@ namespace EdgeInspector.Service;
 /// the state is captured there and written on the thread pool, one write at a time, so a frame never
 /// waits for the disk.
 /// </summary>
-internal sealed class SnapshotKeeper(string camera, string path, string modelHash, PixelRect? roi, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
+internal sealed class SnapshotKeeper(string camera, string path, string modelHash, string region, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
 {
     private readonly LogThrottle _failureLog = new(TimeSpan.FromSeconds(60));
     private long _savedTicks; // Environment.TickCount64 of the last save started
@@ -23,10 +23,10 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
     /// <summary>When the state on disk was written (by this run or, after a warm restart, the one before); null: none.</summary>
     public DateTimeOffset? Saved { get; private set; }
 
-    private SnapshotKey Key(ReservoirEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe, roi);
+    private SnapshotKey Key(TiledEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe, region);
 
     /// <summary>Takes up the snapshot if there is one that fits: true when the engine is warm from it.</summary>
-    public bool TryRestore(ReservoirEngine engine)
+    public bool TryRestore(TiledEngine engine)
     {
         var sw = Stopwatch.StartNew();
         var saved = EngineSnapshots.TryLoad(path, Key(engine), out string? refusal);
@@ -45,7 +45,7 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
         }
         Saved = File.GetLastWriteTimeUtc(path);
         log.LogInformation("Camera {Camera}: warm restart from snapshot {Path} (reservoir {Frames} frames, {Scores} calibration scores, saved {Saved:u}; {Ms:0} ms): scoring from the first frame",
-            camera, path, saved.Frames.Count, saved.Calibration.Length, Saved, sw.Elapsed.TotalMilliseconds);
+            camera, path, saved[0].Frames.Count, saved[0].Calibration.Length, Saved, sw.Elapsed.TotalMilliseconds);
         return true;
     }
 
@@ -56,14 +56,14 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
     public void BecameWarm() => _learned = _saveNow = true;
 
     /// <summary>Once per loop: takes up a finished write and starts the next one when it is due.</summary>
-    public void Tick(ReservoirEngine engine)
+    public void Tick(TiledEngine engine)
     {
         Poll(block: false);
         if (_learned && engine.IsWarm && (_saveNow || Environment.TickCount64 - _savedTicks >= live().Settings.Engine.SnapshotIntervalS * 1000L)) Save(engine, wait: false);
     }
 
     /// <summary>At stop (or a fault of the loop): what was learned since the last save is written before the loop ends.</summary>
-    public void Stop(ReservoirEngine engine)
+    public void Stop(TiledEngine engine)
     {
         if (_learned && engine.IsWarm) Save(engine, wait: true);
         else Poll(block: true);
@@ -85,7 +85,7 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
         }
     }
 
-    private void Save(ReservoirEngine engine, bool wait)
+    private void Save(TiledEngine engine, bool wait)
     {
         if (_saving is { IsCompleted: false })
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using EdgeInspector.Configuration;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Core.Verdicts;
 using EdgeInspector.Imaging;
 
@@ -13,7 +14,7 @@ namespace EdgeInspector.Service;
 /// </summary>
 internal sealed class VerdictDecider(string camera, FrameInspector inspector, VerdictPublisher publisher, Archive archive, LiveFeed feed, Func<LiveSettings> live)
 {
-    public FrameOutcome Decide(FrameMeta meta, StreamResult scored, DecodedImage image)
+    public FrameOutcome Decide(FrameMeta meta, TiledResult scored, DecodedImage image)
     {
         var (policy, recipe) = publisher.Current();
         var kind = policy.Decide(scored.Calibrated);
@@ -32,7 +33,7 @@ internal sealed class VerdictDecider(string camera, FrameInspector inspector, Ve
             float low = engine.RawScoreAt(0), high = engine.RawScoreAt((float)policy.Threshold);
             if (!float.IsFinite(low) || !float.IsFinite(high) || high <= low) (low, high) = (scored.Patches.Min(), scored.Patches.Max());
             string caption = $"{camera} #{meta.Id} {VerdictNames.Wire(kind)} z={scored.Calibrated.ToString("0.00", CultureInfo.InvariantCulture)}";
-            outcome.Heatmap = image.HeatmapJpeg(scored.Patches, inspector.GridWidth, inspector.GridHeight, low, high, caption, settings.Heatmap.JpegQuality, region: inspector.Roi);
+            outcome.Heatmap = image.HeatmapJpeg(scored.Patches, scored.GridWidth, scored.GridHeight, low, high, caption, settings.Heatmap.JpegQuality, region: inspector.Roi);
         }
         if (archived) archive.Enqueue(meta, image, outcome);
         return outcome;

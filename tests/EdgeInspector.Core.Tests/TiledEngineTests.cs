@@ -1,0 +1,101 @@
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tiling;
+
+namespace EdgeInspector.Core.Tests;
+
+/// <summary>The engine over tiles: per position or pooled, frames finished when all their tiles are.</summary>
+public sealed class TiledEngineTests
+{
+    private static EngineOptions Small() => EngineOptions.Default with { Batch = 8, TopN = 2, ReservoirFrames = 6, ReservoirKeep = 1 };
+
+    [Fact]
+    public void One_tile_over_the_grid_is_the_plain_engine()
+    {
+        // The plain twin: a region the size of the patch grid in one tile stitches to the grid itself.
+        var a = new SyntheticLine();
+        var b = new SyntheticLine();
+        var plain = new ReservoirEngine(a.Layout, Small());
+        var tiled = new TiledEngine(b.Layout, Small(), 1, pooled: false);
+        var whole = TileGrid.Whole(b.Layout.GridWidth, b.Layout.GridHeight);
+        var ra = new List<StreamResult>();
+        var rb = new List<TiledResult>();
+        for (int i = 0; i < 20; i++)
+        {
+            ra.AddRange(plain.Push(a.Frame(i % 7 == 3), i));
+            rb.AddRange(tiled.Push([b.Frame(i % 7 == 3)], whole, i));
+        }
+        Assert.Equal(20, rb.Count);
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.Equal(ra[i].FrameId, rb[i].FrameId);
+            Assert.Equal(ra[i].Image, rb[i].Image, 5); // stitching weighs and divides: equal to float rounding
+            Assert.Equal(ra[i].Calibrated, rb[i].Calibrated);
+            Assert.Equal(ra[i].WarmUp, rb[i].WarmUp);
+            for (int q = 0; q < ra[i].Patches.Length; q++) Assert.Equal(ra[i].Patches[q], rb[i].Patches[q], 5);
+        }
+    }
+
+    [Fact]
+    public void A_defect_on_one_tile_is_found_there_and_judged_against_that_positions_normal()
+    {
+        // Four tiles of a 12 x 12 region (2 x 2, no overlap), each a 6 x 6 patch grid; the defect is on tile 3 only.
+        var line = new SyntheticLine();
+        var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
+        var grid = TileGrid.Create(12, 12, 2, 2, 0);
+        var results = new List<TiledResult>();
+        for (int i = 0; i < 30; i++)
+        {
+            bool defect = i % 10 == 9;
+            results.AddRange(engine.Push([line.Frame(false), line.Frame(false), line.Frame(false), line.Frame(defect)], grid, i));
+        }
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (long)i), results.Select(r => r.FrameId));
+        Assert.True(engine.IsWarm);
+        Assert.Equal(4, engine.Engines.Count);
+        var scored = results.Where(r => !r.WarmUp).ToList();
+        var defects = scored.Where(r => r.FrameId % 10 == 9).ToList();
+        var normals = scored.Where(r => r.FrameId % 10 != 9).ToList();
+        Assert.NotEmpty(defects);
+        Assert.All(defects, d => Assert.True(d.Calibrated > normals.Max(n => n.Calibrated), $"defect frame {d.FrameId} calibrated {d.Calibrated}"));
+        Assert.All(defects, d => Assert.True(d.Image > normals.Max(n => n.Image)));
+        // The stitched grid is the region at the tiles' pitch (12 x 12), and the defect block (the tile's top-left
+        // 2 x 2 patches) lands at rows 6-7, columns 6-7, where tile 3 lies.
+        var first = defects[0];
+        Assert.Equal((12, 12), (first.GridHeight, first.GridWidth));
+        int hottest = Array.IndexOf(first.Patches, first.Patches.Max());
+        Assert.InRange(hottest / 12, 6, 7);
+        Assert.InRange(hottest % 12, 6, 7);
+    }
+
+    [Fact]
+    public void Pooled_tiles_of_one_frame_never_vouch_for_each_other()
+    {
+        // Every tile of a defect frame carries the same defect. Were a frame's own tiles references, each
+        // would find the defect in its sibling and score as normal.
+        var line = new SyntheticLine();
+        var engine = new TiledEngine(line.Layout, Small(), 2, pooled: true);
+        var grid = TileGrid.Create(12, 6, 2, 1, 0);
+        var results = new List<TiledResult>();
+        for (int i = 0; i < 24; i++)
+        {
+            bool defect = i == 20;
+            results.AddRange(engine.Push([line.Frame(defect), line.Frame(defect)], grid, i));
+        }
+        Assert.Single(engine.Engines);
+        Assert.Equal(16, engine.Engines[0].Options.Batch); // two tiles per frame: the batch spans 8 frames as a position's does
+        var d = results.Single(r => r.FrameId == 20);
+        Assert.True(d.Calibrated > EngineOptions.Default.QuarantineZ, $"defect frame calibrated {d.Calibrated}");
+        Assert.True(d.Image > 3 * results.Where(r => !r.WarmUp && r.FrameId != 20).Max(r => r.Image));
+        Assert.DoesNotContain(20L, d.ReferenceFrames); // references are frames, never the frame itself
+        Assert.All(d.ReferenceFrames, id => Assert.InRange(id, 0, 19));
+    }
+
+    [Fact]
+    public void Tiles_that_do_not_match_the_geometry_are_refused()
+    {
+        var line = new SyntheticLine();
+        var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
+        Assert.Throws<ArgumentException>(() => engine.Push([line.Frame(false), line.Frame(false)], TileGrid.Create(12, 12, 2, 2, 0), 0));
+        Assert.Throws<ArgumentException>(() => engine.Push([line.Frame(false), line.Frame(false), line.Frame(false), line.Frame(false)], TileGrid.Create(12, 12, 2, 1, 0), 0));
+    }
+}
