@@ -6,7 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using MQTTnet;
 
-// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000]
+// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F]
 //
 // Starts the service (src/EdgeInspector.Service build output) on a generated config: folder replay of
 // DIR/test (shuffled, looping) at F fps (0 = as fast as the replay can read), the embedded broker on a
@@ -48,6 +48,8 @@ logging:
 archive:
   dir: {work}/archive
   save: none
+engine:
+  tiles: {"{"} cols: {opts.TileCols}, rows: {opts.TileRows}, overlap: {opts.TileOverlap.ToString(CultureInfo.InvariantCulture)} {"}"}
 """;
 string config = Path.Combine(work, "edgeinspector.yaml");
 File.WriteAllText(config, yaml);
@@ -117,6 +119,7 @@ double PerSecond(int n) => span > 0 ? Math.Round(n / span, 2) : 0;
 var result = new Dictionary<string, object?>
 {
     ["category"] = opts.Category,
+    ["tiles"] = $"{opts.TileCols}x{opts.TileRows}, overlap {opts.TileOverlap.ToString(CultureInfo.InvariantCulture)}",
     ["replay_fps"] = opts.Fps,
     ["frames"] = all.Count,
     ["verdicts"] = all.GroupBy(v => v.Kind).ToDictionary(g => g.Key, g => g.Count()),
@@ -187,6 +190,10 @@ static int FreePort()
 
 internal sealed record Args(long Frames, double Fps, string Category, string Model, string Out, long[] Checkpoints)
 {
+    public int TileCols { get; init; } = 1;
+    public int TileRows { get; init; } = 1;
+    public double TileOverlap { get; init; }
+
     public static string Repo()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
@@ -211,6 +218,8 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
                 "--model" => r with { Model = Path.GetFullPath(a[i + 1]) },
                 "--out" => r with { Out = Path.GetFullPath(a[i + 1]) },
                 "--checkpoints" => r with { Checkpoints = [.. a[i + 1].Split(',').Select(long.Parse)] },
+                "--tiles" => r with { TileCols = int.Parse(a[i + 1].Split('x')[0], CultureInfo.InvariantCulture), TileRows = int.Parse(a[i + 1].Split('x')[1], CultureInfo.InvariantCulture) },
+                "--tile-overlap" => r with { TileOverlap = double.Parse(a[i + 1], CultureInfo.InvariantCulture) },
                 _ => throw new ArgumentException($"unknown option {a[i]}"),
             };
         }
