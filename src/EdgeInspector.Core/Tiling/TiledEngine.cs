@@ -175,28 +175,35 @@ public sealed class TiledEngine
     private TiledResult Finish(long frame, StreamResult?[] tiles, TileGrid geometry)
     {
         var grids = new float[Tiles][];
+        for (int t = 0; t < Tiles; t++) grids[t] = tiles[t]!.Patches;
+        // One tile is the frame's own grid: the untiled engine's result, exactly (its image score and its
+        // references, oldest first).
+        if (Tiles == 1)
+        {
+            var r = tiles[0]!;
+            return new TiledResult(frame, r.Patches, Layout.GridHeight, Layout.GridWidth, grids, geometry, r.Image, r.Calibrated, r.WarmUp, r.ReferenceFrames);
+        }
         float calibrated = float.NegativeInfinity;
         bool warmUp = false;
-        var references = new SortedSet<long>();
+        // Each tile lists its references oldest first; the union keeps the order in which they are first
+        // named. A pooled reference is a tile: the frame it came from is what an audit looks up.
+        var references = new List<long>();
+        var seen = new HashSet<long>();
         for (int t = 0; t < Tiles; t++)
         {
             var r = tiles[t]!;
-            grids[t] = r.Patches;
             calibrated = Math.Max(calibrated, r.Calibrated);
             warmUp |= r.WarmUp;
-            // A pooled reference is a tile: the frame it came from is what an audit looks up.
-            foreach (long id in r.ReferenceFrames) references.Add(Pooled ? FloorDiv(id, Tiles) : id);
+            foreach (long id in r.ReferenceFrames)
+            {
+                long source = Pooled ? FloorDiv(id, Tiles) : id;
+                if (seen.Add(source)) references.Add(source);
+            }
         }
-        // One tile is the frame's own grid: nothing to stitch (the untiled engine, exactly).
-        var (gh, gw) = Tiles == 1 ? (Layout.GridHeight, Layout.GridWidth) : StitchedGrid(Layout.GridHeight, Layout.GridWidth, geometry);
-        var stitched = grids[0];
-        if (Tiles > 1)
-        {
-            stitched = new float[gh * gw];
-            TileStitcher.Stitch(geometry, grids, Layout.GridHeight, Layout.GridWidth, stitched, gw, gh);
-        }
+        var (gh, gw) = StitchedGrid(Layout.GridHeight, Layout.GridWidth, geometry);
+        var stitched = new float[gh * gw];
+        TileStitcher.Stitch(geometry, grids, Layout.GridHeight, Layout.GridWidth, stitched, gw, gh);
         float image = FrameScore.TopN(stitched, Options.TopN).Image;
-        references.Remove(frame);
         return new TiledResult(frame, stitched, gh, gw, grids, geometry, image, calibrated, warmUp, [.. references]);
     }
 
