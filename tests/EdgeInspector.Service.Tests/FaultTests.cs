@@ -22,13 +22,13 @@ namespace EdgeInspector.Service.Tests;
 /// asserts the fault is logged with its exception and shown on the status within seconds, that no
 /// failure publishes a pass, and that the counters balance: captured = answered + counted losses.
 /// </summary>
-public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
+public partial class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(90);
     private static readonly Lazy<SharedBackbone> Backbone = new(() => new SharedBackbone(new OnnxBackbone(SharedBackbone.OptionsFrom(Settings(Path.GetTempPath()).Model))));
 
-    private static InspectorSettings Settings(string folder, string dir = "/tmp") =>
-        ConfigLoader.Parse(Yaml.Config(Yaml.Replay(folder, fps: 8, loop: false), Yaml.Broker(1), dir).Replace("  batch: 8", "  batch: 4"), "fault-test.yaml", dir);
+    private static InspectorSettings Settings(string folder, string dir = "/tmp", double fps = 8, int deadlineMs = 20000) =>
+        ConfigLoader.Parse(Yaml.Config(Yaml.Replay(folder, fps, loop: false), Yaml.Broker(1), dir).Replace("  batch: 8", "  batch: 4").Replace("deadline_ms: 20000", $"deadline_ms: {deadlineMs}"), "fault-test.yaml", dir);
 
     /// <summary>Bottle images in a replay folder, with extra files written by <paramref name="extra"/>.</summary>
     private static string Folder(string root, int good, Action<string>? extra = null)
@@ -67,10 +67,10 @@ public class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         public ValueTask DisposeAsync() => Pipeline.DisposeAsync();
     }
 
-    private static Run Start(string folder, FakeLink link, Func<SharedBackbone, EngineSettings, FrameInspector>? inspector = null)
+    private static Run Start(string folder, FakeLink link, Func<SharedBackbone, EngineSettings, FrameInspector>? inspector = null, double fps = 8, int deadlineMs = 20000)
     {
         // The spool, snapshot, logs and archive go to the test's own folder: no state carries from one test to the next.
-        var s = Settings(folder, Path.GetDirectoryName(folder)!);
+        var s = Settings(folder, Path.GetDirectoryName(folder)!, fps, deadlineMs);
         var cam = s.Cameras[0];
         var log = new ListLogger();
         var engine = inspector?.Invoke(Backbone.Value, s.Engine) ?? new FrameInspector(Backbone.Value, s.Engine);

@@ -37,6 +37,20 @@ internal sealed class InferenceStage(
     }
 
     private bool _started;
+    private readonly LoadShedding _shedding = new();
+    // A frame taken from the queue that did not fit the batch being made: the first of the next one.
+    private Work? _held;
+
+    private bool Next(out Work w)
+    {
+        if (_held is { } held)
+        {
+            _held = null;
+            w = held;
+            return true;
+        }
+        return work.TryRead(out w!);
+    }
     private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, inspector.RegionKey, state, live, counters, log);
 
     /// <summary>The inference loop. Restarted by the supervisor after a fault; the start-up work (a snapshot or known-good seeding) runs on the first start only.</summary>
@@ -54,6 +68,8 @@ internal sealed class InferenceStage(
         }
         finally
         {
+            _held?.Frame.Dispose();
+            _held = null;
             _snapshots.Stop(inspector.Engine);
         }
     }
@@ -72,31 +88,51 @@ internal sealed class InferenceStage(
             _snapshots.Tick(inspector.Engine);
             if (CatchUp()) continue;
             batch.Clear();
-            try
+            if (_held is null)
             {
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                wait.CancelAfter(500);
-                if (!work.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult()) break;
-            }
-            catch (OperationCanceledException)
-            {
-                continue;
+                try
+                {
+                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    wait.CancelAfter(500);
+                    if (!work.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult()) break;
+                }
+                catch (OperationCanceledException)
+                {
+                    continue;
+                }
             }
             var settings = live().Settings;
             long now = Stopwatch.GetTimestamp();
-            while (batch.Count < settings.Engine.InferenceBatch && work.TryRead(out var w))
+            long first = 0;
+            while (batch.Count < settings.Engine.InferenceBatch && Next(out var w))
             {
+                long deadline = w.Meta.Deadline(settings.Verdict);
                 // A frame whose deadline passed while it queued is answered timeout by the sequencer, at its
                 // deadline, whatever happens here: the backbone's time goes to frames that can still make theirs.
-                if (now > w.Meta.Deadline(settings.Verdict))
+                if (now > deadline)
                 {
                     w.Frame.Dispose();
                     Interlocked.Increment(ref counters.ExpiredUnscored);
                     continue;
                 }
+                if (batch.Count == 0 && _shedding.ShouldShed(now, deadline, newerWaiting: work.TryPeek(out _)))
+                {
+                    w.Frame.Dispose();
+                    Interlocked.Increment(ref counters.Shed);
+                    events.Complete(w.Meta.Id, new FrameOutcome { Kind = VerdictKind.Timeout, Error = _shedding.Reason(now, w.Meta.CaptureTimestamp, settings.Verdict.DeadlineMs) });
+                    continue;
+                }
+                // A batch is answered when its last frame is done: one more frame must not make the first late.
+                if (batch.Count > 0 && !_shedding.Fits(now, first, batch.Count + 1))
+                {
+                    _held = w;
+                    break;
+                }
+                if (batch.Count == 0) first = deadline;
                 batch.Add(w);
             }
             if (batch.Count == 0) continue;
+            long started = Stopwatch.GetTimestamp();
             images.Clear();
             geometry.Clear();
             errors.Clear();
@@ -131,6 +167,7 @@ internal sealed class InferenceStage(
             finally
             {
                 foreach (var m in images) m?.Dispose();
+                _shedding.Measured(Stopwatch.GetTimestamp() - started, batch.Count);
                 if (inspector.Engine.IsWarm) _snapshots.Learned();
                 PublishEngineState();
             }
@@ -219,7 +256,7 @@ internal sealed class InferenceStage(
     /// <summary>Pushes one frame that waited out the warm-up, if no live frame is queued. True when it did.</summary>
     private bool CatchUp()
     {
-        if (_build is not null || _deferred.Count == 0 || work.TryPeek(out _)) return false;
+        if (_build is not null || _deferred.Count == 0 || _held is not null || work.TryPeek(out _)) return false;
         var (id, f, g) = _deferred.Dequeue();
         var policy = publisher.Current().Policy;
         try

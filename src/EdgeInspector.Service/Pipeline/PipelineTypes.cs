@@ -75,6 +75,8 @@ internal sealed class PipelineCounters
     public long PartIdsDiscarded;
     /// <summary>Frames whose deadline passed in the queue, so not given to the backbone (each is answered timeout).</summary>
     public long ExpiredUnscored;
+    /// <summary>Frames not started because, at the measured time per frame, they could not be answered before their deadline (each is answered timeout at once).</summary>
+    public long Shed;
     /// <summary>The last problem any stage met, for the status topic.</summary>
     public volatile string? LastError;
 
