@@ -231,6 +231,7 @@ public static class ConfigLoader
             InferenceBatch = e.Int("inference_batch", 4, 1, 256),
             DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
             Tiles = Tiles(e.Child("tiles")),
+            MemoryMb = e.Int("memory_mb", 2048, 16, 1_048_576),
         };
         e.RejectUnknown(RemovedEngineFields);
         // A tile below the model's input is enlarged: it shows the backbone nothing more. Known here when the

@@ -162,6 +162,8 @@ public sealed record EngineSettings
     public string DropPolicy { get; init; } = "drop_oldest";
     /// <summary>How each frame's region is cut into tiles (one tile: the whole region in one model input).</summary>
     public TileSettings Tiles { get; init; } = new();
+    /// <summary>The most memory (MB) one camera's engine may hold of what it learns: its warm-up batch and reservoir over every tile position. Checked against the model's layout at start and on every edit.</summary>
+    public int MemoryMb { get; init; } = 2048;
 }
 
 /// <summary>Tiling: the region cut into Cols × Rows tiles, each through the backbone at the model's input size.</summary>

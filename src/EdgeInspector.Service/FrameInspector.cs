@@ -30,11 +30,15 @@ internal class FrameInspector
         _pre = new ImagePreprocessor(b.Options.InputWidth, b.Options.InputHeight, b.Options.ChannelOrder == "rgb", b.Options.Mean, b.Options.Std);
         var options = engine.Options;
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
-        var layout = _projector?.Target ?? b.Layout;
+        var layout = EngineLayout(b.Layout, options);
         _rawPool = new FrameFeaturesPool(b.Layout);
         _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
         Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Refs == "pooled", _pool.Return);
     }
+
+    /// <summary>The layout the engine scores in: the backbone's, each view projected to <c>score_dims</c> (0: as it is).</summary>
+    public static FeatureLayout EngineLayout(FeatureLayout backbone, EngineOptions options) =>
+        options.ScoreDims > 0 ? ViewProjector.Projected(backbone, options.ScoreDims) : backbone;
 
     /// <summary>The camera's engine: one tile (the whole region) unless <c>engine.tiles</c> says otherwise.</summary>
     public TiledEngine Engine { get; }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using EdgeInspector.Cameras;
 using EdgeInspector.Configuration;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Inference.Onnx;
 using EdgeInspector.Mqtt;
 using Microsoft.Extensions.Hosting;
@@ -44,6 +45,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         _log.LogInformation("EdgeInspector starting from {Config}: line {Line}, {Cameras} camera(s)", config.Path, s.Line, s.Cameras.Length);
         if (s.Mqtt.Host.Length == 0) _broker = await StartBroker(s.Mqtt);
         _backbone = LoadBackbone(s.Model);
+        if (Preflight.EngineMemory(s, _backbone.Model.Layout) is { } memory) throw new ConfigException([new ConfigError(config.Path, 0, 0, "engine.memory_mb", memory)]);
+        LogEngineMemory(s);
         Prime(_backbone, s.Engine);
         foreach (var cam in s.Cameras) StartPipeline(cam, _live);
         _watch = Task.Run(() => WatchLoop(_stop.Token));
@@ -56,6 +59,13 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         _log.LogInformation("Model {Path} loaded and probed in {Ms:0} ms on {Provider}: grid {H}×{W}, {Views} views, sha256 {Hash}",
             m.Path, sw.Elapsed.TotalMilliseconds, model.ExecutionProvider, model.Layout.GridHeight, model.Layout.GridWidth, model.Layout.Views.Count, model.ModelHash[..12]);
         return new SharedBackbone(model);
+    }
+
+    private void LogEngineMemory(InspectorSettings s)
+    {
+        var t = s.Engine.Tiles;
+        long bound = TiledEngine.MemoryBound(FrameInspector.EngineLayout(_backbone!.Model.Layout, s.Engine.Options), s.Engine.Options, t.Count, t.Refs == "pooled");
+        _log.LogInformation("Each camera's engine holds at most {Mb} MB of what it learns ({Tiles} tile position(s); engine.memory_mb {Limit})", Preflight.Mb(bound), t.Count, s.Engine.MemoryMb);
     }
 
     /// <summary>The backbone's first calls, before any camera starts (see <see cref="FrameInspector.Prime"/>).</summary>
@@ -225,6 +235,15 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
                 SetLive(_live.WithError(e.Message));
                 return;
             }
+        }
+        // Checked before anything stops: an engine that could outgrow its memory leaves the running one in place.
+        if (Preflight.EngineMemory(next, (fresh ?? _backbone!).Model.Layout) is { } memory)
+        {
+            fresh?.Dispose();
+            string error = $"{config.Path}: engine.memory_mb: {memory}";
+            _log.LogError("Configuration edit rejected; the last good configuration (version {Version}) keeps running: {Error}", _live.Version, error);
+            SetLive(_live.WithError(error));
+            return;
         }
         if (restartAll)
         {

@@ -1,10 +1,13 @@
 using EdgeInspector.Configuration;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Inference.Onnx;
 
 namespace EdgeInspector.Service;
 
 /// <summary>
-/// The checks that need more than the YAML: the folders the service writes to, and the model. The service
+/// The checks that need more than the YAML: the folders the service writes to, the model, and the engine's
+/// memory with that model. The service
 /// runs them before it starts, and <c>edgeinspector validate</c> runs the same ones, so that a check
 /// before saving an edit catches what the service would refuse.
 /// </summary>
@@ -35,10 +38,34 @@ internal static class Preflight
         }
     }
 
-    /// <summary>Loads and probes the model as the service does; a one-line summary, or a <see cref="BackboneException"/> naming the field.</summary>
-    public static string Model(ModelSettings m)
+    /// <summary>
+    /// Loads and probes the model as the service does: a one-line summary and the layout of its features,
+    /// or a <see cref="BackboneException"/> naming the field.
+    /// </summary>
+    public static string Model(ModelSettings m, out FeatureLayout layout)
     {
         using var model = new OnnxBackbone(SharedBackbone.OptionsFrom(m));
+        layout = model.Layout;
         return $"{Path.GetFileName(m.Path)} on {model.ExecutionProvider}, taps [{string.Join(", ", m.Taps)}], grid {model.Layout.GridHeight}×{model.Layout.GridWidth}";
     }
+
+    /// <summary>
+    /// The engine's memory bound with this model: what one camera's engine can hold of what it learns (a
+    /// full warm-up batch and a full reservoir, over every tile position) against <c>engine.memory_mb</c>.
+    /// Null when it fits; otherwise the problem, with what it needs and what to change.
+    /// </summary>
+    public static string? EngineMemory(InspectorSettings s, FeatureLayout backbone)
+    {
+        var o = s.Engine.Options;
+        var t = s.Engine.Tiles;
+        long bound = TiledEngine.MemoryBound(FrameInspector.EngineLayout(backbone, o), o, t.Count, t.Refs == "pooled");
+        long limit = s.Engine.MemoryMb * 1024L * 1024L;
+        if (bound <= limit) return null;
+        string tiles = t.Count == 1 ? "one tile" : $"{t.Cols}x{t.Rows} tiles ({t.Count} tile positions{(t.Refs == "pooled" ? ", pooled" : "")})";
+        return $"each camera's engine would hold up to {Mb(bound)} MB with this model and {tiles}: a warm-up batch of {o.Batch} frames and a reservoir of {o.ReservoirFrames} frames (keeping {o.ReservoirKeep:0.###} of each), per tile, " +
+            $"more than engine.memory_mb {s.Engine.MemoryMb}; use fewer tiles, a smaller engine.batch or engine.reservoir_frames, or raise engine.memory_mb if the machine has the memory";
+    }
+
+    /// <summary>Bytes as whole megabytes, rounded up.</summary>
+    public static long Mb(long bytes) => (bytes + (1L << 20) - 1) >> 20;
 }

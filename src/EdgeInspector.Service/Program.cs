@@ -50,7 +50,8 @@ if (verb == "validate")
 {
     try
     {
-        modelSummary = Preflight.Model(settings.Model);
+        modelSummary = Preflight.Model(settings.Model, out var layout);
+        if (Preflight.EngineMemory(settings, layout) is { } memory) problems.Add("engine.memory_mb: " + memory);
     }
     catch (EdgeInspector.Inference.Onnx.BackboneException e)
     {
@@ -109,6 +110,12 @@ try
     var inspection = host.Services.GetRequiredService<InspectionService>(); // RunAsync disposes the container
     await host.RunAsync();
     return inspection.ExitCode;
+}
+catch (ConfigException e)
+{
+    // A setting that only the loaded model shows to be unusable (the engine's memory): exit 2, as above.
+    Log.Fatal("EdgeInspector cannot start: {Message}", e.Message);
+    return 2;
 }
 catch (EdgeInspector.Inference.Onnx.BackboneException e)
 {

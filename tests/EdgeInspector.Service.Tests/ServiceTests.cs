@@ -239,6 +239,12 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         File.WriteAllText(service.ConfigPath, "line: [" + new string('[', 100_000));
         await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("nested more than"),
             TimeSpan.FromSeconds(30), "the deep file refused on the status topic", service.Process);
+        // An edit the YAML allows but this model does not: an engine that could outgrow engine.memory_mb is
+        // refused before anything stops, saying what it would need.
+        File.WriteAllText(service.ConfigPath, yaml.Replace("  batch: 8", "  batch: 8\n  memory_mb: 16"));
+        await probe.WaitFor(p => p.On("/status").LastOrDefault()?.Json.GetProperty("config").GetProperty("error").GetString() is { } e && e.Contains("engine.memory_mb"),
+            TimeSpan.FromSeconds(30), "the engine's memory refused on the status topic", service.Process);
+        Assert.Matches(@"engine\.memory_mb: each camera's engine would hold up to \d+ MB with this model and one tile", probe.On("/status").Last().Json.GetProperty("config").GetProperty("error").GetString());
         seen = probe.On("/verdict").Count;
         await probe.WaitFor(p => p.On("/verdict").Count >= seen + 2, TimeSpan.FromSeconds(30), "verdicts while the bad files sat there", service.Process);
         Assert.False(service.Process.HasExited);
@@ -415,6 +421,8 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
             (good.Replace(Yaml.Model, text), "model.path: '" + text + "' could not be loaded as an ONNX model"),
             (good.Replace(Yaml.Model, empty), "model.path: '" + empty + "' could not be loaded as an ONNX model"),
             (good.Replace("  providers: [cpu]", "  providers: [cpu]\n  taps: [stage2, stage9]"), "model.taps: 'stage9' is not an output of"),
+            // Four tile positions, each a warm-up batch of 8 frames and a reservoir of 64: over 100 MB with this model.
+            (good.Replace("  batch: 8", "  batch: 8\n  memory_mb: 100\n  tiles: {cols: 2, rows: 2}"), "engine.memory_mb: each camera's engine would hold up to"),
         };
         foreach (var (yaml, expected) in cases)
         {

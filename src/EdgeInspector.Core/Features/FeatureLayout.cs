@@ -65,6 +65,14 @@ public sealed class FrameFeatures
     /// <summary>The layout these features follow.</summary>
     public FeatureLayout Layout { get; }
 
+    /// <summary>Bytes one frame's features take in <paramref name="layout"/>: every view's patches and the global feature.</summary>
+    public static long BytesFor(FeatureLayout layout)
+    {
+        long floats = layout.GlobalDim;
+        foreach (var v in layout.Views) floats += (long)layout.Patches * v.Dim;
+        return 4 * floats;
+    }
+
     /// <summary>Per view, patches × dim, each row unit length.</summary>
     public float[][] Views { get; }
 

@@ -21,26 +21,32 @@ public sealed class ViewProjector
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dims, 1);
         Source = source;
-        var views = new List<ViewSpec>();
         _matrix = new PackedPanels?[source.Views.Count];
         var rng = new Random(seed);
         for (int v = 0; v < source.Views.Count; v++)
         {
             var spec = source.Views[v];
             int outDim = Math.Min(dims, spec.Dim);
-            views.Add(spec with { Dim = outDim });
             if (outDim == spec.Dim) continue; // identity
             var g = new float[outDim * spec.Dim];
             for (int i = 0; i < g.Length; i++) g[i] = (float)Gaussian(rng);
             _matrix[v] = PackedPanels.Pack(g, spec.Dim);
         }
-        Target = new FeatureLayout(source.GridHeight, source.GridWidth, views, source.GlobalDim);
+        Target = Projected(source, dims);
     }
 
     private static double Gaussian(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>The layout <paramref name="source"/> is projected to at <paramref name="dims"/> per view (views at or below it pass through).</summary>
+    public static FeatureLayout Projected(FeatureLayout source, int dims)
+    {
+        var views = new List<ViewSpec>(source.Views.Count);
+        foreach (var spec in source.Views) views.Add(spec with { Dim = Math.Min(dims, spec.Dim) });
+        return new FeatureLayout(source.GridHeight, source.GridWidth, views, source.GlobalDim);
     }
 
     /// <summary>The layout projected from.</summary>

@@ -53,6 +53,29 @@ public sealed class FrameReservoir
     /// <summary>Most frames held; the oldest goes when a frame is added to a full reservoir.</summary>
     public int Capacity => _entries.Length;
 
+    /// <summary>Bytes one frame takes in a reservoir of <paramref name="layout"/> that keeps <paramref name="keep"/> of its patches.</summary>
+    public static long BytesPerFrame(FeatureLayout layout, int keep)
+    {
+        long bytes = 0;
+        foreach (var v in layout.Views) bytes += PackedPanels.BytesFor(Math.Min(keep, layout.Patches), v.Dim);
+        return bytes;
+    }
+
+    /// <summary>Bytes held by the frames in the reservoir now.</summary>
+    public long HeldBytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (var e in _entries)
+            {
+                if (e is null) continue;
+                foreach (var v in e.Views) bytes += v.AllocatedBytes;
+            }
+            return bytes;
+        }
+    }
+
     /// <summary>The t-th oldest frame held (t below <see cref="Count"/>): the ring's slots in age order.</summary>
     private Entry Oldest(int t) => _entries[(_next - Count + t + Capacity) % Capacity]!;
 

@@ -53,11 +53,23 @@ public sealed class ReservoirEngine
         Layout = layout;
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
         var selection = new SparseProjection(layout, options.SelectionDimsPerView, options.Seed);
-        // At least one kernel panel's worth: fewer saves no time (the kernel pads to panels of 32)
-        // and may not cover a frame's appearance on a coarse grid.
-        int keep = Math.Max((int)Math.Round(options.ReservoirKeep * layout.Patches), Math.Min(layout.Patches, PackedPanels.PanelWidth));
-        _reservoir = new FrameReservoir(layout, selection, options.ReservoirFrames, keep, options.IntervalFraction);
+        _reservoir = new FrameReservoir(layout, selection, options.ReservoirFrames, Keep(layout, options), options.IntervalFraction);
     }
+
+    /// <summary>Patches a reservoir frame keeps: at least one kernel panel's worth, since fewer saves no
+    /// time (the kernel pads to panels of 32) and may not cover a frame's appearance on a coarse grid.</summary>
+    private static int Keep(FeatureLayout layout, EngineOptions options) =>
+        Math.Max((int)Math.Round(options.ReservoirKeep * layout.Patches), Math.Min(layout.Patches, PackedPanels.PanelWidth));
+
+    /// <summary>
+    /// The most an engine of <paramref name="layout"/> and <paramref name="options"/> holds of what it
+    /// learns: a full warm-up batch of frames' features, and a full reservoir.
+    /// </summary>
+    public static long MemoryBound(FeatureLayout layout, EngineOptions options) =>
+        options.Batch * FrameFeatures.BytesFor(layout) + options.ReservoirFrames * FrameReservoir.BytesPerFrame(layout, Keep(layout, options));
+
+    /// <summary>Bytes held now by the warm-up batch's features and the reservoir's frames (at most <see cref="MemoryBound"/>).</summary>
+    public long HeldBytes => _warmup.Count * FrameFeatures.BytesFor(Layout) + _reservoir.HeldBytes;
 
     /// <summary>The layout of the frames it takes.</summary>
     public FeatureLayout Layout { get; }

@@ -33,7 +33,7 @@ public sealed class TiledEngine
         Pooled = pooled;
         Options = options;
         Layout = layout;
-        var each = pooled ? options with { Batch = options.Batch * tiles, ReservoirFrames = options.ReservoirFrames * tiles } : options;
+        var each = Each(options, tiles, pooled);
         _engines = new ReservoirEngine[pooled ? 1 : tiles];
         // Pooled, the tiles of one frame overlap and show one part: none may vouch for another.
         Func<long, long>? part = pooled ? id => FloorDiv(id, tiles) : null;
@@ -41,6 +41,31 @@ public sealed class TiledEngine
     }
 
     public int Tiles { get; }
+
+    // A pooled engine's batch and reservoir hold as many frames' worth of tiles as the positions' do.
+    private static EngineOptions Each(EngineOptions options, int tiles, bool pooled) =>
+        pooled ? options with { Batch = options.Batch * tiles, ReservoirFrames = options.ReservoirFrames * tiles } : options;
+
+    /// <summary>
+    /// The most a tiled engine holds of what it learns (<see cref="ReservoirEngine.MemoryBound"/>, over
+    /// every position or the pooled engine): it grows with the number of tiles.
+    /// </summary>
+    public static long MemoryBound(FeatureLayout layout, EngineOptions options, int tiles, bool pooled) =>
+        (pooled ? 1 : tiles) * ReservoirEngine.MemoryBound(layout, Each(options, tiles, pooled));
+
+    /// <summary>This engine's <see cref="MemoryBound(FeatureLayout, EngineOptions, int, bool)"/>.</summary>
+    public long MemoryBoundBytes => MemoryBound(Layout, Options, Tiles, Pooled);
+
+    /// <summary>Bytes held now, over every engine.</summary>
+    public long HeldBytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (var e in _engines) bytes += e.HeldBytes;
+            return bytes;
+        }
+    }
 
     public bool Pooled { get; }
 
