@@ -57,9 +57,10 @@ public sealed class EvalCliTests
         var tiling = r.GetProperty("tiling");
         Assert.Equal([0, 50, 1200, 900], tiling.GetProperty("roi").EnumerateArray().Select(x => x.GetInt32()));
         Assert.Equal((2, 2, 0.25, "position"), (tiling.GetProperty("cols").GetInt32(), tiling.GetProperty("rows").GetInt32(), tiling.GetProperty("overlap").GetDouble(), tiling.GetProperty("refs").GetString()));
-        // Each tile at 224: the region at the tiles' resolution is 224 x (1 + 0.75) = 392 square.
-        Assert.Equal((392, 392), (tiling.GetProperty("map_width").GetInt32(), tiling.GetProperty("map_height").GetInt32()));
+        // The pixel metrics are computed on the region at its full resolution, not at the tiles' 224.
+        Assert.Equal((1200, 900), (tiling.GetProperty("map_width").GetInt32(), tiling.GetProperty("map_height").GetInt32()));
         Assert.Contains("in 2x2 tiles", log);
+        Assert.Contains("pixel metrics at the region's full resolution", log);
         foreach (string mode in new[] { "musc", "stream" })
         {
             var m = r.GetProperty("modes").GetProperty(mode);
@@ -95,6 +96,13 @@ public sealed class EvalCliTests
     {
         var e = Assert.Throws<UsageException>(() => EvalOptions.Parse(["cat", option, value]));
         Assert.StartsWith(message, e.Message);
+    }
+
+    [Fact]
+    public void A_dump_of_square_grids_is_refused_for_a_tiled_run()
+    {
+        var e = Assert.Throws<UsageException>(() => EvalOptions.Parse(["cat", "--tiles", "2x2", "--dump"]));
+        Assert.StartsWith("--dump writes the square patch grids of a whole-image run", e.Message);
     }
 
     [Fact]

@@ -33,14 +33,6 @@ internal sealed record EvalOptions
 
     public int TileCount => TileCols * TileRows;
 
-    /// <summary>
-    /// The size of the maps the pixel metrics are computed on: the region at the resolution the backbone saw it
-    /// (each tile at --image-size), so a tile's patches are not squeezed again. Without tiling: --image-size square.
-    /// </summary>
-    public (int Width, int Height) MapSize => (
-        (int)Math.Round(ImageSize * (1 + (TileCols - 1) * (1 - TileOverlap))),
-        (int)Math.Round(ImageSize * (1 + (TileRows - 1) * (1 - TileOverlap))));
-
     /// <summary>The engine's options: <see cref="EngineOptions.Default"/>, as the service's, unless a flag says otherwise. --batch also sets the yardsticks' batch.</summary>
     public EngineOptions Engine { get; init; } = EngineOptions.Default;
 
@@ -60,7 +52,8 @@ internal sealed record EvalOptions
           --degrees 1,3,5               local aggregation degrees (default 1,3,5)
           --image-size N                square input size in pixels, per tile when tiling (default 224)
           --roi x,y,w,h                 region of interest in image pixels, cut out before everything else
-                                        (default: the whole image)
+                                        (default: the whole image); with --roi or --tiles the pixel metrics
+                                        are computed on the region at its full resolution
           --tiles CxR                   cut the region into C columns and R rows of tiles, each through the
                                         backbone at --image-size, all tiles of a frame in one batch (default 1x1)
           --tile-overlap F              share of a tile that neighbours overlap, 0 <= F < 1 (default 0)
@@ -79,7 +72,7 @@ internal sealed record EvalOptions
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar
-          --dump                        also write every frame's patch grid and image score
+          --dump                        whole-image runs: also write every frame's patch grid and image score
                                         (DIR/grids_<mode>.bin), the line order (DIR/frames.txt) and the
                                         masks (DIR/masks.bin) for analysis
         """;
@@ -183,6 +176,7 @@ internal sealed record EvalOptions
             }
         }
         if (category is null) throw new UsageException("a category directory is required.");
+        if (o.Dump && o.Tiled) throw new UsageException("--dump writes the square patch grids of a whole-image run; it does not take --roi or --tiles.");
         return o with { Category = category };
     }
 }

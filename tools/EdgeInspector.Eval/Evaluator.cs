@@ -70,12 +70,11 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                       $"backbone {Path.GetFileName(model)} on {backbone.ExecutionProvider}, grid {backbone.Layout.GridHeight}x{backbone.Layout.GridWidth}, " +
                       $"views [{string.Join(", ", backbone.Layout.Views)}]");
 
-        var (mapWidth, mapHeight) = options.Tiled ? options.MapSize : (options.ImageSize, options.ImageSize);
-        bool[]?[] masks = dataset.HasMasks ? LoadMasks(frames, mapWidth, mapHeight, options.Roi) : [];
+        var truth = new GroundTruth(frames, options.Roi, dataset.HasMasks);
         if (options.Tiled)
         {
             log.WriteLine($"tiling: {(options.Roi is { } roi ? $"roi {roi}" : "the whole image")} in {options.TileCols}x{options.TileRows} tiles, overlap {options.TileOverlap.ToString(System.Globalization.CultureInfo.InvariantCulture)}, " +
-                          $"each at {options.ImageSize}x{options.ImageSize}, references by {options.TileRefs}; pixel metrics on {mapWidth}x{mapHeight} maps of the region");
+                          $"each at {options.ImageSize}x{options.ImageSize}, references by {options.TileRefs}; pixel metrics at the region's full resolution");
         }
         var runs = new List<ModeRun>();
         foreach (string mode in options.Modes)
@@ -84,7 +83,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             runs.Add(run);
         }
 
-        var report = new Report(dataset.Name, frames, masks, options);
+        var report = new Report(dataset.Name, frames, truth, options);
         foreach (var run in runs) report.Add(run);
         report.WriteJson(Path.Combine(options.Out, "results.json"));
         report.WriteRoc(options.Out);
@@ -92,32 +91,6 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         if (options.Dump) report.WriteDump(options.Out);
         report.PrintTable(log);
         return 0;
-    }
-
-    /// <summary>The ground truth at the maps' size: the region of interest cut out first when one is set.</summary>
-    private static bool[]?[] LoadMasks(IReadOnlyList<FrameItem> frames, int width, int height, PixelRect? roi)
-    {
-        var masks = new bool[]?[frames.Count];
-        Parallel.For(0, frames.Count, i =>
-        {
-            var m = new bool[width * height];
-            if (frames[i].MaskPath is { } path)
-            {
-                using var raw = Cv2.ImRead(path, ImreadModes.Grayscale);
-                if (raw.Empty()) throw new ImageDecodeException($"{path}: mask is not a decodable image.");
-                var r = roi ?? new PixelRect(0, 0, raw.Width, raw.Height);
-                if (r.Right > raw.Width || r.Bottom > raw.Height) throw new ImageDecodeException($"{path}: the mask is {raw.Width}x{raw.Height}; --roi {r.X},{r.Y},{r.Width},{r.Height} reaches beyond it.");
-                using var cut = new Mat(raw, new Rect(r.X, r.Y, r.Width, r.Height));
-                using var small = new Mat();
-                Cv2.Resize(cut, small, new Size(width, height), 0, 0, InterpolationFlags.Nearest);
-                for (int y = 0; y < height; y++)
-                {
-                    for (int x = 0; x < width; x++) m[y * width + x] = small.At<byte>(y, x) > 127;
-                }
-            }
-            masks[i] = m;
-        });
-        return masks;
     }
 
     private ModeRun RunMode(string mode, IReadOnlyList<FrameItem> frames, Dataset dataset, OnnxBackbone backbone)

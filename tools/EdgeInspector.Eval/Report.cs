@@ -16,9 +16,14 @@ internal sealed record ModeMetrics(
     double? CalibratedAuroc, List<RocPoint> Roc);
 
 /// <summary>Turns mode runs into metrics, results.json, ROC curves, heatmaps and a table.</summary>
-internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, bool[]?[] masks, EvalOptions options)
+internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, GroundTruth truth, EvalOptions options)
 {
     private readonly List<(ModeRun Run, ModeMetrics Metrics)> _modes = [];
+    // Untiled maps are --image-size square, and their masks are read once and held.
+    private bool[][]? _smallMasks;
+
+    private bool[] MaskOf(int i, int width, int height) =>
+        options.Tiled ? truth.Of(i, width, height) : (_smallMasks ??= truth.All(options.ImageSize, options.ImageSize))[i];
 
     public void Add(ModeRun run) => _modes.Add((run, Compute(run)));
 
@@ -29,9 +34,31 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         var labels = idx.Select(i => frames[i].Anomalous).ToArray();
         double? calibrated = run.Calibrated is { } cal ? Metrics.Auroc(idx.Select(i => cal[i]).ToArray(), labels) : null;
         double? pAuroc = null, pAp = null, pF1 = null, pro = null;
-        if (masks.Length > 0)
+        if (truth.Any && options.Tiled)
         {
-            var (w, h) = MapSize;
+            // At the region's full resolution: too many pixels to hold, so counted a frame at a time. The
+            // stitched maps blend the tiles' grids, so their range bounds every pixel.
+            float min = float.PositiveInfinity, max = float.NegativeInfinity;
+            foreach (int i in idx)
+            {
+                foreach (var grid in run.Tiles![i]!)
+                {
+                    foreach (float v in grid) { min = Math.Min(min, v); max = Math.Max(max, v); }
+                }
+            }
+            var pixels = new PixelMetrics(min, max);
+            foreach (int i in idx)
+            {
+                var (w, h) = MapSizeOf(run, i);
+                var map = new float[w * h];
+                MapOf(run, i, map, w, h);
+                pixels.Add(map, MaskOf(i, w, h), w);
+            }
+            (pAuroc, pAp, pF1, pro) = (pixels.Auroc, pixels.AveragePrecision, pixels.F1Max, pixels.Pro);
+        }
+        else if (truth.Any)
+        {
+            int w = options.ImageSize, h = options.ImageSize;
             var maps = new List<float[]>(idx.Length);
             var gts = new List<bool[]>(idx.Length);
             var flatScores = new float[(long)idx.Length * w * h];
@@ -39,11 +66,12 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
             for (int t = 0; t < idx.Length; t++)
             {
                 var map = new float[w * h];
-                MapOf(run, idx[t], map);
+                MapOf(run, idx[t], map, w, h);
                 maps.Add(map);
-                gts.Add(masks[idx[t]]!);
+                var mask = MaskOf(idx[t], w, h);
+                gts.Add(mask);
                 map.CopyTo(flatScores, t * w * h);
-                masks[idx[t]]!.CopyTo(flatLabels, t * w * h);
+                mask.CopyTo(flatLabels, t * w * h);
             }
             pAuroc = Metrics.Auroc(flatScores, flatLabels);
             pAp = Metrics.AveragePrecision(flatScores, flatLabels);
@@ -87,8 +115,9 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         w.WriteNumber("overlap", options.TileOverlap);
         w.WriteString("refs", options.TileRefs);
         w.WriteNumber("tile_input", options.ImageSize);
-        w.WriteNumber("map_width", MapSize.Width);
-        w.WriteNumber("map_height", MapSize.Height);
+        var (mapWidth, mapHeight) = _modes.Count > 0 ? MapSizeOf(_modes[0].Run, FirstScored(_modes[0].Run)) : (options.ImageSize, options.ImageSize);
+        w.WriteNumber("map_width", mapWidth);
+        w.WriteNumber("map_height", mapHeight);
         w.WriteEndObject();
         w.WriteStartObject("modes");
         foreach (var (run, m) in _modes)
@@ -169,11 +198,12 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         using var m = new BinaryWriter(File.Create(Path.Combine(dir, "masks.bin")));
         int side = options.ImageSize;
         m.Write(frames.Count);
-        m.Write(masks.Length > 0 ? side : 0);
+        m.Write(truth.Any ? side : 0);
         foreach (var f in frames) m.Write(f.Anomalous ? (byte)1 : (byte)0);
-        foreach (var mask in masks)
+        for (int i = 0; truth.Any && i < frames.Count; i++)
         {
-            for (int k = 0; k < side * side; k++) m.Write(mask is not null && mask[k] ? (byte)1 : (byte)0);
+            var mask = MaskOf(i, side, side);
+            for (int k = 0; k < side * side; k++) m.Write(mask[k] ? (byte)1 : (byte)0);
         }
     }
 
@@ -195,13 +225,18 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
         }
     }
 
-    /// <summary>The maps' size: --image-size square, or the region of interest at the tiles' resolution when tiling.</summary>
-    private (int Width, int Height) MapSize => options.Tiled ? options.MapSize : (options.ImageSize, options.ImageSize);
+    /// <summary>
+    /// Frame <paramref name="i"/>'s map size: --image-size square untiled (as MuSc scores pixels), or the
+    /// region of interest at full resolution when tiling.
+    /// </summary>
+    private (int Width, int Height) MapSizeOf(ModeRun run, int i) =>
+        run.Geometry?[i] is { } g ? (g.RoiWidth, g.RoiHeight) : (options.ImageSize, options.ImageSize);
 
-    /// <summary>A frame's map at <see cref="MapSize"/>: its patch grid upsampled, or its tiles' grids stitched over the region.</summary>
-    private void MapOf(ModeRun run, int i, Span<float> map)
+    private static int FirstScored(ModeRun run) => Math.Max(0, Array.FindIndex(run.Grids, g => g is not null));
+
+    /// <summary>A frame's map at <paramref name="w"/> × <paramref name="h"/>: its patch grid upsampled, or its tiles' grids stitched over the region.</summary>
+    private static void MapOf(ModeRun run, int i, Span<float> map, int w, int h)
     {
-        var (w, h) = MapSize;
         if (run.Tiles is { } tiles)
         {
             TileStitcher.Stitch(run.Geometry![i]!, tiles[i]!, run.TileGridHeight, run.TileGridWidth, map, w, h);
@@ -213,13 +248,13 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, b
 
     private void Write(string dir, ModeRun run, int i, string file, string kind, float low, float high)
     {
-        var (w, h) = MapSize;
+        var (w, h) = MapSizeOf(run, i);
         var map = new float[w * h];
-        MapOf(run, i, map);
+        MapOf(run, i, map, w, h);
         using var decoded = ImagePreprocessor.Decode(frames[i].Path);
         var roi = options.Roi ?? new PixelRect(0, 0, decoded.Width, decoded.Height);
         using var img = new Mat(decoded, new Rect(roi.X, roi.Y, roi.Width, roi.Height));
-        ReadOnlySpan<bool> mask = masks.Length > 0 && masks[i] is { } m ? m : default;
+        ReadOnlySpan<bool> mask = truth.Any ? MaskOf(i, w, h) : default;
         string caption = $"{kind} {frames[i].Name} score {run.Image[i].ToString("0.000", CultureInfo.InvariantCulture)}";
         using var overlay = HeatmapRenderer.Overlay(img, map, w, h, low, high, mask, caption);
         Cv2.ImWrite(Path.Combine(dir, file), overlay);

@@ -12,10 +12,21 @@ public static class Metrics
     /// </summary>
     public static double Auroc(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
-        var roc = RocCurve(scores, labels);
-        if (roc.Count == 0) return double.NaN;
-        double area = 0;
-        for (int i = 1; i < roc.Count; i++) area += (roc[i].Fpr - roc[i - 1].Fpr) * (roc[i].Tpr + roc[i - 1].Tpr) / 2;
+        var (steps, pos, neg) = Thresholds(scores, labels);
+        return Auroc(steps, pos, neg);
+    }
+
+    /// <summary>The area under the ROC curve through <paramref name="steps"/> (cumulative true and false positives, highest threshold first).</summary>
+    internal static double Auroc(List<(long Tp, long Fp)> steps, long pos, long neg)
+    {
+        if (pos == 0 || neg == 0) return double.NaN;
+        double area = 0, fpr0 = 0, tpr0 = 0;
+        foreach (var (tp, fp) in steps)
+        {
+            double fpr = (double)fp / neg, tpr = (double)tp / pos;
+            area += (fpr - fpr0) * (tpr + tpr0) / 2;
+            (fpr0, tpr0) = (fpr, tpr);
+        }
         return area;
     }
 
@@ -37,6 +48,11 @@ public static class Metrics
     public static double AveragePrecision(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
         var (steps, pos, _) = Thresholds(scores, labels);
+        return AveragePrecision(steps, pos);
+    }
+
+    internal static double AveragePrecision(List<(long Tp, long Fp)> steps, long pos)
+    {
         if (pos == 0) return double.NaN;
         double ap = 0, lastRecall = 0;
         foreach (var (tp, fp) in steps)
@@ -52,6 +68,11 @@ public static class Metrics
     public static double F1Max(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
         var (steps, pos, _) = Thresholds(scores, labels);
+        return F1Max(steps, pos);
+    }
+
+    internal static double F1Max(List<(long Tp, long Fp)> steps, long pos)
+    {
         if (pos == 0) return double.NaN;
         double best = 0;
         foreach (var (tp, fp) in steps)
@@ -111,82 +132,10 @@ public static class Metrics
     {
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
         foreach (var m in maps) foreach (float v in m) { if (v < min) min = v; if (v > max) max = v; }
-        double delta = (max - min) / (double)steps;
-        if (!(delta > 0)) return double.NaN;
-
-        // bin b = number of thresholds th_t = min + t·delta (t = 0..steps−1) a pixel strictly exceeds.
-        int Bin(float v)
-        {
-            int b = (int)Math.Ceiling((v - min) / delta);
-            return Math.Clamp(b, 0, steps);
-        }
-        var normalHist = new long[steps + 1];
-        long normalCount = 0;
-        var regionOverlapSum = new double[steps];
-        int regionCount = 0;
-        var regionHist = new long[steps + 1];
-        for (int img = 0; img < maps.Count; img++)
-        {
-            var map = maps[img];
-            var mask = masks[img];
-            for (int i = 0; i < map.Length; i++)
-            {
-                if (!mask[i])
-                {
-                    normalHist[Bin(map[i])]++;
-                    normalCount++;
-                }
-            }
-            var labels = ConnectedComponents.Label(mask, width, out int count);
-            if (count == 0) continue;
-            var hists = new long[count, steps + 1];
-            var areas = new long[count];
-            for (int i = 0; i < map.Length; i++)
-            {
-                int l = labels[i];
-                if (l == 0) continue;
-                hists[l - 1, Bin(map[i])]++;
-                areas[l - 1]++;
-            }
-            for (int r = 0; r < count; r++)
-            {
-                for (int b = 0; b <= steps; b++) regionHist[b] = hists[r, b];
-                long above = areas[r];
-                for (int t = 0; t < steps; t++)
-                {
-                    above -= regionHist[t]; // pixels with bin > t exceed threshold t
-                    regionOverlapSum[t] += (double)above / areas[r];
-                }
-                regionCount++;
-            }
-        }
-        if (regionCount == 0 || normalCount == 0) return double.NaN;
-
-        var fprs = new List<double>();
-        var pros = new List<double>();
-        long normalAbove = normalCount;
-        for (int t = 0; t < steps; t++)
-        {
-            normalAbove -= normalHist[t];
-            double fpr = (double)normalAbove / normalCount;
-            if (fpr < maxFpr)
-            {
-                fprs.Add(fpr);
-                pros.Add(regionOverlapSum[t] / regionCount);
-            }
-        }
-        if (fprs.Count < 2) return double.NaN;
-        double fMin = double.MaxValue, fMax = double.MinValue;
-        foreach (double f in fprs) { fMin = Math.Min(fMin, f); fMax = Math.Max(fMax, f); }
-        if (!(fMax > fMin)) return double.NaN;
-        // Thresholds rise, so FPR falls: walk backwards for an ascending trapezoid.
-        double area = 0;
-        for (int i = fprs.Count - 1; i > 0; i--)
-        {
-            double x0 = (fprs[i] - fMin) / (fMax - fMin), x1 = (fprs[i - 1] - fMin) / (fMax - fMin);
-            area += (x1 - x0) * (pros[i] + pros[i - 1]) / 2;
-        }
-        return area;
+        if (!(max > min)) return double.NaN;
+        var pixels = new PixelMetrics(min, max, bins: 1, proSteps: steps, maxFpr: maxFpr);
+        for (int img = 0; img < maps.Count; img++) pixels.Add(maps[img], masks[img], width);
+        return pixels.Pro;
     }
 }
 
