@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Tiling;
 using OpenCvSharp;
 
 namespace EdgeInspector.Imaging;
@@ -102,6 +103,31 @@ public sealed class ImagePreprocessor(int width, int height, bool rgb, float[] m
 
     /// <summary>Writes the normalised image into <paramref name="slot"/> (3 × height × width floats).</summary>
     public void Write(DecodedImage image, Span<float> slot) => Write(image.Mat, slot);
+
+    /// <summary>
+    /// Writes each tile of <paramref name="grid"/>, laid over <paramref name="region"/> of the image, into
+    /// consecutive slots of <paramref name="slots"/> (tile t at t × 3 × height × width): what the service and
+    /// the eval CLI both feed the backbone. One tile over the whole image is the image itself.
+    /// </summary>
+    public void WriteTiles(DecodedImage image, PixelRect region, TileGrid grid, Span<float> slots) => WriteTiles(image.Mat, region, grid, slots);
+
+    /// <inheritdoc cref="WriteTiles(DecodedImage, PixelRect, TileGrid, Span{float})"/>
+    public void WriteTiles(Mat image, PixelRect region, TileGrid grid, Span<float> slots)
+    {
+        int size = 3 * width * height;
+        if (slots.Length != grid.Count * size) throw new ArgumentException($"Slots hold {slots.Length} floats, {grid.Count} tile(s) need {grid.Count * size}.", nameof(slots));
+        if (grid.Count == 1 && region.X == 0 && region.Y == 0 && region.Width == image.Width && region.Height == image.Height)
+        {
+            Write(image, slots);
+            return;
+        }
+        for (int t = 0; t < grid.Count; t++)
+        {
+            var r = grid.Tiles[t];
+            using var tile = new Mat(image, new Rect(region.X + r.X, region.Y + r.Y, r.Width, r.Height));
+            Write(tile, slots.Slice(t * size, size));
+        }
+    }
 
     /// <summary>Writes the normalised image into <paramref name="slot"/> (3 × height × width floats).</summary>
     public unsafe void Write(Mat image, Span<float> slot)

@@ -180,7 +180,8 @@ public sealed class OnnxBackbone : IDisposable
         try
         {
             using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 3, _options.InputHeight, _options.InputWidth]);
-            using var results = _session.Run(new RunOptions(), [_inputName], [value], _options.Taps);
+            using var run = new RunOptions();
+            using var results = _session.Run(run, [_inputName], [value], _options.Taps);
             var shapes = new int[_options.Taps.Length][];
             for (int t = 0; t < shapes.Length; t++)
             {
@@ -214,7 +215,8 @@ public sealed class OnnxBackbone : IDisposable
         if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
-        using var results = _session.Run(new RunOptions(), [_inputName], [value], _options.Taps);
+        using var run = new RunOptions();
+        using var results = _session.Run(run, [_inputName], [value], _options.Taps);
         var t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         int taps = _options.Taps.Length;
         var tapData = new float[taps][];

@@ -20,6 +20,7 @@ internal class FrameInspector
     private readonly ViewProjector? _projector;
     private readonly FrameFeaturesPool _rawPool, _pool;
     private float[] _tensor = [];
+    private TileGrid? _grid;
 
     public FrameInspector(SharedBackbone backbone, EngineSettings engine, PixelRect? roi = null)
     {
@@ -63,7 +64,11 @@ internal class FrameInspector
             throw new ImageDecodeException($"{origin}: the frame is {image.Width}×{image.Height}; cameras[{camera}].roi {r} reaches beyond it (x + width and y + height must fit the frame).");
         }
         var region = Roi ?? new PixelRect(0, 0, image.Width, image.Height);
-        var grid = TileGrid.Create(region.Width, region.Height, Tiling.Cols, Tiling.Rows, Tiling.Overlap);
+        // A camera's frames keep their size: the grid is cut once, not per frame.
+        if (_grid is not { } grid || grid.RoiWidth != region.Width || grid.RoiHeight != region.Height)
+        {
+            _grid = grid = TileGrid.Create(region.Width, region.Height, Tiling.Cols, Tiling.Rows, Tiling.Overlap);
+        }
         var o = _backbone.Model.Options;
         if (Tiling.Count > 1 && (grid.TileWidth < o.InputWidth || grid.TileHeight < o.InputHeight))
         {
@@ -87,20 +92,7 @@ internal class FrameInspector
         {
             slot[i] = -1;
             if (images[i] is not { } img || geometry[i] is not { } grid) continue;
-            if (Roi is null && tiles == 1)
-            {
-                _pre.Write(img, _tensor.AsSpan(good * size, size));
-            }
-            else
-            {
-                var region = Roi ?? new PixelRect(0, 0, img.Width, img.Height);
-                for (int t = 0; t < tiles; t++)
-                {
-                    var r = grid.Tiles[t];
-                    using var view = img.Region(new PixelRect(region.X + r.X, region.Y + r.Y, r.Width, r.Height));
-                    _pre.Write(view, _tensor.AsSpan((good * tiles + t) * size, size));
-                }
-            }
+            _pre.WriteTiles(img, Roi ?? new PixelRect(0, 0, img.Width, img.Height), grid, _tensor.AsSpan(good * tiles * size, tiles * size));
             slot[i] = good++;
         }
         var result = new FrameFeatures[]?[images.Count];
@@ -153,13 +145,13 @@ internal class FrameInspector
         for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(64 + (i * 7 % 128));
         var images = new List<DecodedImage?>();
         var geometry = new List<TileGrid?>();
+        var grid = TileGrid.Create(width, height, Tiling.Cols, Tiling.Rows, Tiling.Overlap);
         try
         {
             for (int n = 1; n <= batch; n++)
             {
-                var image = DecodedImage.FromRaw(pixels, width, height, RawLayout.Bgr8, "priming frame");
-                images.Add(image);
-                geometry.Add(TileGrid.Create(width, height, Tiling.Cols, Tiling.Rows, Tiling.Overlap));
+                images.Add(DecodedImage.FromRaw(pixels, width, height, RawLayout.Bgr8, "priming frame"));
+                geometry.Add(grid);
             }
             foreach (int size in batch > 1 ? new[] { 1, batch } : [1])
             {
@@ -188,17 +180,17 @@ internal class FrameInspector
             {
                 foreach (string f in chunk)
                 {
+                    // An image that cannot be read or cut is left out: Extract skips a null image or cut.
+                    DecodedImage? image = null;
+                    TileGrid? cut = null;
                     try
                     {
-                        var image = DecodedImage.FromFile(f);
-                        mats.Add(image);
-                        cuts.Add(Cut(image, f, "-"));
+                        image = DecodedImage.FromFile(f);
+                        cut = Cut(image, f, "-");
                     }
-                    catch (ImageDecodeException)
-                    {
-                        if (mats.Count > cuts.Count) cuts.Add(null);
-                        else { mats.Add(null); cuts.Add(null); }
-                    }
+                    catch (ImageDecodeException) { }
+                    mats.Add(image);
+                    cuts.Add(cut);
                 }
                 goods.AddRange(Extract(mats, cuts).OfType<FrameFeatures[]>());
             }
@@ -217,15 +209,31 @@ internal class FrameInspector
 internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
 {
     private readonly Lock _gate = new();
+    private bool _disposed;
 
     public OnnxBackbone Model => model;
 
     public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs)
     {
-        lock (_gate) model.Extract(tensor, count, outputs);
+        lock (_gate)
+        {
+            // A pipeline that outlived its stop (a reload swaps the model once the pipelines stop, or give
+            // up waiting) gets an error for that frame, not a call into a freed native session.
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            model.Extract(tensor, count, outputs);
+        }
     }
 
-    public void Dispose() => model.Dispose();
+    /// <summary>Frees the session once no forward is running on it.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            model.Dispose();
+        }
+    }
 
     public static BackboneOptions OptionsFrom(ModelSettings m) => new()
     {

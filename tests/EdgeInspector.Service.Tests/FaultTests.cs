@@ -305,14 +305,7 @@ public partial class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(6, verdicts.Count);
         Assert.All(verdicts, v => Assert.Contains(v.GetProperty("verdict").GetString(), new[] { "pass", "unsure", "fail" }));
         Assert.All(verdicts, v => Assert.True(double.IsFinite(v.GetProperty("calibrated").GetDouble())));
-        var deadline = Stopwatch.StartNew();
-        byte[]? jpeg = null;
-        while (jpeg is null && deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            jpeg = link.Sent.FirstOrDefault(m => m.Topic.EndsWith("/heatmap"))?.Payload;
-            await Task.Delay(50);
-        }
-        Assert.NotNull(jpeg);
+        var jpeg = await link.FirstHeatmap(TimeSpan.FromSeconds(30));
         using var heatmap = Cv2.ImDecode(jpeg, ImreadModes.Color);
         Assert.Equal((512, 512), (heatmap.Width, heatmap.Height));
         // One engine per tile position, each seeded with its tile of the six known-good parts.
@@ -375,14 +368,7 @@ public partial class FaultTests(Xunit.Abstractions.ITestOutputHelper output)
         await run.Settled(6);
         Assert.DoesNotContain(link.Verdicts(), v => v.GetProperty("verdict").GetString() == "error");
         // Heatmaps are published for every scored frame here (heatmap.publish: all).
-        var deadline = Stopwatch.StartNew();
-        byte[]? jpeg = null;
-        while (jpeg is null && deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            jpeg = link.Sent.FirstOrDefault(m => m.Topic.EndsWith("/heatmap"))?.Payload;
-            await Task.Delay(50);
-        }
-        Assert.NotNull(jpeg);
+        var jpeg = await link.FirstHeatmap(TimeSpan.FromSeconds(30));
         using var heatmap = Cv2.ImDecode(jpeg, ImreadModes.Color);
         // Kept for whoever wants to look (as the live view's screenshot is).
         Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "screenshots"));
@@ -486,6 +472,19 @@ internal sealed class FakeLink : IMessageLink
     public JsonElement? Status => _status is { } s ? JsonDocument.Parse(s).RootElement : null;
 
     public List<JsonElement> Verdicts() => [.. Sent.Where(m => m.Topic.EndsWith("/verdict")).Select(m => JsonDocument.Parse(m.Payload).RootElement)];
+
+    /// <summary>The first heatmap published (JPEG), waiting up to <paramref name="limit"/>; fails the test if none comes.</summary>
+    public async Task<byte[]> FirstHeatmap(TimeSpan limit)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < limit)
+        {
+            if (Sent.FirstOrDefault(m => m.Topic.EndsWith("/heatmap"))?.Payload is { } jpeg) return jpeg;
+            await Task.Delay(50);
+        }
+        Assert.Fail($"no heatmap was published within {limit.TotalSeconds:0} s");
+        return [];
+    }
 
     public void Enqueue(OutgoingMessage message)
     {

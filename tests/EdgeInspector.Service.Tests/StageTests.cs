@@ -191,23 +191,29 @@ public class StageTests
     public void Load_shedding_starts_a_frame_only_if_it_can_be_answered_before_its_deadline()
     {
         var shed = new LoadShedding();
-        // Nothing measured yet: every frame is started, and a batch takes what the queue holds.
+        // Nothing trusted yet (the first calls are slow): every frame is started, and a batch takes what the queue holds.
+        shed.Measured(elapsedTicks: 5000, frames: 1);
+        shed.Measured(elapsedTicks: 200, frames: 2);
         Assert.False(shed.ShouldShed(now: 0, deadline: 1, newerWaiting: true));
         Assert.True(shed.Fits(now: 0, deadline: 1, frames: 8));
-        shed.Measured(elapsedTicks: 200, frames: 2); // 100 ticks a frame
+        // Three batches: the estimate is their lower median, 100 ticks a frame (5000, 100, 100), not the slow first.
+        shed.Measured(elapsedTicks: 100, frames: 1);
         Assert.False(shed.ShouldShed(now: 1000, deadline: 1100, newerWaiting: true)); // done at 1100: in time
         Assert.True(shed.ShouldShed(now: 1000, deadline: 1099, newerWaiting: true));
         // A batch is answered when its last frame is done: two frames take until 1200.
         Assert.True(shed.Fits(now: 1000, deadline: 1200, frames: 2));
         Assert.False(shed.Fits(now: 1000, deadline: 1199, frames: 2));
         // With nothing newer behind it, a frame is started whatever the estimate says: it costs no other
-        // frame anything, and its time corrects an estimate left high by a stall.
+        // frame anything, and its time keeps the estimate honest.
         Assert.False(shed.ShouldShed(now: 1000, deadline: 1001, newerWaiting: false));
-        // The estimate moves a quarter of the way to each new batch's time per frame: 100 + (300 - 100) / 4.
-        shed.Measured(elapsedTicks: 300, frames: 1);
-        Assert.False(shed.ShouldShed(now: 0, deadline: 150, newerWaiting: true));
-        Assert.True(shed.ShouldShed(now: 0, deadline: 149, newerWaiting: true));
+        // One slow batch does not move it; a slowdown that lasts does. The batches per frame so far are
+        // 5000 100 100; then 400 (lower median of 100 100 400 5000: 100), and 400 again (of 100 100 400 400 5000: 400).
+        shed.Measured(elapsedTicks: 400, frames: 1);
+        Assert.False(shed.ShouldShed(now: 0, deadline: 100, newerWaiting: true));
+        shed.Measured(elapsedTicks: 400, frames: 1);
+        Assert.True(shed.ShouldShed(now: 0, deadline: 399, newerWaiting: true));
+        Assert.False(shed.ShouldShed(now: 0, deadline: 400, newerWaiting: true));
         shed.Measured(elapsedTicks: 0, frames: 0); // an empty batch teaches nothing
-        Assert.False(shed.ShouldShed(now: 0, deadline: 150, newerWaiting: true));
+        Assert.False(shed.ShouldShed(now: 0, deadline: 400, newerWaiting: true));
     }
 }

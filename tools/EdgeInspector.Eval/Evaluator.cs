@@ -10,40 +10,6 @@ using OpenCvSharp;
 
 namespace EdgeInspector.Eval;
 
-/// <summary>Per-stage time spent, summed over frames.</summary>
-internal sealed class StageTimes
-{
-    public TimeSpan Preprocess, Backbone, Features, Scoring, Total;
-
-    /// <summary>Streaming only: scoring time of frames scored on arrival, after the warm-up batch.</summary>
-    public TimeSpan SteadyScoring;
-
-    /// <summary>Projection of the views before scoring (already inside <see cref="Scoring"/>).</summary>
-    public TimeSpan Projection;
-
-    public int SteadyFrames;
-}
-
-/// <summary>What one mode produced for every frame of the line order.</summary>
-internal sealed class ModeRun
-{
-    public required string Mode { get; init; }
-    public required float[]?[] Grids { get; init; }
-    public required float[] Image { get; init; }
-    public float[]? Calibrated { get; init; }
-    public StageTimes Times { get; } = new();
-    public int Frames;
-    public int Errors;
-    public double PeakRssMb;
-    /// <summary>Tiled runs: each frame's tile grids (TileGridHeight × TileGridWidth) and its tiles' geometry; <see cref="Grids"/> then holds the stitched patch grid.</summary>
-    public float[][]?[]? Tiles { get; init; }
-    public TileGrid?[]? Geometry { get; init; }
-    public int TileGridHeight { get; init; }
-    public int TileGridWidth { get; init; }
-    public int ReservoirFrames;
-    public long Quarantined;
-}
-
 /// <summary>Runs the modes over a category and writes results.json, ROC curves and heatmaps.</summary>
 internal sealed class Evaluator(EvalOptions options, TextWriter log)
 {
@@ -337,13 +303,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                 else
                 {
                     var grid = Cut(img, paths[i], options.ImageSize);
-                    for (int t = 0; t < tiles; t++)
-                    {
-                        var r = grid.Tiles[t];
-                        var roi = options.Roi ?? new PixelRect(0, 0, img.Width, img.Height);
-                        using var tile = new Mat(img, new Rect(roi.X + r.X, roi.Y + r.Y, r.Width, r.Height));
-                        pre.Write(tile, tensor.AsSpan((i * tiles + t) * size, size));
-                    }
+                    pre.WriteTiles(img, options.Roi ?? new PixelRect(0, 0, img.Width, img.Height), grid, tensor.AsSpan(i * tiles * size, tiles * size));
                     if (geometry is not null) geometry[i] = grid;
                 }
                 ok[i] = true;
@@ -409,95 +369,5 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             throw new ImageDecodeException($"{path}: --tiles {options.TileCols}x{options.TileRows} cuts its {roi.Width}x{roi.Height} region into {grid.TileWidth}x{grid.TileHeight} tiles, smaller than the model's {input}x{input} input; use fewer tiles or a smaller --image-size.");
         }
         return grid;
-    }
-}
-
-/// <summary>Peak resident memory of this process, resettable between modes (Linux /proc).</summary>
-internal static class PeakMemory
-{
-    public static void Reset()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Not Linux or not permitted: the peak then covers the whole process so far.
-        }
-    }
-
-    public static double PeakMb()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                {
-                    return double.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-        return Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
-    }
-}
-
-/// <summary>A progress bar on stderr (a line per 10% when stderr is not a terminal).</summary>
-internal sealed class Progress(bool quiet)
-{
-    private string _label = "";
-    private int _total, _lastDecile = -1;
-    private Stopwatch _sw = new();
-
-    public void Start(string label, int total)
-    {
-        _label = label;
-        _total = Math.Max(1, total);
-        _lastDecile = -1;
-        _sw = Stopwatch.StartNew();
-    }
-
-    public void Report(int done)
-    {
-        if (quiet) return;
-        double fps = done / Math.Max(1e-9, _sw.Elapsed.TotalSeconds);
-        double eta = (_total - done) / Math.Max(fps, 1e-9);
-        int width = 30, filled = (int)((long)width * done / _total);
-        string line = $"{_label,-6} [{new string('#', filled)}{new string('-', width - filled)}] {done}/{_total} frames  {fps:0.0} fps  eta {eta:0}s";
-        if (!Console.IsErrorRedirected) Console.Error.Write("\r" + line);
-        else
-        {
-            int decile = 10 * done / _total;
-            if (decile != _lastDecile)
-            {
-                _lastDecile = decile;
-                Console.Error.WriteLine(line);
-            }
-        }
-    }
-
-    public void Done()
-    {
-        if (!quiet && !Console.IsErrorRedirected) Console.Error.WriteLine();
-    }
-}
-
-/// <summary>Minimal ILogger to the CLI's log writer.</summary>
-internal sealed class ConsoleLogger(TextWriter writer) : Microsoft.Extensions.Logging.ILogger
-{
-    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Information;
-
-    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-    {
-        if (IsEnabled(logLevel)) writer.WriteLine($"{logLevel.ToString().ToLowerInvariant()}: {formatter(state, exception)}");
     }
 }

@@ -10,17 +10,23 @@ namespace EdgeInspector.Service;
 /// time per frame, cannot be answered before its deadline is therefore answered <c>timeout</c> at once
 /// and not started, and a batch takes no more frames than its first can wait for. The oldest frame that
 /// can still make its deadline goes first, so verdicts keep capture order. A frame with nothing newer behind it is always started: it costs no other frame
-/// anything, and its time keeps the estimate honest after a stall.
+/// anything, and its time keeps the estimate honest.
 /// </summary>
 /// <remarks>Used by the inference thread only.</remarks>
 internal sealed class LoadShedding
 {
-    // Weight of the newest batch in the estimate: a few batches follow a change (warm-up ending, tiles, a
-    // background build taking a core) without one slow frame shedding a burst.
-    private const double Smoothing = 0.25;
+    // The estimate is the lower median of the last few batches' time per frame: one slow batch (a first
+    // call, a garbage collection, a warm-up build taking a core) does not make it shed a burst of frames
+    // that could have made their deadlines; a slowdown that lasts moves it within a few batches.
+    private const int Window = 8;
+    // Until this many batches are measured nothing is shed: the first calls of a fresh process are slow.
+    private const int Trusted = 3;
+    private readonly double[] _recent = new double[Window];
+    private readonly double[] _sorted = new double[Window];
+    private int _measured;
     private double _ticksPerFrame;
 
-    /// <summary>The smoothed time a frame takes from being taken to being answered (0 until measured).</summary>
+    /// <summary>The time a frame takes from being taken to being answered, as estimated (0 until trusted).</summary>
     public double MsPerFrame => _ticksPerFrame * 1000.0 / Stopwatch.Frequency;
 
     /// <summary>
@@ -32,7 +38,7 @@ internal sealed class LoadShedding
     /// <summary>
     /// True when a batch of <paramref name="frames"/> started at <paramref name="now"/> is done by
     /// <paramref name="deadline"/> (its first frame's: the frames of a batch are answered when its last is
-    /// done). Always true until a batch has been measured.
+    /// done). Always true until enough batches have been measured.
     /// </summary>
     public bool Fits(long now, long deadline, int frames) => _ticksPerFrame == 0 || now + _ticksPerFrame * frames <= deadline;
 
@@ -40,8 +46,13 @@ internal sealed class LoadShedding
     public void Measured(long elapsedTicks, int frames)
     {
         if (frames <= 0 || elapsedTicks < 0) return;
-        double each = elapsedTicks / (double)frames;
-        _ticksPerFrame = _ticksPerFrame == 0 ? each : _ticksPerFrame + Smoothing * (each - _ticksPerFrame);
+        _recent[_measured % Window] = elapsedTicks / (double)frames;
+        _measured++;
+        if (_measured < Trusted) return;
+        int n = Math.Min(_measured, Window);
+        _recent.AsSpan(0, n).CopyTo(_sorted);
+        Array.Sort(_sorted, 0, n);
+        _ticksPerFrame = _sorted[(n - 1) / 2];
     }
 
     /// <summary>The timeout's error text: why this frame was not started.</summary>
