@@ -6,7 +6,8 @@ need=()
 # libaravis-0.8-0: GigE Vision cameras (P/Invoke). aravis-tools: the fake GigE camera the tests start.
 # mosquitto: the broker the tests start (on a free loopback port); mosquitto-clients: to watch the topics.
 # chromium: the headless browser the live-view tests drive (DevTools protocol on loopback).
-for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients chromium; do
+# binutils: readelf, the twin the test of the providers' library lists checks against.
+for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients chromium binutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

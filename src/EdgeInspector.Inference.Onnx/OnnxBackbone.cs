@@ -127,6 +127,11 @@ public sealed class OnnxBackbone : IDisposable
                 logger.LogWarning("Execution provider {Provider} skipped: this ONNX Runtime build does not include it (available: {Available})", name, string.Join(", ", available));
                 continue;
             }
+            if (name != "cpu" && ProviderLibraries.Missing(name) is { } missing)
+            {
+                logger.LogWarning("Execution provider {Provider} skipped: {Reason}", name, missing);
+                continue;
+            }
             try
             {
                 switch (name)
@@ -145,7 +150,7 @@ public sealed class OnnxBackbone : IDisposable
                             so.AppendExecutionProvider_Tensorrt(trt);
                         }
                         // CUDA behind TensorRT takes the nodes TensorRT cannot.
-                        if (available.Contains("CUDAExecutionProvider")) so.AppendExecutionProvider_CUDA(options.DeviceId);
+                        if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) so.AppendExecutionProvider_CUDA(options.DeviceId);
                         return "tensorrt";
                     case "cuda":
                         so.AppendExecutionProvider_CUDA(options.DeviceId);

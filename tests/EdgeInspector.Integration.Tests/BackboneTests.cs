@@ -24,11 +24,45 @@ public sealed class BackboneTests
     [Fact]
     public void Unavailable_providers_are_skipped_with_a_reason_and_cpu_is_used()
     {
+        // No GPU and no CUDA here. The GPU build ships the CUDA and TensorRT providers: each is skipped
+        // with one line naming a library it needs that does not load. The CPU build has neither.
         var log = new ListLogger();
         using var backbone = new OnnxBackbone(ResNet with { ExecutionProviders = ["tensorrt", "cuda", "cpu"] }, log);
         Assert.Equal("cpu", backbone.ExecutionProvider);
-        Assert.Contains(log.Lines, l => l.Contains("tensorrt skipped") && l.Contains("does not include it"));
-        Assert.Contains(log.Lines, l => l.Contains("cuda skipped"));
+        bool gpuBuild = Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider");
+        foreach (string provider in new[] { "tensorrt", "cuda" })
+        {
+            var line = Assert.Single(log.Lines, l => l.Contains($"{provider} skipped"));
+            if (gpuBuild) Assert.Matches($@"skipped: lib[\w+.-]+\.so\.\d+ cannot be loaded, and libonnxruntime_providers_{provider}\.so needs it", line);
+            else Assert.Contains("does not include it", line);
+        }
+    }
+
+    [Fact]
+    public void The_libraries_a_provider_needs_are_read_from_its_file_as_readelf_lists_them()
+    {
+        // The plain twin: binutils' readelf over the native libraries this build ships (libonnxruntime.so
+        // always; the GPU providers in the GPU build).
+        string native = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
+        var files = Directory.GetFiles(native, "libonnxruntime*.so");
+        Assert.NotEmpty(files);
+        foreach (string file in files)
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("readelf", ["-d", file]) { RedirectStandardOutput = true };
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            string text = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            var expected = System.Text.RegularExpressions.Regex.Matches(text, @"\(NEEDED\)\s+Shared library: \[([^\]]+)\]").Select(m => m.Groups[1].Value).ToList();
+            Assert.NotEmpty(expected);
+            Assert.Equal(expected, ProviderLibraries.Needed(file));
+        }
+        if (files.Any(f => f.EndsWith("_cuda.so")))
+        {
+            // What the README names: the 1.31 CUDA provider links the CUDA 13 runtime and cuBLAS.
+            Assert.Contains("libcudart.so.13", ProviderLibraries.Needed(Path.Combine(native, "libonnxruntime_providers_cuda.so")));
+            Assert.Contains("libnvinfer.so.10", ProviderLibraries.Needed(Path.Combine(native, "libonnxruntime_providers_tensorrt.so")));
+        }
+        Assert.Throws<InvalidDataException>(() => ProviderLibraries.Needed(Shared.Model("resnet50v2_features.onnx")));
     }
 
     [Fact]
