@@ -33,6 +33,9 @@ public static class ProviderLibraries
             return null;
         }
         string dir = Path.GetDirectoryName(path)!;
+        // cuDNN is loaded by the CUDA provider when it runs, not linked, so its file does not list it;
+        // ONNX Runtime's requirements name cuDNN 9 for its CUDA 12 and 13 builds.
+        if (provider == "cuda" && !needed.Any(n => n.StartsWith("libcudnn", StringComparison.Ordinal))) needed = [.. needed, "libcudnn.so.9"];
         foreach (string lib in needed)
         {
             if (NativeLibrary.TryLoad(lib, out var handle) || NativeLibrary.TryLoad(Path.Combine(dir, lib), out handle))
