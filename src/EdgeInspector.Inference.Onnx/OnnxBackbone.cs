@@ -213,9 +213,11 @@ public sealed class OnnxBackbone : IDisposable
 
     /// <summary>
     /// Runs <paramref name="count"/> preprocessed images held in <paramref name="batch"/> (count × 3 × H × W)
-    /// and writes each frame's views into <paramref name="outputs"/>. Returns the backbone and view-building times.
+    /// and writes each frame's views into <paramref name="outputs"/>: in <see cref="Layout"/>, or projected by
+    /// <paramref name="projector"/> (built from <see cref="Layout"/>) into its target layout. Returns the
+    /// backbone and view-building times.
     /// </summary>
-    public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs)
+    public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector = null)
     {
         if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -226,7 +228,7 @@ public sealed class OnnxBackbone : IDisposable
         int taps = _options.Taps.Length;
         var tapData = new float[taps][];
         for (int t = 0; t < taps; t++) tapData[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
-        Parallel.For(0, count, () => new ViewBuilder(Layout, _options.Taps, _options.GlobalTap ?? _options.Taps[^1]), (i, _, builder) =>
+        Parallel.For(0, count, () => new ViewBuilder(Layout, _options.Taps, _options.GlobalTap ?? _options.Taps[^1], projector), (i, _, builder) =>
         {
             var tensors = new TapTensor[taps];
             for (int t = 0; t < taps; t++)

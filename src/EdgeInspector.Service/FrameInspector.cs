@@ -18,7 +18,7 @@ internal class FrameInspector
     private readonly SharedBackbone _backbone;
     private readonly ImagePreprocessor _pre;
     private readonly ViewProjector? _projector;
-    private readonly FrameFeaturesPool _rawPool, _pool;
+    private readonly FrameFeaturesPool _pool;
     private float[] _tensor = [];
     private TileGrid? _grid;
 
@@ -32,8 +32,7 @@ internal class FrameInspector
         var options = engine.Options;
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = EngineLayout(b.Layout, options);
-        _rawPool = new FrameFeaturesPool(b.Layout);
-        _pool = _projector is null ? _rawPool : new FrameFeaturesPool(layout);
+        _pool = new FrameFeaturesPool(layout);
         Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Refs == "pooled", _pool.Return);
     }
 
@@ -97,26 +96,14 @@ internal class FrameInspector
         }
         var result = new FrameFeatures[]?[images.Count];
         if (good == 0) return result;
-        var raw = new FrameFeatures[good * tiles];
-        for (int i = 0; i < raw.Length; i++) raw[i] = _rawPool.Rent();
-        _backbone.Extract(_tensor, raw.Length, raw);
+        // The views come out projected (the projection fused into the view building, before the pooling).
+        var features = new FrameFeatures[good * tiles];
+        for (int i = 0; i < features.Length; i++) features[i] = _pool.Rent();
+        _backbone.Extract(_tensor, features.Length, features, _projector);
         for (int i = 0; i < images.Count; i++)
         {
             if (slot[i] < 0) continue;
-            var frame = new FrameFeatures[tiles];
-            for (int t = 0; t < tiles; t++)
-            {
-                var f = raw[slot[i] * tiles + t];
-                if (_projector is { } p)
-                {
-                    var projected = _pool.Rent();
-                    p.Project(f, projected);
-                    _rawPool.Return(f);
-                    f = projected;
-                }
-                frame[t] = f;
-            }
-            result[i] = frame;
+            result[i] = features.AsSpan(slot[i] * tiles, tiles).ToArray();
         }
         return result;
     }
@@ -213,14 +200,14 @@ internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
 
     public OnnxBackbone Model => model;
 
-    public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs)
+    public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
     {
         lock (_gate)
         {
             // A pipeline that outlived its stop (a reload swaps the model once the pipelines stop, or give
             // up waiting) gets an error for that frame, not a call into a freed native session.
             ObjectDisposedException.ThrowIf(_disposed, this);
-            model.Extract(tensor, count, outputs);
+            model.Extract(tensor, count, outputs, projector);
         }
     }
 

@@ -33,6 +33,35 @@ public sealed class ProjectionTests
     }
 
     [Fact]
+    public void Projecting_before_the_pooling_gives_the_views_projected_after_it()
+    {
+        // The plain twin: full-width views (aligned, layer-normalised, pooled, unit rows), then projected.
+        // Alignment, layer norm, pooling and the projection are linear, and both end with a unit row, so the
+        // fused path must agree up to float rounding. Tap "a" (200 channels on an 8x8 grid) is projected to
+        // 64 at degrees 1, 3 and 5; tap "b" (300 channels on 4x4, aligned up) at 3; tap "c" (32) passes through.
+        var views = new List<ViewSpec> { new("a", 1, 200), new("a", 3, 200), new("a", 5, 200), new("b", 3, 300), new("c", 1, 32) };
+        var layout = new FeatureLayout(8, 8, views, 300);
+        var projector = new ViewProjector(layout, 64, 7);
+        var rng = new Random(6);
+        float[] Tap(int c, int hw) => [.. Enumerable.Range(0, c * hw).Select(_ => (float)rng.NextDouble() * 2 - 0.5f)];
+        TapTensor[] taps = [new(Tap(200, 64), 200, 8, 8), new(Tap(300, 16), 300, 4, 4), new(Tap(32, 64), 32, 8, 8)];
+        var full = new FrameFeatures(layout);
+        new ViewBuilder(layout, ["a", "b", "c"], "b").Build(taps, full);
+        var twin = new FrameFeatures(projector.Target);
+        projector.Project(full, twin);
+        var fused = new FrameFeatures(projector.Target);
+        new ViewBuilder(layout, ["a", "b", "c"], "b", projector).Build(taps, fused);
+        Assert.Equal(twin.Global, fused.Global);
+        for (int v = 0; v < views.Count; v++)
+        {
+            Assert.Equal(twin.Views[v].Length, fused.Views[v].Length);
+            for (int i = 0; i < twin.Views[v].Length; i++) Assert.True(Math.Abs(twin.Views[v][i] - fused.Views[v][i]) < 2e-5f, $"view {views[v]}, element {i}: {twin.Views[v][i]} against {fused.Views[v][i]}");
+        }
+        Assert.Equal(twin.Views[4], fused.Views[4]); // the pass-through view is the same path exactly
+        Assert.Throws<ArgumentException>(() => new ViewBuilder(new FeatureLayout(8, 8, views, 300), ["a", "b", "c"], "b", projector));
+    }
+
+    [Fact]
     public void Projected_views_are_unit_rows_and_keep_distances_roughly()
     {
         var layout = new FeatureLayout(4, 4, [new ViewSpec("t", 1, 512), new ViewSpec("u", 1, 8)], 1);

@@ -79,7 +79,6 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var musc = new MuScScorer(new MuScOptions());
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
-        _rawPool = _projector is null ? _pool : new FrameFeaturesPool(backbone.Layout);
         // Untiled, the line's engine itself; tiled, the line's tiled engine (position-aware or pooled).
         var stream = new ReservoirEngine(layout, options.Engine, _pool.Return);
         var tiledStream = tiled ? new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return) : null;
@@ -272,7 +271,6 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
 
     private float[]? _tensor;
     private FrameFeaturesPool? _pool;
-    private FrameFeaturesPool? _rawPool;
     private ViewProjector? _projector;
 
     /// <summary>
@@ -328,27 +326,13 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         }
         int images = good * tiles;
         var outputs = new FrameFeatures[images];
-        for (int i = 0; i < images; i++) outputs[i] = _rawPool!.Rent();
+        for (int i = 0; i < images; i++) outputs[i] = _pool!.Rent();
         if (images > 0)
         {
-            var (b, f) = backbone.Extract(tensor, images, outputs);
+            // With a projector the views come out projected: the projection is part of building them.
+            var (b, f) = backbone.Extract(tensor, images, outputs, _projector);
             times.Backbone += b;
             times.Features += f;
-        }
-        if (_projector is { } projector)
-        {
-            // Projection counts as scoring work: it exists only to make scoring cheaper.
-            var ps = Stopwatch.StartNew();
-            var projected = new FrameFeatures[images];
-            Parallel.For(0, images, i =>
-            {
-                projected[i] = _pool!.Rent();
-                projector.Project(outputs[i], projected[i]);
-                _rawPool!.Return(outputs[i]);
-            });
-            outputs = projected;
-            times.Scoring += ps.Elapsed;
-            times.Projection += ps.Elapsed;
         }
         var result = new FrameFeatures[]?[paths.Count];
         for (int i = 0; i < paths.Count; i++) result[i] = ok[i] ? outputs.AsSpan(slotOf[i] * tiles, tiles).ToArray() : null;

@@ -10,9 +10,6 @@ internal sealed class StageTimes
     /// <summary>Streaming only: scoring time of frames scored on arrival, after the warm-up batch.</summary>
     public TimeSpan SteadyScoring;
 
-    /// <summary>Projection of the views before scoring (already inside <see cref="Scoring"/>).</summary>
-    public TimeSpan Projection;
-
     public int SteadyFrames;
 }
 

@@ -84,10 +84,10 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
 
     private static double Ms(TimeSpan t, int frames) => frames == 0 ? 0 : t.TotalMilliseconds / frames;
 
-    /// <summary>Scoring per frame scored on arrival (updates included), plus every frame's projection share.</summary>
+    /// <summary>Scoring per frame scored on arrival (updates included); the projection is part of the features.</summary>
     private static double? Steady(ModeRun run) => run.Times.SteadyFrames == 0
         ? null
-        : Ms(run.Times.SteadyScoring, run.Times.SteadyFrames) + Ms(run.Times.Projection, run.Frames);
+        : Ms(run.Times.SteadyScoring, run.Times.SteadyFrames);
 
     public void WriteJson(string path)
     {

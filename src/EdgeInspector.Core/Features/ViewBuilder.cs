@@ -47,13 +47,24 @@ public sealed class ViewBuilder
     private float[] _aligned = [];
     private float[] _pooled = [];
     private float[] _rowPass = [];
+    private float[] _projected = [];
+    private readonly ViewProjector? _projector;
 
     /// <summary>
     /// Creates a builder. <paramref name="tapNames"/> gives the order taps are passed to <see cref="Build"/>;
     /// <paramref name="globalTap"/> is the tap whose global average is the image-level feature.
     /// </summary>
-    public ViewBuilder(FeatureLayout layout, IReadOnlyList<string> tapNames, string globalTap)
+    /// <remarks>
+    /// With a <paramref name="projector"/> (from <paramref name="layout"/>), <see cref="Build"/> writes the
+    /// projected views (<see cref="ViewProjector.Target"/>): each tap is projected after its layer norm and
+    /// before the pooling. Alignment, layer norm and pooling are linear and the projection is too, so this
+    /// is the projection of the full-width view up to float rounding (the final L2 makes the full-width
+    /// view's own normalisation immaterial), at a fraction of the pooling's work.
+    /// </remarks>
+    public ViewBuilder(FeatureLayout layout, IReadOnlyList<string> tapNames, string globalTap, ViewProjector? projector = null)
     {
+        if (projector is not null && projector.Source != layout) throw new ArgumentException("The projector was built for another layout.", nameof(projector));
+        _projector = projector;
         _layout = layout;
         _viewTap = new int[layout.Views.Count];
         for (int v = 0; v < _viewTap.Length; v++)
@@ -73,7 +84,10 @@ public sealed class ViewBuilder
         return -1;
     }
 
-    /// <summary>Fills <paramref name="output"/> from the frame's taps (in the order given at construction).</summary>
+    /// <summary>
+    /// Fills <paramref name="output"/> from the frame's taps (in the order given at construction). It follows
+    /// the layout, or the projector's target when one was given.
+    /// </summary>
     public void Build(ReadOnlySpan<TapTensor> taps, FrameFeatures output)
     {
         int gh = _layout.GridHeight, gw = _layout.GridWidth, p = gh * gw;
@@ -110,9 +124,18 @@ public sealed class ViewBuilder
                 var spec = _layout.Views[v];
                 if (spec.Dim != c) throw new ArgumentException($"View {spec} expects width {spec.Dim}, tap '{spec.Tap}' has {c} channels.");
                 Span<float> dst = output.Views[v];
-                if (spec.Degree > 1) BoxMean(aligned, c, gh, gw, spec.Degree, dst);
-                else aligned.CopyTo(dst);
-                for (int q = 0; q < p; q++) NormaliseInPlace(dst.Slice(q * c, c));
+                ReadOnlySpan<float> rows = aligned;
+                int width = c;
+                if (_projector is { } projector)
+                {
+                    width = projector.Target.Views[v].Dim;
+                    EnsureSize(ref _projected, width * p);
+                    if (projector.ProjectRows(v, aligned, _projected.AsSpan(0, width * p))) rows = _projected.AsSpan(0, width * p);
+                }
+                if (dst.Length != width * p) throw new ArgumentException($"View {spec}: the output holds {dst.Length} floats, {p} patches of {width} need {width * p}.", nameof(output));
+                if (spec.Degree > 1) BoxMean(rows, width, gh, gw, spec.Degree, dst);
+                else rows.CopyTo(dst);
+                for (int q = 0; q < p; q++) NormaliseInPlace(dst.Slice(q * width, width));
             }
         }
     }

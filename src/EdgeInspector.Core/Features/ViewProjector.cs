@@ -55,6 +55,17 @@ public sealed class ViewProjector
     /// <summary>The projected layout.</summary>
     public FeatureLayout Target { get; }
 
+    /// <summary>
+    /// Projects rows (patches × the source width of view <paramref name="view"/>) to the view's target width,
+    /// without normalising; false (nothing written) when the view passes through unprojected.
+    /// </summary>
+    public bool ProjectRows(int view, ReadOnlySpan<float> rows, Span<float> output)
+    {
+        if (_matrix[view] is not { } g) return false;
+        Gemm.Multiply(rows, g, output);
+        return true;
+    }
+
     /// <summary>Projects <paramref name="src"/> into <paramref name="dst"/> (which follows <see cref="Target"/>).</summary>
     public void Project(FrameFeatures src, FrameFeatures dst)
     {
