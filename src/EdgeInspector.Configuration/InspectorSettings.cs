@@ -178,6 +178,9 @@ public sealed record TileSettings
 
     public int Count => Cols * Rows;
 
+    /// <summary>True for pooled references.</summary>
+    public bool Pooled => Refs == "pooled";
+
     /// <summary>How the tiles are cut, as a snapshot records it ("" for one tile).</summary>
     public string Describe() => Count == 1 ? "" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Cols}x{Rows} tiles, overlap {Overlap}, {Refs}");
 }

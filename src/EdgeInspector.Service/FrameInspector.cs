@@ -33,7 +33,7 @@ internal class FrameInspector
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = EngineLayout(b.Layout, options);
         _pool = new FrameFeaturesPool(layout);
-        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Refs == "pooled", _pool.Return);
+        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return);
     }
 
     /// <summary>The layout the engine scores in: the backbone's, each view projected to <c>score_dims</c> (0: as it is).</summary>

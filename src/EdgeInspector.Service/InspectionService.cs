@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using EdgeInspector.Cameras;
 using EdgeInspector.Configuration;
-using EdgeInspector.Core.Tiling;
 using EdgeInspector.Inference.Onnx;
 using EdgeInspector.Mqtt;
 using Microsoft.Extensions.Hosting;
@@ -61,12 +60,9 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         return new SharedBackbone(model);
     }
 
-    private void LogEngineMemory(InspectorSettings s)
-    {
-        var t = s.Engine.Tiles;
-        long bound = TiledEngine.MemoryBound(FrameInspector.EngineLayout(_backbone!.Model.Layout, s.Engine.Options), s.Engine.Options, t.Count, t.Refs == "pooled");
-        _log.LogInformation("Each camera's engine holds at most {Mb} MB of what it learns ({Tiles} tile position(s); engine.memory_mb {Limit})", Preflight.Mb(bound), t.Count, s.Engine.MemoryMb);
-    }
+    private void LogEngineMemory(InspectorSettings s) =>
+        _log.LogInformation("Each camera's engine holds at most {Mb} MB of what it learns ({Tiles} tile position(s); engine.memory_mb {Limit})",
+            Preflight.Mb(Preflight.EngineBound(s, _backbone!.Model.Layout)), s.Engine.Tiles.Count, s.Engine.MemoryMb);
 
     /// <summary>The backbone's first calls, before any camera starts (see <see cref="FrameInspector.Prime"/>).</summary>
     private void Prime(SharedBackbone backbone, EngineSettings engine)

@@ -58,13 +58,17 @@ internal static class Preflight
     {
         var o = s.Engine.Options;
         var t = s.Engine.Tiles;
-        long bound = TiledEngine.MemoryBound(FrameInspector.EngineLayout(backbone, o), o, t.Count, t.Refs == "pooled");
+        long bound = EngineBound(s, backbone);
         long limit = s.Engine.MemoryMb * 1024L * 1024L;
         if (bound <= limit) return null;
-        string tiles = t.Count == 1 ? "one tile" : $"{t.Cols}x{t.Rows} tiles ({t.Count} tile positions{(t.Refs == "pooled" ? ", pooled" : "")})";
+        string tiles = t.Count == 1 ? "one tile" : $"{t.Cols}x{t.Rows} tiles ({t.Count} tile positions{(t.Pooled ? ", pooled" : "")})";
         return $"each camera's engine would hold up to {Mb(bound)} MB with this model and {tiles}: a warm-up batch of {o.Batch} frames and a reservoir of {o.ReservoirFrames} frames (keeping {o.ReservoirKeep:0.###} of each), per tile, " +
             $"more than engine.memory_mb {s.Engine.MemoryMb}; use fewer tiles, a smaller engine.batch or engine.reservoir_frames, or raise engine.memory_mb if the machine has the memory";
     }
+
+    /// <summary>What one camera's engine can hold of what it learns with this model (<see cref="TiledEngine.MemoryBound"/>), in bytes.</summary>
+    public static long EngineBound(InspectorSettings s, FeatureLayout backbone) =>
+        TiledEngine.MemoryBound(FrameInspector.EngineLayout(backbone, s.Engine.Options), s.Engine.Options, s.Engine.Tiles.Count, s.Engine.Tiles.Pooled);
 
     /// <summary>Bytes as whole megabytes, rounded up.</summary>
     public static long Mb(long bytes) => (bytes + (1L << 20) - 1) >> 20;

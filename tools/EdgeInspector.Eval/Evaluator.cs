@@ -79,9 +79,10 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var musc = new MuScScorer(new MuScOptions());
         var fslc = new Fslc(layout, fslcOptions);
         _pool = new FrameFeaturesPool(layout);
-        // Untiled, the line's engine itself; tiled, the line's tiled engine (position-aware or pooled).
-        var stream = new ReservoirEngine(layout, options.Engine, _pool.Return);
-        var tiledStream = tiled ? new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return) : null;
+        // The line's engine, as the service builds it: one tile (its result is the plain engine's, exactly)
+        // unless tiled, then position-aware or pooled.
+        var stream = new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return);
+        var whole = TileGrid.Whole(layout.GridWidth, layout.GridHeight);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
         PeakMemory.Reset();
@@ -92,8 +93,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             if (goods.Count < options.Refs) log.WriteLine($"warning: --refs {options.Refs} asked, train/good holds {goods.Count}.");
             var refFeatures = Extract(goods, backbone, pre, run.Times, out _).OfType<FrameFeatures[]>().ToList();
             var sw = Stopwatch.StartNew();
-            if (tiledStream is not null) tiledStream.SeedKnownGood(refFeatures);
-            else stream.SeedKnownGood([.. refFeatures.Select(f => f[0])]);
+            stream.SeedKnownGood(refFeatures);
             run.Times.Scoring += sw.Elapsed;
             foreach (var f in refFeatures.SelectMany(f => f)) _pool.Return(f);
         }
@@ -125,20 +125,9 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
                     if (mode == "stream")
                     {
                         long t0 = Stopwatch.GetTimestamp();
-                        bool steady;
-                        if (tiledStream is not null)
-                        {
-                            var results = tiledStream.Push(f, geometry[c]!, index);
-                            steady = results.Count == 1 && !results[0].WarmUp;
-                            foreach (var r in results) Store(run, r);
-                        }
-                        else
-                        {
-                            var results = stream.Push(f[0], index);
-                            steady = results.Count == 1 && !results[0].WarmUp;
-                            foreach (var r in results) Store(run, r);
-                        }
-                        if (steady)
+                        var results = stream.Push(f, geometry[c] ?? whole, index);
+                        foreach (var r in results) Store(run, r);
+                        if (results.Count == 1 && !results[0].WarmUp)
                         {
                             run.Times.SteadyScoring += Stopwatch.GetElapsedTime(t0);
                             run.Times.SteadyFrames++;
@@ -163,10 +152,9 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         if (mode == "stream")
         {
             var sw = Stopwatch.StartNew();
-            if (tiledStream is not null) foreach (var r in tiledStream.Flush()) Store(run, r);
-            else foreach (var r in stream.Flush()) Store(run, r);
+            foreach (var r in stream.Flush()) Store(run, r);
             run.Times.Scoring += sw.Elapsed;
-            var engines = tiledStream?.Engines ?? [stream];
+            var engines = stream.Engines;
             run.ReservoirFrames = engines.Sum(e => e.Reservoir.Count);
             run.Quarantined = engines.Sum(e => e.Quarantined);
         }
@@ -177,27 +165,18 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         _progress.Done();
         if (mode == "stream")
         {
-            var engines = tiledStream?.Engines ?? [stream];
+            var engines = stream.Engines;
             string what = engines.Count > 1 ? $"{engines.Count} tile positions' reservoirs, {run.ReservoirFrames} tiles in all" : $"reservoir {run.ReservoirFrames} {(pooled ? "tiles" : "frames")}";
             log.WriteLine($"stream: {what} of {engines[0].Reservoir.Keep} patches, {run.Quarantined} {(tiled ? "tiles" : "frames")} quarantined");
         }
         return run;
     }
 
-    /// <summary>One frame's engine result.</summary>
-    private static void Store(ModeRun run, StreamResult r)
-    {
-        int i = (int)r.FrameId;
-        run.Grids[i] = r.Patches;
-        run.Image[i] = r.Image;
-        run.Calibrated![i] = r.Calibrated;
-    }
-
-    /// <summary>One tiled frame's result: its tiles' grids, the stitched grid and its scores over the whole region.</summary>
+    /// <summary>One frame's engine result: its patch grid (stitched over the region when tiled, with the tiles' own grids kept) and its scores.</summary>
     private static void Store(ModeRun run, TiledResult r)
     {
         int i = (int)r.FrameId;
-        run.Tiles![i] = r.TilePatches;
+        if (run.Tiles is not null) run.Tiles[i] = r.TilePatches;
         run.Grids[i] = r.Patches;
         run.Image[i] = r.Image;
         run.Calibrated![i] = r.Calibrated;

@@ -40,17 +40,6 @@ internal sealed class InferenceStage(
     private readonly LoadShedding _shedding = new();
     // A frame taken from the queue that did not fit the batch being made: the first of the next one.
     private Work? _held;
-
-    private bool Next(out Work w)
-    {
-        if (_held is { } held)
-        {
-            _held = null;
-            w = held;
-            return true;
-        }
-        return work.TryRead(out w!);
-    }
     private readonly SnapshotKeeper _snapshots = new(camera, snapshotPath, modelHash, inspector.RegionKey, state, live, counters, log);
 
     /// <summary>The inference loop. Restarted by the supervisor after a fault; the start-up work (a snapshot or known-good seeding) runs on the first start only.</summary>
@@ -172,6 +161,18 @@ internal sealed class InferenceStage(
                 PublishEngineState();
             }
         }
+    }
+
+    /// <summary>The next frame for the batch being made: the one held back from the last, else the queue's head.</summary>
+    private bool Next(out Work w)
+    {
+        if (_held is { } held)
+        {
+            _held = null;
+            w = held;
+            return true;
+        }
+        return work.TryRead(out w!);
     }
 
     private void Process(List<Work> batch, List<DecodedImage?> images, List<TileGrid?> geometry, List<string?> errors)
