@@ -134,30 +134,8 @@ public sealed class OnnxBackbone : IDisposable
             }
             try
             {
-                switch (name)
-                {
-                    case "tensorrt":
-                        using (var trt = new OrtTensorRTProviderOptions())
-                        {
-                            Directory.CreateDirectory(options.TensorRtCacheDir);
-                            trt.UpdateOptions(new Dictionary<string, string>
-                            {
-                                ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                                ["trt_fp16_enable"] = options.TensorRtFp16 ? "1" : "0",
-                                ["trt_engine_cache_enable"] = "1",
-                                ["trt_engine_cache_path"] = options.TensorRtCacheDir,
-                            });
-                            so.AppendExecutionProvider_Tensorrt(trt);
-                        }
-                        // CUDA behind TensorRT takes the nodes TensorRT cannot.
-                        if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) so.AppendExecutionProvider_CUDA(options.DeviceId);
-                        return "tensorrt";
-                    case "cuda":
-                        so.AppendExecutionProvider_CUDA(options.DeviceId);
-                        return "cuda";
-                    default:
-                        return "cpu";
-                }
+                Append(so, name, options, available);
+                return name;
             }
             catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
             {
@@ -165,6 +143,60 @@ public sealed class OnnxBackbone : IDisposable
             }
         }
         throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
+    }
+
+    /// <summary>
+    /// Session options that run on <paramref name="provider"/> (one <see cref="ExecutionProvider"/> has
+    /// chosen), with the backbone's threads: what the scoring graphs run under, beside the backbone.
+    /// </summary>
+    public static SessionOptions SessionOptionsFor(string provider, BackboneOptions options)
+    {
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = options.InterOpThreads,
+        };
+        try
+        {
+            Append(so, provider, options, OrtEnv.Instance().GetAvailableProviders());
+            return so;
+        }
+        catch
+        {
+            so.Dispose();
+            throw;
+        }
+    }
+
+    private static void Append(SessionOptions so, string name, BackboneOptions options, string[] available)
+    {
+        switch (name)
+        {
+            case "tensorrt":
+                using (var trt = new OrtTensorRTProviderOptions())
+                {
+                    Directory.CreateDirectory(options.TensorRtCacheDir);
+                    trt.UpdateOptions(new Dictionary<string, string>
+                    {
+                        ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["trt_fp16_enable"] = options.TensorRtFp16 ? "1" : "0",
+                        ["trt_engine_cache_enable"] = "1",
+                        ["trt_engine_cache_path"] = options.TensorRtCacheDir,
+                    });
+                    so.AppendExecutionProvider_Tensorrt(trt);
+                }
+                // CUDA behind TensorRT takes the nodes TensorRT cannot.
+                if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) so.AppendExecutionProvider_CUDA(options.DeviceId);
+                break;
+            case "cuda":
+                so.AppendExecutionProvider_CUDA(options.DeviceId);
+                break;
+            case "cpu":
+                break;
+            default:
+                throw new BackboneException($"model.providers: '{name}' is not one of tensorrt, cuda, cpu.");
+        }
     }
 
     /// <summary>A model with a fixed input shape states it; a mismatch is named before the probe runs.</summary>

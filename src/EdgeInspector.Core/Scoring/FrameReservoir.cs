@@ -17,23 +17,28 @@ namespace EdgeInspector.Core.Scoring;
 /// element and scores as normal. MuSc asks whether the pattern is in 30% of the frames. Keeping frames
 /// apart, even subsampled, keeps that question answerable at a coreset's cost: R frames × k patches are
 /// as many references as a coreset of R·k elements. A frame's own entry never scores it.
-/// Not thread-safe; <see cref="Score"/> may run while no <see cref="Add"/> does.
+/// Not thread-safe; frames may be scored on several threads while no <see cref="Add"/> runs.
 /// </remarks>
-public sealed class FrameReservoir
+public sealed class FrameReservoir : IDisposable
 {
     private readonly FeatureLayout _layout;
     private readonly SparseProjection _projection;
     private readonly double _fraction;
     private readonly Entry?[] _entries;
+    private readonly IReservoirKernel? _kernel;
     private int _next;
 
     private sealed record Entry(long Id, PackedPanels[] Views);
 
-    /// <summary>Where <see cref="Score"/>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
+    /// <summary>Where <c>Score</c>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
     public ParallelOptions Parallelism { get; set; } = new();
 
-    /// <summary>Creates an empty reservoir of <paramref name="capacity"/> frames, keeping <paramref name="keep"/> patches of each.</summary>
-    public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction)
+    /// <summary>
+    /// Creates an empty reservoir of <paramref name="capacity"/> frames, keeping <paramref name="keep"/> patches
+    /// of each. With <paramref name="kernel"/> (made for this capacity and keep), frames are scored there and
+    /// every slot written is mirrored to it; otherwise by the managed kernel.
+    /// </summary>
+    public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction, IReservoirKernel? kernel = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
@@ -42,7 +47,14 @@ public sealed class FrameReservoir
         _fraction = fraction;
         _entries = new Entry?[capacity];
         Keep = Math.Min(keep, layout.Patches);
+        _kernel = kernel;
     }
+
+    /// <summary>Frees the kernel's copy of the reservoir, if any.</summary>
+    public void Dispose() => _kernel?.Dispose();
+
+    /// <summary>The scoring path that runs: "managed", or the kernel's.</summary>
+    public string ScoringPath => _kernel?.Path ?? "managed";
 
     /// <summary>Patches kept of each frame.</summary>
     public int Keep { get; }
@@ -98,9 +110,7 @@ public sealed class FrameReservoir
         }
         int removed = Count - kept.Count;
         Clear();
-        foreach (var e in kept) _entries[_next++] = e;
-        _next %= Capacity;
-        Count = kept.Count;
+        foreach (var e in kept) Insert(e, null);
         return removed;
     }
 
@@ -140,14 +150,16 @@ public sealed class FrameReservoir
             }
         }
         var views = new PackedPanels[frame.Views.Length];
+        var kept = new float[views.Length][];
         for (int v = 0; v < views.Length; v++)
         {
             int d = _layout.Views[v].Dim;
             var rows = new float[chosen.Length * d];
             for (int c = 0; c < chosen.Length; c++) frame.Views[v].AsSpan(chosen[c] * d, d).CopyTo(rows.AsSpan(c * d, d));
             views[v] = PackedPanels.Pack(rows, d);
+            kept[v] = rows;
         }
-        Insert(new Entry(id, views));
+        Insert(new Entry(id, views), kept);
     }
 
     /// <summary>The frames held, oldest first, as kept (copies): what a snapshot of the engine stores.</summary>
@@ -190,12 +202,27 @@ public sealed class FrameReservoir
         Validate(frame);
         var views = new PackedPanels[frame.Rows.Length];
         for (int v = 0; v < views.Length; v++) views[v] = PackedPanels.Pack(frame.Rows[v], _layout.Views[v].Dim);
-        Insert(new Entry(frame.Id, views));
+        Insert(new Entry(frame.Id, views), frame.Rows);
     }
 
-    private void Insert(Entry entry)
+    /// <summary>Puts <paramref name="entry"/> in the next slot, and its rows (unpacked, if at hand) into the kernel's copy of that slot.</summary>
+    private void Insert(Entry entry, IReadOnlyList<float[]>? rows)
     {
         _entries[_next] = entry;
+        if (_kernel is not null)
+        {
+            if (rows is null)
+            {
+                var unpacked = new float[entry.Views.Length][];
+                for (int v = 0; v < unpacked.Length; v++)
+                {
+                    unpacked[v] = new float[entry.Views[v].Count * entry.Views[v].Dim];
+                    entry.Views[v].CopyRows(unpacked[v]);
+                }
+                rows = unpacked;
+            }
+            _kernel.Store(_next, rows, entry.Views[0].Count);
+        }
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }
@@ -207,19 +234,38 @@ public sealed class FrameReservoir
     /// oldest first (what an audit of the verdict needs). With <paramref name="part"/>, every held entry of
     /// the same part as <paramref name="id"/> is left out too.
     /// </summary>
-    public bool Score(FrameFeatures frame, long id, Span<float> scores, List<long>? sources = null, Func<long, long>? part = null)
+    public bool Score(FrameFeatures frame, long id, Span<float> scores, List<long>? sources = null, Func<long, long>? part = null) =>
+        Score(frame, id, scores, 1, out _, sources, part);
+
+    /// <summary>
+    /// <see cref="Score(FrameFeatures, long, Span{float}, List{long}?, Func{long, long}?)"/>, and the image
+    /// score: the mean of the <paramref name="topN"/> largest patch scores. Runs on the kernel when there is one.
+    /// </summary>
+    public bool Score(FrameFeatures frame, long id, Span<float> scores, int topN, out float image, List<long>? sources = null, Func<long, long>? part = null)
     {
         int p = _layout.Patches, views = frame.Views.Length;
         var refs = new List<Entry>(Count);
+        Span<bool> included = _kernel is null ? default : stackalloc bool[Capacity];
         for (int t = 0; t < Count; t++)
         {
-            var e = Oldest(t);
-            if (part is null ? e.Id != id : part(e.Id) != part(id)) refs.Add(e);
+            int slot = (_next - Count + t + Capacity) % Capacity;
+            var e = _entries[slot]!;
+            if (part is null ? e.Id != id : part(e.Id) != part(id))
+            {
+                refs.Add(e);
+                if (_kernel is not null) included[slot] = true;
+            }
         }
         int n = refs.Count;
+        image = float.NaN;
         if (n == 0) return false;
         if (sources is not null) foreach (var e in refs) sources.Add(e.Id);
         int k = Stats.IntervalCount(n, _fraction);
+        if (_kernel is not null)
+        {
+            image = _kernel.Score(frame, included, k, topN, scores[..p]);
+            return true;
+        }
         var perView = ArrayPool<float>.Shared.Rent(views * p);
         try
         {
@@ -250,7 +296,10 @@ public sealed class FrameReservoir
                     ArrayPool<float>.Shared.Return(column);
                 }
             });
-            ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores);
+            ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);
+            // The selection reorders: it runs on the scratch, the scores stay as they are.
+            scores[..p].CopyTo(perView);
+            image = Stats.MeanOfLargest(perView.AsSpan(0, p), topN);
         }
         finally
         {

@@ -28,7 +28,7 @@ public sealed record StreamResult(long FrameId, float[] Patches, float Image, fl
 /// </list>
 /// </summary>
 /// <remarks>Not thread-safe: one instance per camera pipeline.</remarks>
-public sealed class ReservoirEngine
+public sealed class ReservoirEngine : IDisposable
 {
     private readonly EngineOptions _o;
     private readonly ScoreCalibrator _calibrator;
@@ -42,8 +42,10 @@ public sealed class ReservoirEngine
     /// frame once the engine no longer needs it (to return it to a pool): the reservoir keeps copies.
     /// </summary>
     /// <remarks><paramref name="part"/>, if given, maps an id to the part it shows when several ids show one
-    /// part (the tiles of a frame in a pooled tiled engine): no entry scores another of its own part.</remarks>
-    public ReservoirEngine(FeatureLayout layout, EngineOptions options, Action<FrameFeatures>? release = null, Func<long, long>? part = null)
+    /// part (the tiles of a frame in a pooled tiled engine): no entry scores another of its own part.
+    /// <paramref name="kernel"/>, if given, makes the kernel the reservoir scores on (an accelerator's);
+    /// without it the managed kernel scores.</remarks>
+    public ReservoirEngine(FeatureLayout layout, EngineOptions options, Action<FrameFeatures>? release = null, Func<long, long>? part = null, ReservoirKernelFactory? kernel = null)
     {
         _part = part;
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ReservoirFrames, 2, nameof(options.ReservoirFrames));
@@ -53,7 +55,9 @@ public sealed class ReservoirEngine
         Layout = layout;
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
         var selection = new SparseProjection(layout, options.SelectionDimsPerView, options.Seed);
-        _reservoir = new FrameReservoir(layout, selection, options.ReservoirFrames, Keep(layout, options), options.IntervalFraction);
+        int keep = Keep(layout, options);
+        _reservoir = new FrameReservoir(layout, selection, options.ReservoirFrames, keep, options.IntervalFraction,
+            kernel?.Invoke(layout, options.ReservoirFrames, Math.Min(keep, layout.Patches), options.TopN));
     }
 
     /// <summary>Patches a reservoir frame keeps: at least one kernel panel's worth, since fewer saves no
@@ -70,6 +74,12 @@ public sealed class ReservoirEngine
 
     /// <summary>Bytes held now by the warm-up batch's features and the reservoir's frames (at most <see cref="MemoryBound"/>).</summary>
     public long HeldBytes => _warmup.Count * FrameFeatures.BytesFor(Layout) + _reservoir.HeldBytes;
+
+    /// <summary>Frees what the reservoir's kernel holds (nothing for the managed kernel).</summary>
+    public void Dispose() => _reservoir.Dispose();
+
+    /// <summary>The scoring path the reservoir runs: "managed" or "onnx".</summary>
+    public string ScoringPath => _reservoir.ScoringPath;
 
     /// <summary>The layout of the frames it takes.</summary>
     public FeatureLayout Layout { get; }
@@ -108,8 +118,8 @@ public sealed class ReservoirEngine
     {
         var patches = new float[Layout.Patches];
         var sources = new List<long>(_reservoir.Count);
-        if (!_reservoir.Score(frame, id, patches, sources, _part)) throw new InvalidOperationException($"Frame {id}: the reservoir holds no other frame to score it by.");
-        return (FrameScore.TopN(patches, _o.TopN), sources.ToArray());
+        if (!_reservoir.Score(frame, id, patches, _o.TopN, out float image, sources, _part)) throw new InvalidOperationException($"Frame {id}: the reservoir holds no other frame to score it by.");
+        return (new FrameScore(patches, image), sources.ToArray());
     }
 
     /// <summary>κ_q: only frames calibrated at or under it enter the reservoir and the calibration.</summary>

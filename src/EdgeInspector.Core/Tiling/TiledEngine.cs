@@ -21,12 +21,12 @@ public sealed record TiledResult(long FrameId, float[] Patches, int GridHeight, 
 /// as a position's do. A frame's result is ready when all of its tiles' are.
 /// </summary>
 /// <remarks>Not thread-safe: one instance per camera pipeline, as <see cref="ReservoirEngine"/>.</remarks>
-public sealed class TiledEngine
+public sealed class TiledEngine : IDisposable
 {
     private readonly ReservoirEngine[] _engines;
     private readonly Dictionary<long, (StreamResult?[] Tiles, TileGrid Geometry)> _pending = [];
 
-    public TiledEngine(FeatureLayout layout, EngineOptions options, int tiles, bool pooled, Action<FrameFeatures>? release = null)
+    public TiledEngine(FeatureLayout layout, EngineOptions options, int tiles, bool pooled, Action<FrameFeatures>? release = null, ReservoirKernelFactory? kernel = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(tiles, 1);
         Tiles = tiles;
@@ -37,10 +37,19 @@ public sealed class TiledEngine
         _engines = new ReservoirEngine[pooled ? 1 : tiles];
         // Pooled, the tiles of one frame overlap and show one part: none may vouch for another.
         Func<long, long>? part = pooled ? id => FloorDiv(id, tiles) : null;
-        for (int e = 0; e < _engines.Length; e++) _engines[e] = new ReservoirEngine(layout, each, release, part);
+        for (int e = 0; e < _engines.Length; e++) _engines[e] = new ReservoirEngine(layout, each, release, part, kernel);
     }
 
     public int Tiles { get; }
+
+    /// <summary>The scoring path the engines run: "managed" or "onnx".</summary>
+    public string ScoringPath => _engines[0].ScoringPath;
+
+    /// <summary>Frees what the engines' kernels hold.</summary>
+    public void Dispose()
+    {
+        foreach (var e in _engines) e.Dispose();
+    }
 
     // A pooled engine's batch and reservoir hold as many frames' worth of tiles as the positions' do.
     private static EngineOptions Each(EngineOptions options, int tiles, bool pooled) =>

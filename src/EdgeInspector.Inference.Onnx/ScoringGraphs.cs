@@ -1,0 +1,158 @@
+using EdgeInspector.Core.Features;
+using Google.Protobuf;
+using Onnx;
+
+namespace EdgeInspector.Inference.Onnx;
+
+/// <summary>The shape a reservoir's scoring graphs are built for: one per layout, reservoir size and top N.</summary>
+/// <param name="Patches">Patches per frame (P).</param>
+/// <param name="Dims">Each view's width (D_v).</param>
+/// <param name="Capacity">Reservoir slots (R).</param>
+/// <param name="Keep">Rows kept per slot (K).</param>
+/// <param name="TopN">Patches averaged into the image score.</param>
+public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Keep, int TopN)
+{
+    /// <summary>The shape of a reservoir of <paramref name="layout"/>.</summary>
+    public static ScoringShape For(FeatureLayout layout, int capacity, int keep, int topN)
+    {
+        var dims = new int[layout.Views.Count];
+        for (int v = 0; v < dims.Length; v++) dims[v] = layout.Views[v].Dim;
+        return new ScoringShape(layout.Patches, dims, capacity, Math.Min(keep, layout.Patches), Math.Clamp(topN, 1, layout.Patches));
+    }
+
+    /// <summary>A key that tells shapes apart (records compare arrays by reference).</summary>
+    public string Key => $"p{Patches}-d{string.Join('.', Dims)}-r{Capacity}-k{Keep}-n{TopN}";
+}
+
+/// <summary>
+/// The reservoir's scoring as ONNX graphs, built in code from the layout and the engine settings, so that
+/// any backbone and tap set a site configures gets graphs of its own shapes (docs/decisions/0011). Fixed
+/// shapes throughout, which TensorRT and the CUDA provider plan best; only <c>k</c>, the interval count,
+/// varies (with the references a frame has) and is an input. No weights: the graphs hold three constants.
+/// </summary>
+/// <remarks>
+/// <para><b>score</b>. Inputs: <c>query_v</c> [P, D_v], the frame's view v; <c>reservoir_v</c> [R, D_v, K], the
+/// kept rows of every slot, transposed so that one MatMul scores all slots; <c>excluded</c> [R, 1] bool, the
+/// slots that may not score this frame (empty, its own entry); <c>k</c> [1] int64. Per view:
+/// MatMul → [R, P, K]; ReduceMax over K (max-dot); sqrt(relu(2 − 2·dot)), the unit distance; excluded slots
+/// set to +∞ by Where (not by an addition, so that a slot's uninitialised device memory cannot turn into a
+/// NaN); TopK smallest k over R and their mean (the interval average). The views' mean is <c>patches</c>
+/// [P]; the mean of its TopN largest is <c>image</c> [].</para>
+/// <para><b>store</b>. ScatterND writes one slot's rows (<c>rows_v</c> [1, D_v, K]) at <c>slot</c> [1, 1]
+/// into a copy of <c>reservoir_v</c>: the new reservoir is an output bound to the second of two
+/// device buffers, so a frame that enters the reservoir goes to the device once and stays there.</para>
+/// </remarks>
+public static class ScoringGraphs
+{
+    /// <summary>ONNX opset the graphs use (TopK with k as an input, ReduceMax/ReduceMean with axes as attributes).</summary>
+    public const int Opset = 13;
+
+    /// <summary>The score graph of <paramref name="shape"/>, serialised.</summary>
+    public static byte[] Score(ScoringShape shape)
+    {
+        var g = new GraphProto { Name = "edgeinspector_score" };
+        g.Initializer.Add(Scalar("two", 2f));
+        g.Initializer.Add(Scalar("infinity", float.PositiveInfinity));
+        g.Initializer.Add(Int64s("top_n", shape.TopN));
+        g.Input.Add(Value("excluded", TensorProto.Types.DataType.Bool, shape.Capacity, 1));
+        g.Input.Add(Value("k", TensorProto.Types.DataType.Int64, 1));
+        var means = new List<string>();
+        for (int v = 0; v < shape.Dims.Length; v++)
+        {
+            int d = shape.Dims[v];
+            g.Input.Add(Value($"query_{v}", TensorProto.Types.DataType.Float, shape.Patches, d));
+            g.Input.Add(Value($"reservoir_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
+            g.Node.Add(Node("MatMul", [$"query_{v}", $"reservoir_{v}"], [$"dots_{v}"]));
+            g.Node.Add(Node("ReduceMax", [$"dots_{v}"], [$"best_{v}"], Ints("axes", 2), Int("keepdims", 0)));
+            g.Node.Add(Node("Mul", ["two", $"best_{v}"], [$"twice_{v}"]));
+            g.Node.Add(Node("Sub", ["two", $"twice_{v}"], [$"gap_{v}"]));
+            g.Node.Add(Node("Relu", [$"gap_{v}"], [$"gap_pos_{v}"]));
+            g.Node.Add(Node("Sqrt", [$"gap_pos_{v}"], [$"dist_{v}"]));
+            g.Node.Add(Node("Where", ["excluded", "infinity", $"dist_{v}"], [$"masked_{v}"]));
+            g.Node.Add(Node("TopK", [$"masked_{v}", "k"], [$"low_{v}", $"low_index_{v}"], Int("axis", 0), Int("largest", 0), Int("sorted", 0)));
+            g.Node.Add(Node("ReduceMean", [$"low_{v}"], [$"interval_{v}"], Ints("axes", 0), Int("keepdims", 0)));
+            means.Add($"interval_{v}");
+        }
+        g.Initializer.Add(Scalar("views", shape.Dims.Length));
+        g.Node.Add(Node("Sum", [.. means], ["view_sum"]));
+        g.Node.Add(Node("Div", ["view_sum", "views"], ["patches"]));
+        g.Node.Add(Node("TopK", ["patches", "top_n"], ["top", "top_index"], Int("axis", 0), Int("largest", 1), Int("sorted", 0)));
+        g.Node.Add(Node("ReduceMean", ["top"], ["image"], Ints("axes", 0), Int("keepdims", 0)));
+        g.Output.Add(Value("patches", TensorProto.Types.DataType.Float, shape.Patches));
+        g.Output.Add(Value("image", TensorProto.Types.DataType.Float));
+        return Model(g);
+    }
+
+    /// <summary>The store graph of <paramref name="shape"/>, serialised.</summary>
+    public static byte[] Store(ScoringShape shape)
+    {
+        var g = new GraphProto { Name = "edgeinspector_store" };
+        g.Input.Add(Value("slot", TensorProto.Types.DataType.Int64, 1, 1));
+        for (int v = 0; v < shape.Dims.Length; v++)
+        {
+            int d = shape.Dims[v];
+            g.Input.Add(Value($"reservoir_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
+            g.Input.Add(Value($"rows_{v}", TensorProto.Types.DataType.Float, 1, d, shape.Keep));
+            g.Node.Add(Node("ScatterND", [$"reservoir_{v}", "slot", $"rows_{v}"], [$"updated_{v}"]));
+            g.Output.Add(Value($"updated_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
+        }
+        return Model(g);
+    }
+
+    private static byte[] Model(GraphProto graph)
+    {
+        var model = new ModelProto
+        {
+            IrVersion = 8,
+            ProducerName = "edgeinspector",
+            Graph = graph,
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        return model.ToByteArray();
+    }
+
+    private static NodeProto Node(string op, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    {
+        var n = new NodeProto { OpType = op, Name = $"{op}_{outputs[0]}" };
+        n.Input.AddRange(inputs);
+        n.Output.AddRange(outputs);
+        n.Attribute.AddRange(attributes);
+        return n;
+    }
+
+    private static AttributeProto Int(string name, long value) =>
+        new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+
+    private static AttributeProto Ints(string name, params long[] values)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
+        a.Ints.AddRange(values);
+        return a;
+    }
+
+    private static TensorProto Scalar(string name, float value)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+        t.FloatData.Add(value);
+        return t;
+    }
+
+    private static TensorProto Int64s(string name, params long[] values)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Dims.Add(values.Length);
+        t.Int64Data.AddRange(values);
+        return t;
+    }
+
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, params long[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (long d in dims) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } },
+        };
+    }
+}
