@@ -29,6 +29,21 @@ public sealed class OnnxScoring : IDisposable
     /// <summary>The execution provider the graphs run on.</summary>
     public string Provider { get; }
 
+    /// <summary>The scoring settings: <c>auto</c>, <c>managed</c> or <c>onnx</c>.</summary>
+    public static readonly string[] Settings = ["auto", "managed", "onnx"];
+
+    /// <summary>
+    /// The path a <paramref name="setting"/> runs with the backbone on <paramref name="provider"/>: <c>auto</c>
+    /// is the graphs on a GPU provider, where the frame's features are already on the device, and the
+    /// managed kernel on the CPU, where it is the faster (docs/decisions/0011).
+    /// </summary>
+    public static string Resolve(string setting, string provider) => setting switch
+    {
+        "auto" => provider == "cpu" ? "managed" : "onnx",
+        "managed" or "onnx" => setting,
+        _ => throw new ArgumentException($"'{setting}' is not one of {string.Join(", ", Settings)}.", nameof(setting)),
+    };
+
     /// <summary>Makes the kernel of one reservoir (a <see cref="ReservoirKernelFactory"/>).</summary>
     public IReservoirKernel Create(FeatureLayout layout, int capacity, int keep, int topN)
     {

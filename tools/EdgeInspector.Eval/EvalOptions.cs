@@ -27,6 +27,10 @@ internal sealed record EvalOptions
     public double TileOverlap { get; init; }
     /// <summary>How tiles find their references: "position" (tile (i,j) against tile (i,j) of other frames) or "pooled" (every tile against every tile).</summary>
     public string TileRefs { get; init; } = "position";
+    /// <summary>stream: where the reservoir's scoring runs, "auto", "managed" or "onnx".</summary>
+    public string Scoring { get; init; } = "auto";
+    /// <summary>A folder to write the scoring graphs, real frames' inputs and the CPU outputs into, or null.</summary>
+    public string? ExportGraphs { get; init; }
 
     /// <summary>True when frames are cut (an ROI or more than one tile): maps are stitched over the ROI.</summary>
     public bool Tiled => Roi is not null || TileCols * TileRows > 1;
@@ -69,6 +73,11 @@ internal sealed record EvalOptions
           --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default {D.ReservoirKeep})
           --quarantine-z X              stream: frames calibrated above this stay out of the reservoir (default {D.QuarantineZ})
           --top-n N                     stream: patches averaged into the image score (default {D.TopN})
+          --scoring auto|managed|onnx   stream: where the reservoir scoring runs: managed code, or ONNX Runtime
+                                        graphs on the backbone's provider (default auto: onnx on a GPU provider,
+                                        managed on the CPU)
+          --export-graphs DIR           write the scoring graphs of this run's shape, the first scored frames'
+                                        inputs and the CPU outputs to DIR (what scripts/device-check.sh replays)
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar
@@ -161,6 +170,12 @@ internal sealed record EvalOptions
                 case "--score-dims": o = o with { Engine = o.Engine with { ScoreDims = Int(0) } }; break;
                 case "--top-n": o = o with { Engine = o.Engine with { TopN = Int(1) } }; break;
                 case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
+                case "--scoring":
+                    string scoring = Next();
+                    if (scoring is not ("auto" or "managed" or "onnx")) throw new UsageException($"--scoring: '{scoring}' is not auto, managed or onnx.");
+                    o = o with { Scoring = scoring };
+                    break;
+                case "--export-graphs": o = o with { ExportGraphs = Next() }; break;
                 case "--out": o = o with { Out = Next() }; break;
                 case "--quiet": o = o with { Quiet = true }; break;
                 case "--dump": o = o with { Dump = true }; break;

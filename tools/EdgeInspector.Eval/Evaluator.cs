@@ -68,7 +68,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var layout = _projector?.Target ?? backbone.Layout;
         var run = new ModeRun
         {
-            Mode = mode, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null,
+            Mode = mode, Provider = backbone.ExecutionProvider, Grids = new float[]?[n], Image = new float[n], Calibrated = mode == "stream" ? new float[n] : null,
             Tiles = tiled ? new float[n][][] : null, Geometry = tiled ? new TileGrid?[n] : null,
             TileGridHeight = layout.GridHeight, TileGridWidth = layout.GridWidth,
         };
@@ -81,7 +81,11 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         _pool = new FrameFeaturesPool(layout);
         // The line's engine, as the service builds it: one tile (its result is the plain engine's, exactly)
         // unless tiled, then position-aware or pooled.
-        var stream = new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return);
+        // Its scoring on the graphs when asked (or by auto on a GPU provider); MuSc and FSLC stay managed.
+        using var scoring = mode == "stream" && OnnxScoring.Resolve(options.Scoring, backbone.ExecutionProvider) == "onnx"
+            ? new OnnxScoring(backbone.ExecutionProvider, backbone.Options) : null;
+        using var stream = new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return, scoring is null ? null : scoring.Create);
+        if (mode == "stream") run.Scoring = stream.ScoringPath;
         var whole = TileGrid.Whole(layout.GridWidth, layout.GridHeight);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 

@@ -17,6 +17,9 @@ internal sealed class StageTimes
 internal sealed class ModeRun
 {
     public required string Mode { get; init; }
+    /// <summary>The backbone's execution provider, and the path the scoring ran ("managed" or "onnx").</summary>
+    public required string Provider { get; init; }
+    public string Scoring { get; set; } = "managed";
     public required float[]?[] Grids { get; init; }
     public required float[] Image { get; init; }
     public float[]? Calibrated { get; init; }

@@ -123,6 +123,8 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
         foreach (var (run, m) in _modes)
         {
             w.WriteStartObject(run.Mode);
+            w.WriteString("provider", run.Provider);
+            w.WriteString("scoring", run.Scoring);
             Num(w, "image_auroc", m.ImageAuroc);
             Num(w, "image_ap", m.ImageAp);
             Num(w, "image_f1max", m.ImageF1Max);
