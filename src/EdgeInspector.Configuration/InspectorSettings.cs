@@ -164,6 +164,8 @@ public sealed record EngineSettings
     public TileSettings Tiles { get; init; } = new();
     /// <summary>The most memory (MB) one camera's engine may hold of what it learns: its warm-up batch and reservoir over every tile position. Checked against the model's layout at start and on every edit.</summary>
     public int MemoryMb { get; init; } = 2048;
+    /// <summary>auto | managed | onnx: where the reservoir's scoring runs. auto: the ONNX graphs when the backbone runs on a GPU provider, managed code on the CPU.</summary>
+    public string Scoring { get; init; } = "auto";
 }
 
 /// <summary>Tiling: the region cut into Cols × Rows tiles, each through the backbone at the model's input size.</summary>

@@ -27,6 +27,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly CameraSettings _camera;
     private readonly ILogger _log;
     private readonly IMessageLink _link;
+    private readonly FrameInspector _inspector;
     private readonly Action<string> _onFatal;
     private readonly Channel<Work> _work;
     private readonly FrameEvents _events = new();
@@ -66,6 +67,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, sinks, log);
         commands = new CommandHandler(topics, name, partIds, part => _acquire!.Trigger(part), Live, publisher);
         _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
+        _inspector = inspector;
         var decider = new VerdictDecider(name, inspector, publisher, _archive, state.Feed, Live);
         var triggers = new TriggerQueue();
         _acquire = new AcquisitionStage(camera, () => sourceFactory(SourceCounters, triggers), SourceCounters, Live, state, _work, _events, partIds, triggers, Counters, log);
@@ -187,6 +189,11 @@ internal sealed class CameraPipeline : IAsyncDisposable
         _stop.Cancel();
         try { await Task.WhenAll(_loops).WaitAsync(TimeSpan.FromSeconds(15)); }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException) { }
+        // The engine's native buffers go only once no loop can score on them; a loop that would not stop
+        // leaves them to the process (a leak on a rare path rather than a call into freed memory).
+        bool stopped = true;
+        foreach (var loop in _loops) stopped &= loop.IsCompleted;
+        if (stopped) _inspector.Dispose();
         await _link.DisposeAsync();
         _stopAcquire.Dispose();
         _stop.Dispose();

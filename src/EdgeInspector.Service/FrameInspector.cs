@@ -13,7 +13,7 @@ namespace EdgeInspector.Service;
 /// projection, feature pools and batch tensor; shares the backbone with the other cameras (one model in
 /// memory, one forward at a time). Not thread-safe: used by its pipeline's inference loop only.
 /// </summary>
-internal class FrameInspector
+internal class FrameInspector : IDisposable
 {
     private readonly SharedBackbone _backbone;
     private readonly ImagePreprocessor _pre;
@@ -33,8 +33,13 @@ internal class FrameInspector
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = EngineLayout(b.Layout, options);
         _pool = new FrameFeaturesPool(layout);
-        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return);
+        // The reservoir scores on the backbone's provider when engine.scoring resolves to the graphs.
+        bool graphs = OnnxScoring.Resolve(engine.Scoring, b.ExecutionProvider) == "onnx";
+        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return, graphs ? backbone.Scoring.Create : null);
     }
+
+    /// <summary>Frees the engine's kernel buffers (the graphs' slots on the provider); nothing for the managed kernel.</summary>
+    public void Dispose() => Engine.Dispose();
 
     /// <summary>The layout the engine scores in: the backbone's, each view projected to <c>score_dims</c> (0: as it is).</summary>
     public static FeatureLayout EngineLayout(FeatureLayout backbone, EngineOptions options) =>
@@ -198,7 +203,22 @@ internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
     private readonly Lock _gate = new();
     private bool _disposed;
 
+    private OnnxScoring? _scoring;
+
     public OnnxBackbone Model => model;
+
+    /// <summary>The scoring graphs' sessions on the backbone's provider, shared by every camera (made when first asked for).</summary>
+    public OnnxScoring Scoring
+    {
+        get
+        {
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                return _scoring ??= new OnnxScoring(model.ExecutionProvider, model.Options);
+            }
+        }
+    }
 
     public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
     {
@@ -218,6 +238,7 @@ internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
+            _scoring?.Dispose();
             model.Dispose();
         }
     }

@@ -313,11 +313,14 @@ model:
     public void Engine_settings_are_read_and_range_checked()
     {
         using var tmp = new TempFolder();
-        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  reservoir_frames: 32\n  reservoir_keep: 0.5\n  batch: 16\n  score_dims: 0\n  snapshot_interval_s: 5\n", "site.yaml", tmp.Path);
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  reservoir_frames: 32\n  reservoir_keep: 0.5\n  batch: 16\n  score_dims: 0\n  snapshot_interval_s: 5\n  scoring: onnx\n", "site.yaml", tmp.Path);
         Assert.Equal(EngineOptions.Default with { ReservoirFrames = 32, ReservoirKeep = 0.5, Batch = 16, ScoreDims = 0 }, s.Engine.Options);
         Assert.Equal(5, s.Engine.SnapshotIntervalS);
-        var e = Errors(Valid(tmp.Path) + "engine:\n  reservoir_frames: 1\n  reservoir_keep: 2\n  snapshot_interval_s: 61\n");
-        Assert.Equal(3, e.Errors.Count);
+        Assert.Equal("onnx", s.Engine.Scoring);
+        Assert.Equal("auto", ConfigLoader.Parse(Valid(tmp.Path), "site.yaml", tmp.Path).Engine.Scoring);
+        var e = Errors(Valid(tmp.Path) + "engine:\n  reservoir_frames: 1\n  reservoir_keep: 2\n  snapshot_interval_s: 61\n  scoring: gpu\n");
+        Assert.Equal(4, e.Errors.Count);
+        Assert.Contains(e.Errors, w => w.Path == "engine.scoring" && w.Message.Contains("'gpu' is not allowed; expected one of: auto, managed, onnx"));
         Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_frames" && w.Message.Contains("expected 2..1024"));
         Assert.Contains(e.Errors, w => w.Path == "engine.reservoir_keep" && w.Message.Contains("expected 0.01..1"));
         Assert.Contains(e.Errors, w => w.Path == "engine.snapshot_interval_s" && w.Message.Contains("expected 1..60"));

@@ -354,8 +354,10 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Contains("late result for frame", late.Process.Output);
     }
 
-    [Fact]
-    public async Task Known_good_images_let_scoring_start_at_the_first_frame()
+    [Theory]
+    [InlineData("managed")]
+    [InlineData("onnx")] // the reservoir's scoring graphs, on the CPU provider here
+    public async Task Known_good_images_let_scoring_start_at_the_first_frame(string scoring)
     {
         using var tmp = new TempFolder();
         using var broker = new Mosquitto(tmp.Path);
@@ -366,7 +368,7 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         foreach (string f in Directory.GetFiles(Path.Combine(Shared.Data("mvtec_ad/bottle"), "train", "good"), "*.png").Order().Skip(20).Take(6)) File.Copy(f, Path.Combine(goods, Path.GetFileName(f)));
         await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
         await probe.ConnectAsync();
-        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path).Replace("  batch: 8", $"  batch: 8\n  known_good_folder: {goods}");
+        string yaml = Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path).Replace("  batch: 8", $"  batch: 8\n  known_good_folder: {goods}\n  scoring: {scoring}");
         using var service = new ServiceRun(tmp.Path, yaml);
         await probe.WaitFor(p => p.On("/verdict").Count >= 6, Long, "6 verdicts", service.Process);
         var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
@@ -375,6 +377,7 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         // The two broken bottles score far above the four good ones.
         var z = probe.On("/verdict").Select(v => v.Json.GetProperty("score").GetDouble()).ToList();
         Assert.True(z.Skip(4).Min() > z.Take(4).Max(), $"scores {string.Join(", ", z)}");
+        Assert.Equal(scoring, probe.On("/status").Last().Json.GetProperty("engine").GetProperty("scoring").GetString());
     }
 
     [Fact]

@@ -103,9 +103,9 @@ internal sealed class PipelineCounters
 /// The engine as other threads may see it: published by the inference stage (which alone touches the
 /// engine) after every change, read by the status reporter. Immutable, so a reader never sees half an update.
 /// </summary>
-internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved)
+internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved, string Scoring)
 {
-    public static readonly EngineState Empty = new(false, 0, 0, null);
+    public static readonly EngineState Empty = new(false, 0, 0, null, "managed");
 }
 
 /// <summary>A stage's heartbeat, for the watchdog.</summary>
