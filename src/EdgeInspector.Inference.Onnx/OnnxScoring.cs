@@ -171,14 +171,8 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
             for (int v = 0; v < views; v++)
             {
                 int d = _shape.Dims[v];
-                var src = rows[v];
                 var dst = _rows[v];
-                // Transposed to [D, K]; a short frame repeats its first row, which changes no maximum.
-                for (int c = 0; c < keep; c++)
-                {
-                    int from = (c < count ? c : 0) * d;
-                    for (int j = 0; j < d; j++) dst[j * keep + c] = src[from + j];
-                }
+                ScoringGraphs.SlotRows(rows[v], count, d, keep, dst);
                 inputs[1 + 2 * v] = _current[v];
                 inputs[2 + 2 * v] = OrtValue.CreateTensorValueFromMemory(dst, [1, d, keep]);
             }

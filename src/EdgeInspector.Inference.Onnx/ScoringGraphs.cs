@@ -83,6 +83,22 @@ public static class ScoringGraphs
         return Model(g);
     }
 
+    /// <summary>
+    /// One slot's rows as the graphs hold them: <paramref name="count"/> rows of width <paramref name="dim"/>
+    /// (row-major) written transposed into <paramref name="slot"/> ([D, K]); a frame with fewer than
+    /// <paramref name="keep"/> rows repeats its first, which changes no maximum.
+    /// </summary>
+    public static void SlotRows(ReadOnlySpan<float> rows, int count, int dim, int keep, Span<float> slot)
+    {
+        if (count < 1 || count > keep) throw new ArgumentOutOfRangeException(nameof(count), count, $"A slot holds 1 to {keep} rows.");
+        if (rows.Length < count * dim || slot.Length < dim * keep) throw new ArgumentException($"{count} rows of {dim} into a [{dim}, {keep}] slot need {count * dim} and {dim * keep} floats.");
+        for (int c = 0; c < keep; c++)
+        {
+            int from = (c < count ? c : 0) * dim;
+            for (int j = 0; j < dim; j++) slot[j * keep + c] = rows[from + j];
+        }
+    }
+
     /// <summary>The store graph of <paramref name="shape"/>, serialised.</summary>
     public static byte[] Store(ScoringShape shape)
     {

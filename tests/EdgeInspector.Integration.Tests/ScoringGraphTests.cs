@@ -1,3 +1,6 @@
+using System.Text.Json;
+using EdgeInspector.Eval;
+using Microsoft.ML.OnnxRuntime;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
 using EdgeInspector.Imaging;
@@ -116,5 +119,129 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
             backbone.Extract(tensor, 1, [frames[i]], projector);
         }
         return frames;
+    }
+}
+
+/// <summary>The eval CLI on the graphs: the same accuracy as on the managed kernel, and an export that replays.</summary>
+public sealed class GraphExportTests(ITestOutputHelper output)
+{
+    private static (int Exit, string Log, JsonElement Results) Run(string outDir, params string[] args)
+    {
+        var writer = new StringWriter();
+        var options = EvalOptions.Parse([.. args, "--out", outDir, "--quiet", "--model", Shared.Model("resnet50v2_features.onnx")]);
+        int exit = new Evaluator(options, writer).Run();
+        return (exit, writer.ToString(), JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "results.json"))).RootElement);
+    }
+
+    [Fact]
+    public void A_lot_scored_on_the_graphs_matches_the_managed_run_and_its_export_reproduces_the_cpu_outputs()
+    {
+        using var tmp = new TempFolder();
+        string graphs = Path.Combine(tmp.Path, "graphs");
+        string[] lot = [Shared.Data("glass_industrial/glass"), "--mode", "stream", "--limit", "40", "--batch", "16"];
+        var (exit, log, onnx) = Run(Path.Combine(tmp.Path, "onnx"), [.. lot, "--scoring", "onnx", "--export-graphs", graphs]);
+        Assert.Equal(0, exit);
+        var (exit2, _, managed) = Run(Path.Combine(tmp.Path, "managed"), [.. lot, "--scoring", "managed"]);
+        Assert.Equal(0, exit2);
+        var a = onnx.GetProperty("modes").GetProperty("stream");
+        var b = managed.GetProperty("modes").GetProperty("stream");
+        Assert.Equal(("cpu", "onnx"), (a.GetProperty("provider").GetString(), a.GetProperty("scoring").GetString()));
+        Assert.Equal(("cpu", "managed"), (b.GetProperty("provider").GetString(), b.GetProperty("scoring").GetString()));
+        foreach (string key in new[] { "image_auroc", "pixel_auroc", "pro" })
+        {
+            double x = a.GetProperty(key).GetDouble(), y = b.GetProperty(key).GetDouble();
+            output.WriteLine($"{key}: onnx {x:F6}, managed {y:F6}");
+            Assert.True(Math.Abs(x - y) <= 0.001, $"{key}: onnx {x}, managed {y} (0.1 points allowed)");
+        }
+        Assert.Contains("graphs exported to", log);
+
+        // The export loads back into ONNX Runtime and gives what the eval's CPU run gave, frame by frame.
+        var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(graphs, "manifest.json"))).RootElement;
+        int views = manifest.GetProperty("dims").GetArrayLength(), p = manifest.GetProperty("patches").GetInt32();
+        var (expected, eShape) = NpyFile.ReadFloats(Path.Combine(graphs, "expected_patches.npy"));
+        var (images, _) = NpyFile.ReadFloats(Path.Combine(graphs, "expected_image.npy"));
+        int frames = (int)eShape[0];
+        Assert.Equal(GraphExport.Frames, frames);
+        using var session = new InferenceSession(Path.Combine(graphs, "score.onnx"));
+        var (excluded, xShape) = NpyFile.ReadBools(Path.Combine(graphs, "excluded.npy"));
+        var (k, _) = NpyFile.ReadLongs(Path.Combine(graphs, "k.npy"));
+        var reservoirs = new (float[] Data, long[] Shape)[views];
+        var queries = new (float[] Data, long[] Shape)[views];
+        for (int v = 0; v < views; v++)
+        {
+            reservoirs[v] = NpyFile.ReadFloats(Path.Combine(graphs, $"reservoir_{v}.npy"));
+            queries[v] = NpyFile.ReadFloats(Path.Combine(graphs, $"query_{v}.npy"));
+        }
+        double worst = 0;
+        for (int f = 0; f < frames; f++)
+        {
+            var inputs = new Dictionary<string, OrtValue>
+            {
+                ["excluded"] = OrtValue.CreateTensorValueFromMemory(excluded, xShape),
+                ["k"] = OrtValue.CreateTensorValueFromMemory(k, [1]),
+            };
+            for (int v = 0; v < views; v++)
+            {
+                long d = queries[v].Shape[2];
+                inputs[$"query_{v}"] = OrtValue.CreateTensorValueFromMemory(queries[v].Data[(int)(f * p * d)..(int)((f + 1) * p * d)], [p, d]);
+                inputs[$"reservoir_{v}"] = OrtValue.CreateTensorValueFromMemory(reservoirs[v].Data, reservoirs[v].Shape);
+            }
+            using var run = new RunOptions();
+            using var results = session.Run(run, inputs, ["patches", "image"]);
+            var patches = results[0].GetTensorDataAsSpan<float>();
+            for (int q = 0; q < p; q++) worst = Math.Max(worst, Math.Abs(patches[q] - expected[f * p + q]));
+            Assert.Equal(images[f], results[1].GetTensorDataAsSpan<float>()[0], 6);
+            foreach (var value in inputs.Values) value.Dispose();
+        }
+        Assert.True(worst <= 1e-6, $"the replayed graph differs from the export's outputs by {worst:E2}");
+
+        // The store graph writes one slot (slot 1's rows into slot 0) and leaves the others as they were.
+        using var store = new InferenceSession(Path.Combine(graphs, "store.onnx"));
+        var storeInputs = new Dictionary<string, OrtValue> { ["slot"] = OrtValue.CreateTensorValueFromMemory(new long[] { 0 }, [1, 1]) };
+        for (int v = 0; v < views; v++)
+        {
+            var (data, shape) = reservoirs[v];
+            long slot = shape[1] * shape[2];
+            storeInputs[$"reservoir_{v}"] = OrtValue.CreateTensorValueFromMemory(data, shape);
+            storeInputs[$"rows_{v}"] = OrtValue.CreateTensorValueFromMemory(data[(int)slot..(int)(2 * slot)], [1, shape[1], shape[2]]);
+        }
+        using (var run = new RunOptions())
+        using (var updated = store.Run(run, storeInputs, Enumerable.Range(0, views).Select(v => $"updated_{v}").ToArray()))
+        {
+            for (int v = 0; v < views; v++)
+            {
+                var (data, shape) = reservoirs[v];
+                int slot = (int)(shape[1] * shape[2]);
+                var u = updated[v].GetTensorDataAsSpan<float>();
+                Assert.True(u[..slot].SequenceEqual(data.AsSpan(slot, slot)), $"view {v}: slot 0 does not hold slot 1's rows");
+                Assert.True(u[slot..].SequenceEqual(data.AsSpan(slot)), $"view {v}: a slot other than 0 changed");
+            }
+        }
+        foreach (var value in storeInputs.Values) value.Dispose();
+    }
+}
+
+/// <summary>Reads the .npy files the export writes (version 1.0, little-endian, C order).</summary>
+internal static class NpyFile
+{
+    public static (float[] Data, long[] Shape) ReadFloats(string path) => Read<float>(path, "<f4");
+
+    public static (long[] Data, long[] Shape) ReadLongs(string path) => Read<long>(path, "<i8");
+
+    public static (bool[] Data, long[] Shape) ReadBools(string path) => Read<bool>(path, "|b1");
+
+    private static (T[] Data, long[] Shape) Read<T>(string path, string descr) where T : unmanaged
+    {
+        var bytes = File.ReadAllBytes(path);
+        Assert.Equal("\u0093NUMPY", System.Text.Encoding.Latin1.GetString(bytes, 0, 6));
+        int headerLength = BitConverter.ToUInt16(bytes, 8);
+        string header = System.Text.Encoding.ASCII.GetString(bytes, 10, headerLength);
+        Assert.Contains($"'descr': '{descr}'", header);
+        Assert.Equal(0, (10 + headerLength) % 64);
+        string dims = header[(header.IndexOf("'shape': (", StringComparison.Ordinal) + 10)..header.IndexOf(')', StringComparison.Ordinal)];
+        var shape = dims.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+        var data = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(bytes.AsSpan(10 + headerLength)).ToArray();
+        Assert.Equal(shape.Aggregate(1L, (x, y) => x * y), data.Length);
+        return (data, shape);
     }
 }

@@ -161,6 +161,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             var engines = stream.Engines;
             run.ReservoirFrames = engines.Sum(e => e.Reservoir.Count);
             run.Quarantined = engines.Sum(e => e.Quarantined);
+            if (options.ExportGraphs is { } exportDir) ExportGraphs(exportDir, frames, backbone, pre, engines[0]);
         }
         total.Stop();
         run.Times.Total = total.Elapsed;
@@ -174,6 +175,20 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             log.WriteLine($"stream: {what} of {engines[0].Reservoir.Keep} patches, {run.Quarantined} {(tiled ? "tiles" : "frames")} quarantined");
         }
         return run;
+    }
+
+    /// <summary>The first frames of the line (their first tile), scored against the first engine's reservoir, exported for the device check.</summary>
+    private void ExportGraphs(string dir, IReadOnlyList<FrameItem> frames, OnnxBackbone backbone, ImagePreprocessor pre, ReservoirEngine engine)
+    {
+        var paths = frames.Take(GraphExport.Frames).Select(f => f.Path).ToList();
+        var features = Extract(paths, backbone, pre, new StageTimes(), out _);
+        var named = new List<(string, FrameFeatures)>();
+        for (int i = 0; i < paths.Count; i++)
+        {
+            if (features[i] is { } tiles) named.Add((Path.GetRelativePath(options.Category, paths[i]), tiles[0]));
+        }
+        GraphExport.Write(dir, engine, named, backbone.Options, log);
+        foreach (var tiles in features) foreach (var f in tiles ?? []) _pool!.Return(f);
     }
 
     /// <summary>One frame's engine result: its patch grid (stitched over the region when tiled, with the tiles' own grids kept) and its scores.</summary>

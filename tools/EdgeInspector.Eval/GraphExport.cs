@@ -1,0 +1,131 @@
+using System.Text;
+using System.Text.Json;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
+using EdgeInspector.Core.Scoring;
+using EdgeInspector.Inference.Onnx;
+
+namespace EdgeInspector.Eval;
+
+/// <summary>
+/// <c>--export-graphs DIR</c>: the scoring graphs of the run's shape, the reservoir the stream engine ended
+/// with, a few real frames' inputs, and what ONNX Runtime's CPU provider gives on them, as .npy files and
+/// a manifest. scripts/device-check.sh replays them on a GPU machine that has no .NET.
+/// </summary>
+internal static class GraphExport
+{
+    /// <summary>Frames exported.</summary>
+    public const int Frames = 4;
+
+    /// <summary>Writes the export of <paramref name="engine"/>'s reservoir and <paramref name="frames"/> (each with its name) into <paramref name="dir"/>.</summary>
+    public static void Write(string dir, ReservoirEngine engine, IReadOnlyList<(string Name, FrameFeatures Features)> frames, BackboneOptions backbone, TextWriter log)
+    {
+        var layout = engine.Layout;
+        var o = engine.Options;
+        var reservoir = engine.Reservoir;
+        var shape = ScoringShape.For(layout, reservoir.Capacity, reservoir.Keep, o.TopN);
+        var held = reservoir.Export();
+        if (held.Length < 1) throw new InvalidOperationException("--export-graphs: the stream engine holds no reservoir frame to export (a lot shorter than two frames?).");
+        if (frames.Count == 0) throw new InvalidOperationException("--export-graphs: no frame could be read to export.");
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(Path.Combine(dir, "score.onnx"), ScoringGraphs.Score(shape));
+        File.WriteAllBytes(Path.Combine(dir, "store.onnx"), ScoringGraphs.Store(shape));
+
+        int r = shape.Capacity, keep = shape.Keep, p = shape.Patches, views = shape.Dims.Length, f = frames.Count;
+        var excluded = new bool[r];
+        for (int s = held.Length; s < r; s++) excluded[s] = true;
+        var included = new bool[r];
+        for (int s = 0; s < held.Length; s++) included[s] = true;
+        int k = Stats.IntervalCount(held.Length, o.IntervalFraction);
+
+        // The CPU outputs: the graphs on ONNX Runtime's CPU provider, the managed kernel beside them.
+        using var scoring = new OnnxScoring("cpu", backbone);
+        using var kernel = scoring.Create(layout, r, keep, o.TopN);
+        using var managed = new FrameReservoir(layout, new SparseProjection(layout, o.SelectionDimsPerView, o.Seed), r, keep, o.IntervalFraction);
+        for (int s = 0; s < held.Length; s++)
+        {
+            kernel.Store(s, held[s].Rows, held[s].Rows[0].Length / shape.Dims[0]);
+            managed.Import(held[s]);
+        }
+        var patches = new float[f * p];
+        var images = new float[f];
+        var twin = new float[p];
+        double worstPatch = 0, worstImage = 0;
+        for (int i = 0; i < f; i++)
+        {
+            var span = patches.AsSpan(i * p, p);
+            images[i] = kernel.Score(frames[i].Features, included, k, o.TopN, span);
+            // An id no entry has: every held frame scores it, as in the graph's inputs.
+            managed.Score(frames[i].Features, long.MinValue, twin, o.TopN, out float image);
+            for (int q = 0; q < p; q++) worstPatch = Math.Max(worstPatch, Math.Abs(twin[q] - span[q]));
+            worstImage = Math.Max(worstImage, Math.Abs(image - images[i]));
+        }
+
+        for (int v = 0; v < views; v++)
+        {
+            int d = shape.Dims[v];
+            var slots = new float[r * d * keep];
+            for (int s = 0; s < held.Length; s++) ScoringGraphs.SlotRows(held[s].Rows[v], held[s].Rows[v].Length / d, d, keep, slots.AsSpan(s * d * keep, d * keep));
+            Npy.Write(Path.Combine(dir, $"reservoir_{v}.npy"), slots, [r, d, keep]);
+            var queries = new float[f * p * d];
+            for (int i = 0; i < f; i++) frames[i].Features.Views[v].AsSpan(0, p * d).CopyTo(queries.AsSpan(i * p * d));
+            Npy.Write(Path.Combine(dir, $"query_{v}.npy"), queries, [f, p, d]);
+        }
+        Npy.Write(Path.Combine(dir, "excluded.npy"), excluded, [r, 1]);
+        Npy.Write(Path.Combine(dir, "k.npy"), new long[] { k }, [1]);
+        Npy.Write(Path.Combine(dir, "expected_patches.npy"), patches, [f, p]);
+        Npy.Write(Path.Combine(dir, "expected_image.npy"), images, [f]);
+
+        using (var stream = File.Create(Path.Combine(dir, "manifest.json")))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("graphs", "score.onnx: inputs excluded [R,1] bool, k [1] int64, query_v [P,D_v], reservoir_v [R,D_v,K]; outputs patches [P], image []. store.onnx: slot [1,1] int64, reservoir_v, rows_v [1,D_v,K]; outputs updated_v");
+            w.WriteNumber("opset", ScoringGraphs.Opset);
+            w.WriteNumber("patches", p);
+            w.WriteNumber("grid_height", layout.GridHeight);
+            w.WriteNumber("grid_width", layout.GridWidth);
+            w.WriteStartArray("dims");
+            foreach (int d in shape.Dims) w.WriteNumberValue(d);
+            w.WriteEndArray();
+            w.WriteNumber("capacity", r);
+            w.WriteNumber("keep", keep);
+            w.WriteNumber("top_n", shape.TopN);
+            w.WriteNumber("held", held.Length);
+            w.WriteNumber("k", k);
+            w.WriteStartArray("frames");
+            foreach (var (name, _) in frames) w.WriteStringValue(name);
+            w.WriteEndArray();
+            w.WriteString("expected_from", "ONNX Runtime CPU provider (the .NET eval)");
+            w.WriteNumber("managed_max_patch_difference", worstPatch);
+            w.WriteNumber("managed_max_image_difference", worstImage);
+            w.WriteEndObject();
+        }
+        log.WriteLine($"graphs exported to {dir}: {f} frames against {held.Length} reservoir frames (k {k}); the CPU graph and the managed kernel differ by at most {worstPatch:E1} (patches), {worstImage:E1} (image)");
+    }
+}
+
+/// <summary>NumPy's .npy format, version 1.0: what the device check reads with numpy.load.</summary>
+internal static class Npy
+{
+    public static void Write(string path, float[] data, long[] shape) => Write(path, "<f4", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), shape);
+
+    public static void Write(string path, long[] data, long[] shape) => Write(path, "<i8", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), shape);
+
+    public static void Write(string path, bool[] data, long[] shape) => Write(path, "|b1", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), shape);
+
+    private static void Write(string path, string descr, ReadOnlySpan<byte> bytes, long[] shape)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException(".npy export writes little-endian data.");
+        string dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape);
+        string header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}";
+        // Magic (6) + version (2) + length (2) + header + '\n', padded with spaces to a multiple of 64.
+        int total = 10 + header.Length + 1;
+        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
+        using var stream = File.Create(path);
+        stream.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        stream.Write(BitConverter.GetBytes((ushort)header.Length));
+        stream.Write(Encoding.ASCII.GetBytes(header));
+        stream.Write(bytes);
+    }
+}
