@@ -1,0 +1,210 @@
+"""The GPU side of scripts/device-check.sh: replays an `edgeinspector-eval --export-graphs` folder.
+
+Needs python3 with numpy; uses onnxruntime and torch when they are there. No .NET, no network.
+It proves what the machine allows and says plainly what it could not prove, and why.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+TOLERANCE = 1e-4  # the equivalence tolerance of the .NET tests (tests/EdgeInspector.Integration.Tests/ScoringGraphTests.cs)
+TILE_BATCH = 4    # a 2x2 tiling: four tiles, each against its own position's reservoir
+RUNS = 20
+
+proven, unproven = [], []
+
+
+def say(line=""):
+    print(line, flush=True)
+
+
+def load(d):
+    m = json.load(open(os.path.join(d, "manifest.json")))
+    views = len(m["dims"])
+    q = [np.load(os.path.join(d, f"query_{v}.npy")) for v in range(views)]
+    r = [np.load(os.path.join(d, f"reservoir_{v}.npy")) for v in range(views)]
+    excluded = np.load(os.path.join(d, "excluded.npy"))
+    k = np.load(os.path.join(d, "k.npy"))
+    patches = np.load(os.path.join(d, "expected_patches.npy"))
+    image = np.load(os.path.join(d, "expected_image.npy"))
+    return m, q, r, excluded, k, patches, image
+
+
+def machine():
+    say("== machine")
+    say(f"{platform.machine()} {platform.platform()}, python {platform.python_version()}, numpy {np.__version__}")
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+        say("nvidia-smi: " + (out.stdout.strip() or out.stderr.strip()))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        say(f"nvidia-smi: not available ({e})")
+
+
+def feeds(q, r, excluded, k, f):
+    x = {"excluded": excluded, "k": k}
+    for v in range(len(q)):
+        x[f"query_{v}"] = q[v][f]
+        x[f"reservoir_{v}"] = r[v]
+    return x
+
+
+def median_ms(fn, runs=RUNS, warm=3):
+    for _ in range(warm):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def onnxruntime_check(d, q, r, excluded, k, exp_p, exp_i):
+    say("== ONNX Runtime")
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        unproven.append(f"ONNX Runtime: python's onnxruntime is not installed here ({e})")
+        say("onnxruntime: not installed")
+        return
+    available = ort.get_available_providers()
+    say(f"onnxruntime {ort.__version__}; providers in this build: {', '.join(available)}")
+    frames = q[0].shape[0]
+    for provider in ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]:
+        if provider not in available:
+            unproven.append(f"{provider}: not in this machine's onnxruntime build ({ort.__version__}); the .NET package's CUDA provider "
+                            "library alone is 284 MB, over the 64 MiB a device call carries, and the TensorRT provider needs TensorRT, "
+                            "which this machine does not have")
+            continue
+        try:
+            session = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[provider])
+        except Exception as e:  # a provider that is listed but cannot start (missing CUDA/TensorRT libraries)
+            unproven.append(f"{provider}: listed, but the session did not start: {str(e).splitlines()[0]}")
+            continue
+        ran_on = session.get_providers()
+        worst_p = worst_i = 0.0
+        for f in range(frames):
+            patches, image = session.run(["patches", "image"], feeds(q, r, excluded, k, f))
+            worst_p = max(worst_p, float(np.abs(patches - exp_p[f]).max()))
+            worst_i = max(worst_i, float(abs(float(image) - float(exp_i[f]))))
+        ok = worst_p <= TOLERANCE and worst_i <= TOLERANCE
+        one = median_ms(lambda: session.run(["patches", "image"], feeds(q, r, excluded, k, 0)))
+        batch = median_ms(lambda: [session.run(["patches", "image"], feeds(q, r, excluded, k, f % frames)) for f in range(TILE_BATCH)]) / TILE_BATCH
+        line = (f"{provider} (session providers {ran_on}): score graph against the .NET CPU outputs, {frames} frames: "
+                f"max |patch diff| {worst_p:.2e}, max |image diff| {worst_i:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {TOLERANCE:g}); "
+                f"{one:.2f} ms per frame at batch 1, {batch:.2f} ms per tile in a batch of {TILE_BATCH} run back to back")
+        say(line)
+        (proven if ok else unproven).append(line)
+        # The store graph: slot 1's rows written into slot 0, every other slot as it was.
+        store = ort.InferenceSession(os.path.join(d, "store.onnx"), providers=[provider])
+        x = {"slot": np.zeros((1, 1), dtype=np.int64)}
+        for v in range(len(r)):
+            x[f"reservoir_{v}"] = r[v]
+            x[f"rows_{v}"] = r[v][1:2]
+        updated = store.run(None, x)
+        good = all(np.array_equal(u[0], r[v][1]) and np.array_equal(u[1:], r[v][1:]) for v, u in enumerate(updated))
+        line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
+        say(line)
+        (proven if good else unproven).append(line)
+
+
+def torch_check(q, r, excluded, k, top_n, exp_p, exp_i):
+    say("== the score graph's operations in PyTorch on the GPU")
+    try:
+        import torch
+    except ImportError as e:
+        unproven.append(f"GPU arithmetic: torch is not installed here ({e})")
+        return
+    if not torch.cuda.is_available():
+        unproven.append(f"GPU arithmetic: torch {torch.__version__} sees no CUDA device")
+        return
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as ONNX Runtime's CUDA provider computes them by default
+    say(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
+    kk = int(k[0])
+    ex = torch.from_numpy(excluded).to(dev).view(1, -1, 1)
+    inf = torch.tensor(float("inf"), device=dev)
+
+    def score(qs, rs):
+        # qs[v]: [B, P, D]; rs[v]: [B, R, D, K]. The same steps as score.onnx, batched over B.
+        means = []
+        for qv, rv in zip(qs, rs):
+            best = torch.matmul(qv.unsqueeze(1), rv).amax(dim=3)           # [B, R, P]: max-dot per slot
+            dist = torch.sqrt(torch.relu(2 - 2 * best))                    # unit distance
+            dist = torch.where(ex, inf, dist)                              # excluded slots never count
+            means.append(torch.topk(dist, kk, dim=1, largest=False).values.mean(dim=1))  # interval average
+        patches = torch.stack(means).sum(0) / len(means)                   # mean over views
+        return patches, torch.topk(patches, top_n, dim=1).values.mean(dim=1)
+
+    frames = q[0].shape[0]
+    qs = [torch.from_numpy(x).to(dev) for x in q]
+    rs = [torch.from_numpy(x).to(dev).unsqueeze(0) for x in r]
+    with torch.no_grad():
+        patches, image = score(qs, [x.expand(frames, -1, -1, -1) for x in rs])
+        torch.cuda.synchronize()
+        worst_p = float((patches.cpu() - torch.from_numpy(exp_p)).abs().max())
+        worst_i = float((image.cpu() - torch.from_numpy(exp_i)).abs().max())
+        ok = worst_p <= TOLERANCE and worst_i <= TOLERANCE
+        line = (f"CUDA (PyTorch): the score graph's steps against the .NET CPU outputs, {frames} frames: max |patch diff| {worst_p:.2e}, "
+                f"max |image diff| {worst_i:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {TOLERANCE:g})")
+        say(line)
+        (proven if ok else unproven).append(line)
+
+        def timed(b):
+            qb = [x[:1].expand(b, -1, -1).contiguous() for x in qs]
+            rb = [x.expand(b, -1, -1, -1).contiguous() for x in rs]
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            for _ in range(3):
+                score(qb, rb)
+            times = []
+            for _ in range(RUNS):
+                start.record()
+                score(qb, rb)
+                end.record()
+                torch.cuda.synchronize()
+                times.append(start.elapsed_time(end))
+            return float(np.median(times))
+
+        one, batch = timed(1), timed(TILE_BATCH)
+        line = f"CUDA (PyTorch): {one:.3f} ms per frame at batch 1; {batch / TILE_BATCH:.3f} ms per tile in a batch of {TILE_BATCH} tiles, each against its own reservoir ({batch:.3f} ms the batch)"
+        say(line)
+        proven.append(line)
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else "out/device-check/graphs"
+    if not os.path.exists(os.path.join(d, "manifest.json")):
+        say(f"{d}/manifest.json is missing: run `scripts/device-check.sh --export` on a machine with the .NET SDK first, and carry {d}.")
+        return 2
+    t0 = time.time()
+    m, q, r, excluded, k, exp_p, exp_i = load(d)
+    machine()
+    say(f"== export: {len(m['frames'])} frames of {m['patches']} patches, {len(m['dims'])} views of {m['dims'][0]} dims, "
+        f"reservoir {m['held']} of {m['capacity']} slots x {m['keep']} rows, k {m['k']}, top {m['top_n']}; "
+        f"the .NET CPU graph and managed kernel differed by {m['managed_max_patch_difference']:.1e}")
+    onnxruntime_check(d, q, r, excluded, k, exp_p, exp_i)
+    torch_check(q, r, excluded, k, int(m["top_n"]), exp_p, exp_i)
+    unproven.append("the .NET service and eval on a GPU provider (the machine has no .NET SDK): the reservoir's device-resident "
+                    "buffers and the store graph's swap on CUDA memory have run only on the CPU provider")
+    unproven.append("the views (grid alignment, layer norm, pooling, projection) and the anomaly map still run as managed code; "
+                    "no graph of theirs exists to check")
+    say()
+    say("== proven")
+    for line in proven:
+        say("  + " + line)
+    say("== not proven, and why")
+    for line in unproven:
+        say("  - " + line)
+    failed = [line for line in proven + unproven if "FAIL" in line]
+    say(f"device check finished in {time.time() - t0:.1f} s: {'FAILED' if failed else 'no check failed'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
