@@ -42,6 +42,7 @@ public sealed class OnnxBackbone : IDisposable
             IntraOpNumThreads = options.IntraOpThreads,
             InterOpNumThreads = options.InterOpThreads,
         };
+        NoSpinning(so);
         ExecutionProvider = ChooseProvider(so, options, logger);
         try
         {
@@ -157,6 +158,7 @@ public sealed class OnnxBackbone : IDisposable
             IntraOpNumThreads = options.IntraOpThreads,
             InterOpNumThreads = options.InterOpThreads,
         };
+        NoSpinning(so);
         try
         {
             Append(so, provider, options, OrtEnv.Instance().GetAvailableProviders());
@@ -167,6 +169,17 @@ public sealed class OnnxBackbone : IDisposable
             so.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// ONNX Runtime's pool threads spin for a while after each run, waiting for more work. Beside it the managed
+    /// stages (views, scoring, the next frame's decode) need those same cores, so the sessions here yield them at
+    /// once instead (docs/decisions/0011 has the measurement). EDGEINSPECTOR_ORT_SPIN=1 restores the spinning.
+    /// </summary>
+    private static void NoSpinning(SessionOptions so)
+    {
+        if (Environment.GetEnvironmentVariable("EDGEINSPECTOR_ORT_SPIN") == "1") return;
+        so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
     }
 
     private static void Append(SessionOptions so, string name, BackboneOptions options, string[] available)
@@ -249,7 +262,10 @@ public sealed class OnnxBackbone : IDisposable
     /// <paramref name="projector"/> (built from <see cref="Layout"/>) into its target layout. Returns the
     /// backbone and view-building times.
     /// </summary>
-    public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector = null)
+    /// <remarks>With <paramref name="viewsOnGraph"/>, the views are built by the views graph
+    /// (<see cref="ScoringGraphs.Views"/>) on the backbone's provider, fed the taps as the backbone left them,
+    /// instead of by the managed <see cref="ViewBuilder"/>, its plain twin.</remarks>
+    public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector = null, bool viewsOnGraph = false)
     {
         if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -257,6 +273,11 @@ public sealed class OnnxBackbone : IDisposable
         using var run = new RunOptions();
         using var results = _session.Run(run, [_inputName], [value], _options.Taps);
         var t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (viewsOnGraph)
+        {
+            BuildViewsOnGraph(results, count, outputs, projector);
+            return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1));
+        }
         int taps = _options.Taps.Length;
         var tapData = new float[taps][];
         for (int t = 0; t < taps; t++) tapData[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
@@ -276,6 +297,56 @@ public sealed class OnnxBackbone : IDisposable
         return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1, t2));
     }
 
+    private readonly Dictionary<string, (InferenceSession Session, string[] Outputs)> _viewGraphs = [];
+    private readonly object _viewGraphsGate = new();
+
+    /// <summary>The views graph's session for <paramref name="projector"/> (built once per projected width, on the backbone's provider).</summary>
+    private (InferenceSession Session, string[] Outputs) ViewGraph(ViewProjector? projector)
+    {
+        if (projector is not null && projector.Source != Layout) throw new ArgumentException("The projector was built for another layout.", nameof(projector));
+        string key = projector is null ? "full" : string.Join(',', projector.Target.Views.Select(v => v.Dim)) + $"/seed {projector.Seed}";
+        lock (_viewGraphsGate)
+        {
+            if (_viewGraphs.TryGetValue(key, out var graph)) return graph;
+            var shapes = new ScoringGraphs.TapShape[_options.Taps.Length];
+            for (int t = 0; t < shapes.Length; t++) shapes[t] = new(_options.Taps[t], _tapShapes[t][0], _tapShapes[t][1], _tapShapes[t][2]);
+            var model = ScoringGraphs.Views(Layout, shapes, _options.GlobalTap ?? _options.Taps[^1], projector);
+            using var so = SessionOptionsFor(ExecutionProvider, _options);
+            var outputs = new string[Layout.Views.Count + 1];
+            for (int v = 0; v < Layout.Views.Count; v++) outputs[v] = $"view_{v}";
+            outputs[^1] = "global";
+            graph = (new InferenceSession(model, so), outputs);
+            _viewGraphs[key] = graph;
+            return graph;
+        }
+    }
+
+    private void BuildViewsOnGraph(IReadOnlyList<OrtValue> taps, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
+    {
+        var (session, names) = ViewGraph(projector);
+        var target = projector?.Target ?? Layout;
+        using var run = new RunOptions();
+        using var views = session.Run(run, _options.Taps, [.. taps], names);
+        int p = Layout.Patches;
+        for (int v = 0; v < target.Views.Count; v++)
+        {
+            int size = p * target.Views[v].Dim;
+            var data = views[v].GetTensorDataAsSpan<float>();
+            for (int i = 0; i < count; i++) data.Slice(i * size, size).CopyTo(outputs[i].Views[v]);
+        }
+        var global = views[^1].GetTensorDataAsSpan<float>();
+        int g = Layout.GlobalDim;
+        for (int i = 0; i < count; i++) global.Slice(i * g, g).CopyTo(outputs[i].Global);
+    }
+
     /// <inheritdoc />
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        lock (_viewGraphsGate)
+        {
+            foreach (var (session, _) in _viewGraphs.Values) session.Dispose();
+            _viewGraphs.Clear();
+        }
+        _session.Dispose();
+    }
 }

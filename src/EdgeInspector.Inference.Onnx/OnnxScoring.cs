@@ -33,14 +33,25 @@ public sealed class OnnxScoring : IDisposable
     public static readonly string[] Settings = ["auto", "managed", "onnx"];
 
     /// <summary>
-    /// The path a <paramref name="setting"/> runs with the backbone on <paramref name="provider"/>: <c>auto</c>
-    /// is the graphs on a GPU provider, where the frame's features are already on the device, and the
-    /// managed kernel on the CPU, where it is the faster (docs/decisions/0011).
+    /// The path the reservoir's scoring runs under <paramref name="setting"/> with the backbone on
+    /// <paramref name="provider"/>: <c>auto</c> is the graphs on a GPU provider and the managed kernel on the
+    /// CPU, where it is the faster (docs/decisions/0011).
     /// </summary>
     public static string Resolve(string setting, string provider) => setting switch
     {
         "auto" => provider == "cpu" ? "managed" : "onnx",
         "managed" or "onnx" => setting,
+        _ => throw new ArgumentException($"'{setting}' is not one of {string.Join(", ", Settings)}.", nameof(setting)),
+    };
+
+    /// <summary>
+    /// True when the views are built by the views graph under <paramref name="setting"/>: for <c>onnx</c>, and
+    /// for <c>auto</c> on every provider, since the graph is the faster on the CPU too (docs/decisions/0011).
+    /// </summary>
+    public static bool ViewsOnGraph(string setting) => setting switch
+    {
+        "auto" or "onnx" => true,
+        "managed" => false,
         _ => throw new ArgumentException($"'{setting}' is not one of {string.Join(", ", Settings)}.", nameof(setting)),
     };
 

@@ -83,6 +83,99 @@ public static class ScoringGraphs
         return Model(g);
     }
 
+    /// <summary>A tap as the views graph takes it: the backbone output's name and its C, H, W at the configured input.</summary>
+    public readonly record struct TapShape(string Name, int Channels, int Height, int Width);
+
+    /// <summary>
+    /// The views graph, serialised: the backbone's taps ([B, C, H, W] each, B free) to the engine's views
+    /// (<c>view_v</c> [B, P, D_v]) and the global feature (<c>global</c> [B, C_g]), the steps of
+    /// <see cref="ViewBuilder"/>: each tap bilinearly resized onto the finest grid (half-pixel centres, as
+    /// <see cref="ViewBuilder"/>'s align_corners=False), layer-normed per image over (C, H, W) without affine
+    /// (eps 1e-5), projected to the view's width by a 1×1 convolution whose weights are
+    /// <paramref name="projector"/>'s matrix (the graph's only weights), mean-pooled over a×a (stride 1, zero
+    /// padding counted), and L2-normalised per patch (a zero patch stays zero).
+    /// </summary>
+    public static byte[] Views(FeatureLayout source, IReadOnlyList<TapShape> taps, string globalTap, ViewProjector? projector)
+    {
+        if (projector is not null && projector.Source != source) throw new ArgumentException("The projector was built for another layout.", nameof(projector));
+        int gh = source.GridHeight, gw = source.GridWidth, p = source.Patches;
+        var target = projector?.Target ?? source;
+        var g = new GraphProto { Name = "edgeinspector_views" };
+        g.Initializer.Add(Scalar("eps", 1e-5f));
+        g.Initializer.Add(Scalar("tiny", 1e-30f));
+        g.Initializer.Add(Int64s("grid", gh, gw));
+        g.Initializer.Add(Int64s("zero", 0));
+        g.Initializer.Add(Int64s("two", 2));
+        foreach (var tap in taps)
+        {
+            string t = tap.Name;
+            g.Input.Add(Value(t, TensorProto.Types.DataType.Float, tap.Channels, tap.Height, tap.Width, batch: true));
+            if (t == globalTap)
+            {
+                g.Node.Add(Node("GlobalAveragePool", [t], [$"{t}_gap"]));
+                g.Node.Add(Node("Flatten", [$"{t}_gap"], [$"{t}_gflat"], Int("axis", 1)));
+                Normalise(g, $"{t}_gflat", "global");
+                g.Output.Add(Value("global", TensorProto.Types.DataType.Float, tap.Channels, batch: true));
+            }
+            bool used = false;
+            foreach (var view in source.Views) used |= view.Tap == t;
+            if (!used) continue;
+            string x = t;
+            if (tap.Height != gh || tap.Width != gw)
+            {
+                // sizes = [B, C] of the tap followed by the grid: the batch stays free.
+                g.Node.Add(Node("Shape", [t], [$"{t}_shape"]));
+                g.Node.Add(Node("Slice", [$"{t}_shape", "zero", "two"], [$"{t}_bc"]));
+                g.Node.Add(Node("Concat", [$"{t}_bc", "grid"], [$"{t}_sizes"], Int("axis", 0)));
+                g.Node.Add(Node("Resize", [t, "", "", $"{t}_sizes"], [$"{t}_aligned"],
+                    Str("mode", "linear"), Str("coordinate_transformation_mode", "half_pixel")));
+                x = $"{t}_aligned";
+            }
+            g.Node.Add(Node("ReduceMean", [x], [$"{t}_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
+            g.Node.Add(Node("Sub", [x, $"{t}_mean"], [$"{t}_centred"]));
+            g.Node.Add(Node("Mul", [$"{t}_centred", $"{t}_centred"], [$"{t}_squares"]));
+            g.Node.Add(Node("ReduceMean", [$"{t}_squares"], [$"{t}_var"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
+            g.Node.Add(Node("Add", [$"{t}_var", "eps"], [$"{t}_var_eps"]));
+            g.Node.Add(Node("Sqrt", [$"{t}_var_eps"], [$"{t}_std"]));
+            g.Node.Add(Node("Div", [$"{t}_centred", $"{t}_std"], [$"{t}_norm"]));
+            for (int v = 0; v < source.Views.Count; v++)
+            {
+                var spec = source.Views[v];
+                if (spec.Tap != t) continue;
+                if (spec.Dim != tap.Channels) throw new ArgumentException($"View {spec} expects width {spec.Dim}, tap '{t}' has {tap.Channels} channels.");
+                int d = target.Views[v].Dim;
+                string y = $"{t}_norm";
+                if (projector?.Matrix(v) is { } matrix)
+                {
+                    g.Initializer.Add(Floats($"projection_{v}", matrix, d, tap.Channels, 1, 1));
+                    g.Node.Add(Node("Conv", [y, $"projection_{v}"], [$"projected_{v}"]));
+                    y = $"projected_{v}";
+                }
+                if (spec.Degree > 1)
+                {
+                    int r = spec.Degree / 2;
+                    g.Node.Add(Node("AveragePool", [y], [$"pooled_{v}"], Ints("kernel_shape", spec.Degree, spec.Degree), Ints("strides", 1, 1),
+                        Ints("pads", r, r, r, r), Int("count_include_pad", 1)));
+                    y = $"pooled_{v}";
+                }
+                Normalise(g, y, $"unit_{v}", axis: 1);
+                g.Initializer.Add(Int64s($"rows_shape_{v}", -1, p, d));
+                g.Node.Add(Node("Transpose", [$"unit_{v}"], [$"patch_major_{v}"], Ints("perm", 0, 2, 3, 1)));
+                g.Node.Add(Node("Reshape", [$"patch_major_{v}", $"rows_shape_{v}"], [$"view_{v}"]));
+                g.Output.Add(Value($"view_{v}", TensorProto.Types.DataType.Float, p, d, batch: true));
+            }
+        }
+        return Model(g);
+    }
+
+    /// <summary>x / max(‖x‖₂ over <paramref name="axis"/>, 1e-30): unit length, a zero vector stays zero.</summary>
+    private static void Normalise(GraphProto g, string x, string output, int axis = 1)
+    {
+        g.Node.Add(Node("ReduceL2", [x], [$"{output}_l2"], Ints("axes", axis), Int("keepdims", 1)));
+        g.Node.Add(Node("Max", [$"{output}_l2", "tiny"], [$"{output}_l2_safe"]));
+        g.Node.Add(Node("Div", [x, $"{output}_l2_safe"], [output]));
+    }
+
     /// <summary>
     /// One slot's rows as the graphs hold them: <paramref name="count"/> rows of width <paramref name="dim"/>
     /// (row-major) written transposed into <paramref name="slot"/> ([D, K]); a frame with fewer than
@@ -153,6 +246,17 @@ public static class ScoringGraphs
         return t;
     }
 
+    private static AttributeProto Str(string name, string value) =>
+        new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(value) };
+
+    private static TensorProto Floats(string name, float[] values, params long[] dims)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+        t.Dims.AddRange(dims);
+        t.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        return t;
+    }
+
     private static TensorProto Int64s(string name, params long[] values)
     {
         var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
@@ -161,9 +265,19 @@ public static class ScoringGraphs
         return t;
     }
 
-    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, params long[] dims)
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, params long[] dims) => Value(name, type, dims, false);
+
+    /// <summary>A value whose first dimension is the free batch, then <paramref name="dims"/>.</summary>
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, int d1, int d2, bool batch) => Value(name, type, [d0, d1, d2], batch);
+
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, int d1, bool batch) => Value(name, type, [d0, d1], batch);
+
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, bool batch) => Value(name, type, [d0], batch);
+
+    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, long[] dims, bool batch)
     {
         var shape = new TensorShapeProto();
+        if (batch) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "batch" });
         foreach (long d in dims) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
         return new ValueInfoProto
         {

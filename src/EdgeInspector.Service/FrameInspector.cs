@@ -19,6 +19,7 @@ internal class FrameInspector : IDisposable
     private readonly ImagePreprocessor _pre;
     private readonly ViewProjector? _projector;
     private readonly FrameFeaturesPool _pool;
+    private readonly bool _graphs;
     private float[] _tensor = [];
     private TileGrid? _grid;
 
@@ -33,9 +34,11 @@ internal class FrameInspector : IDisposable
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = EngineLayout(b.Layout, options);
         _pool = new FrameFeaturesPool(layout);
-        // The reservoir scores on the backbone's provider when engine.scoring resolves to the graphs.
-        bool graphs = OnnxScoring.Resolve(engine.Scoring, b.ExecutionProvider) == "onnx";
-        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return, graphs ? backbone.Scoring.Create : null);
+        // engine.scoring: the views and the reservoir's scoring run as graphs on the backbone's provider, or as
+        // managed code (OnnxScoring.Resolve and ViewsOnGraph say which, per provider).
+        _graphs = OnnxScoring.ViewsOnGraph(engine.Scoring);
+        bool scoring = OnnxScoring.Resolve(engine.Scoring, b.ExecutionProvider) == "onnx";
+        Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return, scoring ? backbone.Scoring.Create : null);
     }
 
     /// <summary>Frees the engine's kernel buffers (the graphs' slots on the provider); nothing for the managed kernel.</summary>
@@ -104,7 +107,7 @@ internal class FrameInspector : IDisposable
         // The views come out projected (the projection fused into the view building, before the pooling).
         var features = new FrameFeatures[good * tiles];
         for (int i = 0; i < features.Length; i++) features[i] = _pool.Rent();
-        _backbone.Extract(_tensor, features.Length, features, _projector);
+        _backbone.Extract(_tensor, features.Length, features, _projector, _graphs);
         for (int i = 0; i < images.Count; i++)
         {
             if (slot[i] < 0) continue;
@@ -220,14 +223,14 @@ internal sealed class SharedBackbone(OnnxBackbone model) : IDisposable
         }
     }
 
-    public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
+    public void Extract(float[] tensor, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector, bool viewsOnGraph = false)
     {
         lock (_gate)
         {
             // A pipeline that outlived its stop (a reload swaps the model once the pipelines stop, or give
             // up waiting) gets an error for that frame, not a call into a freed native session.
             ObjectDisposedException.ThrowIf(_disposed, this);
-            model.Extract(tensor, count, outputs, projector);
+            model.Extract(tensor, count, outputs, projector, viewsOnGraph);
         }
     }
 

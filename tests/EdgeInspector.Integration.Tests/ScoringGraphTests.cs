@@ -98,6 +98,48 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         Assert.Equal(managed.Quarantined, graph.Quarantined);
     }
 
+    [Theory]
+    [InlineData(128)] // the default: projected before the pooling
+    [InlineData(0)]   // full width, no projection
+    public void The_views_graph_builds_the_managed_views_from_real_frames(int scoreDims)
+    {
+        using var backbone = new OnnxBackbone(new BackboneOptions { ModelPath = Shared.Model("resnet50v2_features.onnx"), ExecutionProviders = ["cpu"] });
+        var o = backbone.Options;
+        var pre = new ImagePreprocessor(o.InputWidth, o.InputHeight, rgb: true, o.Mean, o.Std);
+        var projector = scoreDims > 0 ? new ViewProjector(backbone.Layout, scoreDims, ViewProjector.DefaultSeed) : null;
+        var layout = projector?.Target ?? backbone.Layout;
+        string[] files = [.. Directory.GetFiles(Shared.Data("mvtec_ad/bottle/test/broken_large")).Order().Take(3)];
+        var tensor = new float[files.Length * backbone.ImageSize];
+        for (int i = 0; i < files.Length; i++)
+        {
+            using var img = ImagePreprocessor.Decode(files[i]);
+            pre.Write(img, tensor.AsSpan(i * backbone.ImageSize, backbone.ImageSize));
+        }
+        var managed = files.Select(_ => new FrameFeatures(layout)).ToArray();
+        var graph = files.Select(_ => new FrameFeatures(layout)).ToArray();
+        backbone.Extract(tensor, files.Length, managed, projector);
+        backbone.Extract(tensor, files.Length, graph, projector, viewsOnGraph: true);
+        float worst = 0;
+        for (int i = 0; i < files.Length; i++)
+        {
+            for (int v = 0; v < layout.Views.Count; v++)
+            {
+                for (int j = 0; j < managed[i].Views[v].Length; j++) worst = Math.Max(worst, Math.Abs(managed[i].Views[v][j] - graph[i].Views[v][j]));
+            }
+            for (int j = 0; j < layout.GlobalDim; j++) worst = Math.Max(worst, Math.Abs(managed[i].Global[j] - graph[i].Global[j]));
+        }
+        output.WriteLine($"score_dims {scoreDims}: largest difference between the graph's and the managed views {worst:E2}");
+        Assert.True(worst <= ViewTolerance, $"views differ by {worst:E2}");
+        Assert.NotEqual(0f, graph[0].Views[^1].Select(Math.Abs).Max()); // the graph wrote something
+    }
+
+    /// <summary>
+    /// Why 1e-5: every view row is unit length, its entries about 1/sqrt(D) (0.09 at 128 dims, 0.03 at 1024);
+    /// the graph and the managed builder sum the projection's 512–1024 products and the pooling's a² terms in
+    /// different orders, each leaving float32 rounding of about 1e-7 relative.
+    /// </summary>
+    public const float ViewTolerance = 1e-5f;
+
     /// <summary>Real frames of <paramref name="folder"/> (every defect type, in file order), projected to the default 128 scoring dims.</summary>
     internal static FrameFeatures[] RealFrames(string folder, int count, out FeatureLayout layout)
     {

@@ -86,6 +86,9 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             ? new OnnxScoring(backbone.ExecutionProvider, backbone.Options) : null;
         using var stream = new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return, scoring is null ? null : scoring.Create);
         if (mode == "stream") run.Scoring = stream.ScoringPath;
+        // The yardsticks build their views as managed code; the engine as --scoring says.
+        _viewsOnGraph = mode == "stream" && OnnxScoring.ViewsOnGraph(options.Scoring);
+        run.Views = _viewsOnGraph ? "onnx" : "managed";
         var whole = TileGrid.Whole(layout.GridWidth, layout.GridHeight);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 
@@ -270,6 +273,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
     private float[]? _tensor;
     private FrameFeaturesPool? _pool;
     private ViewProjector? _projector;
+    private bool _viewsOnGraph;
 
     /// <summary>
     /// Decodes, cuts out the region of interest and its tiles, preprocesses and runs the backbone on every
@@ -328,7 +332,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         if (images > 0)
         {
             // With a projector the views come out projected: the projection is part of building them.
-            var (b, f) = backbone.Extract(tensor, images, outputs, _projector);
+            var (b, f) = backbone.Extract(tensor, images, outputs, _projector, _viewsOnGraph);
             times.Backbone += b;
             times.Features += f;
         }

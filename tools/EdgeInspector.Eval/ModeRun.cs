@@ -20,6 +20,8 @@ internal sealed class ModeRun
     /// <summary>The backbone's execution provider, and the path the scoring ran ("managed" or "onnx").</summary>
     public required string Provider { get; init; }
     public string Scoring { get; set; } = "managed";
+    /// <summary>The path the views were built by ("managed" or "onnx").</summary>
+    public string Views { get; set; } = "managed";
     public required float[]?[] Grids { get; init; }
     public required float[] Image { get; init; }
     public float[]? Calibrated { get; init; }

@@ -125,6 +125,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
             w.WriteStartObject(run.Mode);
             w.WriteString("provider", run.Provider);
             w.WriteString("scoring", run.Scoring);
+            w.WriteString("views", run.Views);
             Num(w, "image_auroc", m.ImageAuroc);
             Num(w, "image_ap", m.ImageAp);
             Num(w, "image_f1max", m.ImageF1Max);

@@ -21,6 +21,7 @@ public sealed class ViewProjector
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dims, 1);
         Source = source;
+        Seed = seed;
         _matrix = new PackedPanels?[source.Views.Count];
         var rng = new Random(seed);
         for (int v = 0; v < source.Views.Count; v++)
@@ -49,6 +50,9 @@ public sealed class ViewProjector
         return new FeatureLayout(source.GridHeight, source.GridWidth, views, source.GlobalDim);
     }
 
+    /// <summary>The seed of the matrices: projectors of one source, width and seed are the same projection.</summary>
+    public int Seed { get; }
+
     /// <summary>The layout projected from.</summary>
     public FeatureLayout Source { get; }
 
@@ -64,6 +68,18 @@ public sealed class ViewProjector
         if (_matrix[view] is not { } g) return false;
         Gemm.Multiply(rows, g, output);
         return true;
+    }
+
+    /// <summary>
+    /// View <paramref name="view"/>'s matrix, row-major (target width × source width): row o holds the weights
+    /// of output o. Null when the view passes through unprojected.
+    /// </summary>
+    public float[]? Matrix(int view)
+    {
+        if (_matrix[view] is not { } g) return null;
+        var rows = new float[g.Count * g.Dim];
+        g.CopyRows(rows);
+        return rows;
     }
 
     /// <summary>Projects <paramref name="src"/> into <paramref name="dst"/> (which follows <see cref="Target"/>).</summary>
