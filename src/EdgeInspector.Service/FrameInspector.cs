@@ -41,6 +41,9 @@ internal class FrameInspector : IDisposable
         Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return, scoring ? backbone.Scoring.Create : null);
     }
 
+    /// <summary>Where the views are built: "onnx" (the views graph) or "managed".</summary>
+    public string ViewsPath => _graphs ? "onnx" : "managed";
+
     /// <summary>Frees the engine's kernel buffers (the graphs' slots on the provider); nothing for the managed kernel.</summary>
     public void Dispose() => Engine.Dispose();
 

@@ -377,7 +377,9 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         // The two broken bottles score far above the four good ones.
         var z = probe.On("/verdict").Select(v => v.Json.GetProperty("score").GetDouble()).ToList();
         Assert.True(z.Skip(4).Min() > z.Take(4).Max(), $"scores {string.Join(", ", z)}");
-        Assert.Equal(scoring, probe.On("/status").Last().Json.GetProperty("engine").GetProperty("scoring").GetString());
+        var engine = probe.On("/status").Last().Json.GetProperty("engine");
+        Assert.Equal(scoring, engine.GetProperty("scoring").GetString());
+        Assert.Equal(scoring, engine.GetProperty("views").GetString());
     }
 
     [Fact]

@@ -33,7 +33,7 @@ internal sealed class InferenceStage(
     private void PublishEngineState()
     {
         var e = inspector.Engine;
-        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.ReservoirFrames, e.Quarantined, _snapshots.Saved, e.ScoringPath));
+        Volatile.Write(ref _engineState, new EngineState(e.IsWarm, e.ReservoirFrames, e.Quarantined, _snapshots.Saved, e.ScoringPath, inspector.ViewsPath));
     }
 
     private bool _started;

@@ -49,8 +49,8 @@ internal sealed record LatencyStatus(double P50, double P95, double P99);
 /// <summary>Depths now (frames before the backbone, messages before the broker and in the spool), and frames that expired in the inference queue so far (answered timeout, not scored).</summary>
 internal sealed record QueueStatus(long Inference, long Outgoing, long Spool, long Expired, long Shed);
 
-/// <summary>The engine: warm or not, the reservoir's frames, the frames quarantined, when its learned state was last saved, and where its scoring runs (managed or onnx).</summary>
-internal sealed record EngineStatus(bool Warm, int ReservoirFrames, long Quarantined, double? SnapshotSavedSAgo, string Scoring);
+/// <summary>The engine: warm or not, the reservoir's frames, the frames quarantined, when its learned state was last saved, and where its reservoir scoring and its views run (managed or onnx).</summary>
+internal sealed record EngineStatus(bool Warm, int ReservoirFrames, long Quarantined, double? SnapshotSavedSAgo, string Scoring, string Views);
 
 internal sealed record CameraCounterStatus(long Timeouts, long IncompleteBuffers, long Reconnects);
 

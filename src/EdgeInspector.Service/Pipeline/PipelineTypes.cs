@@ -103,9 +103,9 @@ internal sealed class PipelineCounters
 /// The engine as other threads may see it: published by the inference stage (which alone touches the
 /// engine) after every change, read by the status reporter. Immutable, so a reader never sees half an update.
 /// </summary>
-internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved, string Scoring)
+internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved, string Scoring, string Views)
 {
-    public static readonly EngineState Empty = new(false, 0, 0, null, "managed");
+    public static readonly EngineState Empty = new(false, 0, 0, null, "managed", "managed");
 }
 
 /// <summary>A stage's heartbeat, for the watchdog.</summary>

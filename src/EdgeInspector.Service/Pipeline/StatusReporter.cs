@@ -79,7 +79,7 @@ internal sealed class StatusReporter(
             },
             new LatencyStatus(p50, p95, p99),
             new QueueStatus(inferenceQueue(), c.Queued, c.Spooled, Interlocked.Read(ref counters.ExpiredUnscored), Interlocked.Read(ref counters.Shed)),
-            new EngineStatus(e.Warm, e.ReservoirFrames, e.Quarantined, e.SnapshotSaved is { } saved ? Math.Round((DateTimeOffset.UtcNow - saved).TotalSeconds, 1) : null, e.Scoring),
+            new EngineStatus(e.Warm, e.ReservoirFrames, e.Quarantined, e.SnapshotSaved is { } saved ? Math.Round((DateTimeOffset.UtcNow - saved).TotalSeconds, 1) : null, e.Scoring, e.Views),
             new CameraCounterStatus(Interlocked.Read(ref sourceCounters.Timeouts), Interlocked.Read(ref sourceCounters.Incomplete), Interlocked.Read(ref sourceCounters.Reconnects)),
             new DeliveryStatus(c.Connected, c.Enqueued, c.Recovered, c.Delivered, c.Refused, c.SpoolOverflow, c.SpoolWriteFailed, c.SpoolCorrupt,
                 c.BestEffortDropped, Interlocked.Read(ref counters.VerdictsUnpublished), Interlocked.Read(ref counters.LateResults), archived.Skipped,
