@@ -6,7 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using MQTTnet;
 
-// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F]
+// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F] [--scoring auto|managed|onnx]
 //
 // Starts the service (src/EdgeInspector.Service build output) on a generated config: folder replay of
 // DIR/test (shuffled, looping) at F fps (0 = as fast as the replay can read), the embedded broker on a
@@ -50,6 +50,7 @@ archive:
   save: none
 engine:
   tiles: {"{"} cols: {opts.TileCols}, rows: {opts.TileRows}, overlap: {opts.TileOverlap.ToString(CultureInfo.InvariantCulture)} {"}"}
+  scoring: {opts.Scoring}
 """;
 string config = Path.Combine(work, "edgeinspector.yaml");
 File.WriteAllText(config, yaml);
@@ -119,6 +120,7 @@ double PerSecond(int n) => span > 0 ? Math.Round(n / span, 2) : 0;
 var result = new Dictionary<string, object?>
 {
     ["category"] = opts.Category,
+    ["scoring"] = opts.Scoring,
     ["tiles"] = $"{opts.TileCols}x{opts.TileRows}, overlap {opts.TileOverlap.ToString(CultureInfo.InvariantCulture)}",
     ["replay_fps"] = opts.Fps,
     ["frames"] = all.Count,
@@ -193,6 +195,7 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
     public int TileCols { get; init; } = 1;
     public int TileRows { get; init; } = 1;
     public double TileOverlap { get; init; }
+    public string Scoring { get; init; } = "auto";
 
     public static string Repo()
     {
@@ -220,6 +223,7 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
                 "--checkpoints" => r with { Checkpoints = [.. a[i + 1].Split(',').Select(long.Parse)] },
                 "--tiles" => r with { TileCols = int.Parse(a[i + 1].Split('x')[0], CultureInfo.InvariantCulture), TileRows = int.Parse(a[i + 1].Split('x')[1], CultureInfo.InvariantCulture) },
                 "--tile-overlap" => r with { TileOverlap = double.Parse(a[i + 1], CultureInfo.InvariantCulture) },
+                "--scoring" => r with { Scoring = a[i + 1] is "auto" or "managed" or "onnx" ? a[i + 1] : throw new ArgumentException($"--scoring: '{a[i + 1]}' is not auto, managed or onnx") },
                 _ => throw new ArgumentException($"unknown option {a[i]}"),
             };
         }
