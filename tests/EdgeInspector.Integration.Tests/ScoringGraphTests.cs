@@ -98,6 +98,29 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         Assert.Equal(managed.Quarantined, graph.Quarantined);
     }
 
+    [Fact]
+    public void A_graph_engine_restored_from_a_snapshot_scores_as_the_engine_that_made_it()
+    {
+        // A warm restart: the learned state of a managed engine, taken up by an engine on the graphs (its slots
+        // written through the store graph), then both score the same later frames.
+        var frames = RealFrames("mvtec_ad/bottle/test", 16, out var layout);
+        var options = EngineOptions.Default with { Batch = 8, ReservoirFrames = 10 };
+        using var scoring = new OnnxScoring("cpu", new BackboneOptions());
+        using var managed = new ReservoirEngine(layout, options);
+        for (int i = 0; i < 10; i++) managed.Push(frames[i], i);
+        using var restored = new ReservoirEngine(layout, options, kernel: scoring.Create);
+        restored.Restore(managed.Capture());
+        for (int i = 10; i < frames.Length; i++)
+        {
+            var a = Assert.Single(managed.Push(frames[i], i));
+            var b = Assert.Single(restored.Push(frames[i], i));
+            Assert.False(b.WarmUp);
+            Assert.Equal(a.ReferenceFrames, b.ReferenceFrames);
+            Assert.Equal(a.Image, b.Image, Tolerance);
+            Assert.Equal(a.Calibrated, b.Calibrated, 1e-3f);
+        }
+    }
+
     [Theory]
     [InlineData(128)] // the default: projected before the pooling
     [InlineData(0)]   // full width, no projection
