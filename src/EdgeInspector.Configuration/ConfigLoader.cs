@@ -232,7 +232,7 @@ public static class ConfigLoader
             DropPolicy = e.Str("drop_policy", "drop_oldest", "drop_oldest", "drop_newest"),
             Tiles = Tiles(e.Child("tiles")),
             MemoryMb = e.Int("memory_mb", 2048, 16, 1_048_576),
-            Scoring = e.Str("scoring", "auto", "auto", "managed", "onnx"),
+            Scoring = e.Str("scoring", ScoringPath.Default, ScoringPath.Settings),
         };
         e.RejectUnknown(RemovedEngineFields);
         // A tile below the model's input is enlarged: it shows the backbone nothing more. Known here when the

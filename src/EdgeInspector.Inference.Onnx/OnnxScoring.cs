@@ -29,32 +29,6 @@ public sealed class OnnxScoring : IDisposable
     /// <summary>The execution provider the graphs run on.</summary>
     public string Provider { get; }
 
-    /// <summary>The scoring settings: <c>auto</c>, <c>managed</c> or <c>onnx</c>.</summary>
-    public static readonly string[] Settings = ["auto", "managed", "onnx"];
-
-    /// <summary>
-    /// The path the reservoir's scoring runs under <paramref name="setting"/> with the backbone on
-    /// <paramref name="provider"/>: <c>auto</c> is the graphs on a GPU provider and the managed kernel on the
-    /// CPU, where it is the faster (docs/decisions/0011).
-    /// </summary>
-    public static string Resolve(string setting, string provider) => setting switch
-    {
-        "auto" => provider == "cpu" ? "managed" : "onnx",
-        "managed" or "onnx" => setting,
-        _ => throw new ArgumentException($"'{setting}' is not one of {string.Join(", ", Settings)}.", nameof(setting)),
-    };
-
-    /// <summary>
-    /// True when the views are built by the views graph under <paramref name="setting"/>: for <c>onnx</c>, and
-    /// for <c>auto</c> on every provider, since the graph is the faster on the CPU too (docs/decisions/0011).
-    /// </summary>
-    public static bool ViewsOnGraph(string setting) => setting switch
-    {
-        "auto" or "onnx" => true,
-        "managed" => false,
-        _ => throw new ArgumentException($"'{setting}' is not one of {string.Join(", ", Settings)}.", nameof(setting)),
-    };
-
     /// <summary>Makes the kernel of one reservoir (a <see cref="ReservoirKernelFactory"/>).</summary>
     public IReservoirKernel Create(FeatureLayout layout, int capacity, int keep, int topN)
     {
@@ -159,7 +133,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         }
     }
 
-    public string Path => "onnx";
+    public string Path => ScoringPath.Onnx;
 
     /// <summary>A slot buffer: on the device, or zeroed host memory on the CPU provider.</summary>
     private OrtValue Allocate(long[] dims)

@@ -109,13 +109,13 @@ public static class ScoringGraphs
         foreach (var tap in taps)
         {
             string t = tap.Name;
-            g.Input.Add(Value(t, TensorProto.Types.DataType.Float, tap.Channels, tap.Height, tap.Width, batch: true));
+            g.Input.Add(Batched(t, TensorProto.Types.DataType.Float, tap.Channels, tap.Height, tap.Width));
             if (t == globalTap)
             {
                 g.Node.Add(Node("GlobalAveragePool", [t], [$"{t}_gap"]));
                 g.Node.Add(Node("Flatten", [$"{t}_gap"], [$"{t}_gflat"], Int("axis", 1)));
                 Normalise(g, $"{t}_gflat", "global");
-                g.Output.Add(Value("global", TensorProto.Types.DataType.Float, tap.Channels, batch: true));
+                g.Output.Add(Batched("global", TensorProto.Types.DataType.Float, tap.Channels));
             }
             bool used = false;
             foreach (var view in source.Views) used |= view.Tap == t;
@@ -162,7 +162,7 @@ public static class ScoringGraphs
                 g.Initializer.Add(Int64s($"rows_shape_{v}", -1, p, d));
                 g.Node.Add(Node("Transpose", [$"unit_{v}"], [$"patch_major_{v}"], Ints("perm", 0, 2, 3, 1)));
                 g.Node.Add(Node("Reshape", [$"patch_major_{v}", $"rows_shape_{v}"], [$"view_{v}"]));
-                g.Output.Add(Value($"view_{v}", TensorProto.Types.DataType.Float, p, d, batch: true));
+                g.Output.Add(Batched($"view_{v}", TensorProto.Types.DataType.Float, p, d));
             }
         }
         return Model(g);
@@ -268,11 +268,7 @@ public static class ScoringGraphs
     private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, params long[] dims) => Value(name, type, dims, false);
 
     /// <summary>A value whose first dimension is the free batch, then <paramref name="dims"/>.</summary>
-    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, int d1, int d2, bool batch) => Value(name, type, [d0, d1, d2], batch);
-
-    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, int d1, bool batch) => Value(name, type, [d0, d1], batch);
-
-    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, int d0, bool batch) => Value(name, type, [d0], batch);
+    private static ValueInfoProto Batched(string name, TensorProto.Types.DataType type, params long[] dims) => Value(name, type, dims, true);
 
     private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, long[] dims, bool batch)
     {

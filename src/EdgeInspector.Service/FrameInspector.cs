@@ -35,14 +35,14 @@ internal class FrameInspector : IDisposable
         var layout = EngineLayout(b.Layout, options);
         _pool = new FrameFeaturesPool(layout);
         // engine.scoring: the views and the reservoir's scoring run as graphs on the backbone's provider, or as
-        // managed code (OnnxScoring.Resolve and ViewsOnGraph say which, per provider).
-        _graphs = OnnxScoring.ViewsOnGraph(engine.Scoring);
-        bool scoring = OnnxScoring.Resolve(engine.Scoring, b.ExecutionProvider) == "onnx";
+        // managed code (ScoringPath says which, per provider).
+        _graphs = ScoringPath.ViewsOnGraph(engine.Scoring);
+        bool scoring = ScoringPath.Scoring(engine.Scoring, b.ExecutionProvider) == ScoringPath.Onnx;
         Engine = new TiledEngine(layout, options, Tiling.Count, Tiling.Pooled, _pool.Return, scoring ? backbone.Scoring.Create : null);
     }
 
     /// <summary>Where the views are built: "onnx" (the views graph) or "managed".</summary>
-    public string ViewsPath => _graphs ? "onnx" : "managed";
+    public string ViewsPath => _graphs ? ScoringPath.Onnx : ScoringPath.Managed;
 
     /// <summary>Frees the engine's kernel buffers (the graphs' slots on the provider); nothing for the managed kernel.</summary>
     public void Dispose() => Engine.Dispose();

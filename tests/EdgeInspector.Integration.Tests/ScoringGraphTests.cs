@@ -63,7 +63,7 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     [Fact]
     public void On_real_frames_the_graph_engine_gives_the_managed_engine_s_results_within_the_tolerance()
     {
-        var frames = RealFrames("mvtec_ad/bottle/test", 20, out var layout);
+        var (frames, layout) = Bottles.Value;
         var options = EngineOptions.Default with { Batch = 8, ReservoirFrames = 10 };
         using var scoring = new OnnxScoring("cpu", new BackboneOptions());
         using var managed = new ReservoirEngine(layout, options);
@@ -103,7 +103,7 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     {
         // A warm restart: the learned state of a managed engine, taken up by an engine on the graphs (its slots
         // written through the store graph), then both score the same later frames.
-        var frames = RealFrames("mvtec_ad/bottle/test", 16, out var layout);
+        var (frames, layout) = Bottles.Value;
         var options = EngineOptions.Default with { Batch = 8, ReservoirFrames = 10 };
         using var scoring = new OnnxScoring("cpu", new BackboneOptions());
         using var managed = new ReservoirEngine(layout, options);
@@ -163,8 +163,15 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     /// </summary>
     public const float ViewTolerance = 1e-5f;
 
+    /// <summary>20 real bottle frames, every defect type, projected: extracted once for the tests that only read them.</summary>
+    private static readonly Lazy<(FrameFeatures[] Frames, FeatureLayout Layout)> Bottles = new(() =>
+    {
+        var frames = RealFrames("mvtec_ad/bottle/test", 20, out var layout);
+        return (frames, layout);
+    });
+
     /// <summary>Real frames of <paramref name="folder"/> (every defect type, in file order), projected to the default 128 scoring dims.</summary>
-    internal static FrameFeatures[] RealFrames(string folder, int count, out FeatureLayout layout)
+    private static FrameFeatures[] RealFrames(string folder, int count, out FeatureLayout layout)
     {
         using var backbone = new OnnxBackbone(new BackboneOptions { ModelPath = Shared.Model("resnet50v2_features.onnx"), ExecutionProviders = ["cpu"] });
         var o = backbone.Options;

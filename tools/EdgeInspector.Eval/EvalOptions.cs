@@ -27,8 +27,8 @@ internal sealed record EvalOptions
     public double TileOverlap { get; init; }
     /// <summary>How tiles find their references: "position" (tile (i,j) against tile (i,j) of other frames) or "pooled" (every tile against every tile).</summary>
     public string TileRefs { get; init; } = "position";
-    /// <summary>stream: where the reservoir's scoring runs, "auto", "managed" or "onnx".</summary>
-    public string Scoring { get; init; } = "auto";
+    /// <summary>stream: where the views are built and the reservoir scores (<see cref="ScoringPath"/>).</summary>
+    public string Scoring { get; init; } = ScoringPath.Default;
     /// <summary>A folder to write the scoring graphs, real frames' inputs and the CPU outputs into, or null.</summary>
     public string? ExportGraphs { get; init; }
 
@@ -73,9 +73,9 @@ internal sealed record EvalOptions
           --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default {D.ReservoirKeep})
           --quarantine-z X              stream: frames calibrated above this stay out of the reservoir (default {D.QuarantineZ})
           --top-n N                     stream: patches averaged into the image score (default {D.TopN})
-          --scoring auto|managed|onnx   stream: where the reservoir scoring runs: managed code, or ONNX Runtime
-                                        graphs on the backbone's provider (default auto: onnx on a GPU provider,
-                                        managed on the CPU)
+          --scoring auto|managed|onnx   stream: where the views are built and the reservoir scores: managed code,
+                                        or ONNX Runtime graphs on the backbone's provider (default auto: both
+                                        graphs on a GPU provider; on the CPU the views graph, managed scoring)
           --export-graphs DIR           write the scoring graphs of this run's shape, the first scored frames'
                                         inputs and the CPU outputs to DIR (what scripts/device-check.sh replays)
           --infer-batch N               images per backbone run (default 8)
@@ -172,7 +172,7 @@ internal sealed record EvalOptions
                 case "--infer-batch": o = o with { InferBatch = Int(1) }; break;
                 case "--scoring":
                     string scoring = Next();
-                    if (scoring is not ("auto" or "managed" or "onnx")) throw new UsageException($"--scoring: '{scoring}' is not auto, managed or onnx.");
+                    if (!ScoringPath.Settings.Contains(scoring)) throw new UsageException($"--scoring: '{scoring}' is not one of {string.Join(", ", ScoringPath.Settings)}.");
                     o = o with { Scoring = scoring };
                     break;
                 case "--export-graphs": o = o with { ExportGraphs = Next() }; break;

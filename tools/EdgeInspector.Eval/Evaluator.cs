@@ -82,13 +82,13 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         // The line's engine, as the service builds it: one tile (its result is the plain engine's, exactly)
         // unless tiled, then position-aware or pooled.
         // Its scoring on the graphs when asked (or by auto on a GPU provider); MuSc and FSLC stay managed.
-        using var scoring = mode == "stream" && OnnxScoring.Resolve(options.Scoring, backbone.ExecutionProvider) == "onnx"
+        using var scoring = mode == "stream" && ScoringPath.Scoring(options.Scoring, backbone.ExecutionProvider) == ScoringPath.Onnx
             ? new OnnxScoring(backbone.ExecutionProvider, backbone.Options) : null;
         using var stream = new TiledEngine(layout, options.Engine, tiles, pooled, _pool.Return, scoring is null ? null : scoring.Create);
         if (mode == "stream") run.Scoring = stream.ScoringPath;
         // The yardsticks build their views as managed code; the engine as --scoring says.
-        _viewsOnGraph = mode == "stream" && OnnxScoring.ViewsOnGraph(options.Scoring);
-        run.Views = _viewsOnGraph ? "onnx" : "managed";
+        _viewsOnGraph = mode == "stream" && ScoringPath.ViewsOnGraph(options.Scoring);
+        run.Views = _viewsOnGraph ? ScoringPath.Onnx : ScoringPath.Managed;
         var whole = TileGrid.Whole(layout.GridWidth, layout.GridHeight);
         var pre = new ImagePreprocessor(options.ImageSize, options.ImageSize, rgb: true, backbone.Options.Mean, backbone.Options.Std);
 

@@ -34,14 +34,17 @@ public sealed class FramePack
 public sealed record FrameScore(float[] Patches, float Image)
 {
     /// <summary>A frame's result from its fused patch scores: the image score is the mean of the <paramref name="topN"/> largest (1: the maximum).</summary>
-    public static FrameScore TopN(float[] patches, int topN)
+    public static FrameScore TopN(float[] patches, int topN) => new(patches, ImageScore(patches, topN));
+
+    /// <summary>The mean of the <paramref name="topN"/> largest of <paramref name="patches"/>, which stay as they are.</summary>
+    public static float ImageScore(ReadOnlySpan<float> patches, int topN)
     {
         // The selection reorders its input: it works on a pooled copy, the map stays as it is.
         var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(patches.Length);
         try
         {
-            patches.CopyTo(scratch, 0);
-            return new FrameScore(patches, Numerics.Stats.MeanOfLargest(scratch.AsSpan(0, patches.Length), topN));
+            patches.CopyTo(scratch);
+            return Numerics.Stats.MeanOfLargest(scratch.AsSpan(0, patches.Length), topN);
         }
         finally
         {

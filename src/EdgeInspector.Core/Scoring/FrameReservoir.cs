@@ -54,7 +54,7 @@ public sealed class FrameReservoir : IDisposable
     public void Dispose() => _kernel?.Dispose();
 
     /// <summary>The scoring path that runs: "managed", or the kernel's.</summary>
-    public string ScoringPath => _kernel?.Path ?? "managed";
+    public string ScoringPath => _kernel?.Path ?? global::EdgeInspector.Core.Scoring.ScoringPath.Managed;
 
     /// <summary>Patches kept of each frame.</summary>
     public int Keep { get; }
@@ -88,8 +88,23 @@ public sealed class FrameReservoir : IDisposable
         }
     }
 
-    /// <summary>The t-th oldest frame held (t below <see cref="Count"/>): the ring's slots in age order.</summary>
-    private Entry Oldest(int t) => _entries[(_next - Count + t + Capacity) % Capacity]!;
+    /// <summary>The slot of the t-th oldest frame held (t below <see cref="Count"/>): the ring's slots in age order.</summary>
+    private int SlotOf(int t) => (_next - Count + t + Capacity) % Capacity;
+
+    /// <summary>The t-th oldest frame held.</summary>
+    private Entry Oldest(int t) => _entries[SlotOf(t)]!;
+
+    /// <summary>An entry's kept rows per view, unpacked (row-major, copies).</summary>
+    private static float[][] Rows(Entry e)
+    {
+        var rows = new float[e.Views.Length][];
+        for (int v = 0; v < rows.Length; v++)
+        {
+            rows[v] = new float[e.Views[v].Count * e.Views[v].Dim];
+            e.Views[v].CopyRows(rows[v]);
+        }
+        return rows;
+    }
 
     /// <summary>Ids of the frames held, oldest first.</summary>
     public long[] Ids()
@@ -169,13 +184,7 @@ public sealed class FrameReservoir : IDisposable
         for (int t = 0; t < Count; t++)
         {
             var e = Oldest(t);
-            var rows = new float[e.Views.Length][];
-            for (int v = 0; v < rows.Length; v++)
-            {
-                rows[v] = new float[e.Views[v].Count * e.Views[v].Dim];
-                e.Views[v].CopyRows(rows[v]);
-            }
-            frames[t] = new ReservoirFrame(e.Id, rows);
+            frames[t] = new ReservoirFrame(e.Id, Rows(e));
         }
         return frames;
     }
@@ -209,20 +218,7 @@ public sealed class FrameReservoir : IDisposable
     private void Insert(Entry entry, IReadOnlyList<float[]>? rows)
     {
         _entries[_next] = entry;
-        if (_kernel is not null)
-        {
-            if (rows is null)
-            {
-                var unpacked = new float[entry.Views.Length][];
-                for (int v = 0; v < unpacked.Length; v++)
-                {
-                    unpacked[v] = new float[entry.Views[v].Count * entry.Views[v].Dim];
-                    entry.Views[v].CopyRows(unpacked[v]);
-                }
-                rows = unpacked;
-            }
-            _kernel.Store(_next, rows, entry.Views[0].Count);
-        }
+        _kernel?.Store(_next, rows ?? Rows(entry), entry.Views[0].Count);
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }
@@ -248,7 +244,7 @@ public sealed class FrameReservoir : IDisposable
         Span<bool> included = _kernel is null ? default : stackalloc bool[Capacity];
         for (int t = 0; t < Count; t++)
         {
-            int slot = (_next - Count + t + Capacity) % Capacity;
+            int slot = SlotOf(t);
             var e = _entries[slot]!;
             if (part is null ? e.Id != id : part(e.Id) != part(id))
             {
@@ -297,9 +293,7 @@ public sealed class FrameReservoir : IDisposable
                 }
             });
             ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);
-            // The selection reorders: it runs on the scratch, the scores stay as they are.
-            scores[..p].CopyTo(perView);
-            image = Stats.MeanOfLargest(perView.AsSpan(0, p), topN);
+            image = FrameScore.ImageScore(scores[..p], topN);
         }
         finally
         {

@@ -105,7 +105,7 @@ internal sealed class PipelineCounters
 /// </summary>
 internal sealed record EngineState(bool Warm, int ReservoirFrames, long Quarantined, DateTimeOffset? SnapshotSaved, string Scoring, string Views)
 {
-    public static readonly EngineState Empty = new(false, 0, 0, null, "managed", "managed");
+    public static readonly EngineState Empty = new(false, 0, 0, null, Core.Scoring.ScoringPath.Managed, Core.Scoring.ScoringPath.Managed);
 }
 
 /// <summary>A stage's heartbeat, for the watchdog.</summary>
