@@ -223,6 +223,7 @@ public static class ConfigLoader
                 Batch = e.Int("batch", defaults.Batch, 4, 4096),
                 ReservoirFrames = e.Int("reservoir_frames", defaults.ReservoirFrames, 2, 1024),
                 ReservoirKeep = e.Num("reservoir_keep", defaults.ReservoirKeep, 0.01, 1),
+                ReservoirWindow = e.Int("reservoir_window", defaults.ReservoirWindow, -1, 7),
                 ScoreDims = e.Int("score_dims", defaults.ScoreDims, 0, 8192),
             },
             SnapshotIntervalS = e.Int("snapshot_interval_s", 60, 1, 60),

@@ -30,9 +30,9 @@ public sealed class OnnxScoring : IDisposable
     public string Provider { get; }
 
     /// <summary>Makes the kernel of one reservoir (a <see cref="ReservoirKernelFactory"/>).</summary>
-    public IReservoirKernel Create(FeatureLayout layout, int capacity, int keep, int topN)
+    public IReservoirKernel Create(FeatureLayout layout, int capacity, int keep, int topN, int radius)
     {
-        var shape = ScoringShape.For(layout, capacity, keep, topN);
+        var shape = ScoringShape.For(layout, capacity, keep, topN, radius);
         var (score, store) = Sessions(shape);
         return new OnnxReservoirKernel(shape, score, store, Provider == "cpu" ? null : DeviceMemory());
     }
@@ -79,9 +79,10 @@ public sealed class OnnxScoring : IDisposable
 }
 
 /// <summary>
-/// One reservoir's slots as two buffers per view in the provider's memory (<c>[R, D, K]</c>): the store graph
-/// reads the current one and writes the spare, which then becomes current. A frame is scored by the score
-/// graph over the current buffers; only its views go in and only its patch scores and image score come out.
+/// One reservoir's slots as two buffers per view in the provider's memory (<c>[R, D, K]</c>, and with a window
+/// <c>[R, H + 2r, W + 2r, D]</c>): the store graph reads the current ones and writes the spares, which then
+/// become current. A frame is scored by the score graph over the current buffers; only its views go in and
+/// only its patch scores and image score come out.
 /// </summary>
 internal sealed class OnnxReservoirKernel : IReservoirKernel
 {
@@ -89,9 +90,10 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
     private readonly InferenceSession _score, _store;
     private readonly OrtAllocator? _deviceAllocator;
     private readonly OrtMemoryInfo? _deviceMemory;
-    private readonly OrtValue[] _current, _spare;
+    private readonly OrtValue[] _current, _spare; // per view: kept rows, then (windowed) whole frames
     private readonly float[][] _rows; // per view, one slot's rows transposed to [D, K]: the store graph's input
     private readonly string[] _scoreInputs, _storeInputs, _storeOutputs;
+    private readonly int _buffers; // per view: 1, or 2 with a window
     private static readonly string[] ScoreOutputs = ["patches", "image"];
 
     public OnnxReservoirKernel(ScoringShape shape, InferenceSession score, InferenceSession store, OrtMemoryInfo? deviceMemory)
@@ -101,30 +103,36 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         _store = store;
         _deviceMemory = deviceMemory;
         int views = shape.Dims.Length;
-        _current = new OrtValue[views];
-        _spare = new OrtValue[views];
+        _buffers = shape.Windowed ? 2 : 1;
+        _current = new OrtValue[views * _buffers];
+        _spare = new OrtValue[views * _buffers];
         _rows = new float[views][];
-        _scoreInputs = new string[2 + 2 * views];
-        _scoreInputs[0] = "excluded";
-        _scoreInputs[1] = "k";
-        _storeInputs = new string[1 + 2 * views];
-        _storeInputs[0] = "slot";
-        _storeOutputs = new string[views];
+        var scoreInputs = new List<string> { "excluded", "k" };
+        var storeInputs = new List<string> { "slot" };
+        var storeOutputs = new List<string>();
         try
         {
             if (deviceMemory is not null) _deviceAllocator = new OrtAllocator(score, deviceMemory);
             for (int v = 0; v < views; v++)
             {
                 long[] dims = [shape.Capacity, shape.Dims[v], shape.Keep];
-                _current[v] = Allocate(dims);
-                _spare[v] = Allocate(dims);
+                _current[v * _buffers] = Allocate(dims);
+                _spare[v * _buffers] = Allocate(dims);
                 _rows[v] = new float[shape.Dims[v] * shape.Keep];
-                _scoreInputs[2 + 2 * v] = $"query_{v}";
-                _scoreInputs[3 + 2 * v] = $"reservoir_{v}";
-                _storeInputs[1 + 2 * v] = $"reservoir_{v}";
-                _storeInputs[2 + 2 * v] = $"rows_{v}";
-                _storeOutputs[v] = $"updated_{v}";
+                scoreInputs.AddRange([$"query_{v}", $"reservoir_{v}"]);
+                storeInputs.AddRange([$"reservoir_{v}", $"rows_{v}"]);
+                storeOutputs.Add($"updated_{v}");
+                if (!shape.Windowed) continue;
+                long[] grid = [shape.Capacity, shape.Height + 2 * shape.Radius, shape.Width + 2 * shape.Radius, shape.Dims[v]];
+                _current[v * 2 + 1] = Allocate(grid);
+                _spare[v * 2 + 1] = Allocate(grid);
+                scoreInputs.Add($"grid_{v}");
+                storeInputs.AddRange([$"grid_{v}", $"frame_{v}"]);
+                storeOutputs.Add($"updated_grid_{v}");
             }
+            _scoreInputs = [.. scoreInputs];
+            _storeInputs = [.. storeInputs];
+            _storeOutputs = [.. storeOutputs];
         }
         catch
         {
@@ -143,51 +151,60 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         return value;
     }
 
-    public void Store(int slot, IReadOnlyList<float[]> rows, int count)
+    public void Store(int slot, IReadOnlyList<float[]> rows, int count, IReadOnlyList<float[]>? frame)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(slot);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, _shape.Capacity);
         if (count < 1 || count > _shape.Keep) throw new ArgumentOutOfRangeException(nameof(count), count, $"A slot holds 1 to {_shape.Keep} rows.");
-        int views = _current.Length, keep = _shape.Keep;
-        var inputs = new OrtValue[1 + 2 * views];
+        if (_shape.Windowed != frame is not null) throw new ArgumentException(_shape.Windowed ? "This kernel searches a window: the frame's whole views are needed." : "This kernel searches no window.", nameof(frame));
+        int views = _shape.Dims.Length, keep = _shape.Keep;
+        var inputs = new OrtValue[_storeInputs.Length];
+        var owned = new List<OrtValue>();
         try
         {
-            inputs[0] = OrtValue.CreateTensorValueFromMemory(new long[] { slot }, [1, 1]);
+            int at = 0;
+            owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(new long[] { slot }, [1, 1]));
             for (int v = 0; v < views; v++)
             {
                 int d = _shape.Dims[v];
                 var dst = _rows[v];
                 ScoringGraphs.SlotRows(rows[v], count, d, keep, dst);
-                inputs[1 + 2 * v] = _current[v];
-                inputs[2 + 2 * v] = OrtValue.CreateTensorValueFromMemory(dst, [1, d, keep]);
+                inputs[at++] = _current[v * _buffers];
+                owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(dst, [1, d, keep]));
+                if (frame is null) continue;
+                if (frame[v].Length < _shape.Patches * d) throw new ArgumentException($"View {v}: {frame[v].Length} floats, a whole frame has {_shape.Patches * d}.", nameof(frame));
+                inputs[at++] = _current[v * 2 + 1];
+                owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, frame[v].AsMemory(0, _shape.Patches * d), [1, _shape.Height, _shape.Width, d]));
             }
             using var run = new RunOptions();
             _store.Run(run, _storeInputs, inputs, _storeOutputs, _spare);
         }
         finally
         {
-            inputs[0]?.Dispose();
-            for (int v = 0; v < views; v++) inputs[2 + 2 * v]?.Dispose();
+            foreach (var o in owned) o.Dispose();
         }
-        for (int v = 0; v < views; v++) (_current[v], _spare[v]) = (_spare[v], _current[v]);
+        for (int i = 0; i < _current.Length; i++) (_current[i], _spare[i]) = (_spare[i], _current[i]);
     }
 
     public float Score(FrameFeatures frame, ReadOnlySpan<bool> included, int k, int topN, Span<float> patches)
     {
         if (Math.Clamp(topN, 1, _shape.Patches) != _shape.TopN) throw new ArgumentException($"This kernel's graph averages the top {_shape.TopN} patches, not {topN}.", nameof(topN));
         if (included.Length < _shape.Capacity) throw new ArgumentException($"{included.Length} slot flags for {_shape.Capacity} slots.", nameof(included));
-        int views = _current.Length;
+        int views = _shape.Dims.Length;
         var excluded = new bool[_shape.Capacity];
         for (int s = 0; s < excluded.Length; s++) excluded[s] = !included[s];
-        var inputs = new OrtValue[2 + 2 * views];
+        var inputs = new OrtValue[_scoreInputs.Length];
+        var owned = new List<OrtValue>();
         try
         {
-            inputs[0] = OrtValue.CreateTensorValueFromMemory(excluded, [_shape.Capacity, 1]);
-            inputs[1] = OrtValue.CreateTensorValueFromMemory(new long[] { Math.Clamp(k, 1, _shape.Capacity) }, [1]);
+            int at = 0;
+            owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(excluded, [_shape.Capacity, 1]));
+            owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(new long[] { Math.Clamp(k, 1, _shape.Capacity) }, [1]));
             for (int v = 0; v < views; v++)
             {
-                inputs[2 + 2 * v] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, frame.Views[v].AsMemory(0, _shape.Patches * _shape.Dims[v]), [_shape.Patches, _shape.Dims[v]]);
-                inputs[3 + 2 * v] = _current[v];
+                owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, frame.Views[v].AsMemory(0, _shape.Patches * _shape.Dims[v]), [_shape.Patches, _shape.Dims[v]]));
+                inputs[at++] = _current[v * _buffers];
+                if (_shape.Windowed) inputs[at++] = _current[v * 2 + 1];
             }
             using var run = new RunOptions();
             using var results = _score.Run(run, _scoreInputs, inputs, ScoreOutputs);
@@ -196,9 +213,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         }
         finally
         {
-            inputs[0]?.Dispose();
-            inputs[1]?.Dispose();
-            for (int v = 0; v < views; v++) inputs[2 + 2 * v]?.Dispose();
+            foreach (var o in owned) o.Dispose();
         }
     }
 

@@ -10,18 +10,25 @@ namespace EdgeInspector.Inference.Onnx;
 /// <param name="Capacity">Reservoir slots (R).</param>
 /// <param name="Keep">Rows kept per slot (K).</param>
 /// <param name="TopN">Patches averaged into the image score.</param>
-public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Keep, int TopN)
+/// <param name="Height">Grid rows (H; P = H·W).</param>
+/// <param name="Width">Grid columns (W).</param>
+/// <param name="Radius">The window's radius r (−1: no window search).</param>
+public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Keep, int TopN, int Height, int Width, int Radius)
 {
-    /// <summary>The shape of a reservoir of <paramref name="layout"/>.</summary>
-    public static ScoringShape For(FeatureLayout layout, int capacity, int keep, int topN)
+    /// <summary>The shape of a reservoir of <paramref name="layout"/> searching a window of <paramref name="radius"/> (−1: none).</summary>
+    public static ScoringShape For(FeatureLayout layout, int capacity, int keep, int topN, int radius)
     {
         var dims = new int[layout.Views.Count];
         for (int v = 0; v < dims.Length; v++) dims[v] = layout.Views[v].Dim;
-        return new ScoringShape(layout.Patches, dims, capacity, Math.Min(keep, layout.Patches), Math.Clamp(topN, 1, layout.Patches));
+        return new ScoringShape(layout.Patches, dims, capacity, Math.Min(keep, layout.Patches), Math.Clamp(topN, 1, layout.Patches),
+            layout.GridHeight, layout.GridWidth, keep >= layout.Patches ? -1 : radius);
     }
 
+    /// <summary>True when each slot also holds its whole frame for the window search.</summary>
+    public bool Windowed => Radius >= 0;
+
     /// <summary>A key that tells shapes apart (records compare arrays by reference).</summary>
-    public string Key => $"p{Patches}-d{string.Join('.', Dims)}-r{Capacity}-k{Keep}-n{TopN}";
+    public string Key => $"p{Patches}-{Height}x{Width}-d{string.Join('.', Dims)}-r{Capacity}-k{Keep}-n{TopN}-w{Radius}";
 }
 
 /// <summary>
@@ -38,9 +45,14 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// set to +∞ by Where (not by an addition, so that a slot's uninitialised device memory cannot turn into a
 /// NaN); TopK smallest k over R and their mean (the interval average). The views' mean is <c>patches</c>
 /// [P]; the mean of its TopN largest is <c>image</c> [].</para>
+/// <para>With a window of radius r, also <c>grid_v</c> [R, H + 2r, W + 2r, D_v], every slot's whole frame
+/// zero-padded by r: for each of the (2r + 1)² offsets a Slice of it is multiplied by the query grid and
+/// summed over D (the dots at that offset, 0 outside the grid), and the largest over the offsets and the
+/// kept rows' ReduceMax is the max-dot.</para>
 /// <para><b>store</b>. ScatterND writes one slot's rows (<c>rows_v</c> [1, D_v, K]) at <c>slot</c> [1, 1]
 /// into a copy of <c>reservoir_v</c>: the new reservoir is an output bound to the second of two
-/// device buffers, so a frame that enters the reservoir goes to the device once and stays there.</para>
+/// device buffers, so a frame that enters the reservoir goes to the device once and stays there. With a
+/// window, <c>frame_v</c> [1, H, W, D_v] is zero-padded by Pad and written into <c>grid_v</c> the same way.</para>
 /// </remarks>
 public static class ScoringGraphs
 {
@@ -63,7 +75,8 @@ public static class ScoringGraphs
             g.Input.Add(Value($"query_{v}", TensorProto.Types.DataType.Float, shape.Patches, d));
             g.Input.Add(Value($"reservoir_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
             g.Node.Add(Node("MatMul", [$"query_{v}", $"reservoir_{v}"], [$"dots_{v}"]));
-            g.Node.Add(Node("ReduceMax", [$"dots_{v}"], [$"best_{v}"], Ints("axes", 2), Int("keepdims", 0)));
+            g.Node.Add(Node("ReduceMax", [$"dots_{v}"], [shape.Windowed ? $"kept_best_{v}" : $"best_{v}"], Ints("axes", 2), Int("keepdims", 0)));
+            if (shape.Windowed) Window(g, shape, v);
             g.Node.Add(Node("Mul", ["two", $"best_{v}"], [$"twice_{v}"]));
             g.Node.Add(Node("Sub", ["two", $"twice_{v}"], [$"gap_{v}"]));
             g.Node.Add(Node("Relu", [$"gap_{v}"], [$"gap_pos_{v}"]));
@@ -81,6 +94,43 @@ public static class ScoringGraphs
         g.Output.Add(Value("patches", TensorProto.Types.DataType.Float, shape.Patches));
         g.Output.Add(Value("image", TensorProto.Types.DataType.Float));
         return Model(g);
+    }
+
+    /// <summary>
+    /// The window search of view <paramref name="v"/>: <c>best_v</c> [R, P] = the largest of <c>kept_best_v</c>
+    /// and, for each offset, the dot of every query patch with the slot's patch at that offset.
+    /// </summary>
+    private static void Window(GraphProto g, ScoringShape shape, int v)
+    {
+        int d = shape.Dims[v], h = shape.Height, w = shape.Width, r = shape.Radius;
+        if (v == 0)
+        {
+            g.Initializer.Add(Int64s("window_axes", 1, 2));
+            g.Initializer.Add(Int64s("feature_axis", 3));
+            g.Initializer.Add(Int64s("slot_patches", shape.Capacity, shape.Patches));
+        }
+        g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, h + 2 * r, w + 2 * r, d));
+        g.Initializer.Add(Int64s($"query_grid_shape_{v}", h, w, d));
+        g.Node.Add(Node("Reshape", [$"query_{v}", $"query_grid_shape_{v}"], [$"query_grid_{v}"]));
+        var candidates = new List<string> { $"kept_best_{v}" };
+        for (int a = 0; a <= 2 * r; a++)
+        {
+            for (int b = 0; b <= 2 * r; b++)
+            {
+                string o = $"{v}_{a}_{b}";
+                if (v == 0)
+                {
+                    g.Initializer.Add(Int64s($"window_start_{a}_{b}", a, b));
+                    g.Initializer.Add(Int64s($"window_end_{a}_{b}", a + h, b + w));
+                }
+                g.Node.Add(Node("Slice", [$"grid_{v}", $"window_start_{a}_{b}", $"window_end_{a}_{b}", "window_axes"], [$"shifted_{o}"]));
+                g.Node.Add(Node("Mul", [$"shifted_{o}", $"query_grid_{v}"], [$"products_{o}"]));
+                g.Node.Add(Node("ReduceSum", [$"products_{o}", "feature_axis"], [$"offset_dots_{o}"], Int("keepdims", 0)));
+                g.Node.Add(Node("Reshape", [$"offset_dots_{o}", "slot_patches"], [$"offset_best_{o}"]));
+                candidates.Add($"offset_best_{o}");
+            }
+        }
+        g.Node.Add(Node("Max", [.. candidates], [$"best_{v}"]));
     }
 
     /// <summary>A tap as the views graph takes it: the backbone output's name and its C, H, W at the configured input.</summary>
@@ -197,6 +247,8 @@ public static class ScoringGraphs
     {
         var g = new GraphProto { Name = "edgeinspector_store" };
         g.Input.Add(Value("slot", TensorProto.Types.DataType.Int64, 1, 1));
+        int r = shape.Radius, hp = shape.Height + 2 * r, wp = shape.Width + 2 * r;
+        if (shape.Windowed) g.Initializer.Add(Int64s("pads", 0, r, r, 0, 0, r, r, 0));
         for (int v = 0; v < shape.Dims.Length; v++)
         {
             int d = shape.Dims[v];
@@ -204,6 +256,12 @@ public static class ScoringGraphs
             g.Input.Add(Value($"rows_{v}", TensorProto.Types.DataType.Float, 1, d, shape.Keep));
             g.Node.Add(Node("ScatterND", [$"reservoir_{v}", "slot", $"rows_{v}"], [$"updated_{v}"]));
             g.Output.Add(Value($"updated_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
+            if (!shape.Windowed) continue;
+            g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, hp, wp, d));
+            g.Input.Add(Value($"frame_{v}", TensorProto.Types.DataType.Float, 1, shape.Height, shape.Width, d));
+            g.Node.Add(Node("Pad", [$"frame_{v}", "pads"], [$"padded_{v}"]));
+            g.Node.Add(Node("ScatterND", [$"grid_{v}", "slot", $"padded_{v}"], [$"updated_grid_{v}"]));
+            g.Output.Add(Value($"updated_grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, hp, wp, d));
         }
         return Model(g);
     }

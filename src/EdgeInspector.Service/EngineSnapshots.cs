@@ -60,15 +60,17 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 /// or corrupted file is refused, never half taken up.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): magic "EISNAP01", int32 header bytes, the header (UTF-8 key text), then one state:
-/// int32 frames; per frame: int64 id, int32 views, per view int32 floats and the floats; int32 calibration
-/// scores and the scores; int64 frames quarantined; then the 32-byte hash. A tiled engine (one state per
-/// tile position) writes "EISNAP02", the header, int32 states and the states one after the other.
+/// Layout (little-endian): magic "EISNAP03", int32 header bytes, the header (UTF-8 key text), then one state:
+/// int32 frames; per frame: int64 id, int32 views, per view int32 floats and the floats, int32 kept indices
+/// (−1: none, the rows are the kept patches) and the indices; int32 calibration scores and the scores;
+/// int64 frames quarantined; then the 32-byte hash. A tiled engine (one state per tile position) writes
+/// "EISNAP04", the header, int32 states and the states one after the other. Files of the earlier layout
+/// (EISNAP01/02, without kept indices) are refused as another format version.
 /// </remarks>
 internal static class EngineSnapshots
 {
-    private static readonly byte[] Magic = "EISNAP01"u8.ToArray();
-    private static readonly byte[] MagicTiled = "EISNAP02"u8.ToArray();
+    private static readonly byte[] Magic = "EISNAP03"u8.ToArray();
+    private static readonly byte[] MagicTiled = "EISNAP04"u8.ToArray();
 
     /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
     private const long MaxBytes = 4L << 30;
@@ -107,6 +109,8 @@ internal static class EngineSnapshots
                     Long(f.Id);
                     Int(f.Rows.Length);
                     foreach (var rows in f.Rows) Floats(rows);
+                    Int(f.Kept?.Length ?? -1);
+                    foreach (int i in f.Kept ?? []) Int(i);
                 }
                 Floats(state.Calibration);
                 Long(state.Quarantined);
@@ -153,7 +157,10 @@ internal static class EngineSnapshots
                     long id = r.Long();
                     var rows = new float[r.Count(1 << 10)][];
                     for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
-                    list[i] = new ReservoirFrame(id, rows);
+                    int keptCount = r.Count(-1, 1 << 20);
+                    int[]? kept = keptCount < 0 ? null : new int[keptCount];
+                    for (int c = 0; c < keptCount; c++) kept![c] = r.Count(0, int.MaxValue);
+                    list[i] = new ReservoirFrame(id, rows, kept);
                 }
                 var calibration = r.Floats();
                 long quarantined = r.Long();
@@ -185,10 +192,12 @@ internal static class EngineSnapshots
             return s;
         }
 
-        public int Count(int max)
+        public int Count(int max) => Count(0, max);
+
+        public int Count(int min, int max)
         {
             int n = BinaryPrimitives.ReadInt32LittleEndian(Bytes(4));
-            if (n < 0 || n > max) throw new InvalidDataException($"it holds a count of {n}, outside 0..{max}");
+            if (n < min || n > max) throw new InvalidDataException($"it holds a count of {n}, outside {min}..{max}");
             return n;
         }
 

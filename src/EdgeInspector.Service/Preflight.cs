@@ -62,8 +62,8 @@ internal static class Preflight
         long limit = s.Engine.MemoryMb * 1024L * 1024L;
         if (bound <= limit) return null;
         string tiles = t.Count == 1 ? "one tile" : $"{t.Cols}x{t.Rows} tiles ({t.Count} tile positions{(t.Pooled ? ", pooled" : "")})";
-        return $"each camera's engine would hold up to {Mb(bound)} MB with this model and {tiles}: a warm-up batch of {o.Batch} frames and a reservoir of {o.ReservoirFrames} frames (keeping {o.ReservoirKeep:0.###} of each), per tile, " +
-            $"more than engine.memory_mb {s.Engine.MemoryMb}; use fewer tiles, a smaller engine.batch or engine.reservoir_frames, or raise engine.memory_mb if the machine has the memory";
+        return $"each camera's engine would hold up to {Mb(bound)} MB with this model and {tiles}: a warm-up batch of {o.Batch} frames and a reservoir of {o.ReservoirFrames} frames (keeping {o.ReservoirKeep:0.###} of each{(o.ReservoirWindow >= 0 ? ", and each whole for the window search" : "")}), per tile, " +
+            $"more than engine.memory_mb {s.Engine.MemoryMb}; use fewer tiles, a smaller engine.batch or engine.reservoir_frames{(o.ReservoirWindow >= 0 ? ", engine.reservoir_window: -1" : "")}, or raise engine.memory_mb if the machine has the memory";
     }
 
     /// <summary>What one camera's engine can hold of what it learns with this model (<see cref="TiledEngine.MemoryBound"/>), in bytes.</summary>

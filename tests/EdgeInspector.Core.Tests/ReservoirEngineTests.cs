@@ -165,18 +165,22 @@ public sealed class ReservoirEngineTests
         Assert.Equal(0, engine.WarmupBuffered);
     }
 
-    [Fact]
-    public void A_restored_state_scores_exactly_as_the_engine_it_was_captured_from()
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(2)]
+    public void A_restored_state_scores_exactly_as_the_engine_it_was_captured_from(int window)
     {
         var line = new SyntheticLine();
-        // 32 of 36 patches (one kernel panel is the least kept): the k-center subset is what is stored.
-        var options = Small() with { ReservoirKeep = 0.5 };
+        // 32 of 36 patches (one kernel panel is the least kept): without a window the k-center subset is what
+        // is stored; with one, the whole frame and which 32 patches the subset is.
+        var options = Small() with { ReservoirKeep = 0.5, ReservoirWindow = window };
         var engine = new ReservoirEngine(line.Layout, options);
         for (int i = 0; i < 30; i++) engine.Push(line.Frame(defect: i % 7 == 3), i);
         var state = engine.Capture();
         Assert.Equal(engine.Reservoir.Ids(), state.Frames.Select(f => f.Id));
         Assert.Equal(engine.Quarantined, state.Quarantined);
-        Assert.All(state.Frames, f => Assert.Equal(32 * 16, f.Rows[0].Length));
+        Assert.All(state.Frames, f => Assert.Equal((window < 0 ? 32 : 36) * 16, f.Rows[0].Length));
+        Assert.All(state.Frames, f => Assert.Equal(window < 0 ? null : (int?)32, f.Kept?.Length));
 
         var restored = new ReservoirEngine(line.Layout, options);
         restored.Restore(state);

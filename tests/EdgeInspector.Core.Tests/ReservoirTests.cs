@@ -157,4 +157,79 @@ public sealed class ReservoirTests
             Assert.Equal(fused, fast[q], 4);
         }
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void With_a_window_the_nearest_distance_is_the_nearer_of_the_subset_and_the_window(int radius)
+    {
+        // 5×6 grid, one view of width 11, 4 of 30 patches kept: each frame's nearest distance is the smaller of
+        // the kept subset's and the (2r + 1)² window's around the patch (a dot of 0 outside the grid).
+        int h = 5, w = 6, d = 11, p = h * w;
+        var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, d)], 1);
+        var rng = new Random(11 + radius);
+        FrameFeatures RandomFrame()
+        {
+            var f = new FrameFeatures(layout);
+            for (int q = 0; q < p; q++)
+            {
+                var row = f.Views[0].AsSpan(q * d, d);
+                for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+                float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
+                for (int k = 0; k < d; k++) row[k] /= n;
+            }
+            return f;
+        }
+        var frames = Enumerable.Range(0, 5).Select(_ => RandomFrame()).ToArray();
+        var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5, radius: radius);
+        Assert.Equal(radius, r.Radius);
+        for (int i = 0; i < frames.Length; i++) r.Add(frames[i], i);
+        var held = r.Export();
+        Assert.All(held, f => Assert.Equal(4, f.Kept!.Length));
+        Assert.All(held, f => Assert.Equal(p * d, f.Rows[0].Length));
+        var query = RandomFrame();
+        var fast = new float[p];
+        Assert.True(r.Score(query, 99, fast)); // five frames, k = floor(0.5·5) = 2
+
+        double Dot(int q, FrameFeatures f, int t)
+        {
+            double s = 0;
+            for (int k = 0; k < d; k++) s += query.Views[0][q * d + k] * f.Views[0][t * d + k];
+            return s;
+        }
+        for (int q = 0; q < p; q++)
+        {
+            int qy = q / w, qx = q % w;
+            var perFrame = new List<double>();
+            for (int i = 0; i < frames.Length; i++)
+            {
+                double best = double.NegativeInfinity;
+                foreach (int t in held[i].Kept!) best = Math.Max(best, Dot(q, frames[i], t));
+                for (int y = qy - radius; y <= qy + radius; y++)
+                    for (int x = qx - radius; x <= qx + radius; x++)
+                        best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? Dot(q, frames[i], y * w + x) : 0);
+                perFrame.Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
+            }
+            perFrame.Sort();
+            Assert.Equal((perFrame[0] + perFrame[1]) / 2, fast[q], 4);
+        }
+
+        // Without the window the same reservoir scores no lower anywhere, and higher somewhere.
+        var subset = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5);
+        for (int i = 0; i < frames.Length; i++) subset.Add(frames[i], i);
+        var plain = new float[p];
+        Assert.True(subset.Score(query, 99, plain));
+        for (int q = 0; q < p; q++) Assert.True(plain[q] >= fast[q] - 1e-5f);
+        Assert.Contains(Enumerable.Range(0, p), q => plain[q] > fast[q] + 1e-3f);
+
+        // A frame exported whole comes back whole: the same scores from a reservoir built by import.
+        var imported = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5, radius: radius);
+        foreach (var f in held) imported.Import(f);
+        var again = new float[p];
+        Assert.True(imported.Score(query, 99, again));
+        Assert.Equal(fast, again);
+        // Only the kept rows, where the window needs the whole frame: refused, naming the frame.
+        var e = Assert.Throws<ArgumentException>(() => imported.Import(new ReservoirFrame(7, [new float[4 * d]])));
+        Assert.Contains("Frame 7", e.Message);
+    }
 }

@@ -69,12 +69,13 @@ public sealed class TiledEngineTests
         var line = new SyntheticLine();
         // By hand. A frame's features: 36 patches × (16 + 16) floats and a 16-float global feature, so
         // 4 × 1,168 = 4,672 bytes. A reservoir frame keeps all 36 patches (keep 1), packed per view into two
-        // panels of 32 columns, each column 16 floats, a bias and an index: 2 views × 64 × 18 × 4 = 9,216 bytes.
-        long one = 8 * 4_672 + 6 * 9_216; // batch 8, reservoir 6
+        // panels of 32 columns, each column 16 floats, a bias and an index: 2 views × 64 × 18 × 4 = 9,216 bytes,
+        // and the 36 kept patches' indices, 144 bytes. Keeping every patch, it searches no window.
+        long one = 8 * 4_672 + 6 * 9_360; // batch 8, reservoir 6
         Assert.Equal(one, ReservoirEngine.MemoryBound(line.Layout, Small()));
         Assert.Equal(4 * one, TiledEngine.MemoryBound(line.Layout, Small(), 4, pooled: false));
         Assert.Equal(4 * one, TiledEngine.MemoryBound(line.Layout, Small(), 4, pooled: true)); // one engine, four times the frames
-        Assert.Equal(8 * 4_672 + 3 * 9_216, ReservoirEngine.MemoryBound(line.Layout, Small() with { ReservoirFrames = 3 }));
+        Assert.Equal(8 * 4_672 + 3 * 9_360, ReservoirEngine.MemoryBound(line.Layout, Small() with { ReservoirFrames = 3 }));
 
         // The plain twin: what the engine holds, counted from its arrays, as it fills.
         var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
@@ -86,7 +87,7 @@ public sealed class TiledEngineTests
             if (i == 6) Assert.Equal(4 * 7 * 4_672, engine.HeldBytes); // seven frames' tiles wait for the batch
             peak = Math.Max(peak, engine.HeldBytes);
         }
-        Assert.Equal(4 * 6 * 9_216, engine.HeldBytes); // warm, the reservoir full, the batch let go
+        Assert.Equal(4 * 6 * 9_360, engine.HeldBytes); // warm, the reservoir full, the batch let go
         Assert.True(peak <= engine.MemoryBoundBytes, $"held {peak} bytes, bound {engine.MemoryBoundBytes}");
     }
 

@@ -29,10 +29,10 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         // Two patches, one view of width 2, three slots of two rows; slot 1 holds one row (padded), slot 2 none.
         var layout = new FeatureLayout(1, 2, [new ViewSpec("t", 1, 2)], 2);
         using var scoring = new OnnxScoring("cpu", new BackboneOptions());
-        using var kernel = scoring.Create(layout, capacity: 3, keep: 2, topN: 1);
+        using var kernel = scoring.Create(layout, capacity: 3, keep: 2, topN: 1, radius: -1);
         Assert.Equal("onnx", kernel.Path);
-        kernel.Store(0, [[1f, 0f, 0f, 1f]], 2);
-        kernel.Store(1, [[1f, 0f]], 1);
+        kernel.Store(0, [[1f, 0f, 0f, 1f]], 2, null);
+        kernel.Store(1, [[1f, 0f]], 1, null);
         var frame = new FrameFeatures(layout);
         frame.Views[0][0] = 1f;    // q0 = (1, 0)
         frame.Views[0][2] = 0.6f;  // q1 = (0.6, 0.8)
@@ -55,9 +55,33 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         Assert.Equal(MathF.Sqrt(0.8f), image, 6);
 
         // Overwriting slot 1 with q1 itself brings its distance to 0.
-        kernel.Store(1, [[0.6f, 0.8f]], 1);
+        kernel.Store(1, [[0.6f, 0.8f]], 1, null);
         kernel.Score(frame, [false, true, false], 1, 1, patches);
         Assert.Equal(0f, patches[1], 3);
+    }
+
+    [Fact]
+    public void The_graph_searches_the_window_around_each_patch_as_computed_by_hand()
+    {
+        // A 1×3 grid of 2-D patches, one slot that keeps one row, (−1, 0), and whose whole frame is
+        // (0, 1), (0.6, 0.8), (−1, 0); a window of radius 1 (a dot of 0 outside the grid).
+        var layout = new FeatureLayout(1, 3, [new ViewSpec("t", 1, 2)], 2);
+        using var scoring = new OnnxScoring("cpu", new BackboneOptions());
+        using var kernel = scoring.Create(layout, capacity: 2, keep: 1, topN: 1, radius: 1);
+        kernel.Store(0, [[-1f, 0f]], 1, [[0f, 1f, 0.6f, 0.8f, -1f, 0f]]);
+        var frame = new FrameFeatures(layout);
+        float[] q = [1, 0, 0, 1, 1, 0];
+        q.CopyTo(frame.Views[0], 0);
+        var patches = new float[3];
+        // q0: outside 0, (0,1) 0, (0.6,0.8) 0.6, the kept row −1: best 0.6, distance sqrt(0.8).
+        // q1: (0,1) 1: distance 0. q2: 0.6, −1, outside 0: sqrt(0.8).
+        float image = kernel.Score(frame, [true, false], 1, 1, patches);
+        Assert.Equal(MathF.Sqrt(0.8f), patches[0], 6);
+        Assert.Equal(0f, patches[1], 3);
+        Assert.Equal(MathF.Sqrt(0.8f), patches[2], 6);
+        Assert.Equal(MathF.Sqrt(0.8f), image, 6);
+        // Without the whole frame a windowed kernel refuses the slot.
+        Assert.Throws<ArgumentException>(() => kernel.Store(1, [[1f, 0f]], 1, null));
     }
 
     [Fact]
@@ -237,12 +261,16 @@ public sealed class GraphExportTests(ITestOutputHelper output)
         using var session = new InferenceSession(Path.Combine(graphs, "score.onnx"));
         var (excluded, xShape) = NpyFile.ReadBools(Path.Combine(graphs, "excluded.npy"));
         var (k, _) = NpyFile.ReadLongs(Path.Combine(graphs, "k.npy"));
+        int radius = manifest.GetProperty("radius").GetInt32();
+        Assert.Equal(EngineOptions.Default.ReservoirWindow, radius); // the default engine searches a window
         var reservoirs = new (float[] Data, long[] Shape)[views];
         var queries = new (float[] Data, long[] Shape)[views];
+        var grids = new (float[] Data, long[] Shape)[views];
         for (int v = 0; v < views; v++)
         {
             reservoirs[v] = NpyFile.ReadFloats(Path.Combine(graphs, $"reservoir_{v}.npy"));
             queries[v] = NpyFile.ReadFloats(Path.Combine(graphs, $"query_{v}.npy"));
+            grids[v] = NpyFile.ReadFloats(Path.Combine(graphs, $"grid_{v}.npy"));
         }
         double worst = 0;
         for (int f = 0; f < frames; f++)
@@ -257,6 +285,7 @@ public sealed class GraphExportTests(ITestOutputHelper output)
                 long d = queries[v].Shape[2];
                 inputs[$"query_{v}"] = OrtValue.CreateTensorValueFromMemory(queries[v].Data[(int)(f * p * d)..(int)((f + 1) * p * d)], [p, d]);
                 inputs[$"reservoir_{v}"] = OrtValue.CreateTensorValueFromMemory(reservoirs[v].Data, reservoirs[v].Shape);
+                inputs[$"grid_{v}"] = OrtValue.CreateTensorValueFromMemory(grids[v].Data, grids[v].Shape);
             }
             using var run = new RunOptions();
             using var results = session.Run(run, inputs, ["patches", "image"]);
@@ -267,26 +296,42 @@ public sealed class GraphExportTests(ITestOutputHelper output)
         }
         Assert.True(worst <= 1e-6, $"the replayed graph differs from the export's outputs by {worst:E2}");
 
-        // The store graph writes one slot (slot 1's rows into slot 0) and leaves the others as they were.
+        // The store graph writes one slot (slot 1's rows and whole frame into slot 0) and leaves the others as they were.
         using var store = new InferenceSession(Path.Combine(graphs, "store.onnx"));
         var storeInputs = new Dictionary<string, OrtValue> { ["slot"] = OrtValue.CreateTensorValueFromMemory(new long[] { 0 }, [1, 1]) };
+        int gh = manifest.GetProperty("grid_height").GetInt32(), gw = manifest.GetProperty("grid_width").GetInt32();
         for (int v = 0; v < views; v++)
         {
             var (data, shape) = reservoirs[v];
             long slot = shape[1] * shape[2];
             storeInputs[$"reservoir_{v}"] = OrtValue.CreateTensorValueFromMemory(data, shape);
             storeInputs[$"rows_{v}"] = OrtValue.CreateTensorValueFromMemory(data[(int)slot..(int)(2 * slot)], [1, shape[1], shape[2]]);
+            // Slot 1's frame: its padded grid without the padding.
+            var (grid, gShape) = grids[v];
+            int d = (int)gShape[3], hp = (int)gShape[1], wp = (int)gShape[2];
+            var frame = new float[gh * gw * d];
+            for (int y = 0; y < gh; y++)
+                for (int x = 0; x < gw; x++)
+                    grid.AsSpan((((hp + y + radius) * wp) + x + radius) * d, d).CopyTo(frame.AsSpan((y * gw + x) * d, d));
+            storeInputs[$"grid_{v}"] = OrtValue.CreateTensorValueFromMemory(grid, gShape);
+            storeInputs[$"frame_{v}"] = OrtValue.CreateTensorValueFromMemory(frame, [1, gh, gw, d]);
         }
+        string[] outputs = [.. Enumerable.Range(0, views).SelectMany(v => new[] { $"updated_{v}", $"updated_grid_{v}" })];
         using (var run = new RunOptions())
-        using (var updated = store.Run(run, storeInputs, Enumerable.Range(0, views).Select(v => $"updated_{v}").ToArray()))
+        using (var updated = store.Run(run, storeInputs, outputs))
         {
             for (int v = 0; v < views; v++)
             {
                 var (data, shape) = reservoirs[v];
                 int slot = (int)(shape[1] * shape[2]);
-                var u = updated[v].GetTensorDataAsSpan<float>();
+                var u = updated[2 * v].GetTensorDataAsSpan<float>();
                 Assert.True(u[..slot].SequenceEqual(data.AsSpan(slot, slot)), $"view {v}: slot 0 does not hold slot 1's rows");
                 Assert.True(u[slot..].SequenceEqual(data.AsSpan(slot)), $"view {v}: a slot other than 0 changed");
+                var (grid, gShape) = grids[v];
+                int gslot = (int)(gShape[1] * gShape[2] * gShape[3]);
+                var ug = updated[2 * v + 1].GetTensorDataAsSpan<float>();
+                Assert.True(ug[..gslot].SequenceEqual(grid.AsSpan(gslot, gslot)), $"view {v}: slot 0's grid does not hold slot 1's frame, zero-padded");
+                Assert.True(ug[gslot..].SequenceEqual(grid.AsSpan(gslot)), $"view {v}: a grid slot other than 0 changed");
             }
         }
         foreach (var value in storeInputs.Values) value.Dispose();

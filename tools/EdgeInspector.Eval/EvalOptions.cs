@@ -71,6 +71,8 @@ internal sealed record EvalOptions
           --score-dims N                FSLC and stream: project each view to N dims before scoring (default {D.ScoreDims}; 0 = full width)
           --reservoir-frames R          stream: accepted frames in the reservoir (default {D.ReservoirFrames})
           --reservoir-keep X            stream: share of each reservoir frame's patches kept, k-center (default {D.ReservoirKeep})
+          --reservoir-window R          stream: each reservoir frame also searched whole within R patches of a patch's
+                                        position (default {D.ReservoirWindow}; -1 = off)
           --quarantine-z X              stream: frames calibrated above this stay out of the reservoir (default {D.QuarantineZ})
           --top-n N                     stream: patches averaged into the image score (default {D.TopN})
           --scoring auto|managed|onnx   stream: where the views are built and the reservoir scores: managed code,
@@ -182,6 +184,7 @@ internal sealed record EvalOptions
                 case "--quarantine-z": o = o with { Engine = o.Engine with { QuarantineZ = Dbl(0) } }; break;
                 case "--reservoir-frames": o = o with { Engine = o.Engine with { ReservoirFrames = Int(2) } }; break;
                 case "--reservoir-keep": o = o with { Engine = o.Engine with { ReservoirKeep = Dbl(0.001) } }; break;
+                case "--reservoir-window": o = o with { Engine = o.Engine with { ReservoirWindow = Int(-1) } }; break;
                 case "-h" or "--help": throw new UsageException(null);
                 default:
                     if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}'.");

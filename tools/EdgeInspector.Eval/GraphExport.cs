@@ -12,10 +12,19 @@ namespace EdgeInspector.Eval;
 /// with, a few real frames' inputs, and what ONNX Runtime's CPU provider gives on them, as .npy files and
 /// a manifest. scripts/device-check.sh replays them on a GPU machine that has no .NET.
 /// </summary>
+/// <remarks>
+/// The reservoir is exported as its <see cref="Slots"/> most recent frames, with graphs of that many slots:
+/// a whole reservoir's frames for the window search (64 × 784 patches × 6 views × 128 floats) are more than
+/// the 64 MiB a device call carries. The graphs of the engine's own capacity are exported beside them
+/// (score_full.onnx, store_full.onnx) for the device check to time, on those slots repeated.
+/// </remarks>
 internal static class GraphExport
 {
     /// <summary>Frames exported.</summary>
     public const int Frames = 4;
+
+    /// <summary>Reservoir slots exported.</summary>
+    public const int Slots = 8;
 
     /// <summary>Writes the export of <paramref name="engine"/>'s reservoir and <paramref name="frames"/> (each with its name) into <paramref name="dir"/>.</summary>
     public static void Write(string dir, ReservoirEngine engine, IReadOnlyList<(string Name, FrameFeatures Features)> frames, BackboneOptions backbone, TextWriter log)
@@ -23,15 +32,21 @@ internal static class GraphExport
         var layout = engine.Layout;
         var o = engine.Options;
         var reservoir = engine.Reservoir;
-        var shape = ScoringShape.For(layout, reservoir.Capacity, reservoir.Keep, o.TopN);
-        var held = reservoir.Export();
-        if (held.Length < 1) throw new InvalidOperationException("--export-graphs: the stream engine holds no reservoir frame to export (a lot shorter than two frames?).");
+        var all = reservoir.Export();
+        if (all.Length < 1) throw new InvalidOperationException("--export-graphs: the stream engine holds no reservoir frame to export (a lot shorter than two frames?).");
         if (frames.Count == 0) throw new InvalidOperationException("--export-graphs: no frame could be read to export.");
+        var held = all[Math.Max(0, all.Length - Slots)..];
+        int radius = reservoir.Radius;
+        var full = ScoringShape.For(layout, reservoir.Capacity, reservoir.Keep, o.TopN, radius);
+        var shape = ScoringShape.For(layout, Math.Min(Slots, reservoir.Capacity), reservoir.Keep, o.TopN, radius);
         Directory.CreateDirectory(dir);
         File.WriteAllBytes(Path.Combine(dir, "score.onnx"), ScoringGraphs.Score(shape));
         File.WriteAllBytes(Path.Combine(dir, "store.onnx"), ScoringGraphs.Store(shape));
+        File.WriteAllBytes(Path.Combine(dir, "score_full.onnx"), ScoringGraphs.Score(full));
+        File.WriteAllBytes(Path.Combine(dir, "store_full.onnx"), ScoringGraphs.Store(full));
 
         int r = shape.Capacity, keep = shape.Keep, p = shape.Patches, views = shape.Dims.Length, f = frames.Count;
+        int gh = layout.GridHeight, gw = layout.GridWidth;
         var excluded = new bool[r];
         for (int s = held.Length; s < r; s++) excluded[s] = true;
         var included = new bool[r];
@@ -40,11 +55,13 @@ internal static class GraphExport
 
         // The CPU outputs: the graphs on ONNX Runtime's CPU provider, the managed kernel beside them.
         using var scoring = new OnnxScoring("cpu", backbone);
-        using var kernel = scoring.Create(layout, r, keep, o.TopN);
-        using var managed = new FrameReservoir(layout, new SparseProjection(layout, o.SelectionDimsPerView, o.Seed), r, keep, o.IntervalFraction);
+        using var kernel = scoring.Create(layout, r, keep, o.TopN, radius);
+        using var managed = new FrameReservoir(layout, new SparseProjection(layout, o.SelectionDimsPerView, o.Seed), r, keep, o.IntervalFraction, radius: radius);
+        var kept = new float[held.Length][][];
         for (int s = 0; s < held.Length; s++)
         {
-            kernel.Store(s, held[s].Rows, held[s].Rows[0].Length / shape.Dims[0]);
+            kept[s] = KeptRows(held[s], shape.Dims);
+            kernel.Store(s, kept[s], kept[s][0].Length / shape.Dims[0], held[s].Kept is null ? null : held[s].Rows);
             managed.Import(held[s]);
         }
         var patches = new float[f * p];
@@ -65,8 +82,21 @@ internal static class GraphExport
         {
             int d = shape.Dims[v];
             var slots = new float[r * d * keep];
-            for (int s = 0; s < held.Length; s++) ScoringGraphs.SlotRows(held[s].Rows[v], held[s].Rows[v].Length / d, d, keep, slots.AsSpan(s * d * keep, d * keep));
+            for (int s = 0; s < held.Length; s++) ScoringGraphs.SlotRows(kept[s][v], kept[s][v].Length / d, d, keep, slots.AsSpan(s * d * keep, d * keep));
             Npy.Write(Path.Combine(dir, $"reservoir_{v}.npy"), slots, [r, d, keep]);
+            if (shape.Windowed)
+            {
+                // [R, H + 2r, W + 2r, D], zero outside each frame: what the store graph writes.
+                int hp = gh + 2 * radius, wp = gw + 2 * radius;
+                var grid = new float[r * hp * wp * d];
+                for (int s = 0; s < held.Length; s++)
+                {
+                    for (int y = 0; y < gh; y++)
+                        for (int x = 0; x < gw; x++)
+                            held[s].Rows[v].AsSpan((y * gw + x) * d, d).CopyTo(grid.AsSpan((((s * hp) + y + radius) * wp + x + radius) * d, d));
+                }
+                Npy.Write(Path.Combine(dir, $"grid_{v}.npy"), grid, [r, hp, wp, d]);
+            }
             var queries = new float[f * p * d];
             for (int i = 0; i < f; i++) frames[i].Features.Views[v].AsSpan(0, p * d).CopyTo(queries.AsSpan(i * p * d));
             Npy.Write(Path.Combine(dir, $"query_{v}.npy"), queries, [f, p, d]);
@@ -80,7 +110,11 @@ internal static class GraphExport
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteString("graphs", "score.onnx: inputs excluded [R,1] bool, k [1] int64, query_v [P,D_v], reservoir_v [R,D_v,K]; outputs patches [P], image []. store.onnx: slot [1,1] int64, reservoir_v, rows_v [1,D_v,K]; outputs updated_v");
+            w.WriteString("graphs", "score.onnx: inputs excluded [R,1] bool, k [1] int64, query_v [P,D_v], reservoir_v [R,D_v,K], with a window grid_v [R,H+2r,W+2r,D_v]; outputs patches [P], image []. " +
+                "store.onnx: slot [1,1] int64, reservoir_v, rows_v [1,D_v,K], with a window grid_v and frame_v [1,H,W,D_v]; outputs updated_v (and updated_grid_v). " +
+                "score_full.onnx / store_full.onnx: the same at the engine's capacity");
+            w.WriteNumber("radius", radius);
+            w.WriteNumber("capacity_full", full.Capacity);
             w.WriteNumber("opset", ScoringGraphs.Opset);
             w.WriteNumber("patches", p);
             w.WriteNumber("grid_height", layout.GridHeight);
@@ -102,6 +136,20 @@ internal static class GraphExport
             w.WriteEndObject();
         }
         log.WriteLine($"graphs exported to {dir}: {f} frames against {held.Length} reservoir frames (k {k}); the CPU graph and the managed kernel differ by at most {worstPatch:E1} (patches), {worstImage:E1} (image)");
+    }
+
+    /// <summary>A held frame's kept rows per view: its rows as they are, or the k-center subset of its whole frame.</summary>
+    private static float[][] KeptRows(ReservoirFrame frame, int[] dims)
+    {
+        if (frame.Kept is not { } kept) return frame.Rows;
+        var rows = new float[dims.Length][];
+        for (int v = 0; v < dims.Length; v++)
+        {
+            int d = dims[v];
+            rows[v] = new float[kept.Length * d];
+            for (int c = 0; c < kept.Length; c++) frame.Rows[v].AsSpan(kept[c] * d, d).CopyTo(rows[v].AsSpan(c * d, d));
+        }
+        return rows;
     }
 }
 

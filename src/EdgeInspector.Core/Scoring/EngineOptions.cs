@@ -17,7 +17,13 @@ public sealed record EngineOptions
     public int ReservoirFrames { get; init; } = 64;
 
     /// <summary>Share of each reservoir frame's patches kept (a k-center subset).</summary>
-    public double ReservoirKeep { get; init; } = 0.125;
+    public double ReservoirKeep { get; init; } = 0.0625;
+
+    /// <summary>
+    /// r: each reservoir frame is also searched whole within (2r + 1)² patch positions of a patch's own
+    /// (−1: not at all; only the kept subset).
+    /// </summary>
+    public int ReservoirWindow { get; init; } = 2;
 
     /// <summary>Interval average: the mean of this lowest share of a patch's per-frame distances (MuSc's 30%).</summary>
     public double IntervalFraction { get; init; } = 0.3;
@@ -46,5 +52,5 @@ public sealed record EngineOptions
     /// warm-up batch and κ_q are not, since they only decide what enters later.
     /// </summary>
     public string Fingerprint() => FormattableString.Invariant(
-        $"reservoir_frames={ReservoirFrames};reservoir_keep={ReservoirKeep:R};interval={IntervalFraction:R};top_n={TopN};window={CalibrationWindow};score_dims={ScoreDims};selection_dims={SelectionDimsPerView};seed={Seed}");
+        $"reservoir_frames={ReservoirFrames};reservoir_keep={ReservoirKeep:R};reservoir_window={ReservoirWindow};interval={IntervalFraction:R};top_n={TopN};window={CalibrationWindow};score_dims={ScoreDims};selection_dims={SelectionDimsPerView};seed={Seed}");
 }

@@ -9,7 +9,8 @@ namespace EdgeInspector.Core.Scoring;
 /// A reservoir of recent accepted frames (spec §6.1's K_ref), each compressed to a k-center subset of its
 /// patches, that scores a patch the way MuSc does: its nearest distance within each reservoir frame, then
 /// the mean of the lowest <see cref="EngineOptions.IntervalFraction"/> of those (the interval average), per
-/// view, fused by the mean over views.
+/// view, fused by the mean over views. With a window radius r, each frame is also searched whole within
+/// (2r + 1)² positions of the patch's own, and the nearest distance is the smaller of the two searches.
 /// </summary>
 /// <remarks>
 /// Why: a coreset's nearest element is a minimum over the union of every frame it came from, so a pattern
@@ -17,6 +18,10 @@ namespace EdgeInspector.Core.Scoring;
 /// element and scores as normal. MuSc asks whether the pattern is in 30% of the frames. Keeping frames
 /// apart, even subsampled, keeps that question answerable at a coreset's cost: R frames × k patches are
 /// as many references as a coreset of R·k elements. A frame's own entry never scores it.
+/// The subset stands in for the whole frame, and every distance it gives is at least the whole frame's.
+/// On small defects that excess hides the defect (docs/decisions/0004). The window search takes it back
+/// where the part sits in place, for (2r + 1)² / P of a whole frame's work, while the subset still finds
+/// the patch that moved.
 /// Not thread-safe; frames may be scored on several threads while no <see cref="Add"/> runs.
 /// </remarks>
 public sealed class FrameReservoir : IDisposable
@@ -26,9 +31,11 @@ public sealed class FrameReservoir : IDisposable
     private readonly double _fraction;
     private readonly Entry?[] _entries;
     private readonly IReservoirKernel? _kernel;
+    private readonly int _radius;
     private int _next;
 
-    private sealed record Entry(long Id, PackedPanels[] Views);
+    /// <summary>A held frame: its kept patches packed per view, the k-center indices they are, and with a window its whole views laid out for the search.</summary>
+    private sealed record Entry(long Id, PackedPanels[] Views, int[] Kept, WindowGrid[]? Grids);
 
     /// <summary>Where <c>Score</c>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
     public ParallelOptions Parallelism { get; set; } = new();
@@ -36,10 +43,12 @@ public sealed class FrameReservoir : IDisposable
     /// <summary>
     /// Creates an empty reservoir of <paramref name="capacity"/> frames, keeping <paramref name="keep"/> patches
     /// of each. With <paramref name="kernel"/> (made for this capacity and keep), frames are scored there and
-    /// every slot written is mirrored to it; otherwise by the managed kernel.
+    /// every slot written is mirrored to it; otherwise by the managed kernel. <paramref name="radius"/> is the
+    /// window's (−1: none); a reservoir that keeps every patch needs none and searches none.
     /// </summary>
-    public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction, IReservoirKernel? kernel = null)
+    public FrameReservoir(FeatureLayout layout, SparseProjection projection, int capacity, int keep, double fraction, IReservoirKernel? kernel = null, int radius = -1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(radius, -1);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
         _layout = layout;
@@ -47,8 +56,15 @@ public sealed class FrameReservoir : IDisposable
         _fraction = fraction;
         _entries = new Entry?[capacity];
         Keep = Math.Min(keep, layout.Patches);
+        _radius = WindowRadius(layout, keep, radius);
         _kernel = kernel;
     }
+
+    /// <summary>The window radius a reservoir of <paramref name="layout"/> keeping <paramref name="keep"/> patches searches: −1 when it keeps every patch.</summary>
+    public static int WindowRadius(FeatureLayout layout, int keep, int radius) => keep >= layout.Patches ? -1 : radius;
+
+    /// <summary>The window radius searched (−1: none).</summary>
+    public int Radius => _radius;
 
     /// <summary>Frees the kernel's copy of the reservoir, if any.</summary>
     public void Dispose() => _kernel?.Dispose();
@@ -65,11 +81,16 @@ public sealed class FrameReservoir : IDisposable
     /// <summary>Most frames held; the oldest goes when a frame is added to a full reservoir.</summary>
     public int Capacity => _entries.Length;
 
-    /// <summary>Bytes one frame takes in a reservoir of <paramref name="layout"/> that keeps <paramref name="keep"/> of its patches.</summary>
-    public static long BytesPerFrame(FeatureLayout layout, int keep)
+    /// <summary>Bytes one frame takes in a reservoir of <paramref name="layout"/> that keeps <paramref name="keep"/> of its patches and searches a window of <paramref name="radius"/>.</summary>
+    public static long BytesPerFrame(FeatureLayout layout, int keep, int radius = -1)
     {
-        long bytes = 0;
-        foreach (var v in layout.Views) bytes += PackedPanels.BytesFor(Math.Min(keep, layout.Patches), v.Dim);
+        long bytes = 4L * Math.Min(keep, layout.Patches);
+        radius = WindowRadius(layout, keep, radius);
+        foreach (var v in layout.Views)
+        {
+            bytes += PackedPanels.BytesFor(Math.Min(keep, layout.Patches), v.Dim);
+            if (radius >= 0) bytes += WindowGrid.BytesFor(layout.GridHeight, layout.GridWidth, v.Dim, radius);
+        }
         return bytes;
     }
 
@@ -83,6 +104,8 @@ public sealed class FrameReservoir : IDisposable
             {
                 if (e is null) continue;
                 foreach (var v in e.Views) bytes += v.AllocatedBytes;
+                foreach (var g in e.Grids ?? []) bytes += g.AllocatedBytes;
+                bytes += 4L * e.Kept.Length;
             }
             return bytes;
         }
@@ -95,13 +118,27 @@ public sealed class FrameReservoir : IDisposable
     private Entry Oldest(int t) => _entries[SlotOf(t)]!;
 
     /// <summary>An entry's kept rows per view, unpacked (row-major, copies).</summary>
-    private static float[][] Rows(Entry e)
+    private static float[][] KeptRows(Entry e)
     {
         var rows = new float[e.Views.Length][];
         for (int v = 0; v < rows.Length; v++)
         {
             rows[v] = new float[e.Views[v].Count * e.Views[v].Dim];
             e.Views[v].CopyRows(rows[v]);
+        }
+        return rows;
+    }
+
+    /// <summary>An entry's whole views, row-major (copies), when it holds them (a reservoir with a window).</summary>
+    private static float[][]? FrameRows(Entry e)
+    {
+        if (e.Grids is null) return null;
+        var rows = new float[e.Grids.Length][];
+        for (int v = 0; v < rows.Length; v++)
+        {
+            var g = e.Grids[v];
+            rows[v] = new float[g.Height * g.Width * g.Dim];
+            g.CopyRows(rows[v]);
         }
         return rows;
     }
@@ -125,7 +162,7 @@ public sealed class FrameReservoir : IDisposable
         }
         int removed = Count - kept.Count;
         Clear();
-        foreach (var e in kept) Insert(e, null);
+        foreach (var e in kept) Insert(e, null, null);
         return removed;
     }
 
@@ -164,17 +201,24 @@ public sealed class FrameReservoir : IDisposable
                 ArrayPool<float>.Shared.Return(projected);
             }
         }
-        var views = new PackedPanels[frame.Views.Length];
-        var kept = new float[views.Length][];
+        Insert(Make(id, frame.Views, chosen), null, _radius >= 0 ? frame.Views : null);
+    }
+
+    /// <summary>An entry of the patches <paramref name="chosen"/> of a frame's views (row-major, whole).</summary>
+    private Entry Make(long id, IReadOnlyList<float[]> frame, int[] chosen)
+    {
+        var views = new PackedPanels[frame.Count];
+        var grids = _radius >= 0 ? new WindowGrid[frame.Count] : null;
         for (int v = 0; v < views.Length; v++)
         {
             int d = _layout.Views[v].Dim;
-            var rows = new float[chosen.Length * d];
-            for (int c = 0; c < chosen.Length; c++) frame.Views[v].AsSpan(chosen[c] * d, d).CopyTo(rows.AsSpan(c * d, d));
-            views[v] = PackedPanels.Pack(rows, d);
-            kept[v] = rows;
+            var rows = ArrayPool<float>.Shared.Rent(chosen.Length * d);
+            for (int c = 0; c < chosen.Length; c++) frame[v].AsSpan(chosen[c] * d, d).CopyTo(rows.AsSpan(c * d, d));
+            views[v] = PackedPanels.Pack(rows.AsSpan(0, chosen.Length * d), d);
+            ArrayPool<float>.Shared.Return(rows);
+            if (grids is not null) grids[v] = WindowGrid.Pack(frame[v], _layout.GridHeight, _layout.GridWidth, d, _radius);
         }
-        Insert(new Entry(id, views), kept);
+        return new Entry(id, views, chosen, grids);
     }
 
     /// <summary>The frames held, oldest first, as kept (copies): what a snapshot of the engine stores.</summary>
@@ -184,14 +228,19 @@ public sealed class FrameReservoir : IDisposable
         for (int t = 0; t < Count; t++)
         {
             var e = Oldest(t);
-            frames[t] = new ReservoirFrame(e.Id, Rows(e));
+            frames[t] = FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptRows(e));
         }
         return frames;
     }
 
-    /// <summary>Throws unless <paramref name="frame"/> has this reservoir's views and a whole number of rows in each, at most <see cref="Keep"/>.</summary>
+    /// <summary>
+    /// Throws unless <paramref name="frame"/> has this reservoir's views and a whole number of rows in each:
+    /// at most <see cref="Keep"/> kept rows, or, for a reservoir with a window, the frame's every patch and
+    /// the indices of at most <see cref="Keep"/> of them.
+    /// </summary>
     public void Validate(ReservoirFrame frame)
     {
+        if (_radius >= 0 && frame.Kept is null) throw new ArgumentException($"Frame {frame.Id}: only its kept patches are given; this reservoir searches whole frames in a window and needs every patch.", nameof(frame));
         if (frame.Rows.Length != _layout.Views.Count) throw new ArgumentException($"Frame {frame.Id}: {frame.Rows.Length} views, this layout has {_layout.Views.Count}.", nameof(frame));
         int rows = -1;
         for (int v = 0; v < frame.Rows.Length; v++)
@@ -202,23 +251,42 @@ public sealed class FrameReservoir : IDisposable
             if (rows >= 0 && n != rows) throw new ArgumentException($"Frame {frame.Id}: view {v} holds {n} patches, view 0 {rows}.", nameof(frame));
             rows = n;
         }
-        if (rows > Keep) throw new ArgumentException($"Frame {frame.Id}: {rows} patches kept, this reservoir keeps {Keep}.", nameof(frame));
+        if (frame.Kept is null)
+        {
+            if (rows > Keep) throw new ArgumentException($"Frame {frame.Id}: {rows} patches kept, this reservoir keeps {Keep}.", nameof(frame));
+            return;
+        }
+        if (rows != _layout.Patches) throw new ArgumentException($"Frame {frame.Id}: {rows} patches, a whole frame of this layout has {_layout.Patches}.", nameof(frame));
+        if (frame.Kept.Length == 0 || frame.Kept.Length > Keep) throw new ArgumentException($"Frame {frame.Id}: {frame.Kept.Length} patches kept, this reservoir keeps 1 to {Keep}.", nameof(frame));
+        var seen = new HashSet<int>();
+        foreach (int i in frame.Kept)
+        {
+            if (i < 0 || i >= rows || !seen.Add(i)) throw new ArgumentException($"Frame {frame.Id}: kept patch index {i} is outside 0..{rows - 1} or repeated.", nameof(frame));
+        }
     }
 
     /// <summary>Adds a frame as exported by <see cref="Export"/> (a warm restart): no selection, the rows are kept as they are.</summary>
     public void Import(ReservoirFrame frame)
     {
         Validate(frame);
+        if (frame.Kept is { } kept)
+        {
+            Insert(Make(frame.Id, frame.Rows, (int[])kept.Clone()), null, _radius >= 0 ? frame.Rows : null);
+            return;
+        }
         var views = new PackedPanels[frame.Rows.Length];
         for (int v = 0; v < views.Length; v++) views[v] = PackedPanels.Pack(frame.Rows[v], _layout.Views[v].Dim);
-        Insert(new Entry(frame.Id, views), frame.Rows);
+        int count = frame.Rows[0].Length / _layout.Views[0].Dim;
+        var indices = new int[count];
+        for (int i = 0; i < count; i++) indices[i] = i;
+        Insert(new Entry(frame.Id, views, indices, null), frame.Rows, null);
     }
 
     /// <summary>Puts <paramref name="entry"/> in the next slot, and its rows (unpacked, if at hand) into the kernel's copy of that slot.</summary>
-    private void Insert(Entry entry, IReadOnlyList<float[]>? rows)
+    private void Insert(Entry entry, IReadOnlyList<float[]>? kept, IReadOnlyList<float[]>? whole)
     {
         _entries[_next] = entry;
-        _kernel?.Store(_next, rows ?? Rows(entry), entry.Views[0].Count);
+        _kernel?.Store(_next, kept ?? KeptRows(entry), entry.Views[0].Count, _radius >= 0 ? whole ?? FrameRows(entry) : null);
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }
@@ -270,13 +338,17 @@ public sealed class FrameReservoir : IDisposable
                 // alpha[t*p + q]: nearest distance of patch q within reservoir frame t.
                 var alpha = ArrayPool<float>.Shared.Rent(n * p);
                 var column = ArrayPool<float>.Shared.Rent(n);
+                int d = _layout.Views[v].Dim;
+                var query = _radius >= 0 ? ArrayPool<float>.Shared.Rent(WindowMaxDot.QueryLength(_layout.GridHeight, _layout.GridWidth, d)) : null;
                 try
                 {
+                    if (query is not null) WindowMaxDot.PackQuery(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d, query);
                     for (int t = 0; t < n; t++)
                     {
                         Span<float> best = alpha.AsSpan(t * p, p);
                         best.Fill(float.NegativeInfinity);
                         MaxDot.Accumulate(frame.Views[v], refs[t].Views[v], best);
+                        if (query is not null) WindowMaxDot.Accumulate(query, refs[t].Grids![v], best);
                         for (int q = 0; q < p; q++) best[q] = MaxDot.UnitDistance(best[q]);
                     }
                     Span<float> s = perView.AsSpan(v * p, p);
@@ -290,6 +362,7 @@ public sealed class FrameReservoir : IDisposable
                 {
                     ArrayPool<float>.Shared.Return(alpha);
                     ArrayPool<float>.Shared.Return(column);
+                    if (query is not null) ArrayPool<float>.Shared.Return(query);
                 }
             });
             ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);

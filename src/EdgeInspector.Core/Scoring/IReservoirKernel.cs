@@ -10,7 +10,8 @@ namespace EdgeInspector.Core.Scoring;
 /// </summary>
 /// <remarks>
 /// The contract is <see cref="FrameReservoir"/>'s managed scoring: per view, each patch's nearest unit
-/// distance within every included slot, the mean of the <c>k</c> smallest of those, the mean over the
+/// distance within every included slot (over the kept rows and, with a window, the slot's frame within the
+/// window around the patch's position, 0 as the dot product outside the grid), the mean of the <c>k</c> smallest of those, the mean over the
 /// views; the image score is the mean of the top-N patch scores. The managed path is the plain twin the
 /// tests hold a kernel to. <see cref="Score"/> may run on several threads at once while no
 /// <see cref="Store"/> runs.
@@ -23,9 +24,10 @@ public interface IReservoirKernel : IDisposable
     /// <summary>
     /// Slot <paramref name="slot"/> now holds <paramref name="rows"/>: per view, <paramref name="count"/>
     /// unit rows of the view's width (at most the reservoir's keep; a kernel pads short frames by repeating
-    /// a row, which leaves every maximum as it is).
+    /// a row, which leaves every maximum as it is). A reservoir that searches a window also gives the frame's
+    /// whole views, <paramref name="frame"/> (every patch, row-major); otherwise it is null.
     /// </summary>
-    void Store(int slot, IReadOnlyList<float[]> rows, int count);
+    void Store(int slot, IReadOnlyList<float[]> rows, int count, IReadOnlyList<float[]>? frame);
 
     /// <summary>
     /// Scores <paramref name="frame"/> against the slots <paramref name="included"/> marks (one flag per
@@ -36,5 +38,8 @@ public interface IReservoirKernel : IDisposable
     float Score(FrameFeatures frame, ReadOnlySpan<bool> included, int k, int topN, Span<float> patches);
 }
 
-/// <summary>Makes the kernel of one reservoir: <paramref name="capacity"/> slots of <paramref name="keep"/> rows per view of <paramref name="layout"/>.</summary>
-public delegate IReservoirKernel ReservoirKernelFactory(FeatureLayout layout, int capacity, int keep, int topN);
+/// <summary>
+/// Makes the kernel of one reservoir: <paramref name="capacity"/> slots of <paramref name="keep"/> rows per view of
+/// <paramref name="layout"/>, and with <paramref name="radius"/> ≥ 0 each slot's whole frame for the window search.
+/// </summary>
+public delegate IReservoirKernel ReservoirKernelFactory(FeatureLayout layout, int capacity, int keep, int topN, int radius);

@@ -56,8 +56,9 @@ public sealed class ReservoirEngine : IDisposable
         _calibrator = new ScoreCalibrator(options.CalibrationWindow);
         var selection = new SparseProjection(layout, options.SelectionDimsPerView, options.Seed);
         int keep = Keep(layout, options);
+        int radius = FrameReservoir.WindowRadius(layout, keep, options.ReservoirWindow);
         _reservoir = new FrameReservoir(layout, selection, options.ReservoirFrames, keep, options.IntervalFraction,
-            kernel?.Invoke(layout, options.ReservoirFrames, Math.Min(keep, layout.Patches), options.TopN));
+            kernel?.Invoke(layout, options.ReservoirFrames, Math.Min(keep, layout.Patches), options.TopN, radius), radius);
     }
 
     /// <summary>Patches a reservoir frame keeps: at least one kernel panel's worth, since fewer saves no
@@ -70,7 +71,7 @@ public sealed class ReservoirEngine : IDisposable
     /// learns: a full warm-up batch of frames' features, and a full reservoir.
     /// </summary>
     public static long MemoryBound(FeatureLayout layout, EngineOptions options) =>
-        options.Batch * FrameFeatures.BytesFor(layout) + options.ReservoirFrames * FrameReservoir.BytesPerFrame(layout, Keep(layout, options));
+        options.Batch * FrameFeatures.BytesFor(layout) + options.ReservoirFrames * FrameReservoir.BytesPerFrame(layout, Keep(layout, options), options.ReservoirWindow);
 
     /// <summary>Bytes held now by the warm-up batch's features and the reservoir's frames (at most <see cref="MemoryBound"/>).</summary>
     public long HeldBytes => _warmup.Count * FrameFeatures.BytesFor(Layout) + _reservoir.HeldBytes;
@@ -258,5 +259,9 @@ public sealed class ReservoirEngine : IDisposable
 /// </summary>
 public sealed record LearnedState(IReadOnlyList<ReservoirFrame> Frames, float[] Calibration, long Quarantined);
 
-/// <summary>One reservoir frame as kept: its id and, per view, its kept patches' rows (patches × view dim).</summary>
-public sealed record ReservoirFrame(long Id, float[][] Rows);
+/// <summary>
+/// One reservoir frame as kept: its id and, per view, rows (patches × view dim). With <paramref name="Kept"/>
+/// (a reservoir that searches a window), the rows are the frame's every patch and <paramref name="Kept"/> the
+/// indices of its k-center subset; without, the rows are the kept patches themselves.
+/// </summary>
+public sealed record ReservoirFrame(long Id, float[][] Rows, int[]? Kept = null);

@@ -1,0 +1,323 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace EdgeInspector.Core.Numerics;
+
+/// <summary>
+/// A frame's view laid out for the window search (<see cref="WindowMaxDot"/>): row-planar,
+/// [H][D][W + 2r], each grid row's D feature planes one after the other, r zero columns either side.
+/// </summary>
+/// <remarks>
+/// Row-planar because the search takes, for one row of queries and one offset, the same row of references
+/// shifted by the offset: for every feature that is one unaligned vector load, and the rows a query row
+/// needs (2r + 1 of them) sit together in memory. The zero columns make a shifted load read 0 where the
+/// window leaves the grid sideways; a row above or below the grid is not stored, the search counts it as
+/// 0. A load for a lane past the grid's width may run into the next plane (a few floats of slack end
+/// the buffer): those lanes are never written back. The search reads every grid of the reservoir once per
+/// frame, so its speed is the memory's, and the layout holds no more than it must.
+/// </remarks>
+public sealed class WindowGrid
+{
+    private WindowGrid(int height, int width, int dim, int radius)
+    {
+        Height = height;
+        Width = width;
+        Dim = dim;
+        Radius = radius;
+        Stride = width + 2 * radius;
+        Data = new float[Length(height, width, dim, radius)];
+    }
+
+    /// <summary>Grid rows.</summary>
+    public int Height { get; }
+
+    /// <summary>Grid columns.</summary>
+    public int Width { get; }
+
+    /// <summary>Feature width.</summary>
+    public int Dim { get; }
+
+    /// <summary>r: the window is (2r + 1)² positions around a patch's own.</summary>
+    public int Radius { get; }
+
+    /// <summary>Floats from one feature plane of a row to the next.</summary>
+    public int Stride { get; }
+
+    /// <summary>The planes ([H][D][Stride]) and the slack.</summary>
+    public float[] Data { get; }
+
+    /// <summary>Bytes held.</summary>
+    public long AllocatedBytes => 4L * Data.Length;
+
+    /// <summary>Bytes a grid of this shape holds.</summary>
+    public static long BytesFor(int height, int width, int dim, int radius) => 4L * Length(height, width, dim, radius);
+
+    private static int Length(int height, int width, int dim, int radius) =>
+        height * dim * (width + 2 * radius) + WindowMaxDot.QueryStride(width) - width;
+
+    /// <summary>Lays out <paramref name="rows"/> (height × width patches, row-major, <paramref name="dim"/> floats each).</summary>
+    public static WindowGrid Pack(ReadOnlySpan<float> rows, int height, int width, int dim, int radius)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(radius);
+        if (rows.Length < height * width * dim) throw new ArgumentException($"{height}×{width} patches of {dim} need {height * width * dim} floats, got {rows.Length}.", nameof(rows));
+        var g = new WindowGrid(height, width, dim, radius);
+        for (int y = 0; y < height; y++)
+        {
+            int rowBase = y * dim * g.Stride + radius;
+            for (int x = 0; x < width; x++)
+            {
+                var patch = rows.Slice((y * width + x) * dim, dim);
+                for (int k = 0; k < dim; k++) g.Data[rowBase + k * g.Stride + x] = patch[k];
+            }
+        }
+        return g;
+    }
+
+    /// <summary>The patches back, row-major (height × width × dim floats).</summary>
+    public void CopyRows(Span<float> rows)
+    {
+        if (rows.Length < Height * Width * Dim) throw new ArgumentException($"{Height * Width * Dim} floats needed.", nameof(rows));
+        for (int y = 0; y < Height; y++)
+        {
+            int rowBase = y * Dim * Stride + Radius;
+            for (int x = 0; x < Width; x++)
+            {
+                var patch = rows.Slice((y * Width + x) * Dim, Dim);
+                for (int k = 0; k < Dim; k++) patch[k] = Data[rowBase + k * Stride + x];
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The window search: each query patch's largest dot product with the reference frame's patches within
+/// (2r + 1)² positions of its own (an offset that leaves the grid counts as a dot of 0: two unit vectors
+/// at right angles). On a part that sits in place its nearest patch in another frame is near the same
+/// position, so this finds what a search of the whole frame would, at (2r + 1)² / P of its work.
+/// </summary>
+/// <remarks>
+/// Per query row and offset row: the 2r + 1 column offsets are 2r + 1 accumulators over the feature index,
+/// each fed by one unaligned load of the shifted reference row, four at a time, so every query load
+/// serves four FMAs. The queries are laid out as the references are, without the padding
+/// (<see cref="PackQuery"/>); the lanes past the grid's width are zero and are never written back.
+/// </remarks>
+public static class WindowMaxDot
+{
+    /// <summary>Floats per vector the layout is made for.</summary>
+    public static int Lanes => Vector512.IsHardwareAccelerated ? Vector512<float>.Count : Vector<float>.Count;
+
+    /// <summary>A query row's stride: the width rounded up to whole vectors.</summary>
+    public static int QueryStride(int width) => (width + Lanes - 1) / Lanes * Lanes;
+
+    /// <summary>Floats <see cref="PackQuery"/> writes for a grid of this shape.</summary>
+    public static int QueryLength(int height, int width, int dim) => height * dim * QueryStride(width);
+
+    /// <summary>Lays out a frame's view (row-major patches) as queries: [H][D][QueryStride], zero past the width.</summary>
+    public static void PackQuery(ReadOnlySpan<float> rows, int height, int width, int dim, Span<float> planes)
+    {
+        int s = QueryStride(width);
+        if (planes.Length < height * dim * s) throw new ArgumentException($"{height * dim * s} floats needed.", nameof(planes));
+        planes[..(height * dim * s)].Clear();
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                var patch = rows.Slice((y * width + x) * dim, dim);
+                int at = y * dim * s + x;
+                for (int k = 0; k < dim; k++) planes[at + k * s] = patch[k];
+            }
+        }
+    }
+
+    /// <summary>
+    /// best[q] ← max(best[q], max over the window of q of q·r), for the queries <paramref name="query"/>
+    /// (as <see cref="PackQuery"/> lays them out) against <paramref name="grid"/>.
+    /// </summary>
+    public static void Accumulate(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    {
+        int h = grid.Height, w = grid.Width, d = grid.Dim;
+        if (query.Length < QueryLength(h, w, d)) throw new ArgumentException($"The queries hold {query.Length} floats; a {h}×{w} grid of {d} needs {QueryLength(h, w, d)}.", nameof(query));
+        if (best.Length < h * w) throw new ArgumentException($"{best.Length} maxima for {h * w} patches.", nameof(best));
+        if (grid.Data.Length < h * d * grid.Stride + QueryStride(w) - w) throw new ArgumentException("The grid was laid out for another vector width.", nameof(grid));
+        if (Vector512.IsHardwareAccelerated) Accumulate512(query, grid, best);
+        else AccumulateVector(query, grid, best);
+    }
+
+    private static void Accumulate512(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    {
+        int h = grid.Height, w = grid.Width, d = grid.Dim, r = grid.Radius, span = 2 * r + 1, gs = grid.Stride, qs = QueryStride(w);
+        const int L = 16;
+        ref float q0 = ref MemoryMarshal.GetReference(query);
+        ref float g0 = ref MemoryMarshal.GetArrayDataReference(grid.Data);
+        Span<float> lane = stackalloc float[L];
+        for (int y = 0; y < h; y++)
+        {
+            int x0 = 0;
+            // Two vectors of queries side by side and five offsets: ten accumulators, enough to hide the FMA's
+            // latency, and each query load serves five FMAs.
+            for (; x0 + 2 * L <= qs; x0 += 2 * L)
+            {
+                ref float q = ref Unsafe.Add(ref q0, y * d * qs + x0);
+                var top = Vector512.Create(float.NegativeInfinity);
+                if (y < r || y + r >= h) top = Vector512<float>.Zero; // a row of the window above or below the grid
+                var topNext = top;
+                for (int gy = Math.Max(0, y - r); gy <= Math.Min(h - 1, y + r); gy++)
+                {
+                    ref float g = ref Unsafe.Add(ref g0, gy * d * gs + x0);
+                    int dx = 0;
+                    for (; dx + 5 <= span; dx += 5) Five512(ref q, ref Unsafe.Add(ref g, dx), d, qs, gs, ref top, ref topNext);
+                    for (; dx < span; dx++)
+                    {
+                        top = Vector512.Max(top, One512(ref q, ref Unsafe.Add(ref g, dx), d, qs, gs));
+                        topNext = Vector512.Max(topNext, One512(ref Unsafe.Add(ref q, L), ref Unsafe.Add(ref g, dx + L), d, qs, gs));
+                    }
+                }
+                top.CopyTo(lane);
+                WriteBack(lane, best.Slice(y * w + x0, Math.Min(L, w - x0)));
+                if (x0 + L < w)
+                {
+                    topNext.CopyTo(lane);
+                    WriteBack(lane, best.Slice(y * w + x0 + L, Math.Min(L, w - x0 - L)));
+                }
+            }
+            for (; x0 < w; x0 += L)
+            {
+                ref float q = ref Unsafe.Add(ref q0, y * d * qs + x0);
+                var top = Vector512.Create(float.NegativeInfinity);
+                if (y < r || y + r >= h) top = Vector512<float>.Zero;
+                for (int gy = Math.Max(0, y - r); gy <= Math.Min(h - 1, y + r); gy++)
+                {
+                    ref float g = ref Unsafe.Add(ref g0, gy * d * gs + x0);
+                    for (int dx = 0; dx < span; dx++) top = Vector512.Max(top, One512(ref q, ref Unsafe.Add(ref g, dx), d, qs, gs));
+                }
+                top.CopyTo(lane);
+                WriteBack(lane, best.Slice(y * w + x0, Math.Min(L, w - x0)));
+            }
+        }
+    }
+
+    /// <summary>Two query vectors (at q and q + 16) against five consecutive offsets (g + 0..4, and 16 on).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Five512(ref float q, ref float g, int d, int qs, int gs, ref Vector512<float> top, ref Vector512<float> topNext)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default;
+        for (int k = 0; k < d; k++)
+        {
+            ref float qk = ref Unsafe.Add(ref q, k * qs);
+            ref float gk = ref Unsafe.Add(ref g, k * gs);
+            var qa = Vector512.LoadUnsafe(ref qk);
+            var qb = Vector512.LoadUnsafe(ref qk, 16);
+            a0 = Vector512.FusedMultiplyAdd(qa, Vector512.LoadUnsafe(ref gk), a0);
+            a1 = Vector512.FusedMultiplyAdd(qa, Vector512.LoadUnsafe(ref gk, 1), a1);
+            a2 = Vector512.FusedMultiplyAdd(qa, Vector512.LoadUnsafe(ref gk, 2), a2);
+            a3 = Vector512.FusedMultiplyAdd(qa, Vector512.LoadUnsafe(ref gk, 3), a3);
+            a4 = Vector512.FusedMultiplyAdd(qa, Vector512.LoadUnsafe(ref gk, 4), a4);
+            b0 = Vector512.FusedMultiplyAdd(qb, Vector512.LoadUnsafe(ref gk, 16), b0);
+            b1 = Vector512.FusedMultiplyAdd(qb, Vector512.LoadUnsafe(ref gk, 17), b1);
+            b2 = Vector512.FusedMultiplyAdd(qb, Vector512.LoadUnsafe(ref gk, 18), b2);
+            b3 = Vector512.FusedMultiplyAdd(qb, Vector512.LoadUnsafe(ref gk, 19), b3);
+            b4 = Vector512.FusedMultiplyAdd(qb, Vector512.LoadUnsafe(ref gk, 20), b4);
+        }
+        top = Vector512.Max(top, Vector512.Max(Vector512.Max(Vector512.Max(a0, a1), Vector512.Max(a2, a3)), a4));
+        topNext = Vector512.Max(topNext, Vector512.Max(Vector512.Max(Vector512.Max(b0, b1), Vector512.Max(b2, b3)), b4));
+    }
+
+    /// <summary>One query vector against one offset.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> One512(ref float q, ref float g, int d, int qs, int gs)
+    {
+        Vector512<float> a = default, b = default;
+        int k = 0;
+        for (; k + 2 <= d; k += 2)
+        {
+            a = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref q, (nuint)(k * qs)), Vector512.LoadUnsafe(ref g, (nuint)(k * gs)), a);
+            b = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref q, (nuint)((k + 1) * qs)), Vector512.LoadUnsafe(ref g, (nuint)((k + 1) * gs)), b);
+        }
+        if (k < d) a = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref q, (nuint)(k * qs)), Vector512.LoadUnsafe(ref g, (nuint)(k * gs)), a);
+        return a + b;
+    }
+
+    private static void AccumulateVector(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    {
+        int h = grid.Height, w = grid.Width, d = grid.Dim, r = grid.Radius, span = 2 * r + 1, gs = grid.Stride, qs = QueryStride(w);
+        int l = Vector<float>.Count;
+        ref float q0 = ref MemoryMarshal.GetReference(query);
+        ref float g0 = ref MemoryMarshal.GetArrayDataReference(grid.Data);
+        Span<float> lane = stackalloc float[l];
+        for (int y = 0; y < h; y++)
+        {
+            for (int x0 = 0; x0 < w; x0 += l)
+            {
+                ref float q = ref Unsafe.Add(ref q0, y * d * qs + x0);
+                var top = new Vector<float>(float.NegativeInfinity);
+                if (y < r || y + r >= h) top = Vector<float>.Zero;
+                for (int gy = Math.Max(0, y - r); gy <= Math.Min(h - 1, y + r); gy++)
+                {
+                    ref float g = ref Unsafe.Add(ref g0, gy * d * gs + x0);
+                    int dx = 0;
+                    for (; dx + 4 <= span; dx += 4)
+                    {
+                        Vector<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        for (int k = 0; k < d; k++)
+                        {
+                            var qv = Vector.LoadUnsafe(ref q, (nuint)(k * qs));
+                            ref float gk = ref Unsafe.Add(ref g, k * gs + dx);
+                            a0 = Vector.FusedMultiplyAdd(qv, Vector.LoadUnsafe(ref gk), a0);
+                            a1 = Vector.FusedMultiplyAdd(qv, Vector.LoadUnsafe(ref gk, 1), a1);
+                            a2 = Vector.FusedMultiplyAdd(qv, Vector.LoadUnsafe(ref gk, 2), a2);
+                            a3 = Vector.FusedMultiplyAdd(qv, Vector.LoadUnsafe(ref gk, 3), a3);
+                        }
+                        top = Vector.Max(top, Vector.Max(Vector.Max(a0, a1), Vector.Max(a2, a3)));
+                    }
+                    for (; dx < span; dx++)
+                    {
+                        Vector<float> a = default;
+                        for (int k = 0; k < d; k++)
+                            a = Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref q, (nuint)(k * qs)), Vector.LoadUnsafe(ref g, (nuint)(k * gs + dx)), a);
+                        top = Vector.Max(top, a);
+                    }
+                }
+                top.CopyTo(lane);
+                WriteBack(lane, best.Slice(y * w + x0, Math.Min(l, w - x0)));
+            }
+        }
+    }
+
+    private static void WriteBack(ReadOnlySpan<float> lane, Span<float> best)
+    {
+        for (int i = 0; i < best.Length; i++) if (lane[i] > best[i]) best[i] = lane[i];
+    }
+
+    /// <summary>
+    /// The plain twin of <see cref="Accumulate"/>, on row-major patches: for every query patch and every
+    /// offset of the window, one dot product (0 outside the grid).
+    /// </summary>
+    public static void AccumulateScalar(ReadOnlySpan<float> queryRows, ReadOnlySpan<float> referenceRows, int height, int width, int dim, int radius, Span<float> best)
+    {
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                var q = queryRows.Slice((y * width + x) * dim, dim);
+                ref float b = ref best[y * width + x];
+                for (int dy = -radius; dy <= radius; dy++)
+                {
+                    for (int dx = -radius; dx <= radius; dx++)
+                    {
+                        int yy = y + dy, xx = x + dx;
+                        float dot = 0;
+                        if (yy >= 0 && yy < height && xx >= 0 && xx < width)
+                        {
+                            var r = referenceRows.Slice((yy * width + xx) * dim, dim);
+                            for (int k = 0; k < dim; k++) dot += q[k] * r[k];
+                        }
+                        if (dot > b) b = dot;
+                    }
+                }
+            }
+        }
+    }
+}
