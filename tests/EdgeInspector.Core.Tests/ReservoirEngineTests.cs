@@ -200,6 +200,26 @@ public sealed class ReservoirEngineTests
     }
 
     [Fact]
+    public void A_captured_state_stays_what_the_engine_held_while_the_engine_goes_on()
+    {
+        // The capture unpacks its frames when they are read (the snapshot writer reads them on another
+        // thread, later): by then the reservoir has moved on, and the state must not have.
+        var line = new SyntheticLine();
+        var engine = new ReservoirEngine(line.Layout, Small() with { ReservoirKeep = 0.5 });
+        for (int i = 0; i < 12; i++) engine.Push(line.Frame(false), i);
+        var state = engine.Capture();
+        long[] ids = [.. engine.Reservoir.Ids()];
+        var first = state.Frames.Select(f => f.Rows[0].ToArray()).ToArray();
+        for (int i = 12; i < 30; i++) engine.Push(line.Frame(false), i);
+        Assert.DoesNotContain(ids[0], engine.Reservoir.Ids()); // every captured frame has left the reservoir
+        Assert.Equal(ids, state.Frames.Select(f => f.Id));
+        for (int t = 0; t < ids.Length; t++) Assert.Equal(first[t], state.Frames[t].Rows[0]);
+        var restored = new ReservoirEngine(line.Layout, Small() with { ReservoirKeep = 0.5 });
+        restored.Restore(state);
+        Assert.Equal(ids, restored.Reservoir.Ids());
+    }
+
+    [Fact]
     public void A_state_that_does_not_fit_is_refused_and_the_engine_is_left_as_it_was()
     {
         var line = new SyntheticLine();

@@ -33,9 +33,9 @@ internal static class GraphExport
         var o = engine.Options;
         var reservoir = engine.Reservoir;
         var all = reservoir.Export();
-        if (all.Length < 1) throw new InvalidOperationException("--export-graphs: the stream engine holds no reservoir frame to export (a lot shorter than two frames?).");
+        if (all.Count < 1) throw new InvalidOperationException("--export-graphs: the stream engine holds no reservoir frame to export (a lot shorter than two frames?).");
         if (frames.Count == 0) throw new InvalidOperationException("--export-graphs: no frame could be read to export.");
-        var held = all[Math.Max(0, all.Length - Slots)..];
+        var held = all.Skip(Math.Max(0, all.Count - Slots)).ToArray();
         int radius = reservoir.Radius;
         var full = ScoringShape.For(layout, reservoir.Capacity, reservoir.Keep, o.TopN, radius);
         var shape = ScoringShape.For(layout, Math.Min(Slots, reservoir.Capacity), reservoir.Keep, o.TopN, radius);

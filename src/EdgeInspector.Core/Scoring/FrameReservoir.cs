@@ -221,16 +221,39 @@ public sealed class FrameReservoir : IDisposable
         return new Entry(id, views, chosen, grids);
     }
 
-    /// <summary>The frames held, oldest first, as kept (copies): what a snapshot of the engine stores.</summary>
-    public ReservoirFrame[] Export()
+    /// <summary>
+    /// The frames held, oldest first, as kept: what a snapshot of the engine stores. Each frame's rows are
+    /// copied out when it is read, not now: a held frame is never changed once added, so the list stays
+    /// what the reservoir held at this call, and a snapshot writer on another thread unpacks one frame at
+    /// a time instead of a copy of the whole reservoir (about 150 MB at the defaults).
+    /// </summary>
+    public IReadOnlyList<ReservoirFrame> Export()
     {
-        var frames = new ReservoirFrame[Count];
-        for (int t = 0; t < Count; t++)
+        var entries = new Entry[Count];
+        for (int t = 0; t < Count; t++) entries[t] = Oldest(t);
+        return new Exported(entries);
+    }
+
+    /// <summary>Held entries, unpacked on access.</summary>
+    private sealed class Exported(Entry[] entries) : IReadOnlyList<ReservoirFrame>
+    {
+        public int Count => entries.Length;
+
+        public ReservoirFrame this[int index]
         {
-            var e = Oldest(t);
-            frames[t] = FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptRows(e));
+            get
+            {
+                var e = entries[index];
+                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptRows(e));
+            }
         }
-        return frames;
+
+        public IEnumerator<ReservoirFrame> GetEnumerator()
+        {
+            for (int i = 0; i < entries.Length; i++) yield return this[i];
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     /// <summary>
