@@ -92,6 +92,24 @@ public sealed class TiledEngineTests
     }
 
     [Fact]
+    public void The_frames_that_may_wait_out_a_warm_up_are_what_the_limit_leaves_beside_the_bound()
+    {
+        // By hand, with the bound above: 4 tiles × (8 × 4,672 + 6 × 9,360) = 374,144 bytes; a waiting frame
+        // is its 4 tiles' features, 4 × 4,672 = 18,688 bytes.
+        var line = new SyntheticLine();
+        var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
+        Assert.Equal(374_144, engine.MemoryBoundBytes);
+        Assert.Equal(0, engine.FramesBeside(374_144));          // the bound alone reaches the limit
+        Assert.Equal(0, engine.FramesBeside(100_000));          // a limit under the bound leaves nothing
+        Assert.Equal(0, engine.FramesBeside(374_144 + 18_687)); // one byte short of a frame
+        Assert.Equal(1, engine.FramesBeside(374_144 + 18_688));
+        Assert.Equal(10, engine.FramesBeside(374_144 + 10 * 18_688 + 5));
+        // One tile: the engine's bound is a quarter, a frame a quarter.
+        var whole = new TiledEngine(line.Layout, Small(), 1, pooled: false);
+        Assert.Equal(3, whole.FramesBeside(93_536 + 3 * 4_672));
+    }
+
+    [Fact]
     public void A_defect_on_one_tile_is_found_there_and_judged_against_that_positions_normal()
     {
         // Four tiles of a 12 x 12 region (2 x 2, no overlap), each a 6 x 6 patch grid; the defect is on tile 3 only.

@@ -16,12 +16,18 @@ namespace EdgeInspector.Integration.Tests;
 public sealed class ScoringGraphTests(ITestOutputHelper output)
 {
     /// <summary>
-    /// Why 1e-4: the graph and the managed kernel sum the 128-term dot products in different orders (MLAS's
+    /// Why these: the graph and the managed kernel sum the 128-term dot products in different orders (MLAS's
     /// blocked GEMM against the managed panels), which leaves about 1e-6 between the dots; the unit
-    /// distance sqrt(2 − 2·dot) turns an error e in the dot into e / distance, so distances over 0.02 move by
-    /// under 1e-4. Real patch distances here lie between 0.2 and 1.2 (measured below, in the log).
+    /// distance sqrt(2 − 2·dot) turns an error e in the dot into e / distance. An image score is the map's
+    /// maximum, a distance over 0.2 on these frames, so it moves by under 1e-5: <see cref="Tolerance"/>.
+    /// A patch's score can be far smaller: the 5×5 window finds near-copies of a background patch at its
+    /// own position in other bottles, and the lowest patch score here is about 0.004 (in the log), where
+    /// e / distance reaches 2.5e-4: <see cref="PatchTolerance"/> is twice that.
     /// </summary>
     public const float Tolerance = 1e-4f;
+
+    /// <inheritdoc cref="Tolerance"/>
+    public const float PatchTolerance = 5e-4f;
 
     [Fact]
     public void The_graph_gives_the_hand_computed_interval_averages_and_skips_excluded_and_empty_slots()
@@ -117,7 +123,7 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
             worstImage = Math.Max(worstImage, Math.Abs(a[i].Image - b[i].Image));
         }
         output.WriteLine($"{a.Count} frames: largest patch difference {worstPatch:E2}, image {worstImage:E2}; lowest patch score {lowest:F3}");
-        Assert.True(worstPatch <= Tolerance, $"patch scores differ by {worstPatch:E2}");
+        Assert.True(worstPatch <= PatchTolerance, $"patch scores differ by {worstPatch:E2}");
         Assert.True(worstImage <= Tolerance, $"image scores differ by {worstImage:E2}");
         Assert.Equal(managed.Quarantined, graph.Quarantined);
     }

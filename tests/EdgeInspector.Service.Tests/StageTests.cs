@@ -1,6 +1,8 @@
 using System.Threading.Channels;
 using EdgeInspector.Cameras;
 using EdgeInspector.Configuration;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Tiling;
 using EdgeInspector.Core.Verdicts;
 using EdgeInspector.Integration.Tests;
 
@@ -185,6 +187,41 @@ public class StageTests
         Assert.Equal(["1,1", "2,1", "3,0"], link.Sent.Where(m => m.Topic.EndsWith("/reject")).Select(m => System.Text.Encoding.ASCII.GetString(m.Payload)));
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop); // a cancelled loop ends by throwing; its supervisor expects that
+    }
+
+    [Fact]
+    public void The_warm_up_backlog_keeps_frames_up_to_its_capacity_in_order_and_lets_the_rest_go()
+    {
+        var layout = new FeatureLayout(2, 2, [new ViewSpec("t", 1, 4)], 4);
+        var grid = TileGrid.Create(8, 8, 1, 1, 0);
+        var released = new List<FrameFeatures[]>();
+        var backlog = new WarmupBacklog(released.Add);
+        var frames = new FrameFeatures[5][];
+        for (int i = 0; i < frames.Length; i++) frames[i] = [new FrameFeatures(layout)];
+
+        backlog.Open(2);
+        Assert.True(backlog.Offer(1, frames[0], grid));
+        Assert.True(backlog.Offer(2, frames[1], grid));
+        Assert.False(backlog.Offer(3, frames[2], grid)); // full: answered all the same, its features let go
+        Assert.False(backlog.Offer(4, frames[3], grid));
+        Assert.Equal(2, backlog.Count);
+        Assert.Equal(2, backlog.NotKept);
+        Assert.Equal([frames[2], frames[3]], released);
+
+        // Taken oldest first; what is taken is the caller's, not released here.
+        Assert.True(backlog.TryTake(out var first));
+        Assert.Equal(1, first.Id);
+        Assert.Same(frames[0], first.Tiles);
+        Assert.Equal(2, released.Count);
+
+        // The next warm-up starts its own count; an abandoned one lets every waiting frame go.
+        backlog.Open(0);
+        Assert.Equal(0, backlog.NotKept);
+        Assert.False(backlog.Offer(5, frames[4], grid)); // capacity 0: nothing waits
+        backlog.Clear();
+        Assert.Equal(0, backlog.Count);
+        Assert.Equal([frames[2], frames[3], frames[4], frames[1]], released);
+        Assert.Throws<ArgumentOutOfRangeException>(() => backlog.Open(-1));
     }
 
     [Fact]

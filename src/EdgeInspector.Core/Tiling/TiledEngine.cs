@@ -65,6 +65,16 @@ public sealed class TiledEngine : IDisposable
     /// <summary>This engine's <see cref="MemoryBound(FeatureLayout, EngineOptions, int, bool)"/>.</summary>
     public long MemoryBoundBytes => MemoryBound(Layout, Options, Tiles, Pooled);
 
+    /// <summary>
+    /// How many more frames, each with all its tiles' features, fit in <paramref name="limitBytes"/> beside
+    /// this engine's bound (0 when the bound alone reaches it): what may wait out a warm-up.
+    /// </summary>
+    public int FramesBeside(long limitBytes)
+    {
+        long left = limitBytes - MemoryBoundBytes;
+        return left <= 0 ? 0 : (int)Math.Min(int.MaxValue, left / (Tiles * FrameFeatures.BytesFor(Layout)));
+    }
+
     /// <summary>Bytes held now, over every engine.</summary>
     public long HeldBytes
     {

@@ -221,11 +221,12 @@ internal sealed class InferenceStage(
 
     // The push that completes the warm-up batch fills the reservoir and scores the whole batch: seconds
     // on a small CPU. It runs off the loop, at a lower priority (BackgroundScheduler), so that frames keep
-    // being answered on time meanwhile ("warming_up") and the build only takes the CPU they leave; their features wait and are pushed, in order, once it is done, so they still teach
+    // being answered on time meanwhile ("warming_up") and the build only takes the CPU they leave; their features wait (as many
+    // as engine.memory_mb allows: WarmupBacklog) and are pushed, in order, once it is done, so they still teach
     // the engine and their scores reach the log. A live frame's deadline outranks that backlog: a waiting
     // frame is pushed only when no live frame is queued (CatchUp), so the catch-up never makes one late.
     private Task<IReadOnlyList<TiledResult>>? _build;
-    private readonly Queue<(long Id, FrameFeatures[] Tiles, TileGrid Geometry)> _deferred = [];
+    private readonly WarmupBacklog _backlog = new(inspector.Release);
     private int _catchUpScored, _catchUpFlagged;
 
     private void PollBuild()
@@ -248,8 +249,8 @@ internal sealed class InferenceStage(
         var policy = publisher.Current().Policy;
         foreach (var r in build.Result) if (policy.Decide(r.Calibrated).IsFlagged()) _catchUpFlagged++;
         _snapshots.BecameWarm();
-        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.ReservoirFrames, _deferred.Count);
-        if (_deferred.Count == 0) LogCaughtUp();
+        log.LogInformation("Camera {Camera}: engine warm (reservoir {Frames} frames); scoring every frame from now on, and the {Waiting} frame(s) that arrived during the warm-up whenever no live frame waits", camera, engine.ReservoirFrames, _backlog.Count);
+        if (_backlog.Count == 0) LogCaughtUp();
         // Said now, not with the next frame: a triggered camera may not send one until the PLC sees ready.
         PublishEngineState();
     }
@@ -257,8 +258,9 @@ internal sealed class InferenceStage(
     /// <summary>Pushes one frame that waited out the warm-up, if no live frame is queued. True when it did.</summary>
     private bool CatchUp()
     {
-        if (_build is not null || _deferred.Count == 0 || _held is not null || work.TryPeek(out _)) return false;
-        var (id, f, g) = _deferred.Dequeue();
+        if (_build is not null || _backlog.Count == 0 || _held is not null || work.TryPeek(out _)) return false;
+        _backlog.TryTake(out var waiting);
+        var (id, f, g) = waiting;
         var policy = publisher.Current().Policy;
         try
         {
@@ -273,18 +275,16 @@ internal sealed class InferenceStage(
             ReportEngineFault(e, id, "after the warm-up ");
         }
         _snapshots.Learned();
-        if (_deferred.Count == 0) LogCaughtUp();
+        if (_backlog.Count == 0) LogCaughtUp();
         PublishEngineState();
         return true;
     }
 
     // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
-    private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed", camera, _catchUpScored, _catchUpFlagged);
+    private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed; {NotKept} more were not kept (the warm-up backlog holds {Capacity}, as engine.memory_mb allows)",
+        camera, _catchUpScored, _catchUpFlagged, _backlog.NotKept, _backlog.Capacity);
 
-    private void ReleaseDeferred()
-    {
-        while (_deferred.TryDequeue(out var d)) inspector.Release(d.Tiles);
-    }
+    private void ReleaseDeferred() => _backlog.Clear();
 
     private FrameOutcome Score(FrameMeta meta, FrameFeatures[] f, TileGrid g, DecodedImage image)
     {
@@ -293,11 +293,14 @@ internal sealed class InferenceStage(
         {
             if (_build is not null)
             {
-                _deferred.Enqueue((meta.Id, f, g));
+                if (!_backlog.Offer(meta.Id, f, g) && _backlog.NotKept == 1)
+                    log.LogWarning("Camera {Camera}: the warm-up backlog is full ({Capacity} frame(s), what engine.memory_mb {Limit} leaves beside the engine); frames are answered warming_up and not learned from until the warm-up is done",
+                        camera, _backlog.Capacity, live().Settings.Engine.MemoryMb);
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
             {
+                _backlog.Open(engine.FramesBeside(live().Settings.Engine.MemoryMb * 1024L * 1024L));
                 var background = BackgroundScheduler.Shared;
                 engine.Parallelism = background.Parallelism;
                 _build = background.Run(() =>
