@@ -61,8 +61,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
     }
 
     private void LogEngineMemory(InspectorSettings s) =>
-        _log.LogInformation("Each camera's engine holds at most {Mb} MB of what it learns ({Tiles} tile position(s); engine.memory_mb {Limit})",
-            Preflight.Mb(Preflight.EngineBound(s, _backbone!.Model.Layout)), s.Engine.Tiles.Count, s.Engine.MemoryMb);
+        _log.LogInformation("Each camera's engine holds at most {Mb} MB of what it learns ({Tiles} tile position(s); engine.memory_mb {Limit}); up to {Waiting} frame(s) arriving while its warm-up batch is scored wait to teach it, within what is left",
+            Preflight.Mb(Preflight.EngineBound(s, _backbone!.Model.Layout)), s.Engine.Tiles.Count, s.Engine.MemoryMb, Preflight.WarmupBacklog(s, _backbone!.Model.Layout));
 
     /// <summary>The backbone's first calls, before any camera starts (see <see cref="FrameInspector.Prime"/>).</summary>
     private void Prime(SharedBackbone backbone, EngineSettings engine)

@@ -70,6 +70,10 @@ internal static class Preflight
     public static long EngineBound(InspectorSettings s, FeatureLayout backbone) =>
         TiledEngine.MemoryBound(FrameInspector.EngineLayout(backbone, s.Engine.Options), s.Engine.Options, s.Engine.Tiles.Count, s.Engine.Tiles.Pooled);
 
+    /// <summary>How many frames may wait out a warm-up within <c>engine.memory_mb</c> (<see cref="TiledEngine.FramesBeside(long)"/>).</summary>
+    public static int WarmupBacklog(InspectorSettings s, FeatureLayout backbone) =>
+        TiledEngine.FramesBeside(FrameInspector.EngineLayout(backbone, s.Engine.Options), s.Engine.Options, s.Engine.Tiles.Count, s.Engine.Tiles.Pooled, s.Engine.MemoryMb * 1024L * 1024L);
+
     /// <summary>Bytes as whole megabytes, rounded up.</summary>
     public static long Mb(long bytes) => (bytes + (1L << 20) - 1) >> 20;
 }

@@ -69,10 +69,13 @@ public sealed class TiledEngine : IDisposable
     /// How many more frames, each with all its tiles' features, fit in <paramref name="limitBytes"/> beside
     /// this engine's bound (0 when the bound alone reaches it): what may wait out a warm-up.
     /// </summary>
-    public int FramesBeside(long limitBytes)
+    public int FramesBeside(long limitBytes) => FramesBeside(Layout, Options, Tiles, Pooled, limitBytes);
+
+    /// <inheritdoc cref="FramesBeside(long)"/>
+    public static int FramesBeside(FeatureLayout layout, EngineOptions options, int tiles, bool pooled, long limitBytes)
     {
-        long left = limitBytes - MemoryBoundBytes;
-        return left <= 0 ? 0 : (int)Math.Min(int.MaxValue, left / (Tiles * FrameFeatures.BytesFor(Layout)));
+        long left = limitBytes - MemoryBound(layout, options, tiles, pooled);
+        return left <= 0 ? 0 : (int)Math.Min(int.MaxValue, left / (tiles * FrameFeatures.BytesFor(layout)));
     }
 
     /// <summary>Bytes held now, over every engine.</summary>
