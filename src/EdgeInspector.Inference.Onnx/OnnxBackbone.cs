@@ -36,22 +36,27 @@ public sealed class OnnxBackbone : IDisposable
             if (a < 1 || a % 2 == 0) throw new BackboneException($"backbone.degrees: {a} is not an odd number >= 1.");
         }
 
-        var so = new SessionOptions
+        var available = OrtEnv.Instance().GetAvailableProviders();
+        (_session, ExecutionProvider) = OpenSession(Candidates(options, available, logger), name =>
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = options.IntraOpThreads,
-            InterOpNumThreads = options.InterOpThreads,
-        };
-        NoSpinning(so);
-        ExecutionProvider = ChooseProvider(so, options, logger);
-        try
-        {
-            _session = new InferenceSession(options.ModelPath, so);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw new BackboneException($"model.path: '{options.ModelPath}' could not be loaded as an ONNX model: {e.Message}", e);
-        }
+            var so = new SessionOptions
+            {
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+                IntraOpNumThreads = options.IntraOpThreads,
+                InterOpNumThreads = options.InterOpThreads,
+            };
+            NoSpinning(so);
+            try
+            {
+                Append(so, name, options, available);
+                return new InferenceSession(options.ModelPath, so);
+            }
+            catch
+            {
+                so.Dispose();
+                throw;
+            }
+        }, options, logger);
 
         try
         {
@@ -110,9 +115,13 @@ public sealed class OnnxBackbone : IDisposable
     /// <summary>The options in force.</summary>
     public BackboneOptions Options => _options;
 
-    private static string ChooseProvider(SessionOptions so, BackboneOptions options, ILogger logger)
+    /// <summary>
+    /// The providers of <c>model.providers</c>, in order, that this ONNX Runtime build includes and whose
+    /// libraries load here; each one left out is logged with the reason.
+    /// </summary>
+    private static List<string> Candidates(BackboneOptions options, string[] available, ILogger logger)
     {
-        var available = OrtEnv.Instance().GetAvailableProviders();
+        var candidates = new List<string>();
         foreach (string wanted in options.ExecutionProviders)
         {
             string name = wanted.ToLowerInvariant();
@@ -133,17 +142,39 @@ public sealed class OnnxBackbone : IDisposable
                 logger.LogWarning("Execution provider {Provider} skipped: {Reason}", name, missing);
                 continue;
             }
+            candidates.Add(name);
+        }
+        return candidates;
+    }
+
+    /// <summary>
+    /// The session on the first candidate it can be created on. A GPU provider can load and still fail
+    /// when the session is made (a driver older than its CUDA, no free device memory, a TensorRT engine
+    /// that does not build): that provider is skipped with the reason, as one whose library is missing
+    /// is, and the next is tried, so that a PC with a broken GPU setup still inspects on the CPU instead of
+    /// failing at every restart. On the CPU provider a failure is the model's own.
+    /// </summary>
+    internal static (InferenceSession Session, string Provider) OpenSession(
+        IReadOnlyList<string> candidates, Func<string, InferenceSession> open, BackboneOptions options, ILogger logger)
+    {
+        string? lastReason = null;
+        foreach (string name in candidates)
+        {
             try
             {
-                Append(so, name, options, available);
-                return name;
+                return (open(name), name);
             }
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            catch (OnnxRuntimeException e) when (name == "cpu")
             {
-                logger.LogWarning("Execution provider {Provider} skipped: {Reason}", name, e.Message);
+                throw new BackboneException($"model.path: '{options.ModelPath}' could not be loaded as an ONNX model: {e.Message}", e);
+            }
+            catch (Exception e) when (name != "cpu" && e is not BackboneException)
+            {
+                lastReason = $"{name}: {e.Message}";
+                logger.LogWarning("Execution provider {Provider} skipped: a session could not be created on it: {Reason}", name, e.Message);
             }
         }
-        throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here (available: {string.Join(", ", available)}). Add 'cpu' as the last choice.");
+        throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here{(lastReason is null ? "" : $" (last failure: {lastReason})")}. Add 'cpu' as the last choice.");
     }
 
     /// <summary>

@@ -39,6 +39,42 @@ public sealed class BackboneTests
     }
 
     [Fact]
+    public void A_provider_whose_session_cannot_be_created_is_skipped_with_the_reason_and_the_next_is_used()
+    {
+        // A GPU provider can load and still fail when the session is made (a driver older than its CUDA,
+        // no free device memory). No GPU here: the first two candidates fail as such a provider does; the
+        // CPU session is real.
+        var log = new ListLogger();
+        var tried = new List<string>();
+        var (session, provider) = OnnxBackbone.OpenSession(["tensorrt", "cuda", "cpu"], name =>
+        {
+            tried.Add(name);
+            if (name != "cpu") throw new InvalidOperationException($"CUDA failure 35: CUDA driver version is insufficient for CUDA runtime version ({name})");
+            return new Microsoft.ML.OnnxRuntime.InferenceSession(ResNet.ModelPath);
+        }, ResNet with { ExecutionProviders = ["tensorrt", "cuda", "cpu"] }, log);
+        using (session)
+        {
+            Assert.Equal("cpu", provider);
+            Assert.Equal(["tensorrt", "cuda", "cpu"], tried);
+            Assert.All(ResNet.Taps, tap => Assert.Contains(tap, session.OutputMetadata.Keys)); // the real model, loaded
+        }
+        foreach (string p in new[] { "tensorrt", "cuda" })
+            Assert.Single(log.Lines, l => l.StartsWith($"Execution provider {p} skipped: a session could not be created on it: CUDA failure 35") && l.EndsWith($"({p})"));
+
+        // With nothing to fall back on, the error names model.providers and the last failure.
+        var none = Assert.Throws<BackboneException>(() => OnnxBackbone.OpenSession(["cuda"], _ => throw new InvalidOperationException("out of memory"),
+            ResNet with { ExecutionProviders = ["cuda"] }, log));
+        Assert.Contains("model.providers: none of [cuda] is usable here (last failure: cuda: out of memory)", none.Message);
+
+        // On the CPU a failure is the model's own, named as such.
+        using var tmp = new TempFolder();
+        string bad = Path.Combine(tmp.Path, "bad.onnx");
+        File.WriteAllBytes(bad, [1, 2, 3, 4]);
+        var model = Assert.Throws<BackboneException>(() => OnnxBackbone.OpenSession(["cpu"], _ => new Microsoft.ML.OnnxRuntime.InferenceSession(bad), ResNet with { ModelPath = bad }, log));
+        Assert.Contains($"model.path: '{bad}' could not be loaded as an ONNX model", model.Message);
+    }
+
+    [Fact]
     public void The_libraries_a_provider_needs_are_read_from_its_file_as_readelf_lists_them()
     {
         // The plain twin: binutils' readelf over the native libraries this build ships (libonnxruntime.so
