@@ -119,15 +119,24 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            string? tag = null;
             if (options.Trigger == "plc")
             {
-                tag = NextTrigger(camera, ct);
+                string? tag = NextTrigger(camera, ct);
                 if (tag is null) continue;
-                AravisNative.arv_camera_software_trigger(camera, out var terr);
-                AravisNative.Check(terr, $"{_description}: TriggerSoftware for part {tag} (camera lost?)");
+                // A trigger taken from the queue is this source's to answer: whatever happens to its frame,
+                // the part gets exactly one verdict.
+                try
+                {
+                    AravisNative.arv_camera_software_trigger(camera, out var terr);
+                    AravisNative.Check(terr, $"{_description}: TriggerSoftware for part {tag} (camera lost?)");
+                    return Capture(camera, stream, tag, ct);
+                }
+                catch (FrameSourceException e) when (e.UnservedPart is null)
+                {
+                    throw new FrameSourceException(e.Message, e.InnerException, tag);
+                }
             }
-            else if (options.Trigger == "software")
+            if (options.Trigger == "software")
             {
                 // The source paces software triggers itself at the configured rate.
                 var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _nextTrigger);
@@ -136,51 +145,65 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 AravisNative.arv_camera_software_trigger(camera, out var terr);
                 AravisNative.Check(terr, $"{_description}: TriggerSoftware (camera lost?)");
             }
-            // Short waits keep the loop responsive to cancellation; the timeout counts the whole wait.
-            long started = Stopwatch.GetTimestamp();
-            IntPtr buffer = IntPtr.Zero;
-            while (buffer == IntPtr.Zero && Stopwatch.GetElapsedTime(started).TotalMilliseconds < options.TimeoutMs)
-            {
-                ct.ThrowIfCancellationRequested();
-                buffer = AravisNative.arv_stream_timeout_pop_buffer(stream, 200_000);
-            }
-            if (buffer == IntPtr.Zero)
-            {
-                Interlocked.Increment(ref counters.Timeouts);
-                Probe(camera, $"no frame for {options.TimeoutMs} ms");
-                if (options.Trigger == "line") continue; // idle line: waiting for parts is normal
-                // Free run and software trigger always produce frames: repeated silence means the stream is broken.
-                if (++_silent >= 3) throw new FrameSourceException($"{_description}: camera lost: answers but sent no frame for {3 * options.TimeoutMs} ms");
-                logger?.LogWarning("Camera {Camera}: no frame within {Timeout} ms", _description, options.TimeoutMs);
-                continue;
-            }
-            try
-            {
-                int status = AravisNative.arv_buffer_get_status(buffer);
-                if (status != AravisNative.BufferStatusSuccess)
-                {
-                    Interlocked.Increment(ref counters.Incomplete);
-                    continue;
-                }
-                IntPtr data = AravisNative.arv_buffer_get_data(buffer, out nuint size);
-                int width = AravisNative.arv_buffer_get_image_width(buffer);
-                int height = AravisNative.arv_buffer_get_image_height(buffer);
-                var layout = (PixelLayout)AravisNative.arv_buffer_get_image_pixel_format(buffer);
-                ulong id = AravisNative.arv_buffer_get_frame_id(buffer);
-                _silent = 0;
-                unsafe
-                {
-                    var span = new ReadOnlySpan<byte>((void*)data, checked((int)size));
-                    Interlocked.Increment(ref counters.Frames);
-                    return CapturedFrame.Raw(span, width, height, layout, $"{_description} frame {id}", tag, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
-                }
-            }
-            finally
-            {
-                AravisNative.arv_stream_push_buffer(stream, buffer);
-            }
+            if (Capture(camera, stream, null, ct) is { } frame) return frame;
         }
     }
+
+    /// <summary>
+    /// The next frame from the stream, tagged with <paramref name="tag"/>. Null when none came whole and the
+    /// caller should go on waiting (free run, software or line trigger). For a PLC trigger
+    /// (<paramref name="tag"/> set) a frame that comes incomplete or not at all is returned as a failed
+    /// capture, so that its part is answered.
+    /// </summary>
+    private CapturedFrame? Capture(ArvCameraHandle camera, ArvStreamHandle stream, string? tag, CancellationToken ct)
+    {
+        // Short waits keep the loop responsive to cancellation; the timeout counts the whole wait.
+        long started = Stopwatch.GetTimestamp();
+        IntPtr buffer = IntPtr.Zero;
+        while (buffer == IntPtr.Zero && Stopwatch.GetElapsedTime(started).TotalMilliseconds < options.TimeoutMs)
+        {
+            ct.ThrowIfCancellationRequested();
+            buffer = AravisNative.arv_stream_timeout_pop_buffer(stream, 200_000);
+        }
+        if (buffer == IntPtr.Zero)
+        {
+            Interlocked.Increment(ref counters.Timeouts);
+            Probe(camera, $"no frame for {options.TimeoutMs} ms");
+            if (options.Trigger == "line") return null; // idle line: waiting for parts is normal
+            // Free run and software trigger always produce frames: repeated silence means the stream is broken.
+            if (++_silent >= 3) throw new FrameSourceException($"{_description}: camera lost: answers but sent no frame for {3 * options.TimeoutMs} ms");
+            logger?.LogWarning("Camera {Camera}: no frame within {Timeout} ms", _description, options.TimeoutMs);
+            return tag is null ? null : Failed(tag, $"no frame within {options.TimeoutMs} ms of the trigger for part {tag}");
+        }
+        try
+        {
+            int status = AravisNative.arv_buffer_get_status(buffer);
+            if (status != AravisNative.BufferStatusSuccess)
+            {
+                Interlocked.Increment(ref counters.Incomplete);
+                return tag is null ? null : Failed(tag, $"the frame for part {tag} arrived incomplete (buffer status {status}: missing packets or a size mismatch)");
+            }
+            IntPtr data = AravisNative.arv_buffer_get_data(buffer, out nuint size);
+            int width = AravisNative.arv_buffer_get_image_width(buffer);
+            int height = AravisNative.arv_buffer_get_image_height(buffer);
+            var layout = (PixelLayout)AravisNative.arv_buffer_get_image_pixel_format(buffer);
+            ulong id = AravisNative.arv_buffer_get_frame_id(buffer);
+            _silent = 0;
+            unsafe
+            {
+                var span = new ReadOnlySpan<byte>((void*)data, checked((int)size));
+                Interlocked.Increment(ref counters.Frames);
+                return CapturedFrame.Raw(span, width, height, layout, $"{_description} frame {id}", tag, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+            }
+        }
+        finally
+        {
+            AravisNative.arv_stream_push_buffer(stream, buffer);
+        }
+    }
+
+    private CapturedFrame Failed(string tag, string why) =>
+        CapturedFrame.Failed($"{_description} trigger for part {tag}", tag, why, Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
 
     /// <summary>
     /// Waits for the PLC's next trigger; null when none came within the timeout, after making sure the

@@ -42,6 +42,13 @@ public sealed class CapturedFrame : IDisposable
     public static CapturedFrame Encoded(byte[] bytes, string origin, string? partId, long captureTimestamp, DateTimeOffset captureUtc)
         => new(captureUtc, captureTimestamp, partId, origin) { EncodedBytes = bytes };
 
+    /// <summary>
+    /// A capture that failed for a part that must still be answered (a triggered frame that arrived
+    /// incomplete, or not at all): it travels as a frame, and is answered <c>error</c> with <paramref name="error"/>.
+    /// </summary>
+    public static CapturedFrame Failed(string origin, string? partId, string error, long captureTimestamp, DateTimeOffset captureUtc)
+        => new(captureUtc, captureTimestamp, partId, origin) { CaptureError = error };
+
     /// <summary>Raw pixels copied from <paramref name="source"/> into a pooled buffer.</summary>
     public static CapturedFrame Raw(ReadOnlySpan<byte> source, int width, int height, PixelLayout layout, string origin, string? partId, long captureTimestamp, DateTimeOffset captureUtc)
     {
@@ -61,6 +68,9 @@ public sealed class CapturedFrame : IDisposable
 
     /// <summary>Where the frame came from (file path, camera and its frame id), for error messages.</summary>
     public string Origin { get; }
+
+    /// <summary>Why no image came with this frame (<see cref="Failed"/>); null for a frame with pixels.</summary>
+    public string? CaptureError { get; private init; }
 
     /// <summary>The encoded file, for replayed frames.</summary>
     public byte[]? EncodedBytes { get; private init; }
@@ -104,7 +114,11 @@ public sealed class SourceCounters
 }
 
 /// <summary>Raised when a source is lost or cannot be opened: the pipeline reconnects with back-off.</summary>
-public sealed class FrameSourceException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class FrameSourceException(string message, Exception? inner = null, string? unservedPart = null) : Exception(message, inner)
+{
+    /// <summary>The part of a PLC trigger the source had taken and could not serve: the pipeline answers it.</summary>
+    public string? UnservedPart { get; } = unservedPart;
+}
 
 /// <summary>
 /// A camera, or anything that behaves like one. The contract: <see cref="OpenAsync"/> connects (throws

@@ -36,19 +36,11 @@ public sealed class OnnxBackbone : IDisposable
             if (a < 1 || a % 2 == 0) throw new BackboneException($"backbone.degrees: {a} is not an odd number >= 1.");
         }
 
-        var available = OrtEnv.Instance().GetAvailableProviders();
-        (_session, ExecutionProvider) = OpenSession(Candidates(options, available, logger), name =>
+        (_session, ExecutionProvider) = OpenSession(Candidates(options, OrtEnv.Instance().GetAvailableProviders(), logger), name =>
         {
-            var so = new SessionOptions
-            {
-                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-                IntraOpNumThreads = options.IntraOpThreads,
-                InterOpNumThreads = options.InterOpThreads,
-            };
-            NoSpinning(so);
+            var so = SessionOptionsFor(name, options);
             try
             {
-                Append(so, name, options, available);
                 return new InferenceSession(options.ModelPath, so);
             }
             catch
@@ -178,8 +170,9 @@ public sealed class OnnxBackbone : IDisposable
     }
 
     /// <summary>
-    /// Session options that run on <paramref name="provider"/> (one <see cref="ExecutionProvider"/> has
-    /// chosen), with the backbone's threads: what the scoring graphs run under, beside the backbone.
+    /// Session options that run on <paramref name="provider"/>, with the backbone's threads: what the
+    /// backbone's session is tried under, and what the scoring graphs run under beside it (on the provider
+    /// the backbone settled on, <see cref="ExecutionProvider"/>).
     /// </summary>
     public static SessionOptions SessionOptionsFor(string provider, BackboneOptions options)
     {

@@ -65,6 +65,61 @@ public class PlcTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_trigger_the_camera_had_taken_when_it_stopped_answering_still_gets_one_verdict()
+    {
+        // The source takes a trigger from the queue and fires it, but the camera has hung (SIGSTOP): the
+        // software trigger gets no answer. The part must still be answered, once, and say why.
+        using var tmp = new TempFolder();
+        using var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        using var camera = new FakeCamera();
+        await camera.StartAsync();
+        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
+        await probe.ConnectAsync();
+        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("plc"), Yaml.Broker(broker.Port), tmp.Path));
+        string? State(Probe p) => p.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString();
+        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera open", service.Process);
+
+        // While no trigger comes the source checks the camera every second (timeout_ms); if that check runs
+        // between the freeze and the trigger, it finds the camera gone first and the trigger is answered as
+        // one that waited. That is a right answer too, but not this case: try again.
+        var parts = new List<string>();
+        string? served = null;
+        for (int attempt = 1; attempt <= 3 && served is null; attempt++)
+        {
+            string part = $"G-hung-{attempt}";
+            parts.Add(part);
+            camera.Pause();
+            await Trigger(probe, "gige1", part);
+            await probe.WaitFor(p => Parts(p.On("/verdict")).Contains(part), Long, $"the answer for {part}", service.Process);
+            var verdict = probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == part).Json;
+            Assert.Equal("error", verdict.GetProperty("verdict").GetString());
+            Assert.Equal(6, verdict.GetProperty("error_code").GetInt32());
+            Assert.True(verdict.GetProperty("reject").GetBoolean());
+            string error = verdict.GetProperty("error").GetString()!;
+            output.WriteLine($"attempt {attempt}: {error}");
+            if (error.Contains($"TriggerSoftware for part {part}")) served = error;
+            camera.Resume();
+            // Back once the source has reopened it (a status sent before the loss still says streaming).
+            int reopened = attempt;
+            await probe.WaitFor(p => p.On("/status").LastOrDefault() is { } st && st.Json.GetProperty("camera_state").GetString() == "streaming"
+                && st.Json.GetProperty("camera_counters").GetProperty("reconnects").GetInt64() >= reopened, Long, "the camera reopened", service.Process);
+        }
+        Assert.NotNull(served);
+        Assert.StartsWith("trigger for part G-hung-", served);
+        Assert.Contains("camera lost before its frame", served);
+
+        // Back: the next trigger gets its frame, and every part was answered exactly once, in order.
+        await Trigger(probe, "gige1", "G-after");
+        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-after"), Long, "a verdict after the camera came back", service.Process);
+        await Task.Delay(1500);
+        Assert.Equal([.. parts, "G-after"], Parts(probe.On("/verdict")));
+        var after = probe.On("/verdict").Last().Json;
+        output.WriteLine($"after: {after}");
+        Assert.NotEqual("error", after.GetProperty("verdict").GetString());
+    }
+
+    [Fact]
     public async Task A_triggered_GigE_camera_takes_one_frame_per_trigger_and_a_trigger_while_it_is_lost_is_answered_camera_lost()
     {
         using var tmp = new TempFolder();

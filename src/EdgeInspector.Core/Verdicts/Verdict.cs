@@ -67,7 +67,10 @@ public enum ErrorCode
     Timeout = 2,
     /// <summary>Dropped by the queue policy under overload (verdict <c>dropped</c>).</summary>
     Dropped = 3,
-    /// <summary>The frame could not be decoded: corrupt, truncated, wrong format (verdict <c>error</c>).</summary>
+    /// <summary>
+    /// The frame could not be decoded: corrupt, truncated, wrong format; or a PLC-triggered frame came
+    /// incomplete or not at all within the camera's timeout (verdict <c>error</c>).
+    /// </summary>
     DecodeFailed = 4,
     /// <summary>The backbone or the engine failed on the frame (verdict <c>error</c>).</summary>
     ModelFault = 5,

@@ -79,6 +79,9 @@ internal sealed class AcquisitionStage(
             {
                 counters.LastError = $"camera: {e.Message}";
                 _state = "lost";
+                // The trigger the camera was serving came before those still waiting: answered first, in order.
+                if (e is FrameSourceException { UnservedPart: { } part })
+                    Answer(part, VerdictKind.Error, ErrorCode.CameraLost, $"trigger for part {part}: camera lost before its frame: {e.Message}");
                 AnswerWaitingTriggers(e.Message);
                 log.LogWarning("Camera {Camera}: {Error}; reconnecting in {Delay:0.0} s", camera.Name, e.Message, backoff.TotalSeconds);
             }

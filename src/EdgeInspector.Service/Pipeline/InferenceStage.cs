@@ -366,6 +366,7 @@ internal static class FrameDecoder
 {
     public static DecodedImage Decode(CapturedFrame frame)
     {
+        if (frame.CaptureError is { } why) throw new ImageDecodeException($"{frame.Origin}: {why}");
         if (frame.EncodedBytes is { } bytes) return DecodedImage.FromEncoded(bytes, frame.Origin);
         var layout = frame.Layout switch
         {
