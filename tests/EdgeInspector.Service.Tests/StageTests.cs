@@ -190,6 +190,16 @@ public class StageTests
     }
 
     [Fact]
+    public void A_failed_capture_is_answered_as_an_error_that_names_the_frame_and_why()
+    {
+        // A PLC-triggered frame that came incomplete travels as a failed capture, so its part is answered.
+        using var frame = CapturedFrame.Failed("gige 127.0.0.1 trigger for part P-9", "P-9", "the frame for part P-9 arrived incomplete", 0, DateTimeOffset.UtcNow);
+        Assert.Equal("P-9", frame.PartId);
+        var e = Assert.Throws<EdgeInspector.Imaging.ImageDecodeException>(() => FrameDecoder.Decode(frame));
+        Assert.Contains("gige 127.0.0.1 trigger for part P-9: the frame for part P-9 arrived incomplete", e.Message);
+    }
+
+    [Fact]
     public void The_warm_up_backlog_keeps_frames_up_to_its_capacity_in_order_and_lets_the_rest_go()
     {
         var layout = new FeatureLayout(2, 2, [new ViewSpec("t", 1, 4)], 4);
