@@ -166,23 +166,7 @@ internal sealed class Mosquitto : IDisposable
 
     public void Kill() => _proc?.Kill();
 
-    /// <summary>Freezes the camera (SIGSTOP): it stops answering without closing anything, as a hung camera does.</summary>
-    public void Pause() => Signal("STOP");
-
-    /// <summary>Lets a paused camera run again (SIGCONT).</summary>
-    public void Resume() => Signal("CONT");
-
-    private void Signal(string signal)
-    {
-        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", _proc!.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-    }
-
-    public void Dispose()
-    {
-        if (_proc is { HasExited: false }) Resume(); // a stopped process cannot be killed cleanly otherwise
-        _proc?.Dispose();
-    }
+    public void Dispose() => _proc?.Dispose();
 }
 
 /// <summary>The Aravis GigE Vision fake camera on 127.0.0.1 (never discovery: opened by address).</summary>
