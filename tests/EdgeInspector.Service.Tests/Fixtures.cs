@@ -205,6 +205,48 @@ internal sealed class FakeCamera : IDisposable
     }
 }
 
+/// <summary>
+/// A line with one GigE camera: a real broker, the fake camera and the service on both, and a probe on
+/// the camera's topics (<c>edgeinspector/testline/gige1/#</c>). Disposed in the reverse order of start.
+/// </summary>
+internal sealed class GigeLine : IAsyncDisposable
+{
+    private GigeLine(Integration.Tests.TempFolder folder, Mosquitto broker, FakeCamera camera, Probe probe, ServiceRun service) =>
+        (Folder, Broker, Camera, Probe, Service) = (folder, broker, camera, probe, service);
+
+    public Integration.Tests.TempFolder Folder { get; }
+    public Mosquitto Broker { get; }
+    public FakeCamera Camera { get; }
+    public Probe Probe { get; }
+    public ServiceRun Service { get; }
+
+    /// <summary>The camera's state on the last status message.</summary>
+    public string? CameraState => Probe.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString();
+
+    /// <summary>Starts the line with the camera's <c>trigger</c> mode.</summary>
+    public static async Task<GigeLine> StartAsync(string trigger)
+    {
+        var tmp = new Integration.Tests.TempFolder();
+        var broker = new Mosquitto(tmp.Path);
+        await broker.StartAsync();
+        var camera = new FakeCamera();
+        await camera.StartAsync();
+        var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
+        await probe.ConnectAsync();
+        var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige(trigger), Yaml.Broker(broker.Port), tmp.Path));
+        return new GigeLine(tmp, broker, camera, probe, service);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Service.Dispose();
+        await Probe.DisposeAsync();
+        Camera.Dispose();
+        Broker.Dispose();
+        Folder.Dispose();
+    }
+}
+
 /// <summary>A received MQTT message.</summary>
 internal sealed record Received(string Topic, byte[] Payload, IReadOnlyDictionary<string, string> Properties, DateTimeOffset At)
 {

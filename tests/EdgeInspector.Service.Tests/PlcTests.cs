@@ -69,16 +69,9 @@ public class PlcTests(ITestOutputHelper output)
     {
         // The source takes a trigger from the queue and fires it, but the camera has hung (SIGSTOP): the
         // software trigger gets no answer. The part must still be answered, once, and say why.
-        using var tmp = new TempFolder();
-        using var broker = new Mosquitto(tmp.Path);
-        await broker.StartAsync();
-        using var camera = new FakeCamera();
-        await camera.StartAsync();
-        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
-        await probe.ConnectAsync();
-        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("plc"), Yaml.Broker(broker.Port), tmp.Path));
-        string? State(Probe p) => p.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString();
-        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera open", service.Process);
+        await using var line = await GigeLine.StartAsync("plc");
+        var (camera, probe, service) = (line.Camera, line.Probe, line.Service);
+        await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera open", service.Process);
 
         // While no trigger comes the source checks the camera every second (timeout_ms); if that check runs
         // between the freeze and the trigger, it finds the camera gone first and the trigger is answered as
@@ -122,16 +115,9 @@ public class PlcTests(ITestOutputHelper output)
     [Fact]
     public async Task A_triggered_GigE_camera_takes_one_frame_per_trigger_and_a_trigger_while_it_is_lost_is_answered_camera_lost()
     {
-        using var tmp = new TempFolder();
-        using var broker = new Mosquitto(tmp.Path);
-        await broker.StartAsync();
-        using var camera = new FakeCamera();
-        await camera.StartAsync();
-        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
-        await probe.ConnectAsync();
-        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("plc"), Yaml.Broker(broker.Port), tmp.Path));
-        string? State(Probe p) => p.On("/status").LastOrDefault()?.Json.GetProperty("camera_state").GetString();
-        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera open", service.Process);
+        await using var line = await GigeLine.StartAsync("plc");
+        var (camera, probe, service) = (line.Camera, line.Probe, line.Service);
+        await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera open", service.Process);
         await Task.Delay(1500);
         Assert.Empty(probe.On("/verdict")); // software-triggered: no trigger, no frame
 
@@ -141,7 +127,7 @@ public class PlcTests(ITestOutputHelper output)
         Assert.Equal(["G-1", "G-2", "G-3"], Parts(probe.On("/verdict")));
 
         camera.Kill();
-        await probe.WaitFor(p => State(p) == "lost", TimeSpan.FromSeconds(30), "the camera seen lost", service.Process);
+        await probe.WaitFor(_ => line.CameraState == "lost", TimeSpan.FromSeconds(30), "the camera seen lost", service.Process);
         await Trigger(probe, "gige1", "G-lost");
         await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-lost"), TimeSpan.FromSeconds(10), "the answer to a trigger while the camera is lost", service.Process);
         var lost = probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == "G-lost").Json;
@@ -152,7 +138,7 @@ public class PlcTests(ITestOutputHelper output)
 
         // Back: triggers are served again, and the one answered while it was away is not served twice.
         await camera.StartAsync();
-        await probe.WaitFor(p => State(p) == "streaming", Long, "the camera back", service.Process);
+        await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera back", service.Process);
         await Trigger(probe, "gige1", "G-4");
         await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-4"), Long, "a verdict after the camera came back", service.Process);
         await Task.Delay(1500);

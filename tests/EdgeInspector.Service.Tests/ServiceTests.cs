@@ -155,14 +155,8 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task Fake_camera_killed_and_restarted_the_service_recovers_by_itself()
     {
-        using var tmp = new TempFolder();
-        using var broker = new Mosquitto(tmp.Path);
-        await broker.StartAsync();
-        using var camera = new FakeCamera();
-        await camera.StartAsync();
-        await using var probe = new Probe(broker.Port, "edgeinspector/testline/gige1/#");
-        await probe.ConnectAsync();
-        using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Gige("free_run"), Yaml.Broker(broker.Port), tmp.Path));
+        await using var line = await GigeLine.StartAsync("free_run");
+        var (camera, probe, service) = (line.Camera, line.Probe, line.Service);
         await probe.WaitFor(p => p.On("/verdict").Count >= 3, Long, "verdicts from the fake camera", service.Process);
         // The line announces part ids: each goes to the next frame captured, in order.
         foreach (string part in new[] { "P-1", "P-2", "P-3" }) await probe.PublishAsync("edgeinspector/testline/gige1/part", part);
