@@ -164,6 +164,8 @@ public sealed record EngineSettings
     public TileSettings Tiles { get; init; } = new();
     /// <summary>The most memory (MB) one camera's engine may hold of what it learns: its warm-up batch and reservoir over every tile position. Checked against the model's layout at start and on every edit.</summary>
     public int MemoryMb { get; init; } = 2048;
+    /// <summary><see cref="MemoryMb"/> in bytes.</summary>
+    public long MemoryBytes => MemoryMb * 1024L * 1024L;
     /// <summary>auto | managed | onnx: where the views and the reservoir's scoring run. onnx: both as ONNX graphs on the backbone's provider; managed: both as managed code; auto: on a GPU both graphs, on the CPU the views graph and the managed scoring (the faster measured).</summary>
     public string Scoring { get; init; } = ScoringPath.Default;
 }

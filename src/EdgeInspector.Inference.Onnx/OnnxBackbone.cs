@@ -166,7 +166,7 @@ public sealed class OnnxBackbone : IDisposable
                 logger.LogWarning("Execution provider {Provider} skipped: a session could not be created on it: {Reason}", name, e.Message);
             }
         }
-        throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here{(lastReason is null ? "" : $" (last failure: {lastReason})")}. Add 'cpu' as the last choice.");
+        throw new BackboneException($"model.providers: none of [{string.Join(", ", options.ExecutionProviders)}] is usable here{(lastReason is null ? "" : $" (last failure: {lastReason})")}; this ONNX Runtime build has {string.Join(", ", OrtEnv.Instance().GetAvailableProviders())}. Add 'cpu' as the last choice.");
     }
 
     /// <summary>

@@ -59,8 +59,7 @@ internal static class Preflight
         var o = s.Engine.Options;
         var t = s.Engine.Tiles;
         long bound = EngineBound(s, backbone);
-        long limit = s.Engine.MemoryMb * 1024L * 1024L;
-        if (bound <= limit) return null;
+        if (bound <= s.Engine.MemoryBytes) return null;
         string tiles = t.Count == 1 ? "one tile" : $"{t.Cols}x{t.Rows} tiles ({t.Count} tile positions{(t.Pooled ? ", pooled" : "")})";
         return $"each camera's engine would hold up to {Mb(bound)} MB with this model and {tiles}: a warm-up batch of {o.Batch} frames and a reservoir of {o.ReservoirFrames} frames (keeping {o.ReservoirKeep:0.###} of each{(o.ReservoirWindow >= 0 ? ", and each whole for the window search" : "")}), per tile, " +
             $"more than engine.memory_mb {s.Engine.MemoryMb}; use fewer tiles, a smaller engine.batch or engine.reservoir_frames{(o.ReservoirWindow >= 0 ? ", engine.reservoir_window: -1" : "")}, or raise engine.memory_mb if the machine has the memory";
@@ -72,7 +71,7 @@ internal static class Preflight
 
     /// <summary>How many frames may wait out a warm-up within <c>engine.memory_mb</c> (<see cref="TiledEngine.FramesBeside(long)"/>).</summary>
     public static int WarmupBacklog(InspectorSettings s, FeatureLayout backbone) =>
-        TiledEngine.FramesBeside(FrameInspector.EngineLayout(backbone, s.Engine.Options), s.Engine.Options, s.Engine.Tiles.Count, s.Engine.Tiles.Pooled, s.Engine.MemoryMb * 1024L * 1024L);
+        TiledEngine.FramesBeside(FrameInspector.EngineLayout(backbone, s.Engine.Options), s.Engine.Options, s.Engine.Tiles.Count, s.Engine.Tiles.Pooled, s.Engine.MemoryBytes);
 
     /// <summary>Bytes as whole megabytes, rounded up.</summary>
     public static long Mb(long bytes) => (bytes + (1L << 20) - 1) >> 20;

@@ -240,7 +240,7 @@ internal sealed class InferenceStage(
             health.Report(Stages.Infer, counters.LastError);
             log.LogError(build.Exception, "Camera {Camera}: warm-up build failed; starting over", camera);
             engine.Reset();
-            ReleaseDeferred();
+            _backlog.Clear();
             PublishEngineState();
             return;
         }
@@ -284,8 +284,6 @@ internal sealed class InferenceStage(
     private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed; {NotKept} more were not kept (the warm-up backlog holds {Capacity}, as engine.memory_mb allows)",
         camera, _catchUpScored, _catchUpFlagged, _backlog.NotKept, _backlog.Capacity);
 
-    private void ReleaseDeferred() => _backlog.Clear();
-
     private FrameOutcome Score(FrameMeta meta, FrameFeatures[] f, TileGrid g, DecodedImage image)
     {
         var engine = inspector.Engine;
@@ -300,7 +298,7 @@ internal sealed class InferenceStage(
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
             {
-                _backlog.Open(engine.FramesBeside(live().Settings.Engine.MemoryMb * 1024L * 1024L));
+                _backlog.Open(engine.FramesBeside(live().Settings.Engine.MemoryBytes));
                 var background = BackgroundScheduler.Shared;
                 engine.Parallelism = background.Parallelism;
                 _build = background.Run(() =>
@@ -350,7 +348,7 @@ internal sealed class InferenceStage(
             var settings = live().Settings;
             string seed = settings.KnownGoodFolder(state.Recipe);
             inspector.Engine.Reset();
-            ReleaseDeferred();
+            _backlog.Clear();
             _snapshots.Delete();
             if (seed.Length > 0) Seed(seed);
             PublishEngineState();
