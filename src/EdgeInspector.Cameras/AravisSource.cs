@@ -124,12 +124,13 @@ public sealed class AravisSource(GigeOptions options, SourceCounters counters, I
                 string? tag = NextTrigger(camera, ct);
                 if (tag is null) continue;
                 // A trigger taken from the queue is this source's to answer: whatever happens to its frame,
-                // the part gets exactly one verdict.
+                // the part gets exactly one verdict. Its frame is waited for even when the service stops
+                // (at most the timeout): the camera has been triggered, and the part is on its way out.
                 try
                 {
                     AravisNative.arv_camera_software_trigger(camera, out var terr);
                     AravisNative.Check(terr, $"{_description}: TriggerSoftware for part {tag} (camera lost?)");
-                    return Capture(camera, stream, tag, ct);
+                    return Capture(camera, stream, tag, CancellationToken.None);
                 }
                 catch (FrameSourceException e) when (e.UnservedPart is null)
                 {

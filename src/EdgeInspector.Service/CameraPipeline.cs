@@ -172,11 +172,21 @@ internal sealed class CameraPipeline : IAsyncDisposable
     /// <summary>Pushes a status now (config reload results must not wait for the next period).</summary>
     public void StatusNow() => _status.Send();
 
+    /// <summary>How long a stop waits for acquisition: a camera's frame timeout, with room for a reconnect attempt.</summary>
+    private TimeSpan AcquisitionStopLimit => TimeSpan.FromMilliseconds(Math.Min(_camera.Gige.TimeoutMs, 25_000) + 5000);
+
     public async ValueTask DisposeAsync()
     {
         // Graceful stop: no new frames, then let every frame already captured be answered (scored, or
         // timed out by its deadline), then stop the rest and let the link spool what it could not send.
+        // Acquisition stops first: it may still be serving a trigger the camera took (at most its timeout)
+        // and it answers the triggers left waiting; only then is what it registered all there to drain.
         _stopAcquire.Cancel();
+        try { await _acquire.Stopped.WaitAsync(AcquisitionStopLimit); }
+        catch (TimeoutException)
+        {
+            _log.LogWarning("Camera {Camera}: acquisition did not stop within {Limit} s (its camera does not answer); stopping the rest without it", Name, AcquisitionStopLimit.TotalSeconds);
+        }
         var limit = Stopwatch.StartNew();
         while ((_work.Reader.Count > 0 || _sequence.Pending > 0 || _events.Reader.Count > 0) && limit.ElapsedMilliseconds < Live.Settings.Verdict.DeadlineMs + 2000)
         {

@@ -113,6 +113,34 @@ public class PlcTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_trigger_the_camera_took_when_the_service_is_stopped_is_answered_before_the_service_exits()
+    {
+        // SIGTERM (systemd's stop) while the source serves a trigger the hung camera (SIGSTOP) cannot
+        // answer: the stop waits for that trigger's outcome and publishes its verdict before it exits.
+        await using var line = await GigeLine.StartAsync("plc");
+        var (camera, probe, service) = (line.Camera, line.Probe, line.Service);
+        await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera open", service.Process);
+        await Trigger(probe, "gige1", "G-1");
+        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-1"), Long, "the first verdict", service.Process);
+
+        camera.Pause();
+        await Trigger(probe, "gige1", "G-stop");
+        await Task.Delay(300); // taken and fired at the camera, which does not answer
+        service.Process.Terminate();
+        using (var exit = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await service.Process.WaitForExitAsync(exit.Token);
+        camera.Resume();
+        output.WriteLine(service.Process.Output);
+        Assert.Equal(0, service.Process.ExitCode);
+        await Task.Delay(500);
+        Assert.Equal(["G-1", "G-stop"], Parts(probe.On("/verdict")));
+        var stopped = probe.On("/verdict").Last().Json;
+        output.WriteLine($"G-stop: {stopped}");
+        Assert.Equal("error", stopped.GetProperty("verdict").GetString());
+        Assert.True(stopped.GetProperty("reject").GetBoolean());
+        Assert.Contains("G-stop", stopped.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task A_triggered_GigE_camera_takes_one_frame_per_trigger_and_a_trigger_while_it_is_lost_is_answered_camera_lost()
     {
         await using var line = await GigeLine.StartAsync("plc");

@@ -58,6 +58,30 @@ public class StageTests
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// A camera the PLC triggers whose frame comes only when the test releases it, stop or not: a trigger
+    /// it took has been fired at the camera, and its frame is on the wire.
+    /// </summary>
+    private sealed class SlowTriggeredCamera(TriggerQueue triggers) : IFrameSource
+    {
+        public TaskCompletionSource Taken { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Description => "fake slow triggered";
+
+        public Task OpenAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async ValueTask<CapturedFrame?> ReadAsync(CancellationToken cancellationToken)
+        {
+            string tag = await triggers.NextAsync(cancellationToken);
+            Taken.TrySetResult();
+            await Release.Task;
+            return CapturedFrame.Encoded([1, 2, 3], "fake slow triggered", tag, System.Diagnostics.Stopwatch.GetTimestamp(), DateTimeOffset.UtcNow);
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     private static (AcquisitionStage Stage, Channel<Work> Work, FrameEvents Events, PipelineCounters Counters) Acquisition(
         string policy, int frames, string trigger = "none", TriggerQueue? triggers = null, Func<IFrameSource>? source = null)
     {
@@ -113,6 +137,42 @@ public class StageTests
         var (free, _, freeEvents, _) = Acquisition("drop_oldest", 0);
         Assert.Equal("camera c is not triggered by the PLC (set replay.trigger: plc)", free.Trigger("X"));
         Assert.Empty(Drain(freeEvents));
+    }
+
+    [Fact]
+    public async Task At_a_stop_the_trigger_the_camera_took_is_served_and_every_trigger_waiting_or_after_is_answered()
+    {
+        var triggers = new TriggerQueue();
+        var camera = new SlowTriggeredCamera(triggers);
+        var (stage, work, events, _) = Acquisition("drop_oldest", 0, "plc", triggers, () => camera);
+        using var cts = new CancellationTokenSource();
+        var loop = stage.RunAsync(cts.Token);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (stage.State != "streaming") await Task.Delay(10, limit.Token);
+        Assert.Null(stage.Trigger("A"));
+        await camera.Taken.Task.WaitAsync(limit.Token);
+        Assert.Null(stage.Trigger("B")); // waits behind A
+
+        cts.Cancel();
+        await Task.Delay(300);
+        Assert.False(loop.IsCompleted); // still serving A
+        camera.Release.SetResult();
+        await loop.WaitAsync(limit.Token);
+        Assert.Equal("stopped", stage.State);
+        Assert.Null(stage.Trigger("C")); // after the stop: answered at once, never queued
+        Assert.False(triggers.TryTake(out _));
+
+        Assert.True(work.Reader.TryRead(out var a));
+        Assert.Equal("A", a.Meta.PartId);
+        Assert.False(work.Reader.TryRead(out _));
+        var all = Drain(events);
+        var registered = all.OfType<FrameEvents.Registered>().ToList();
+        Assert.Equal(["A", "B", "C"], registered.Select(r => r.Meta.PartId));
+        var answered = all.OfType<FrameEvents.Completed>().ToDictionary(c => registered.Single(r => r.Meta.Id == c.Id).Meta.PartId!, c => c.Outcome);
+        Assert.Equal(["B", "C"], answered.Keys.Order());
+        Assert.All(answered.Values, o => Assert.Equal((VerdictKind.Error, ErrorCode.CameraLost), (o.Kind, o.Cause)));
+        Assert.Contains("pipeline is stopping", answered["B"].Error);
+        Assert.Contains("the camera is stopped, not streaming", answered["C"].Error);
     }
 
     private static List<FrameEvents.Event> Drain(FrameEvents events)

@@ -14,7 +14,8 @@ namespace EdgeInspector.Service;
 /// to the bounded inference queue. When the queue is full the drop policy picks the frame that is
 /// answered <c>dropped</c> at once. A camera the PLC triggers takes one frame per trigger; a trigger it
 /// cannot serve (the camera not streaming, or lost before the frame came) is answered at once as a verdict
-/// for that part: <c>error</c>, camera lost.
+/// for that part: <c>error</c>, camera lost. When the service stops, a trigger the camera already took is
+/// served (its frame is on the wire) and every trigger still waiting, or coming after, is answered.
 /// </summary>
 internal sealed class AcquisitionStage(
     CameraSettings camera, Func<IFrameSource> sourceFactory, SourceCounters sourceCounters, Func<LiveSettings> live, CameraState state,
@@ -26,8 +27,11 @@ internal sealed class AcquisitionStage(
     // Frame ids are taken and registered together: triggers are answered from the MQTT thread, frames
     // from this loop, and the sequencer needs ids registered in increasing order.
     private readonly Lock _register = new();
+    // A trigger is checked against the state and queued under this lock, and the stop sets its state under
+    // it before its last sweep of the queue: no trigger can be queued after that sweep and wait forever.
+    private readonly Lock _gate = new();
 
-    /// <summary>opening | streaming | lost (reconnecting) | finished (a replay that does not loop ran out).</summary>
+    /// <summary>opening | streaming | lost (reconnecting) | finished (a replay that does not loop ran out) | stopped.</summary>
     public string State => _state;
 
     public async Task RunAsync(CancellationToken ct)
@@ -54,10 +58,11 @@ internal sealed class AcquisitionStage(
                     // An unpaced replay waits for room before it "captures": the pipeline sets the pace.
                     if (!source.IsRealTime) await work.Writer.WaitToWriteAsync(ct);
                     var readTask = source.ReadAsync(ct).AsTask();
-                    // Keep the heartbeat alive while a camera legitimately waits for its trigger.
+                    // Keep the heartbeat alive while a camera legitimately waits for its trigger. Not cancelled
+                    // with the stop: a read serving a trigger the camera took finishes, and its part is answered.
                     while (!readTask.IsCompleted)
                     {
-                        await Task.WhenAny(readTask, Task.Delay(500, ct));
+                        await Task.WhenAny(readTask, Task.Delay(500, CancellationToken.None));
                         Heartbeat.Beat();
                     }
                     var frame = await readTask;
@@ -87,14 +92,33 @@ internal sealed class AcquisitionStage(
             }
             finally
             {
+                // Answered before the source is closed: closing a camera that hangs can take longer than a
+                // stop waits for this stage.
+                if (ct.IsCancellationRequested) StopTaking();
                 await source.DisposeAsync();
             }
             try { await Task.Delay(backoff, ct); }
             catch (OperationCanceledException) { break; }
             backoff = TimeSpan.FromSeconds(Math.Min(backoff.TotalSeconds * 2, maxBackoff));
         }
-        AnswerWaitingTriggers("the camera's pipeline stopped");
+        StopTaking();
     }
+
+    /// <summary>Takes no trigger from now on, and answers those still waiting.</summary>
+    private void StopTaking()
+    {
+        lock (_gate) _state = "stopped";
+        AnswerWaitingTriggers("the camera's pipeline is stopping");
+        _stopped.TrySetResult();
+    }
+
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes once the stage has stopped taking frames and triggers: every frame it captured is
+    /// registered and every trigger it took is answered (the camera may still be closing).
+    /// </summary>
+    public Task Stopped => _stopped.Task;
 
     /// <summary>Stamps, registers and queues one captured frame (or answers it dropped).</summary>
     internal void Admit(CapturedFrame frame)
@@ -137,8 +161,14 @@ internal sealed class AcquisitionStage(
     public string? Trigger(string partId)
     {
         if (!camera.PlcTriggered) return $"camera {camera.Name} is not triggered by the PLC (set {camera.Source}.trigger: plc)";
-        if (_state != "streaming") Answer(partId, VerdictKind.Error, ErrorCode.CameraLost, $"trigger for part {partId}: the camera is {_state}, not streaming");
-        else if (!triggers.TryFire(partId)) Answer(partId, VerdictKind.Dropped, ErrorCode.None, $"trigger for part {partId}: {triggers.Capacity} triggers already wait for the camera");
+        string state;
+        lock (_gate)
+        {
+            state = _state;
+            if (state == "streaming" && triggers.TryFire(partId)) return null;
+        }
+        if (state != "streaming") Answer(partId, VerdictKind.Error, ErrorCode.CameraLost, $"trigger for part {partId}: the camera is {state}, not streaming");
+        else Answer(partId, VerdictKind.Dropped, ErrorCode.None, $"trigger for part {partId}: {triggers.Capacity} triggers already wait for the camera");
         return null;
     }
 
