@@ -39,6 +39,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _stopAcquire = new();
     private readonly List<Task> _loops = [];
+    private Task _acquireLoop = Task.CompletedTask;
     private LiveSettings _live;
 
     public readonly SourceCounters SourceCounters = new();
@@ -115,7 +116,8 @@ internal sealed class CameraPipeline : IAsyncDisposable
         }, ct));
         _loops.Add(Supervise(Stages.Sequence, _sequence.RunAsync, ct));
         var acquireCt = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopAcquire.Token).Token;
-        _loops.Add(Supervise(Stages.Acquire, _acquire.RunAsync, acquireCt));
+        _acquireLoop = Supervise(Stages.Acquire, _acquire.RunAsync, acquireCt);
+        _loops.Add(_acquireLoop);
         _loops.Add(Supervise(Stages.Status, _status.RunAsync, ct));
         _loops.Add(Supervise(Stages.Archive, _archive.RunAsync, ct));
     }
@@ -182,7 +184,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         // Acquisition stops first: it may still be serving a trigger the camera took (at most its timeout)
         // and it answers the triggers left waiting; only then is what it registered all there to drain.
         _stopAcquire.Cancel();
-        try { await _acquire.Stopped.WaitAsync(AcquisitionStopLimit); }
+        try { await Task.WhenAny(_acquire.Stopped, _acquireLoop).WaitAsync(AcquisitionStopLimit); }
         catch (TimeoutException)
         {
             _log.LogWarning("Camera {Camera}: acquisition did not stop within {Limit} s (its camera does not answer); stopping the rest without it", Name, AcquisitionStopLimit.TotalSeconds);

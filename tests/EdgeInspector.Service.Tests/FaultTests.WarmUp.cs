@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using EdgeInspector.Configuration;
+using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Tiling;
+using EdgeInspector.Imaging;
 using EdgeInspector.Integration.Tests;
 
 namespace EdgeInspector.Service.Tests;
@@ -70,5 +73,48 @@ public partial class FaultTests
         Assert.Equal(settings.Engine.Options.Batch, int.Parse(m.Groups[1].Value)); // the batch alone
         Assert.Equal(waited - settings.Engine.Options.Batch, int.Parse(m.Groups[2].Value));
         Assert.Equal(waited > settings.Engine.Options.Batch, run.Log.Lines.Any(l => l.Contains("the warm-up backlog is full (0 frame(s)")));
+    }
+    /// <summary>Counts the images the backbone is run on.</summary>
+    private sealed class CountingInspector(SharedBackbone b, EngineSettings e) : FrameInspector(b, e)
+    {
+        public int Images;
+
+        public override FrameFeatures[]?[] Extract(IReadOnlyList<DecodedImage?> images, IReadOnlyList<TileGrid?> geometry)
+        {
+            foreach (var image in images) if (image is not null) Interlocked.Increment(ref Images);
+            return base.Extract(images, geometry);
+        }
+    }
+
+    [Fact]
+    public async Task Frames_the_warm_up_cannot_keep_skip_the_backbone_while_its_build_runs_and_an_unreadable_one_is_still_an_error()
+    {
+        // At full speed (the replay waits only for room in the queue) with no room for a backlog, every frame
+        // that comes while the warm-up build runs would only have its features let go: it is answered
+        // warming_up without the backbone, which leaves the low-priority build the CPU. A frame that cannot
+        // be read is still answered error: a failure never publishes a pass.
+        using var tmp = new TempFolder();
+        string folder = Folder(tmp.Path, good: 30, extra: dir => File.WriteAllBytes(Path.Combine(dir, "006_corrupt.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]));
+        var link = new FakeLink();
+        var layout = Backbone.Value.Model.Layout;
+        Func<InspectorSettings, InspectorSettings> tight = s => s with { Engine = s.Engine with { MemoryMb = (int)Preflight.Mb(Preflight.EngineBound(s, layout)) } };
+        CountingInspector? counting = null;
+        await using var run = Start(folder, link, (b, e) => counting = new CountingInspector(b, e), fps: 0, edit: tight);
+        await run.Settled(31);
+        var verdicts = link.Verdicts();
+        Assert.Equal(31, verdicts.Count);
+        var corrupt = Assert.Single(verdicts, v => v.GetProperty("verdict").GetString() == "error");
+        Assert.Equal(4, corrupt.GetProperty("error_code").GetInt32());
+        Assert.Contains("006_corrupt.png", corrupt.GetProperty("error").GetString());
+
+        string? caughtUp = null;
+        await Until(() => (caughtUp = run.Log.Lines.FirstOrDefault(l => l.Contains("answered warming_up were scored afterwards"))) is not null, "the caught-up line", run);
+        output.WriteLine($"backbone ran on {counting!.Images} images; {caughtUp}");
+        var m = System.Text.RegularExpressions.Regex.Match(caughtUp!, @"(\d+) more were not kept \(the warm-up backlog holds 0, as engine.memory_mb allows\), (\d+) of them answered without the backbone");
+        Assert.True(m.Success, caughtUp);
+        int notKept = int.Parse(m.Groups[1].Value), skipped = int.Parse(m.Groups[2].Value);
+        Assert.InRange(skipped, 1, notKept);
+        // Every readable frame went through the backbone once, or skipped it: none twice, none lost.
+        Assert.Equal(30, counting.Images + skipped);
     }
 }

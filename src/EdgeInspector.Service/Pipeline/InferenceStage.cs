@@ -149,14 +149,19 @@ internal sealed class InferenceStage(
                     w.Frame.Dispose();
                 }
             }
+            // While the warm-up build runs with its backlog full, a frame's features would only be let go:
+            // the backbone is not run on it, so that the low-priority build gets the CPU. At a line's full
+            // rate the live frames would otherwise leave it none, and the line would stay in warm-up.
+            bool infer = _build is null || !_backlog.IsFull;
             try
             {
-                Process(batch, images, geometry, errors);
+                if (infer) Process(batch, images, geometry, errors);
+                else AnswerUnlearned(batch, errors);
             }
             finally
             {
                 foreach (var m in images) m?.Dispose();
-                _shedding.Measured(Stopwatch.GetTimestamp() - started, batch.Count);
+                if (infer) _shedding.Measured(Stopwatch.GetTimestamp() - started, batch.Count);
                 if (inspector.Engine.IsWarm) _snapshots.Learned();
                 PublishEngineState();
             }
@@ -195,13 +200,46 @@ internal sealed class InferenceStage(
             var meta = batch[i].Meta;
             if (features[i] is not { } f)
             {
-                counters.LastError = errors[i];
-                if (_badFrameLog.Allow(out long held)) log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error} ({Held} such frame(s) not logged since the last; each is answered 'error')", camera, meta.Id, meta.PartId, errors[i], held);
-                events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.DecodeFailed, Error = errors[i] });
+                AnswerUnreadable(meta, errors[i]);
                 continue;
             }
             events.Complete(meta.Id, Score(meta, f, geometry[i]!, images[i]!));
         }
+    }
+
+    /// <summary>
+    /// Frames that arrive while the warm-up build runs and its backlog is full: answered <c>warming_up</c>
+    /// without the backbone (they could not be learned from), but a frame that cannot be read is still an
+    /// error: a failure never publishes a pass.
+    /// </summary>
+    private void AnswerUnlearned(List<Work> batch, List<string?> errors)
+    {
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (errors[i] is { } error)
+            {
+                AnswerUnreadable(batch[i].Meta, error);
+                continue;
+            }
+            _backlog.Skip();
+            WarnOnFirstNotKept();
+            events.Complete(batch[i].Meta.Id, new FrameOutcome { Kind = VerdictKind.WarmingUp });
+        }
+    }
+
+    private void AnswerUnreadable(FrameMeta meta, string? error)
+    {
+        counters.LastError = error;
+        if (_badFrameLog.Allow(out long held)) log.LogWarning("Camera {Camera}: frame {Frame} ({Part}) cannot be processed: {Error} ({Held} such frame(s) not logged since the last; each is answered 'error')", camera, meta.Id, meta.PartId, error, held);
+        events.Complete(meta.Id, new FrameOutcome { Kind = VerdictKind.Error, Cause = ErrorCode.DecodeFailed, Error = error });
+    }
+
+    /// <summary>The first frame of a warm-up that the backlog could not keep is logged.</summary>
+    private void WarnOnFirstNotKept()
+    {
+        if (_backlog.NotKept == 1)
+            log.LogWarning("Camera {Camera}: the warm-up backlog is full ({Capacity} frame(s), what engine.memory_mb {Limit} leaves beside the engine); until the warm-up is done frames are answered warming_up without the backbone, so that the build gets the CPU, and are not learned from",
+                camera, _backlog.Capacity, live().Settings.Engine.MemoryMb);
     }
 
     private void Seed(string folder)
@@ -223,7 +261,8 @@ internal sealed class InferenceStage(
     // on a small CPU. It runs off the loop, at a lower priority (BackgroundScheduler), so that frames keep
     // being answered on time meanwhile ("warming_up") and the build only takes the CPU they leave; their features wait (as many
     // as engine.memory_mb allows: WarmupBacklog) and are pushed, in order, once it is done, so they still teach
-    // the engine and their scores reach the log. A live frame's deadline outranks that backlog: a waiting
+    // the engine and their scores reach the log. Once the backlog is full, frames skip the backbone until the
+    // build is done (AnswerUnlearned), leaving it the CPU. A live frame's deadline outranks that backlog: a waiting
     // frame is pushed only when no live frame is queued (CatchUp), so the catch-up never makes one late.
     private Task<IReadOnlyList<TiledResult>>? _build;
     private readonly WarmupBacklog _backlog = new(inspector.Release);
@@ -281,8 +320,8 @@ internal sealed class InferenceStage(
     }
 
     // Frames answered warming_up are scored once the engine is warm: logged for the audit trail.
-    private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed; {NotKept} more were not kept (the warm-up backlog holds {Capacity}, as engine.memory_mb allows)",
-        camera, _catchUpScored, _catchUpFlagged, _backlog.NotKept, _backlog.Capacity);
+    private void LogCaughtUp() => log.LogInformation("Camera {Camera}: {Scored} frame(s) answered warming_up were scored afterwards, {Flagged} of them would have failed; {NotKept} more were not kept (the warm-up backlog holds {Capacity}, as engine.memory_mb allows), {Skipped} of them answered without the backbone to leave the build the CPU",
+        camera, _catchUpScored, _catchUpFlagged, _backlog.NotKept, _backlog.Capacity, _backlog.Skipped);
 
     private FrameOutcome Score(FrameMeta meta, FrameFeatures[] f, TileGrid g, DecodedImage image)
     {
@@ -291,9 +330,7 @@ internal sealed class InferenceStage(
         {
             if (_build is not null)
             {
-                if (!_backlog.Offer(meta.Id, f, g) && _backlog.NotKept == 1)
-                    log.LogWarning("Camera {Camera}: the warm-up backlog is full ({Capacity} frame(s), what engine.memory_mb {Limit} leaves beside the engine); frames are answered warming_up and not learned from until the warm-up is done",
-                        camera, _backlog.Capacity, live().Settings.Engine.MemoryMb);
+                if (!_backlog.Offer(meta.Id, f, g)) WarnOnFirstNotKept();
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)

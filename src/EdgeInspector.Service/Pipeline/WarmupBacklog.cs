@@ -9,7 +9,8 @@ namespace EdgeInspector.Service;
 /// wait is bounded: at a line's full rate the low-priority build gets little CPU, and an unbounded wait
 /// grew by a frame's features (2.4 MB a tile at the defaults) with every frame. It holds as many frames
 /// as <c>engine.memory_mb</c> leaves beside the engine's own bound (<see cref="TiledEngine.FramesBeside"/>);
-/// a frame past that is answered all the same, and only its features are let go.
+/// a frame past that is answered all the same and not learned from, and until the build is done the
+/// inference stage does not run the backbone on such frames, so that the build gets the CPU.
 /// </summary>
 internal sealed class WarmupBacklog(Action<FrameFeatures[]> release)
 {
@@ -30,12 +31,16 @@ internal sealed class WarmupBacklog(Action<FrameFeatures[]> release)
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
         Capacity = capacity;
         NotKept = 0;
+        Skipped = 0;
     }
+
+    /// <summary>True when it can keep no more frames this warm-up.</summary>
+    public bool IsFull => _frames.Count >= Capacity;
 
     /// <summary>Keeps a frame's features to be pushed later; when full, releases them instead. True when kept.</summary>
     public bool Offer(long id, FrameFeatures[] tiles, TileGrid geometry)
     {
-        if (_frames.Count >= Capacity)
+        if (IsFull)
         {
             release(tiles);
             NotKept++;
@@ -43,6 +48,16 @@ internal sealed class WarmupBacklog(Action<FrameFeatures[]> release)
         }
         _frames.Enqueue((id, tiles, geometry));
         return true;
+    }
+
+    /// <summary>Of <see cref="NotKept"/>, the frames the backbone did not run on.</summary>
+    public long Skipped { get; private set; }
+
+    /// <summary>Counts a frame of this warm-up that was not kept and has no features to release (the backbone did not run on it).</summary>
+    public void Skip()
+    {
+        NotKept++;
+        Skipped++;
     }
 
     /// <summary>The oldest waiting frame, if any; its features are the caller's to push and release.</summary>
