@@ -62,7 +62,8 @@ public sealed class FolderReplaySource(string folder, double fps, bool loop, int
         }
         string file = _files[_next++];
         byte[] bytes;
-        try { bytes = await File.ReadAllBytesAsync(file, cancellationToken); }
+        // A trigger taken is served even when the service stops meanwhile: its part gets its verdict.
+        try { bytes = await File.ReadAllBytesAsync(file, tag is null ? cancellationToken : CancellationToken.None); }
         catch (IOException) { bytes = []; } // an unreadable file is delivered empty: its frame gets an error verdict
         // Part id: the path inside the folder without extension ("broken_large/000"), unique where names repeat.
         string rel = Path.GetRelativePath(folder, file);
