@@ -15,6 +15,13 @@ public class PlcTests(ITestOutputHelper output)
 
     private static List<string?> Parts(List<Received> verdicts) => [.. verdicts.Select(v => v.Json.GetProperty("part_id").GetString())];
 
+    /// <summary>Waits for the one verdict that answers <paramref name="part"/> on the GigE line, and returns it.</summary>
+    private static async Task<JsonElement> AnswerTo(GigeLine line, string part, string what, TimeSpan? within = null)
+    {
+        await line.Probe.WaitFor(p => Parts(p.On("/verdict")).Contains(part), within ?? Long, what, line.Service.Process);
+        return line.Probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == part).Json;
+    }
+
     private static async Task Trigger(Probe probe, string camera, params string[] parts)
     {
         foreach (string part in parts)
@@ -84,8 +91,7 @@ public class PlcTests(ITestOutputHelper output)
             parts.Add(part);
             camera.Pause();
             await Trigger(probe, "gige1", part);
-            await probe.WaitFor(p => Parts(p.On("/verdict")).Contains(part), Long, $"the answer for {part}", service.Process);
-            var verdict = probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == part).Json;
+            var verdict = await AnswerTo(line, part, $"the answer for {part}");
             Assert.Equal("error", verdict.GetProperty("verdict").GetString());
             Assert.Equal(6, verdict.GetProperty("error_code").GetInt32());
             Assert.True(verdict.GetProperty("reject").GetBoolean());
@@ -104,7 +110,7 @@ public class PlcTests(ITestOutputHelper output)
 
         // Back: the next trigger gets its frame, and every part was answered exactly once, in order.
         await Trigger(probe, "gige1", "G-after");
-        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-after"), Long, "a verdict after the camera came back", service.Process);
+        await AnswerTo(line, "G-after", "a verdict after the camera came back");
         await Task.Delay(1500);
         Assert.Equal([.. parts, "G-after"], Parts(probe.On("/verdict")));
         var after = probe.On("/verdict").Last().Json;
@@ -121,7 +127,7 @@ public class PlcTests(ITestOutputHelper output)
         var (camera, probe, service) = (line.Camera, line.Probe, line.Service);
         await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera open", service.Process);
         await Trigger(probe, "gige1", "G-1");
-        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-1"), Long, "the first verdict", service.Process);
+        await AnswerTo(line, "G-1", "the first verdict");
 
         camera.Pause();
         await Trigger(probe, "gige1", "G-stop");
@@ -157,8 +163,7 @@ public class PlcTests(ITestOutputHelper output)
         camera.Kill();
         await probe.WaitFor(_ => line.CameraState == "lost", TimeSpan.FromSeconds(30), "the camera seen lost", service.Process);
         await Trigger(probe, "gige1", "G-lost");
-        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-lost"), TimeSpan.FromSeconds(10), "the answer to a trigger while the camera is lost", service.Process);
-        var lost = probe.On("/verdict").Single(v => v.Json.GetProperty("part_id").GetString() == "G-lost").Json;
+        var lost = await AnswerTo(line, "G-lost", "the answer to a trigger while the camera is lost", TimeSpan.FromSeconds(10));
         Assert.Equal("error", lost.GetProperty("verdict").GetString());
         Assert.Equal(6, lost.GetProperty("error_code").GetInt32());
         Assert.True(lost.GetProperty("reject").GetBoolean());
@@ -168,7 +173,7 @@ public class PlcTests(ITestOutputHelper output)
         await camera.StartAsync();
         await probe.WaitFor(_ => line.CameraState == "streaming", Long, "the camera back", service.Process);
         await Trigger(probe, "gige1", "G-4");
-        await probe.WaitFor(p => Parts(p.On("/verdict")).Contains("G-4"), Long, "a verdict after the camera came back", service.Process);
+        await AnswerTo(line, "G-4", "a verdict after the camera came back");
         await Task.Delay(1500);
         Assert.Equal(["G-1", "G-2", "G-3", "G-lost", "G-4"], Parts(probe.On("/verdict")));
         output.WriteLine($"verdicts: {string.Join(" ", probe.On("/verdict").Select(v => $"{v.Json.GetProperty("part_id").GetString()}:{v.Json.GetProperty("verdict").GetString()}/{v.Json.GetProperty("error_code").GetInt32()}"))}");

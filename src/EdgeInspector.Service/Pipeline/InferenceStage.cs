@@ -297,8 +297,7 @@ internal sealed class InferenceStage(
     /// <summary>Pushes one frame that waited out the warm-up, if no live frame is queued. True when it did.</summary>
     private bool CatchUp()
     {
-        if (_build is not null || _backlog.Count == 0 || _held is not null || work.TryPeek(out _)) return false;
-        _backlog.TryTake(out var waiting);
+        if (_build is not null || _held is not null || work.TryPeek(out _) || !_backlog.TryTake(out var waiting)) return false;
         var (id, f, g) = waiting;
         var policy = publisher.Current().Policy;
         try
