@@ -14,6 +14,50 @@ public sealed class StatsTests
         Assert.Equal((0.1f + 0.3f) / 2, Stats.MeanOfSmallest(v, 2), 6);
     }
 
+    [Fact]
+    public void Interval_average_of_dots_by_hand()
+    {
+        // Three reservoir frames, two patches; dots[t*2 + q]. Patch 0: dots 1, 0.5, −1 are distances 0, 1, 2.
+        // Patch 1: dots 0.5, 0.5, 1.1 (past 1 by rounding: distance 0), so 1, 1, 0.
+        float[] dots = [1f, 0.5f, 0.5f, 0.5f, -1f, 1.1f];
+        var scores = new float[2];
+        Stats.IntervalAverageOfDots(dots, 3, 2, scores);
+        Assert.Equal(0.5f, scores[0], 6); // (0 + 1) / 2
+        Assert.Equal(0.5f, scores[1], 6); // (0 + 1) / 2
+        Stats.IntervalAverageOfDots(dots, 3, 1, scores);
+        Assert.Equal([0f, 0f], scores);
+        Stats.IntervalAverageOfDots(dots, 3, 3, scores);
+        Assert.Equal(1f, scores[0], 6);
+        Assert.Equal(2f / 3, scores[1], 6);
+    }
+
+    [Theory]
+    [InlineData(64, 19, 784)] // the default: 64 reservoir frames, MuSc's 30%, a 28×28 grid
+    [InlineData(63, 18, 784)] // a frame of the reservoir left out (the warm-up batch)
+    [InlineData(1, 1, 37)]
+    [InlineData(5, 5, 9)]     // k = n: every frame
+    [InlineData(300, 90, 50)] // a long reservoir
+    [InlineData(40, 12, 3)]   // fewer patches than a vector: the plain path alone
+    public void Interval_average_of_dots_matches_its_plain_twin(int n, int k, int p)
+    {
+        var rng = new Random(n * 7 + k * 3 + p);
+        // Dots from −1 to 1, with ties: a quarter of them repeat the one before.
+        var dots = new float[n * p];
+        for (int i = 0; i < dots.Length; i++) dots[i] = i > 0 && rng.Next(4) == 0 ? dots[i - 1] : (float)(rng.NextDouble() * 2 - 1);
+        var fast = new float[p];
+        var plain = new float[p];
+        Stats.IntervalAverageOfDots(dots, n, k, fast);
+        Stats.IntervalAverageOfDotsScalar(dots, n, k, plain);
+        for (int q = 0; q < p; q++) Assert.Equal(plain[q], fast[q], 1e-6f); // float sums against double: about 1e-7 relative
+    }
+
+    [Fact]
+    public void Interval_average_of_dots_rejects_too_few_dots()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Stats.IntervalAverageOfDots(new float[10], 4, 2, new float[3]));
+        Assert.Contains("4 frames × 3 patches need 12 dots", e.Message);
+    }
+
     [Theory]
     [InlineData(63, 0.3, 18)] // MuSc: floor(0.3 * 63)
     [InlineData(10, 0.3, 3)]

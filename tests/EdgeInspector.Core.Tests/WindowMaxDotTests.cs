@@ -38,6 +38,12 @@ public sealed class WindowMaxDotTests
     [InlineData(3, 20, 5, 2)]
     [InlineData(28, 28, 128, 2)] // the default: ResNet50 stage 2 grid, 128 scoring dims, a 5×5 window
     [InlineData(1, 33, 16, 4)]
+    // r = 2 runs by reference row, five query rows at once: grids with fewer rows than that, and one wider
+    // than two vectors.
+    [InlineData(1, 9, 7, 2)]
+    [InlineData(2, 5, 3, 2)]
+    [InlineData(4, 17, 33, 2)]
+    [InlineData(6, 40, 12, 2)]
     public void The_fast_path_matches_the_plain_loop(int h, int w, int d, int r)
     {
         var rng = new Random(h * 1000 + w * 10 + r);

@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace EdgeInspector.Core.Numerics;
 
 /// <summary>Order statistics used by the scorers. Every method works in caller-provided scratch.</summary>
@@ -15,6 +18,80 @@ public static class Stats
         double sum = 0;
         for (int i = 0; i < k; i++) sum += values[i];
         return (float)(sum / k);
+    }
+
+    /// <summary>
+    /// MuSc's interval average from nearest-neighbour dot products (unit vectors):
+    /// <paramref name="scores"/>[q] ← the mean, over the <paramref name="k"/> largest of
+    /// <paramref name="dots"/>[t·p + q] (t below <paramref name="n"/>, p = scores.Length), of the unit distance
+    /// √(2 − 2·dot). The distance falls as the dot rises, so the k largest dots are the k nearest distances,
+    /// and only those k are turned into distances.
+    /// </summary>
+    /// <remarks>
+    /// A vector of patches at a time: each one's k largest are kept sorted, and every further dot is sifted
+    /// through them by max and min, so the scores need neither a gather per patch nor a selection with
+    /// branches. The sum runs from the nearest distance out. <see cref="IntervalAverageOfDotsScalar"/> is the
+    /// plain twin.
+    /// </remarks>
+    public static void IntervalAverageOfDots(ReadOnlySpan<float> dots, int n, int k, Span<float> scores)
+    {
+        int p = scores.Length;
+        ValidateDots(dots, n, k, p);
+        k = Math.Min(k, n);
+        int l = Vector<float>.Count, q0 = 0;
+        if (Vector.IsHardwareAccelerated && k <= MaxSiftedK)
+        {
+            Span<Vector<float>> kept = stackalloc Vector<float>[k];
+            var two = new Vector<float>(2f);
+            for (; q0 + l <= p; q0 += l)
+            {
+                kept.Fill(new Vector<float>(float.NegativeInfinity));
+                for (int t = 0; t < n; t++)
+                {
+                    var v = Vector.LoadUnsafe(ref MemoryMarshal.GetReference(dots), (nuint)(t * p + q0));
+                    for (int j = 0; j < kept.Length; j++)
+                    {
+                        var held = kept[j];
+                        kept[j] = Vector.MaxNative(held, v);
+                        v = Vector.MinNative(held, v);
+                    }
+                }
+                var sum = Vector<float>.Zero;
+                for (int j = 0; j < kept.Length; j++) sum += Vector.SquareRoot(Vector.MaxNative(Vector<float>.Zero, two - two * kept[j]));
+                (sum / new Vector<float>(k)).CopyTo(scores.Slice(q0, l));
+            }
+        }
+        if (q0 < p) IntervalAverageOfDotsScalar(dots, n, k, scores, q0);
+    }
+
+    /// <summary>The largest k <see cref="IntervalAverageOfDots"/> keeps in vectors; a larger one takes the plain path.</summary>
+    private const int MaxSiftedK = 256;
+
+    /// <summary>The plain twin of <see cref="IntervalAverageOfDots"/>: per patch, every dot to a distance, then <see cref="MeanOfSmallest"/>.</summary>
+    public static void IntervalAverageOfDotsScalar(ReadOnlySpan<float> dots, int n, int k, Span<float> scores, int from = 0)
+    {
+        int p = scores.Length;
+        ValidateDots(dots, n, k, p);
+        var column = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+        try
+        {
+            for (int q = from; q < p; q++)
+            {
+                for (int t = 0; t < n; t++) column[t] = MaxDot.UnitDistance(dots[t * p + q]);
+                scores[q] = MeanOfSmallest(column.AsSpan(0, n), k);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(column);
+        }
+    }
+
+    private static void ValidateDots(ReadOnlySpan<float> dots, int n, int k, int p)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
+        if (dots.Length < n * p) throw new ArgumentException($"{n} frames × {p} patches need {n * p} dots, got {dots.Length}.", nameof(dots));
     }
 
     /// <summary>MuSc's k for an interval fraction over <paramref name="n"/> references: max(1, floor(fraction·n)).</summary>

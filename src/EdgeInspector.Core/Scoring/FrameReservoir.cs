@@ -358,9 +358,8 @@ public sealed class FrameReservoir : IDisposable
         {
             Parallel.For(0, views, Parallelism, v =>
             {
-                // alpha[t*p + q]: nearest distance of patch q within reservoir frame t.
+                // alpha[t*p + q]: the largest dot product of patch q within reservoir frame t (its nearest patch there).
                 var alpha = ArrayPool<float>.Shared.Rent(n * p);
-                var column = ArrayPool<float>.Shared.Rent(n);
                 int d = _layout.Views[v].Dim;
                 var query = _radius >= 0 ? ArrayPool<float>.Shared.Rent(WindowMaxDot.QueryLength(_layout.GridHeight, _layout.GridWidth, d)) : null;
                 try
@@ -372,19 +371,12 @@ public sealed class FrameReservoir : IDisposable
                         best.Fill(float.NegativeInfinity);
                         MaxDot.Accumulate(frame.Views[v], refs[t].Views[v], best);
                         if (query is not null) WindowMaxDot.Accumulate(query, refs[t].Grids![v], best);
-                        for (int q = 0; q < p; q++) best[q] = MaxDot.UnitDistance(best[q]);
                     }
-                    Span<float> s = perView.AsSpan(v * p, p);
-                    for (int q = 0; q < p; q++)
-                    {
-                        for (int t = 0; t < n; t++) column[t] = alpha[t * p + q];
-                        s[q] = Stats.MeanOfSmallest(column.AsSpan(0, n), k);
-                    }
+                    Stats.IntervalAverageOfDots(alpha.AsSpan(0, n * p), n, k, perView.AsSpan(v * p, p));
                 }
                 finally
                 {
                     ArrayPool<float>.Shared.Return(alpha);
-                    ArrayPool<float>.Shared.Return(column);
                     if (query is not null) ArrayPool<float>.Shared.Return(query);
                 }
             });
