@@ -67,6 +67,50 @@ public sealed class WindowMaxDotTests
         for (int q = 0; q < h * w; q++) Assert.Equal(plain[q], fast[q], 1e-5f); // FMA against one rounding per step: about 1e-7 per term
     }
 
+    /// <summary>Every kernel the machine can run, each called directly: the dispatch picks one per machine and radius.</summary>
+    public static TheoryData<string, int, int, int, int> PathCases()
+    {
+        var cases = new TheoryData<string, int, int, int, int>();
+        foreach (var path in new[] { "512 rows", "512", "vector rows", "vector" })
+        {
+            foreach (var (h, w, d, r) in new[] { (28, 28, 128, 2), (1, 9, 7, 2), (2, 5, 3, 2), (4, 17, 33, 2), (6, 40, 12, 2), (5, 7, 19, 1), (3, 20, 5, 3) })
+            {
+                if (path.EndsWith("rows", StringComparison.Ordinal) && r != 2) continue;
+                cases.Add(path, h, w, d, r);
+            }
+        }
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(PathCases))]
+    public void Each_kernel_matches_the_plain_loop(string path, int h, int w, int d, int r)
+    {
+        if (path.StartsWith("512", StringComparison.Ordinal) && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return; // not on this machine
+        var rng = new Random(h * 1000 + w * 10 + r + path.Length);
+        var query = new float[h * w * d];
+        var reference = new float[h * w * d];
+        for (int i = 0; i < query.Length; i++)
+        {
+            query[i] = (float)rng.NextDouble() - 0.5f;
+            reference[i] = (float)rng.NextDouble() - 0.5f;
+        }
+        var grid = WindowGrid.Pack(reference, h, w, d, r);
+        var planes = new float[WindowMaxDot.QueryLength(h, w, d)];
+        WindowMaxDot.PackQuery(query, h, w, d, planes);
+        var fast = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
+        switch (path)
+        {
+            case "512 rows": WindowMaxDot.Accumulate512Rows(planes, grid, fast); break;
+            case "512": WindowMaxDot.Accumulate512(planes, grid, fast); break;
+            case "vector rows": WindowMaxDot.AccumulateVectorRows(planes, grid, fast); break;
+            default: WindowMaxDot.AccumulateVector(planes, grid, fast); break;
+        }
+        var plain = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
+        WindowMaxDot.AccumulateScalar(query, reference, h, w, d, r, plain);
+        for (int q = 0; q < h * w; q++) Assert.Equal(plain[q], fast[q], 1e-4f); // unnormalised rows of up to 128 terms
+    }
+
     [Fact]
     public void A_grid_gives_its_rows_back()
     {

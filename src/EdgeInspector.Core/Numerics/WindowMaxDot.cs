@@ -144,7 +144,109 @@ public static class WindowMaxDot
         if (grid.Data.Length < h * d * grid.Stride + QueryStride(w) - w) throw new ArgumentException("The grid was laid out for another vector width.", nameof(grid));
         if (Vector512.IsHardwareAccelerated && grid.Radius == 2) Accumulate512Rows(query, grid, best);
         else if (Vector512.IsHardwareAccelerated) Accumulate512(query, grid, best);
+        else if (Vector.IsHardwareAccelerated && grid.Radius == 2) AccumulateVectorRows(query, grid, best);
         else AccumulateVector(query, grid, best);
+    }
+
+    /// <summary>
+    /// The 5×5 window by reference row for <see cref="Vector{T}"/> (AVX2, NEON): as
+    /// <see cref="Accumulate512Rows"/>, but two query rows at a time, since AVX2 has 16 vector registers:
+    /// 10 accumulators, the 5 shifted references and a query fill them. Each reference row is loaded for
+    /// three pairs of query rows, the last pair a single row: 20 loads for 25 FMAs, where the by-query-row
+    /// order pays 35.
+    /// </summary>
+    internal static void AccumulateVectorRows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    {
+        int h = grid.Height, w = grid.Width, d = grid.Dim, gs = grid.Stride, qs = QueryStride(w);
+        const int R = 2;
+        int l = Vector<float>.Count;
+        ref float q0 = ref MemoryMarshal.GetReference(query);
+        ref float g0 = ref MemoryMarshal.GetArrayDataReference(grid.Data);
+        int cells = h * qs;
+        float[]? rented = cells > 4096 ? ArrayPool<float>.Shared.Rent(cells) : null;
+        Span<float> top = rented is null ? stackalloc float[cells] : rented.AsSpan(0, cells);
+        try
+        {
+            for (int y = 0; y < h; y++) top.Slice(y * qs, qs).Fill(y < R || y + R >= h ? 0f : float.NegativeInfinity);
+            ref float t0 = ref MemoryMarshal.GetReference(top);
+            for (int gy = 0; gy < h; gy++)
+            {
+                ref float g = ref Unsafe.Add(ref g0, gy * d * gs);
+                // Query rows gy − 2 … gy + 2 in pairs; a row outside the grid is skipped.
+                for (int ya = gy - R; ya <= gy + R; ya += 2)
+                {
+                    int yb = ya + 1;
+                    bool hasA = ya >= 0 && ya < h, hasB = yb <= gy + R && yb >= 0 && yb < h;
+                    if (!hasA && !hasB) continue;
+                    for (int x0 = 0; x0 < qs; x0 += l)
+                    {
+                        if (hasA && hasB)
+                        {
+                            RowsVector(ref Unsafe.Add(ref q0, ya * d * qs + x0), ref Unsafe.Add(ref q0, yb * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs, out var ma, out var mb);
+                            KeepVector(ref Unsafe.Add(ref t0, ya * qs + x0), ma);
+                            KeepVector(ref Unsafe.Add(ref t0, yb * qs + x0), mb);
+                        }
+                        else
+                        {
+                            int y = hasA ? ya : yb;
+                            KeepVector(ref Unsafe.Add(ref t0, y * qs + x0), RowVector(ref Unsafe.Add(ref q0, y * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs));
+                        }
+                    }
+                }
+            }
+            for (int y = 0; y < h; y++) WriteBack(top.Slice(y * qs, w), best.Slice(y * w, w));
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void KeepVector(ref float at, Vector<float> m) => Vector.Max(Vector.LoadUnsafe(ref at), m).StoreUnsafe(ref at);
+
+    /// <summary>Two query rows against one reference row at offsets 0…4: each row's maximum over the offsets.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowsVector(ref float qa, ref float qb, ref float g, int d, int qs, int gs, out Vector<float> ma, out Vector<float> mb)
+    {
+        Vector<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default;
+        Vector<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default;
+        for (int k = 0; k < d; k++)
+        {
+            var g0 = Vector.LoadUnsafe(ref g);
+            var g1 = Vector.LoadUnsafe(ref g, 1);
+            var g2 = Vector.LoadUnsafe(ref g, 2);
+            var g3 = Vector.LoadUnsafe(ref g, 3);
+            var g4 = Vector.LoadUnsafe(ref g, 4);
+            var q = Vector.LoadUnsafe(ref qa);
+            a0 = Vector.FusedMultiplyAdd(q, g0, a0); a1 = Vector.FusedMultiplyAdd(q, g1, a1); a2 = Vector.FusedMultiplyAdd(q, g2, a2); a3 = Vector.FusedMultiplyAdd(q, g3, a3); a4 = Vector.FusedMultiplyAdd(q, g4, a4);
+            q = Vector.LoadUnsafe(ref qb);
+            b0 = Vector.FusedMultiplyAdd(q, g0, b0); b1 = Vector.FusedMultiplyAdd(q, g1, b1); b2 = Vector.FusedMultiplyAdd(q, g2, b2); b3 = Vector.FusedMultiplyAdd(q, g3, b3); b4 = Vector.FusedMultiplyAdd(q, g4, b4);
+            g = ref Unsafe.Add(ref g, gs);
+            qa = ref Unsafe.Add(ref qa, qs);
+            qb = ref Unsafe.Add(ref qb, qs);
+        }
+        ma = Vector.Max(Vector.Max(Vector.Max(a0, a1), Vector.Max(a2, a3)), a4);
+        mb = Vector.Max(Vector.Max(Vector.Max(b0, b1), Vector.Max(b2, b3)), b4);
+    }
+
+    /// <summary>One query row against one reference row at offsets 0…4: its maximum over the offsets.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> RowVector(ref float qa, ref float g, int d, int qs, int gs)
+    {
+        Vector<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default;
+        for (int k = 0; k < d; k++)
+        {
+            var q = Vector.LoadUnsafe(ref qa);
+            a0 = Vector.FusedMultiplyAdd(q, Vector.LoadUnsafe(ref g), a0);
+            a1 = Vector.FusedMultiplyAdd(q, Vector.LoadUnsafe(ref g, 1), a1);
+            a2 = Vector.FusedMultiplyAdd(q, Vector.LoadUnsafe(ref g, 2), a2);
+            a3 = Vector.FusedMultiplyAdd(q, Vector.LoadUnsafe(ref g, 3), a3);
+            a4 = Vector.FusedMultiplyAdd(q, Vector.LoadUnsafe(ref g, 4), a4);
+            g = ref Unsafe.Add(ref g, gs);
+            qa = ref Unsafe.Add(ref qa, qs);
+        }
+        return Vector.Max(Vector.Max(Vector.Max(a0, a1), Vector.Max(a2, a3)), a4);
     }
 
     /// <summary>
@@ -156,7 +258,7 @@ public static class WindowMaxDot
     /// registers. Every dot product is summed over the features in the same order as the other paths,
     /// so the maxima are the same to the bit.
     /// </summary>
-    private static void Accumulate512Rows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    internal static void Accumulate512Rows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
     {
         int h = grid.Height, w = grid.Width, d = grid.Dim, gs = grid.Stride, qs = QueryStride(w);
         const int L = 16, R = 2;
@@ -242,7 +344,7 @@ public static class WindowMaxDot
         me = Vector512.Max(Vector512.Max(Vector512.Max(e0, e1), Vector512.Max(e2, e3)), e4);
     }
 
-    private static void Accumulate512(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    internal static void Accumulate512(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
     {
         int h = grid.Height, w = grid.Width, d = grid.Dim, r = grid.Radius, span = 2 * r + 1, gs = grid.Stride, qs = QueryStride(w);
         const int L = 16;
@@ -337,7 +439,7 @@ public static class WindowMaxDot
         return a + b;
     }
 
-    private static void AccumulateVector(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    internal static void AccumulateVector(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
     {
         int h = grid.Height, w = grid.Width, d = grid.Dim, r = grid.Radius, span = 2 * r + 1, gs = grid.Stride, qs = QueryStride(w);
         int l = Vector<float>.Count;
