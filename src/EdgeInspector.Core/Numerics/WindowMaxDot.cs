@@ -155,50 +155,34 @@ public static class WindowMaxDot
     /// three pairs of query rows, the last pair a single row: 20 loads for 25 FMAs, where the by-query-row
     /// order pays 35.
     /// </summary>
-    internal static void AccumulateVectorRows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    internal static void AccumulateVectorRows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best) => ByReferenceRow(query, grid, best, wide: false);
+
+    /// <summary>One reference row (<paramref name="gy"/>) against the query rows within 2 of it, two at a time, into <paramref name="t0"/> (row maxima, [H][QueryStride]).</summary>
+    private static void ReferenceRowVector(ref float q0, ref float g0, ref float t0, int gy, int h, int d, int qs, int gs)
     {
-        int h = grid.Height, w = grid.Width, d = grid.Dim, gs = grid.Stride, qs = QueryStride(w);
         const int R = 2;
         int l = Vector<float>.Count;
-        ref float q0 = ref MemoryMarshal.GetReference(query);
-        ref float g0 = ref MemoryMarshal.GetArrayDataReference(grid.Data);
-        int cells = h * qs;
-        float[]? rented = cells > 4096 ? ArrayPool<float>.Shared.Rent(cells) : null;
-        Span<float> top = rented is null ? stackalloc float[cells] : rented.AsSpan(0, cells);
-        try
+        ref float g = ref Unsafe.Add(ref g0, gy * d * gs);
+        // Query rows gy − 2 … gy + 2 in pairs; a row outside the grid is skipped.
+        for (int ya = gy - R; ya <= gy + R; ya += 2)
         {
-            for (int y = 0; y < h; y++) top.Slice(y * qs, qs).Fill(y < R || y + R >= h ? 0f : float.NegativeInfinity);
-            ref float t0 = ref MemoryMarshal.GetReference(top);
-            for (int gy = 0; gy < h; gy++)
+            int yb = ya + 1;
+            bool hasA = ya >= 0 && ya < h, hasB = yb <= gy + R && yb >= 0 && yb < h;
+            if (!hasA && !hasB) continue;
+            for (int x0 = 0; x0 < qs; x0 += l)
             {
-                ref float g = ref Unsafe.Add(ref g0, gy * d * gs);
-                // Query rows gy − 2 … gy + 2 in pairs; a row outside the grid is skipped.
-                for (int ya = gy - R; ya <= gy + R; ya += 2)
+                if (hasA && hasB)
                 {
-                    int yb = ya + 1;
-                    bool hasA = ya >= 0 && ya < h, hasB = yb <= gy + R && yb >= 0 && yb < h;
-                    if (!hasA && !hasB) continue;
-                    for (int x0 = 0; x0 < qs; x0 += l)
-                    {
-                        if (hasA && hasB)
-                        {
-                            RowsVector(ref Unsafe.Add(ref q0, ya * d * qs + x0), ref Unsafe.Add(ref q0, yb * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs, out var ma, out var mb);
-                            KeepVector(ref Unsafe.Add(ref t0, ya * qs + x0), ma);
-                            KeepVector(ref Unsafe.Add(ref t0, yb * qs + x0), mb);
-                        }
-                        else
-                        {
-                            int y = hasA ? ya : yb;
-                            KeepVector(ref Unsafe.Add(ref t0, y * qs + x0), RowVector(ref Unsafe.Add(ref q0, y * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs));
-                        }
-                    }
+                    RowsVector(ref Unsafe.Add(ref q0, ya * d * qs + x0), ref Unsafe.Add(ref q0, yb * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs, out var ma, out var mb);
+                    KeepVector(ref Unsafe.Add(ref t0, ya * qs + x0), ma);
+                    KeepVector(ref Unsafe.Add(ref t0, yb * qs + x0), mb);
+                }
+                else
+                {
+                    int y = hasA ? ya : yb;
+                    KeepVector(ref Unsafe.Add(ref t0, y * qs + x0), RowVector(ref Unsafe.Add(ref q0, y * d * qs + x0), ref Unsafe.Add(ref g, x0), d, qs, gs));
                 }
             }
-            for (int y = 0; y < h; y++) WriteBack(top.Slice(y * qs, w), best.Slice(y * w, w));
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
         }
     }
 
@@ -258,10 +242,17 @@ public static class WindowMaxDot
     /// registers. Every dot product is summed over the features in the same order as the other paths,
     /// so the maxima are the same to the bit.
     /// </summary>
-    internal static void Accumulate512Rows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best)
+    internal static void Accumulate512Rows(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best) => ByReferenceRow(query, grid, best, wide: true);
+
+    /// <summary>
+    /// The driver of the by-reference-row kernels: each query row's maxima gather in a scratch grid of rows
+    /// ([H][QueryStride], on the stack for the usual grids) as the reference rows go by, and are written
+    /// back at the end. A query row whose window reaches above or below the grid meets a dot of 0 there.
+    /// </summary>
+    private static void ByReferenceRow(ReadOnlySpan<float> query, WindowGrid grid, Span<float> best, bool wide)
     {
         int h = grid.Height, w = grid.Width, d = grid.Dim, gs = grid.Stride, qs = QueryStride(w);
-        const int L = 16, R = 2;
+        const int R = 2;
         ref float q0 = ref MemoryMarshal.GetReference(query);
         ref float g0 = ref MemoryMarshal.GetArrayDataReference(grid.Data);
         int cells = h * qs;
@@ -269,32 +260,39 @@ public static class WindowMaxDot
         Span<float> top = rented is null ? stackalloc float[cells] : rented.AsSpan(0, cells);
         try
         {
-            // A query row whose window reaches above or below the grid meets a dot of 0 there.
             for (int y = 0; y < h; y++) top.Slice(y * qs, qs).Fill(y < R || y + R >= h ? 0f : float.NegativeInfinity);
             ref float t0 = ref MemoryMarshal.GetReference(top);
             for (int gy = 0; gy < h; gy++)
             {
-                // Query rows gy − 2 … gy + 2; one outside the grid is computed on a row inside it and not kept.
-                int ya = Math.Clamp(gy - 2, 0, h - 1), yb = Math.Clamp(gy - 1, 0, h - 1), yc = gy, yd = Math.Min(gy + 1, h - 1), ye = Math.Min(gy + 2, h - 1);
-                for (int x0 = 0; x0 < qs; x0 += L)
-                {
-                    Rows512(
-                        ref Unsafe.Add(ref q0, ya * d * qs + x0), ref Unsafe.Add(ref q0, yb * d * qs + x0), ref Unsafe.Add(ref q0, yc * d * qs + x0),
-                        ref Unsafe.Add(ref q0, yd * d * qs + x0), ref Unsafe.Add(ref q0, ye * d * qs + x0),
-                        ref Unsafe.Add(ref g0, gy * d * gs + x0), d, qs, gs,
-                        out var ma, out var mb, out var mc, out var md, out var me);
-                    if (gy - 2 >= 0) Keep(ref Unsafe.Add(ref t0, (gy - 2) * qs + x0), ma);
-                    if (gy - 1 >= 0) Keep(ref Unsafe.Add(ref t0, (gy - 1) * qs + x0), mb);
-                    Keep(ref Unsafe.Add(ref t0, gy * qs + x0), mc);
-                    if (gy + 1 < h) Keep(ref Unsafe.Add(ref t0, (gy + 1) * qs + x0), md);
-                    if (gy + 2 < h) Keep(ref Unsafe.Add(ref t0, (gy + 2) * qs + x0), me);
-                }
+                if (wide) ReferenceRow512(ref q0, ref g0, ref t0, gy, h, d, qs, gs);
+                else ReferenceRowVector(ref q0, ref g0, ref t0, gy, h, d, qs, gs);
             }
             for (int y = 0; y < h; y++) WriteBack(top.Slice(y * qs, w), best.Slice(y * w, w));
         }
         finally
         {
             if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>One reference row (<paramref name="gy"/>) against the five query rows within 2 of it, into <paramref name="t0"/>.</summary>
+    private static void ReferenceRow512(ref float q0, ref float g0, ref float t0, int gy, int h, int d, int qs, int gs)
+    {
+        const int L = 16;
+        // Query rows gy − 2 … gy + 2; one outside the grid is computed on a row inside it and not kept.
+        int ya = Math.Clamp(gy - 2, 0, h - 1), yb = Math.Clamp(gy - 1, 0, h - 1), yc = gy, yd = Math.Min(gy + 1, h - 1), ye = Math.Min(gy + 2, h - 1);
+        for (int x0 = 0; x0 < qs; x0 += L)
+        {
+            Rows512(
+                ref Unsafe.Add(ref q0, ya * d * qs + x0), ref Unsafe.Add(ref q0, yb * d * qs + x0), ref Unsafe.Add(ref q0, yc * d * qs + x0),
+                ref Unsafe.Add(ref q0, yd * d * qs + x0), ref Unsafe.Add(ref q0, ye * d * qs + x0),
+                ref Unsafe.Add(ref g0, gy * d * gs + x0), d, qs, gs,
+                out var ma, out var mb, out var mc, out var md, out var me);
+            if (gy - 2 >= 0) Keep(ref Unsafe.Add(ref t0, (gy - 2) * qs + x0), ma);
+            if (gy - 1 >= 0) Keep(ref Unsafe.Add(ref t0, (gy - 1) * qs + x0), mb);
+            Keep(ref Unsafe.Add(ref t0, gy * qs + x0), mc);
+            if (gy + 1 < h) Keep(ref Unsafe.Add(ref t0, (gy + 1) * qs + x0), md);
+            if (gy + 2 < h) Keep(ref Unsafe.Add(ref t0, (gy + 2) * qs + x0), me);
         }
     }
 
