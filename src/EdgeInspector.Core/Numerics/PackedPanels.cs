@@ -63,12 +63,6 @@ public sealed class PackedPanels
     /// <summary>First panel of segment <paramref name="segment"/>; the end is the next segment's first panel.</summary>
     public int SegmentFirstPanel(int segment) => _segmentFirstPanel[segment];
 
-    /// <summary>Bytes held by the packed vectors, their biases and their column indices.</summary>
-    public long AllocatedBytes => 4L * (_data.Length + _bias.Length + _columnIndex.Length);
-
-    /// <summary>What <see cref="Pack"/> allocates for <paramref name="rows"/> rows of <paramref name="dim"/>: each row's floats, a bias and a column index, padded to whole panels.</summary>
-    public static long BytesFor(int rows, int dim) => 4L * ((rows + PanelWidth - 1) / PanelWidth * PanelWidth) * (dim + 2);
-
     /// <summary>Packs <paramref name="rows"/> (count x dim, row-major) as a single segment.</summary>
     public static PackedPanels Pack(ReadOnlySpan<float> rows, int dim)
     {
