@@ -106,6 +106,54 @@ public sealed class EvalCliTests
     }
 
     [Fact]
+    public void MuSc_reports_its_map_maximum_beside_RsCIN_and_the_dump_reproduces_it()
+    {
+        using var tmp = new TempFolder();
+        var (exit, log, r) = Run(tmp.Path, Shared.Data("magnetic_tile/magnetic_tile"), "--mode", "musc,stream", "--limit", "32", "--batch", "32", "--dump");
+        Assert.Equal(0, exit);
+        var musc = r.GetProperty("modes").GetProperty("musc");
+        double mapMax = musc.GetProperty("image_auroc_map_max").GetDouble();
+        Assert.False(r.GetProperty("modes").GetProperty("stream").TryGetProperty("image_auroc_map_max", out _));
+
+        // The dump holds each frame's reported image score and its patch grid: the AUROC of the grids'
+        // maxima, counted pair by pair, is the map-maximum figure; the reported scores give image_auroc.
+        using var grids = new BinaryReader(File.OpenRead(Path.Combine(tmp.Path, "grids_musc.bin")));
+        using var masks = new BinaryReader(File.OpenRead(Path.Combine(tmp.Path, "masks.bin")));
+        int n = grids.ReadInt32(), g = grids.ReadInt32();
+        Assert.Equal(n, masks.ReadInt32());
+        masks.ReadInt32();
+        var labels = masks.ReadBytes(n);
+        var reported = new float[n];
+        var maxima = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            reported[i] = grids.ReadSingle();
+            maxima[i] = float.NegativeInfinity;
+            for (int k = 0; k < g; k++) maxima[i] = Math.Max(maxima[i], grids.ReadSingle());
+        }
+        static double PairAuroc(float[] s, byte[] y)
+        {
+            double wins = 0;
+            int pairs = 0;
+            for (int i = 0; i < s.Length; i++)
+            {
+                for (int j = 0; j < s.Length; j++)
+                {
+                    if (y[i] == 0 || y[j] != 0) continue;
+                    pairs++;
+                    wins += s[i] > s[j] ? 1 : s[i] == s[j] ? 0.5 : 0;
+                }
+            }
+            return wins / pairs;
+        }
+        Assert.Equal(PairAuroc(maxima, labels), mapMax, 1e-6); // results.json holds 6 decimals
+        Assert.Equal(PairAuroc(reported, labels), musc.GetProperty("image_auroc").GetDouble(), 1e-6);
+        // On this lot RsCIN and the map's maximum rank the frames differently, so the two figures are not one.
+        Assert.NotEqual(Math.Round(mapMax, 6), Math.Round(musc.GetProperty("image_auroc").GetDouble(), 6));
+        Assert.Contains("musc image AUROC by its map's maximum", log);
+    }
+
+    [Fact]
     public void A_category_without_masks_reports_null_pixel_metrics()
     {
         using var tmp = new TempFolder();

@@ -13,7 +13,7 @@ namespace EdgeInspector.Eval;
 internal sealed record ModeMetrics(
     double ImageAuroc, double ImageAp, double ImageF1Max,
     double? PixelAuroc, double? PixelAp, double? PixelF1Max, double? Pro,
-    double? CalibratedAuroc, List<RocPoint> Roc);
+    double? CalibratedAuroc, double? MapMaxAuroc, List<RocPoint> Roc);
 
 /// <summary>Turns mode runs into metrics, results.json, ROC curves, heatmaps and a table.</summary>
 internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, GroundTruth truth, EvalOptions options)
@@ -33,6 +33,12 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
         var scores = idx.Select(i => run.Image[i]).ToArray();
         var labels = idx.Select(i => frames[i].Anomalous).ToArray();
         double? calibrated = run.Calibrated is { } cal ? Metrics.Auroc(idx.Select(i => cal[i]).ToArray(), labels) : null;
+        // MuSc reports RsCIN's image score, a re-scoring against the batch that a line cannot use; its map's
+        // maximum is the image score the engine takes, so the two compare like for like on it. (Tiled, MuSc's
+        // image score is already the stitched map's maximum.)
+        double? mapMax = run.Mode == "musc" && !options.Tiled
+            ? Metrics.Auroc(idx.Select(i => run.Grids[i]!.Max()).ToArray(), labels)
+            : null;
         double? pAuroc = null, pAp = null, pF1 = null, pro = null;
         if (truth.Any && options.Tiled)
         {
@@ -79,7 +85,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
             pro = Metrics.Pro(maps, gts, w);
         }
         return new ModeMetrics(Metrics.Auroc(scores, labels), Metrics.AveragePrecision(scores, labels), Metrics.F1Max(scores, labels),
-            pAuroc, pAp, pF1, pro, calibrated, Metrics.RocCurve(scores, labels));
+            pAuroc, pAp, pF1, pro, calibrated, mapMax, Metrics.RocCurve(scores, labels));
     }
 
     private static double Ms(TimeSpan t, int frames) => frames == 0 ? 0 : t.TotalMilliseconds / frames;
@@ -134,6 +140,7 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
             Num(w, "pixel_f1max", m.PixelF1Max);
             Num(w, "pro", m.Pro);
             if (m.CalibratedAuroc is not null) Num(w, "image_auroc_calibrated", m.CalibratedAuroc);
+            if (m.MapMaxAuroc is not null) Num(w, "image_auroc_map_max", m.MapMaxAuroc);
             w.WriteStartObject("ms_per_frame");
             Num(w, "preprocess", Ms(run.Times.Preprocess, run.Frames));
             Num(w, "backbone", Ms(run.Times.Backbone, run.Frames));
@@ -281,6 +288,13 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
             if (run.Mode == "stream" && run.Times.SteadyFrames > 0)
             {
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stream steady state: {Steady(run):0.0} ms/frame scoring over {run.Times.SteadyFrames} frames scored on arrival (the rest: the warm-up batch)"));
+            }
+        }
+        foreach (var (run, m) in _modes)
+        {
+            if (m.MapMaxAuroc is { } mapMax)
+            {
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"musc image AUROC by its map's maximum (the engine's image score, without RsCIN): {100 * mapMax:0.0}"));
             }
         }
         var musc = _modes.FirstOrDefault(x => x.Run.Mode == "musc").Run;
