@@ -21,11 +21,11 @@ for c in $categories; do
       || { echo "eval failed: $out/$name.log" >&2; exit 1; }
   done
 done
-printf '| lot | frames | MuSc image / pixel / PRO | stream image / pixel / PRO | Δ image | Δ pixel |\n|---|---|---|---|---|---|\n'
+printf '| lot | frames | MuSc image / pixel / PRO | MuSc image by map maximum | stream image / pixel / PRO | Δ image | Δ pixel |\n|---|---|---|---|---|---|---|\n'
 for f in "$out"/*/results.json; do
   jq -r --arg lot "$(basename "$(dirname "$f")")" '
     def f: if . == null then "–" else (. * 1000 | round / 10 | tostring) end;
     def d(a; b): if a == null or b == null then "–" else ((b - a) * 1000 | round / 10 | tostring) end;
     .modes as $m |
-    "| \($lot) | \(.frames) | \($m.musc.image_auroc|f) / \($m.musc.pixel_auroc|f) / \($m.musc.pro|f) | \($m.stream.image_auroc|f) / \($m.stream.pixel_auroc|f) / \($m.stream.pro|f) | \(d($m.musc.image_auroc; $m.stream.image_auroc)) | \(d($m.musc.pixel_auroc; $m.stream.pixel_auroc)) |"' "$f"
+    "| \($lot) | \(.frames) | \($m.musc.image_auroc|f) / \($m.musc.pixel_auroc|f) / \($m.musc.pro|f) | \($m.musc.image_auroc_map_max|f) | \($m.stream.image_auroc|f) / \($m.stream.pixel_auroc|f) / \($m.stream.pro|f) | \(d($m.musc.image_auroc; $m.stream.image_auroc)) | \(d($m.musc.pixel_auroc; $m.stream.pixel_auroc)) |"' "$f"
 done
