@@ -1,5 +1,5 @@
-using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
+using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Numerics;
 
 namespace EdgeInspector.Benchmarks;
@@ -35,8 +35,7 @@ public class ReservoirScoringBenchmarks
             {
                 var row = a.AsSpan(i * D, D);
                 for (int k = 0; k < D; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                for (int k = 0; k < D; k++) row[k] /= n;
+                ViewBuilder.NormaliseInPlace(row);
             }
             return a;
         }

@@ -121,11 +121,11 @@ public sealed class FrameReservoir : IDisposable
     /// <summary>The t-th oldest frame held.</summary>
     private Entry Oldest(int t) => _entries[SlotOf(t)]!;
 
-    /// <summary>An entry's kept rows per view (row-major, copies).</summary>
-    private static float[][] KeptRows(Entry e)
+    /// <summary>Copies of per-view rows.</summary>
+    private static float[][] Copies(IReadOnlyList<float[]> views)
     {
-        var rows = new float[e.Rows.Length][];
-        for (int v = 0; v < rows.Length; v++) rows[v] = (float[])e.Rows[v].Clone();
+        var rows = new float[views.Count][];
+        for (int v = 0; v < rows.Length; v++) rows[v] = (float[])views[v].Clone();
         return rows;
     }
 
@@ -162,7 +162,7 @@ public sealed class FrameReservoir : IDisposable
         }
         int removed = Count - kept.Count;
         Clear();
-        foreach (var e in kept) Insert(e, null, null);
+        foreach (var e in kept) Insert(e, null);
         return removed;
     }
 
@@ -201,7 +201,7 @@ public sealed class FrameReservoir : IDisposable
                 ArrayPool<float>.Shared.Return(projected);
             }
         }
-        Insert(Make(id, frame.Views, chosen), null, _radius >= 0 ? frame.Views : null);
+        Insert(Make(id, frame.Views, chosen), _radius >= 0 ? frame.Views : null);
     }
 
     /// <summary>An entry of the patches <paramref name="chosen"/> of a frame's views (row-major, whole).</summary>
@@ -242,7 +242,7 @@ public sealed class FrameReservoir : IDisposable
             get
             {
                 var e = entries[index];
-                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptRows(e));
+                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, Copies(e.Rows));
             }
         }
 
@@ -292,22 +292,20 @@ public sealed class FrameReservoir : IDisposable
         Validate(frame);
         if (frame.Kept is { } kept)
         {
-            Insert(Make(frame.Id, frame.Rows, (int[])kept.Clone()), null, _radius >= 0 ? frame.Rows : null);
+            Insert(Make(frame.Id, frame.Rows, (int[])kept.Clone()), _radius >= 0 ? frame.Rows : null);
             return;
         }
-        var rows = new float[frame.Rows.Length][];
-        for (int v = 0; v < rows.Length; v++) rows[v] = (float[])frame.Rows[v].Clone();
         int count = frame.Rows[0].Length / _layout.Views[0].Dim;
         var indices = new int[count];
         for (int i = 0; i < count; i++) indices[i] = i;
-        Insert(new Entry(frame.Id, rows, indices, null), frame.Rows, null);
+        Insert(new Entry(frame.Id, Copies(frame.Rows), indices, null), null);
     }
 
-    /// <summary>Puts <paramref name="entry"/> in the next slot, and its rows (unpacked, if at hand) into the kernel's copy of that slot.</summary>
-    private void Insert(Entry entry, IReadOnlyList<float[]>? kept, IReadOnlyList<float[]>? whole)
+    /// <summary>Puts <paramref name="entry"/> in the next slot, and its rows into the kernel's copy of that slot (the kernel copies them; the frame's whole views, <paramref name="whole"/>, are unpacked from its grids if not at hand).</summary>
+    private void Insert(Entry entry, IReadOnlyList<float[]>? whole)
     {
         _entries[_next] = entry;
-        _kernel?.Store(_next, kept ?? KeptRows(entry), entry.Kept.Length, _radius >= 0 ? whole ?? FrameRows(entry) : null);
+        _kernel?.Store(_next, entry.Rows, entry.Kept.Length, _radius >= 0 ? whole ?? FrameRows(entry) : null);
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }

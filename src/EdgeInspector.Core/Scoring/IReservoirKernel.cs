@@ -25,7 +25,8 @@ public interface IReservoirKernel : IDisposable
     /// Slot <paramref name="slot"/> now holds <paramref name="rows"/>: per view, <paramref name="count"/>
     /// unit rows of the view's width (at most the reservoir's keep; a kernel pads short frames by repeating
     /// a row, which leaves every maximum as it is). A reservoir that searches a window also gives the frame's
-    /// whole views, <paramref name="frame"/> (every patch, row-major); otherwise it is null.
+    /// whole views, <paramref name="frame"/> (every patch, row-major); otherwise it is null. The kernel copies
+    /// what it needs: the arrays stay the caller's.
     /// </summary>
     void Store(int slot, IReadOnlyList<float[]> rows, int count, IReadOnlyList<float[]>? frame);
 
