@@ -205,6 +205,61 @@ public sealed class EvalCliTests
         Assert.Contains("/nowhere/bottle", e.Message);
     }
 
+    /// <summary>
+    /// Glass in small: 6 good and 6 "edge" images, their masks as glass has them except that edge/001's is named
+    /// as its image (001.png) and edge/002's is <paramref name="third"/>: "missing", or "empty" (all black).
+    /// </summary>
+    private static string SmallGlass(string root, string third)
+    {
+        string glass = Shared.Data("glass_industrial/glass");
+        string cat = Path.Combine(root, "glass_" + third);
+        foreach (string d in new[] { "test/good", "test/edge", "ground_truth/edge" }) Directory.CreateDirectory(Path.Combine(cat, d));
+        for (int i = 0; i < 6; i++)
+        {
+            string name = $"{i:000}.png";
+            File.CreateSymbolicLink(Path.Combine(cat, "test/good", name), Path.Combine(glass, "test/good", name));
+            File.CreateSymbolicLink(Path.Combine(cat, "test/edge", name), Path.Combine(glass, "test/edge", name));
+            string mask = Path.Combine(glass, "ground_truth/edge", $"{i:000}_mask.png");
+            if (i == 1) File.CreateSymbolicLink(Path.Combine(cat, "ground_truth/edge", name), mask);
+            else if (i == 2 && third == "empty")
+            {
+                using var m = OpenCvSharp.Cv2.ImRead(mask, OpenCvSharp.ImreadModes.Grayscale);
+                using var black = new OpenCvSharp.Mat(m.Size(), OpenCvSharp.MatType.CV_8UC1, OpenCvSharp.Scalar.All(0));
+                OpenCvSharp.Cv2.ImWrite(Path.Combine(cat, "ground_truth/edge", $"{i:000}_mask.png"), black);
+            }
+            else if (i != 2) File.CreateSymbolicLink(Path.Combine(cat, "ground_truth/edge", $"{i:000}_mask.png"), mask);
+        }
+        return cat;
+    }
+
+    [Fact]
+    public void A_mask_named_as_its_image_is_found_and_a_defect_without_one_is_left_out_of_the_pixel_metrics()
+    {
+        using var tmp = new TempFolder();
+        string withoutMask = SmallGlass(tmp.Path, "missing");
+        var data = Dataset.Load(withoutMask);
+        var byName = data.Frames.ToDictionary(f => f.Name);
+        Assert.EndsWith("ground_truth/edge/001.png", byName["edge/001.png"].MaskPath);
+        Assert.EndsWith("ground_truth/edge/000_mask.png", byName["edge/000.png"].MaskPath);
+        Assert.Null(byName["edge/002.png"].MaskPath);
+        Assert.Equal(["edge/002.png"], data.Frames.Where(f => f.LacksMask(data.HasMasks)).Select(f => f.Name));
+        Assert.False(byName["good/002.png"].LacksMask(data.HasMasks));
+
+        // The same frames in the same order score the same; only the pixel truth differs. Counted as all
+        // normal (an empty mask), edge/002's defect is a false positive; left out, it is not counted at all.
+        string[] args = ["--mode", "stream", "--batch", "12", "--score-dims", "128"];
+        var (exitMissing, _, missing) = Run(Path.Combine(tmp.Path, "out_missing"), [withoutMask, .. args]);
+        var (exitEmpty, _, empty) = Run(Path.Combine(tmp.Path, "out_empty"), [SmallGlass(tmp.Path, "empty"), .. args]);
+        Assert.Equal((0, 0), (exitMissing, exitEmpty));
+        Assert.Equal((1, 0), (missing.GetProperty("frames_without_mask").GetInt32(), empty.GetProperty("frames_without_mask").GetInt32()));
+        var a = missing.GetProperty("modes").GetProperty("stream");
+        var b = empty.GetProperty("modes").GetProperty("stream");
+        Assert.Equal(b.GetProperty("image_auroc").GetDouble(), a.GetProperty("image_auroc").GetDouble());
+        Assert.Equal(12, a.GetProperty("frames_scored").GetInt32());
+        Assert.True(a.GetProperty("pixel_auroc").GetDouble() > b.GetProperty("pixel_auroc").GetDouble() + 1e-4,
+            $"pixel AUROC left out {a.GetProperty("pixel_auroc")} against counted as normal {b.GetProperty("pixel_auroc")}");
+    }
+
     [Fact]
     public void Line_order_is_a_seeded_shuffle()
     {

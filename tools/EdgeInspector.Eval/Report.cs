@@ -40,6 +40,8 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
             ? Metrics.Auroc(idx.Select(i => run.Grids[i]!.Max()).ToArray(), labels)
             : null;
         double? pAuroc = null, pAp = null, pF1 = null, pro = null;
+        // A defective frame without a mask has no pixel truth; the image metrics still count it.
+        idx = idx.Where(i => !frames[i].LacksMask(truth.Any)).ToArray();
         if (truth.Any && options.Tiled)
         {
             // At the region's full resolution: too many pixels to hold, so counted a frame at a time. The
@@ -107,6 +109,8 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
         w.WriteString("engine", options.Engine.Fingerprint());
         w.WriteString("taps", string.Join(",", options.Taps));
         w.WriteNumber("image_size", options.ImageSize);
+        // Defective frames of the lot left out of the pixel metrics: their category has masks, they have none.
+        w.WriteNumber("frames_without_mask", frames.Count(f => f.LacksMask(truth.Any)));
         // How frames were cut: an untiled run is one tile over the whole image, its maps --image-size square.
         w.WriteStartObject("tiling");
         if (options.Roi is { } roi)
