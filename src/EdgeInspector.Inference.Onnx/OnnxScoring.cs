@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
 using Microsoft.ML.OnnxRuntime;
@@ -92,6 +93,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
     private readonly OrtMemoryInfo? _deviceMemory;
     private readonly OrtValue[] _current, _spare; // per view: kept rows, then (windowed) whole frames
     private readonly float[][] _rows; // per view, one slot's rows transposed to [D, K]: the store graph's input
+    private readonly float[][] _frames; // per view (windowed), one slot's whole frame at its levels: the store graph's input
     private readonly string[] _scoreInputs, _storeInputs, _storeOutputs;
     private readonly int _buffers; // per view: 1, or 2 with a window
     private static readonly string[] ScoreOutputs = ["patches", "image"];
@@ -107,6 +109,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         _current = new OrtValue[views * _buffers];
         _spare = new OrtValue[views * _buffers];
         _rows = new float[views][];
+        _frames = new float[views][];
         var scoreInputs = new List<string> { "excluded", "k" };
         var storeInputs = new List<string> { "slot" };
         var storeOutputs = new List<string>();
@@ -124,6 +127,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
                 storeOutputs.Add($"updated_{v}");
                 if (!shape.Windowed) continue;
                 long[] grid = [shape.Capacity, shape.Height + 2 * shape.Radius, shape.Width + 2 * shape.Radius, shape.Dims[v]];
+                _frames[v] = new float[shape.Patches * shape.Dims[v]];
                 _current[v * 2 + 1] = Allocate(grid);
                 _spare[v * 2 + 1] = Allocate(grid);
                 scoreInputs.Add($"grid_{v}");
@@ -174,7 +178,9 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
                 if (frame is null) continue;
                 if (frame[v].Length < _shape.Patches * d) throw new ArgumentException($"View {v}: {frame[v].Length} floats, a whole frame has {_shape.Patches * d}.", nameof(frame));
                 inputs[at++] = _current[v * 2 + 1];
-                owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, frame[v].AsMemory(0, _shape.Patches * d), [1, _shape.Height, _shape.Width, d]));
+                // The values the managed search holds in bytes: both paths then search the same frame.
+                WindowGrid.Quantise(frame[v].AsSpan(0, _shape.Patches * d), _frames[v]);
+                owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(_frames[v], [1, _shape.Height, _shape.Width, d]));
             }
             using var run = new RunOptions();
             _store.Run(run, _storeInputs, inputs, _storeOutputs, _spare);

@@ -1,3 +1,4 @@
+using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Features;
 using Google.Protobuf;
 using Onnx;
@@ -46,9 +47,11 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// NaN); TopK smallest k over R and their mean (the interval average). The views' mean is <c>patches</c>
 /// [P]; the mean of its TopN largest is <c>image</c> [].</para>
 /// <para>With a window of radius r, also <c>grid_v</c> [R, H + 2r, W + 2r, D_v], every slot's whole frame
-/// zero-padded by r: for each of the (2r + 1)² offsets a Slice of it is multiplied by the query grid and
-/// summed over D (the dots at that offset, 0 outside the grid), and the largest over the offsets and the
-/// kept rows' ReduceMax is the max-dot.</para>
+/// zero-padded by r, at the levels the managed search holds it in (<see cref="WindowGrid.Quantise"/>, applied
+/// by the kernel before the store graph): the query is brought to its levels the same way, then for each of
+/// the (2r + 1)² offsets a Slice of the grid is multiplied by the query grid and summed over D (the dots at
+/// that offset, 0 outside the grid), and the largest over the offsets and the kept rows' ReduceMax is the
+/// max-dot.</para>
 /// <para><b>store</b>. ScatterND writes one slot's rows (<c>rows_v</c> [1, D_v, K]) at <c>slot</c> [1, 1]
 /// into a copy of <c>reservoir_v</c>: the new reservoir is an output bound to the second of two
 /// device buffers, so a frame that enters the reservoir goes to the device once and stays there. With a
@@ -111,7 +114,27 @@ public static class ScoringGraphs
         }
         g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, h + 2 * r, w + 2 * r, d));
         g.Initializer.Add(Int64s($"query_grid_shape_{v}", h, w, d));
-        g.Node.Add(Node("Reshape", [$"query_{v}", $"query_grid_shape_{v}"], [$"query_grid_{v}"]));
+        // The query at its levels, as the managed search takes it (WindowQuery): step = largest magnitude / 63
+        // (63 where every value is 0, a step of 1), level = clip(round(x · (1 / step)), ±63), value = level · step.
+        // The same float operations in the same order, so both paths round to the same levels.
+        if (v == 0)
+        {
+            g.Initializer.Add(Scalar("zero", 0f));
+            g.Initializer.Add(Scalar("one", 1f));
+            g.Initializer.Add(Scalar("levels", WindowGrid.Levels));
+            g.Initializer.Add(Scalar("minus_levels", -WindowGrid.Levels));
+        }
+        g.Node.Add(Node("Abs", [$"query_{v}"], [$"query_abs_{v}"]));
+        g.Node.Add(Node("ReduceMax", [$"query_abs_{v}"], [$"query_max_{v}"], Int("keepdims", 0)));
+        g.Node.Add(Node("Greater", [$"query_max_{v}", "zero"], [$"query_nonzero_{v}"]));
+        g.Node.Add(Node("Where", [$"query_nonzero_{v}", $"query_max_{v}", "levels"], [$"query_span_{v}"]));
+        g.Node.Add(Node("Div", [$"query_span_{v}", "levels"], [$"query_step_{v}"]));
+        g.Node.Add(Node("Div", ["one", $"query_step_{v}"], [$"query_inverse_{v}"]));
+        g.Node.Add(Node("Mul", [$"query_{v}", $"query_inverse_{v}"], [$"query_scaled_{v}"]));
+        g.Node.Add(Node("Round", [$"query_scaled_{v}"], [$"query_rounded_{v}"]));
+        g.Node.Add(Node("Clip", [$"query_rounded_{v}", "minus_levels", "levels"], [$"query_level_{v}"]));
+        g.Node.Add(Node("Mul", [$"query_level_{v}", $"query_step_{v}"], [$"query_quantised_{v}"]));
+        g.Node.Add(Node("Reshape", [$"query_quantised_{v}", $"query_grid_shape_{v}"], [$"query_grid_{v}"]));
         var candidates = new List<string> { $"kept_best_{v}" };
         for (int a = 0; a <= 2 * r; a++)
         {

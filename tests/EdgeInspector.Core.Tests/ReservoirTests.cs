@@ -1,4 +1,5 @@
 using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Scoring;
 
 namespace EdgeInspector.Core.Tests;
@@ -197,6 +198,22 @@ public sealed class ReservoirTests
             for (int k = 0; k < d; k++) s += query.Views[0][q * d + k] * f.Views[0][t * d + k];
             return s;
         }
+        // The window searches the frames in bytes (WindowGrid): the query and each reference frame at their
+        // levels, each value level × step.
+        var grids = frames.Select(f =>
+        {
+            var g = new float[p * d];
+            WindowGrid.Quantise(f.Views[0], g);
+            return g;
+        }).ToArray();
+        float queryStep = WindowGrid.QueryStepOf(query.Views[0]);
+        var queryLevels = query.Views[0].Select(x => WindowGrid.Level(x, 1f / queryStep) * (double)queryStep).ToArray();
+        double WindowDot(int q, int i, int t)
+        {
+            double s = 0;
+            for (int k = 0; k < d; k++) s += queryLevels[q * d + k] * grids[i][t * d + k];
+            return s;
+        }
         for (int q = 0; q < p; q++)
         {
             int qy = q / w, qx = q % w;
@@ -207,7 +224,7 @@ public sealed class ReservoirTests
                 foreach (int t in held[i].Kept!) best = Math.Max(best, Dot(q, frames[i], t));
                 for (int y = qy - radius; y <= qy + radius; y++)
                     for (int x = qx - radius; x <= qx + radius; x++)
-                        best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? Dot(q, frames[i], y * w + x) : 0);
+                        best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? WindowDot(q, i, y * w + x) : 0);
                 perFrame.Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
             }
             perFrame.Sort();

@@ -1,134 +1,170 @@
+using System.Numerics.Tensors;
 using EdgeInspector.Core.Numerics;
 
 namespace EdgeInspector.Core.Tests;
 
 public sealed class WindowMaxDotTests
 {
-    private static float[] Search(float[] query, float[] reference, int h, int w, int d, int r, float[]? start = null)
+    private static float[] Search(float[] query, float[] reference, int h, int w, int d, int r, float[]? start = null, string? path = null)
     {
         var grid = WindowGrid.Pack(reference, h, w, d, r);
-        var planes = new float[WindowMaxDot.QueryLength(h, w, d)];
-        WindowMaxDot.PackQuery(query, h, w, d, planes);
+        var q = new WindowQuery();
+        q.Pack(query, h, w, d);
         var best = start ?? Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
-        WindowMaxDot.Accumulate(planes, grid, best);
+        if (path is null) WindowMaxDot.Accumulate(q, grid, best);
+        else WindowMaxDot.Run(path, q, grid, best);
         return best;
+    }
+
+    /// <summary>The float dot products, one at a time (0 outside the grid): what the byte search approximates.</summary>
+    private static float[] Exact(float[] query, float[] reference, int h, int w, int d, int r)
+    {
+        var best = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
+        for (int y = 0; y < h; y++)
+        {
+            for (int x = 0; x < w; x++)
+            {
+                for (int dy = -r; dy <= r; dy++)
+                {
+                    for (int dx = -r; dx <= r; dx++)
+                    {
+                        int yy = y + dy, xx = x + dx;
+                        float dot = 0;
+                        if (yy >= 0 && yy < h && xx >= 0 && xx < w)
+                        {
+                            for (int k = 0; k < d; k++) dot += query[(y * w + x) * d + k] * reference[(yy * w + xx) * d + k];
+                        }
+                        best[y * w + x] = Math.Max(best[y * w + x], dot);
+                    }
+                }
+            }
+        }
+        return best;
+    }
+
+    private static float[] UnitRows(Random rng, int n, int d)
+    {
+        var rows = new float[n * d];
+        for (int p = 0; p < n; p++)
+        {
+            var row = rows.AsSpan(p * d, d);
+            for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+            float norm = MathF.Sqrt(TensorPrimitives.Dot(row, row));
+            for (int k = 0; k < d; k++) row[k] /= norm;
+        }
+        return rows;
     }
 
     [Fact]
     public void Window_maxima_by_hand()
     {
         // A 1×3 grid of 2-D unit vectors. Queries (1,0), (0,1), (1,0); references (0,1), (0.6,0.8), (−1,0).
+        // Both largest magnitudes are 1, so a step is 1/63: the queries are levels (63,0), (0,63), (63,0), the
+        // references (0,63), (38,50) (0.6 · 63 = 37.8 and 0.8 · 63 = 50.4, rounded) and (−63,0), and a dot
+        // is a sum of level products / 63². (A grid's step is 1/63 rounded up to 18 significant bits, a few parts
+        // in a million: WindowGrid.StepOf.)
         float[] query = [1, 0, 0, 1, 1, 0];
         float[] reference = [0, 1, 0.6f, 0.8f, -1, 0];
-        // r = 1. q0 sees outside (0), r0 (0), r1 (0.6): 0.6. q1 sees r0 (1), r1 (0.8), r2 (0): 1.
-        // q2 sees r1 (0.6), r2 (−1), outside (0): 0.6.
-        Assert.Equal([0.6f, 1f, 0.6f], Search(query, reference, 1, 3, 2, 1));
-        // r = 0: each query against its own position only, a negative dot included: 0, 0.8, −1.
-        Assert.Equal([0f, 0.8f, -1f], Search(query, reference, 1, 3, 2, 0));
+        // r = 1. q0 sees outside (0), r0 (0), r1 (63·38/63² = 38/63); q1 sees r0 (1), r1 (50/63), r2 (0);
+        // q2 sees r1 (38/63), r2 (−1), outside (0).
+        Assert.Equal([38f / 63, 1f, 38f / 63], Search(query, reference, 1, 3, 2, 1), new Tolerance(1e-5f));
+        // r = 0: each query against its own position only, a negative dot included: 0, 50/63, −1.
+        Assert.Equal([0f, 50f / 63, -1f], Search(query, reference, 1, 3, 2, 0), new Tolerance(1e-5f));
         // Maxima accumulate into what is there.
-        Assert.Equal([0.5f, 0.8f, 2f], Search(query, reference, 1, 3, 2, 0, [0.5f, float.NegativeInfinity, 2f]));
+        Assert.Equal([0.5f, 50f / 63, 2f], Search(query, reference, 1, 3, 2, 0, [0.5f, float.NegativeInfinity, 2f]), new Tolerance(1e-5f));
         // An offset that leaves the grid counts as 0 (a 1×1 grid, r = 1): the lone dot −1 loses to it.
         Assert.Equal([0f], Search([1, 0], [-1, 0], 1, 1, 2, 1));
     }
 
-    [Theory]
-    [InlineData(5, 7, 19, 0)]
-    [InlineData(5, 7, 19, 1)]
-    [InlineData(5, 7, 19, 3)]
-    [InlineData(3, 20, 5, 2)]
-    [InlineData(28, 28, 128, 2)] // the default: ResNet50 stage 2 grid, 128 scoring dims, a 5×5 window
-    [InlineData(1, 33, 16, 4)]
-    // r = 2 runs by reference row, five query rows at once: grids with fewer rows than that, and one wider
-    // than two vectors.
-    [InlineData(1, 9, 7, 2)]
-    [InlineData(2, 5, 3, 2)]
-    [InlineData(4, 17, 33, 2)]
-    [InlineData(6, 40, 12, 2)]
-    public void The_fast_path_matches_the_plain_loop(int h, int w, int d, int r)
+    private sealed class Tolerance(float eps) : IEqualityComparer<float>
     {
-        var rng = new Random(h * 1000 + w * 10 + r);
-        float[] Unit()
-        {
-            var rows = new float[h * w * d];
-            for (int p = 0; p < h * w; p++)
-            {
-                var row = rows.AsSpan(p * d, d);
-                for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                for (int k = 0; k < d; k++) row[k] /= n;
-            }
-            return rows;
-        }
-        var query = Unit();
-        var reference = Unit();
-        var fast = Search(query, reference, h, w, d, r);
-        var plain = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
-        WindowMaxDot.AccumulateScalar(query, reference, h, w, d, r, plain);
-        for (int q = 0; q < h * w; q++) Assert.Equal(plain[q], fast[q], 1e-5f); // FMA against one rounding per step: about 1e-7 per term
+        public bool Equals(float a, float b) => MathF.Abs(a - b) <= eps;
+
+        public int GetHashCode(float v) => 0;
     }
 
-    /// <summary>Every kernel the machine can run, each called directly: the dispatch picks one per machine and radius.</summary>
+    /// <summary>Every kernel the machine can run, the shapes the dispatch and the loops treat apart.</summary>
     public static TheoryData<string, int, int, int, int> PathCases()
     {
         var cases = new TheoryData<string, int, int, int, int>();
-        foreach (var path in new[] { "512 rows", "512", "vector rows", "vector" })
+        foreach (string path in WindowMaxDot.Paths())
         {
-            foreach (var (h, w, d, r) in new[] { (28, 28, 128, 2), (1, 9, 7, 2), (2, 5, 3, 2), (4, 17, 33, 2), (6, 40, 12, 2), (5, 7, 19, 1), (3, 20, 5, 3) })
-            {
-                if (path.EndsWith("rows", StringComparison.Ordinal) && r != 2) continue;
+            // The default (28×28 patches, 128 dims, a 5×5 window); fewer rows than a pair or a window; widths
+            // under, at and over a vector's lanes; dims that are no multiple of four; radii 0 to 4.
+            foreach (var (h, w, d, r) in new[] { (28, 28, 128, 2), (1, 9, 7, 2), (2, 5, 3, 2), (4, 17, 33, 2), (6, 40, 12, 2), (5, 7, 19, 1), (3, 20, 5, 3), (5, 16, 8, 0), (7, 33, 16, 4) })
                 cases.Add(path, h, w, d, r);
-            }
         }
         return cases;
     }
 
     [Theory]
     [MemberData(nameof(PathCases))]
-    public void Each_kernel_matches_the_plain_loop(string path, int h, int w, int d, int r)
+    public void Each_kernel_matches_the_plain_twin_to_the_bit(string path, int h, int w, int d, int r)
     {
-        if (path.StartsWith("512", StringComparison.Ordinal) && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return; // not on this machine
         var rng = new Random(h * 1000 + w * 10 + r + path.Length);
+        // Unnormalised rows, some of them large: the levels then span the whole range and every sign.
         var query = new float[h * w * d];
         var reference = new float[h * w * d];
         for (int i = 0; i < query.Length; i++)
         {
             query[i] = (float)rng.NextDouble() - 0.5f;
-            reference[i] = (float)rng.NextDouble() - 0.5f;
+            reference[i] = ((float)rng.NextDouble() - 0.5f) * (i % 7 == 0 ? 3f : 1f);
         }
-        var grid = WindowGrid.Pack(reference, h, w, d, r);
-        var planes = new float[WindowMaxDot.QueryLength(h, w, d)];
-        WindowMaxDot.PackQuery(query, h, w, d, planes);
-        var fast = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
-        switch (path)
-        {
-            case "512 rows": WindowMaxDot.Accumulate512Rows(planes, grid, fast); break;
-            case "512": WindowMaxDot.Accumulate512(planes, grid, fast); break;
-            case "vector rows": WindowMaxDot.AccumulateVectorRows(planes, grid, fast); break;
-            default: WindowMaxDot.AccumulateVector(planes, grid, fast); break;
-        }
-        var plain = Enumerable.Repeat(float.NegativeInfinity, h * w).ToArray();
-        WindowMaxDot.AccumulateScalar(query, reference, h, w, d, r, plain);
-        for (int q = 0; q < h * w; q++) Assert.Equal(plain[q], fast[q], 1e-4f); // unnormalised rows of up to 128 terms
+        var start = Enumerable.Range(0, h * w).Select(i => i % 5 == 0 ? 0.01f * i : float.NegativeInfinity).ToArray();
+        var fast = Search(query, reference, h, w, d, r, (float[])start.Clone(), path);
+        var plain = Search(query, reference, h, w, d, r, (float[])start.Clone(), "scalar");
+        Assert.Equal(plain, fast);
+    }
+
+    [Theory]
+    [InlineData(28, 28, 128, 2)]
+    [InlineData(5, 7, 19, 1)]
+    [InlineData(4, 17, 1024, 2)]
+    public void The_byte_search_is_within_half_a_step_per_term_of_the_float_dots(int h, int w, int d, int r)
+    {
+        var rng = new Random(d + r);
+        var query = UnitRows(rng, h * w, d);
+        var reference = UnitRows(rng, h * w, d);
+        var exact = Exact(query, reference, h, w, d, r);
+        var bytes = Search(query, reference, h, w, d, r);
+        // A level is off by at most half a step: |x·y − x̂·ŷ| ≤ (s_y ‖x‖₁ + s_x ‖ŷ‖₁) / 2, and ‖·‖₁ ≤ √d for unit rows.
+        float sx = WindowGrid.StepOf(query), sy = WindowGrid.StepOf(reference);
+        float bound = (sx + sy) / 2 * MathF.Sqrt(d) * 1.05f;
+        float worst = 0;
+        for (int i = 0; i < exact.Length; i++) worst = Math.Max(worst, MathF.Abs(exact[i] - bytes[i]));
+        Assert.True(worst <= bound, $"worst {worst} over the bound {bound}");
+        // And the errors are a step's, not the bound's: on random rows they average out.
+        Assert.True(worst <= 2 * (sx + sy), $"worst {worst} against steps {sx}, {sy}");
     }
 
     [Fact]
-    public void A_grid_gives_its_rows_back()
+    public void A_grid_gives_its_levels_back_and_packs_them_again_to_the_same_bytes()
     {
-        var rows = Enumerable.Range(0, 4 * 6 * 3).Select(i => (float)i).ToArray();
+        var rows = Enumerable.Range(0, 4 * 6 * 3).Select(i => (i - 30) / 40f).ToArray();
         var grid = WindowGrid.Pack(rows, 4, 6, 3, 2);
+        Assert.Equal(41f / 40 / 63, grid.Step, 1e-7f); // the largest magnitude, 41/40, over 63 levels
         var back = new float[rows.Length];
         grid.CopyRows(back);
-        Assert.Equal(rows, back);
-        Assert.Equal(4L * grid.Data.Length, WindowGrid.BytesFor(4, 6, 3, 2));
+        for (int i = 0; i < rows.Length; i++) Assert.Equal(rows[i], back[i], grid.Step / 2 + 1e-7f);
+        // A snapshot holds these values; packed again they give the same bytes, so a restart scores the same.
+        Assert.Equal(grid.Data, WindowGrid.Pack(back, 4, 6, 3, 2).Data);
+        Assert.Equal(grid.Data.Length, WindowGrid.BytesFor(4, 6, 3, 2));
+        // A quarter of the floats, with the zero columns, the padding to four features and the slack.
+        Assert.Equal(4 * 1 * (6 + 4) * 4 + WindowGrid.Slack, grid.Data.Length);
     }
 
     [Fact]
-    public void Wrong_lengths_are_rejected_with_a_message()
+    public void Mismatched_shapes_and_lengths_are_rejected_with_a_message()
     {
         var grid = WindowGrid.Pack(new float[2 * 3 * 4], 2, 3, 4, 1);
-        var e = Assert.Throws<ArgumentException>(() => WindowMaxDot.Accumulate(new float[5], grid, new float[6]));
+        var q = new WindowQuery();
+        q.Pack(new float[2 * 4 * 4], 2, 4, 4);
+        var e = Assert.Throws<ArgumentException>(() => WindowMaxDot.Accumulate(q, grid, new float[8]));
+        Assert.Contains("2×4 grid of 4", e.Message);
         Assert.Contains("2×3 grid of 4", e.Message);
-        Assert.Throws<ArgumentException>(() => WindowMaxDot.Accumulate(new float[WindowMaxDot.QueryLength(2, 3, 4)], grid, new float[5]));
+        q.Pack(new float[2 * 3 * 4], 2, 3, 4);
+        Assert.Throws<ArgumentException>(() => WindowMaxDot.Accumulate(q, grid, new float[5]));
         Assert.Throws<ArgumentException>(() => WindowGrid.Pack(new float[10], 2, 3, 4, 1));
+        Assert.Throws<ArgumentException>(() => q.Pack(new float[10], 2, 3, 4));
     }
 }

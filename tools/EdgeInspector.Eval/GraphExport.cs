@@ -86,14 +86,16 @@ internal static class GraphExport
             Npy.Write(Path.Combine(dir, $"reservoir_{v}.npy"), slots, [r, d, keep]);
             if (shape.Windowed)
             {
-                // [R, H + 2r, W + 2r, D], zero outside each frame: what the store graph writes.
+                // [R, H + 2r, W + 2r, D], zero outside each frame, at the frame's levels: what the store graph writes.
                 int hp = gh + 2 * radius, wp = gw + 2 * radius;
                 var grid = new float[r * hp * wp * d];
+                var levels = new float[gh * gw * d];
                 for (int s = 0; s < held.Length; s++)
                 {
+                    WindowGrid.Quantise(held[s].Rows[v].AsSpan(0, gh * gw * d), levels);
                     for (int y = 0; y < gh; y++)
                         for (int x = 0; x < gw; x++)
-                            held[s].Rows[v].AsSpan((y * gw + x) * d, d).CopyTo(grid.AsSpan((((s * hp) + y + radius) * wp + x + radius) * d, d));
+                            levels.AsSpan((y * gw + x) * d, d).CopyTo(grid.AsSpan((((s * hp) + y + radius) * wp + x + radius) * d, d));
                 }
                 Npy.Write(Path.Combine(dir, $"grid_{v}.npy"), grid, [r, hp, wp, d]);
             }

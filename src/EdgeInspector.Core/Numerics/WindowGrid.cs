@@ -1,28 +1,58 @@
+using System.Numerics.Tensors;
+
 namespace EdgeInspector.Core.Numerics;
 
 /// <summary>
-/// A frame's view laid out for the window search (<see cref="WindowMaxDot"/>): row-planar,
-/// [H][D][W + 2r], each grid row's D feature planes one after the other, r zero columns either side.
+/// A frame's view laid out for the window search (<see cref="WindowMaxDot"/>), in bytes: row-planar,
+/// [H][⌈D/4⌉][W + 2r][4], each grid row's feature planes one after the other, four features to a patch per
+/// plane, r zero columns either side.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Bytes because the search reads every grid of the reservoir once per scored frame, so its speed is the
+/// memory's: at a byte per feature a reservoir frame is a quarter of its floats, and the dot-product
+/// instructions (VNNI's <c>vpdpbusd</c>, AVX2's <c>vpmaddubsw</c>, Arm's <c>sdot</c>) take four byte
+/// products into one 32-bit lane, which is why four features share a patch's place in a plane.
+/// </para>
+/// <para>
+/// A value is a level of ±<see cref="Levels"/> steps of the grid's largest magnitude / 63, stored offset by
+/// <see cref="Zero"/> (so 1…127). Offset, because the byte instructions multiply an unsigned byte by a signed
+/// one; the search takes the offset back out once per query patch (<see cref="WindowQuery.ZeroDot"/>). 63
+/// levels, because AVX2's <c>vpmaddubsw</c> adds two products in 16 bits with saturation: 2 · 127 · 63 fits,
+/// 2 · 255 · 127 would not. Every path then computes the same integers.
+/// </para>
+/// <para>
 /// Row-planar because the search takes, for one row of queries and one offset, the same row of references
-/// shifted by the offset: for every feature that is one unaligned vector load, and the rows a query row
-/// needs (2r + 1 of them) sit together in memory. The zero columns make a shifted load read 0 where the
-/// window leaves the grid sideways; a row above or below the grid is not stored, the search counts it as
-/// 0. A load for a lane past the grid's width may run into the next plane (a few floats of slack end
-/// the buffer): those lanes are never written back. The search reads every grid of the reservoir once per
-/// frame, so its speed is the memory's, and the layout holds no more than it must.
+/// shifted by the offset: one unaligned load per four features, and the rows a query row needs (2r + 1 of
+/// them) sit together. The zero columns make a shifted load read 0 where the window leaves the grid sideways;
+/// a row above or below the grid is not stored, the search counts it as 0. A load for a lane past the grid's
+/// width may run into the next plane (<see cref="Slack"/> bytes end the buffer): those lanes are never written back.
+/// </para>
 /// </remarks>
 public sealed class WindowGrid
 {
-    private WindowGrid(int height, int width, int dim, int radius)
+    /// <summary>Features per patch in a plane: what one 32-bit lane of the byte dot instructions sums.</summary>
+    public const int Group = 4;
+
+    /// <summary>The largest level: values are −63…63 steps.</summary>
+    public const int Levels = 63;
+
+    /// <summary>The stored byte of a 0.</summary>
+    public const byte Zero = 64;
+
+    /// <summary>Bytes after the last plane that a vector load past the grid's width may read (16 patches).</summary>
+    public const int Slack = 16 * Group;
+
+    private WindowGrid(int height, int width, int dim, int radius, float step)
     {
         Height = height;
         Width = width;
         Dim = dim;
         Radius = radius;
         Stride = width + 2 * radius;
-        Data = new float[Length(height, width, dim, radius)];
+        Blocks = BlocksOf(dim);
+        Step = step;
+        Data = new byte[Length(height, width, dim, radius)];
     }
 
     /// <summary>Grid rows.</summary>
@@ -37,50 +67,95 @@ public sealed class WindowGrid
     /// <summary>r: the window is (2r + 1)² positions around a patch's own.</summary>
     public int Radius { get; }
 
-    /// <summary>Floats from one feature plane of a row to the next.</summary>
+    /// <summary>Patches from one plane of a row to the next: the width and the zero columns.</summary>
     public int Stride { get; }
 
-    /// <summary>The planes ([H][D][Stride]) and the slack.</summary>
-    public float[] Data { get; }
+    /// <summary>Planes per row: the features in groups of four (the last one padded with zeros).</summary>
+    public int Blocks { get; }
+
+    /// <summary>The value of one level.</summary>
+    public float Step { get; }
+
+    /// <summary>The planes ([H][Blocks][Stride][4], offset by <see cref="Zero"/>) and the slack.</summary>
+    public byte[] Data { get; }
 
     /// <summary>Bytes held.</summary>
-    public long AllocatedBytes => 4L * Data.Length;
+    public long AllocatedBytes => Data.Length;
 
     /// <summary>Bytes a grid of this shape holds.</summary>
-    public static long BytesFor(int height, int width, int dim, int radius) => 4L * Length(height, width, dim, radius);
+    public static long BytesFor(int height, int width, int dim, int radius) => Length(height, width, dim, radius);
+
+    internal static int BlocksOf(int dim) => (dim + Group - 1) / Group;
 
     private static int Length(int height, int width, int dim, int radius) =>
-        height * dim * (width + 2 * radius) + WindowMaxDot.QueryStride(width) - width;
+        height * BlocksOf(dim) * (width + 2 * radius) * Group + Slack;
+
+    /// <summary>
+    /// A grid's step: its largest magnitude / 63, rounded up to 18 significant bits (1 for all zeros). So
+    /// 63 steps are exact in a float, and a grid packed again from its own values (<see cref="CopyRows"/>,
+    /// a snapshot) gets the same step and the same bytes.
+    /// </summary>
+    internal static float StepOf(ReadOnlySpan<float> values)
+    {
+        float step = QueryStepOf(values);
+        int bits = BitConverter.SingleToInt32Bits(step);
+        return BitConverter.Int32BitsToSingle((bits + 0x3F) & ~0x3F);
+    }
+
+    /// <summary>A query's step: its largest magnitude / 63 (1 for all zeros). The score graph of the ONNX path computes the same.</summary>
+    internal static float QueryStepOf(ReadOnlySpan<float> values)
+    {
+        float max = values.IsEmpty ? 0f : MathF.Abs(TensorPrimitives.MaxMagnitude(values));
+        return max > 0f && float.IsFinite(max) ? max / Levels : 1f;
+    }
+
+    /// <summary>The level of <paramref name="value"/> at <paramref name="inverseStep"/> levels per unit, rounded to nearest (ties to even).</summary>
+    internal static int Level(float value, float inverseStep) => Math.Clamp((int)MathF.Round(value * inverseStep), -Levels, Levels);
+
+    /// <summary>
+    /// <paramref name="rows"/> as a grid of them holds them: each value its level × the grid's step. What the
+    /// ONNX path's reservoir keeps in float, so that both paths search the same values.
+    /// </summary>
+    public static void Quantise(ReadOnlySpan<float> rows, Span<float> into)
+    {
+        if (into.Length < rows.Length) throw new ArgumentException($"{rows.Length} floats need as many to go into.", nameof(into));
+        float step = StepOf(rows), inverse = 1f / step;
+        for (int i = 0; i < rows.Length; i++) into[i] = Level(rows[i], inverse) * step;
+    }
 
     /// <summary>Lays out <paramref name="rows"/> (height × width patches, row-major, <paramref name="dim"/> floats each).</summary>
     public static WindowGrid Pack(ReadOnlySpan<float> rows, int height, int width, int dim, int radius)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(radius);
         if (rows.Length < height * width * dim) throw new ArgumentException($"{height}×{width} patches of {dim} need {height * width * dim} floats, got {rows.Length}.", nameof(rows));
-        var g = new WindowGrid(height, width, dim, radius);
+        rows = rows[..(height * width * dim)];
+        var g = new WindowGrid(height, width, dim, radius, StepOf(rows));
+        float inverse = 1f / g.Step;
+        g.Data.AsSpan().Fill(Zero);
         for (int y = 0; y < height; y++)
         {
-            int rowBase = y * dim * g.Stride + radius;
             for (int x = 0; x < width; x++)
             {
                 var patch = rows.Slice((y * width + x) * dim, dim);
-                for (int k = 0; k < dim; k++) g.Data[rowBase + k * g.Stride + x] = patch[k];
+                for (int k = 0; k < dim; k++) g.Data[g.IndexOf(y, x + radius, k)] = (byte)(Zero + Level(patch[k], inverse));
             }
         }
         return g;
     }
 
-    /// <summary>The patches back, row-major (height × width × dim floats).</summary>
+    /// <summary>Where feature <paramref name="k"/> of the patch in stored column <paramref name="column"/> (the zero columns counted) of row <paramref name="y"/> is.</summary>
+    internal int IndexOf(int y, int column, int k) => ((y * Blocks + k / Group) * Stride + column) * Group + k % Group;
+
+    /// <summary>The patches back as the search sees them (each value its level × <see cref="Step"/>), row-major (height × width × dim floats).</summary>
     public void CopyRows(Span<float> rows)
     {
         if (rows.Length < Height * Width * Dim) throw new ArgumentException($"{Height * Width * Dim} floats needed.", nameof(rows));
         for (int y = 0; y < Height; y++)
         {
-            int rowBase = y * Dim * Stride + Radius;
             for (int x = 0; x < Width; x++)
             {
                 var patch = rows.Slice((y * Width + x) * Dim, Dim);
-                for (int k = 0; k < Dim; k++) patch[k] = Data[rowBase + k * Stride + x];
+                for (int k = 0; k < Dim; k++) patch[k] = (Data[IndexOf(y, x + Radius, k)] - Zero) * Step;
             }
         }
     }

@@ -38,6 +38,9 @@ public sealed class FrameReservoir : IDisposable
     [ThreadStatic]
     private static PackedPanels? t_pack;
 
+    [ThreadStatic]
+    private static WindowQuery? t_query;
+
     /// <summary>A held frame: its kept patches per view (row-major), the k-center indices they are, and with a window its whole views laid out for the search.</summary>
     private sealed record Entry(long Id, float[][] Rows, int[] Kept, WindowGrid[]? Grids);
 
@@ -242,7 +245,16 @@ public sealed class FrameReservoir : IDisposable
             get
             {
                 var e = entries[index];
-                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, Copies(e.Rows));
+                if (FrameRows(e) is not { } whole) return new ReservoirFrame(e.Id, Copies(e.Rows));
+                // The grid holds the frame in bytes; the kept rows, which the subset search reads, are the
+                // frame's own floats. Both come back as they were: packed again, the grid's values give
+                // its bytes (WindowGrid.StepOf), and the kept patches are these rows.
+                for (int v = 0; v < whole.Length; v++)
+                {
+                    int d = e.Grids![v].Dim;
+                    for (int c = 0; c < e.Kept.Length; c++) e.Rows[v].AsSpan(c * d, d).CopyTo(whole[v].AsSpan(e.Kept[c] * d, d));
+                }
+                return new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone());
             }
         }
 
@@ -357,13 +369,13 @@ public sealed class FrameReservoir : IDisposable
                 // alpha[t*p + q]: the largest dot product of patch q within reservoir frame t (its nearest patch there).
                 var alpha = ArrayPool<float>.Shared.Rent(n * p);
                 int d = _layout.Views[v].Dim;
-                var query = _radius >= 0 ? ArrayPool<float>.Shared.Rent(WindowMaxDot.QueryLength(_layout.GridHeight, _layout.GridWidth, d)) : null;
+                var query = _radius >= 0 ? t_query ??= new WindowQuery() : null;
                 var keptMax = ArrayPool<float>.Shared.Rent(Keep);
                 var pack = t_pack ??= new PackedPanels();
                 try
                 {
                     pack.Repack(frame.Views[v], d, [p]);
-                    if (query is not null) WindowMaxDot.PackQuery(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d, query);
+                    query?.Pack(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d);
                     for (int t = 0; t < n; t++)
                     {
                         Span<float> best = alpha.AsSpan(t * p, p);
@@ -381,7 +393,6 @@ public sealed class FrameReservoir : IDisposable
                 {
                     ArrayPool<float>.Shared.Return(alpha);
                     ArrayPool<float>.Shared.Return(keptMax);
-                    if (query is not null) ArrayPool<float>.Shared.Return(query);
                 }
             });
             ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);
