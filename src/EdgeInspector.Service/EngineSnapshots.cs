@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using EdgeInspector.Core.Features;
+using EdgeInspector.Core.Numerics;
 using EdgeInspector.Core.Scoring;
 using EdgeInspector.Core.Tiling;
 
@@ -17,11 +18,14 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
     /// <summary>The region of a camera without an ROI (and of snapshots written before regions were recorded).</summary>
     public const string WholeFrame = "whole frame";
 
+    /// <summary>Patches per frame of the running layout (0 for a key read from a file): how a whole frame's rows divide into views' dims.</summary>
+    public int Patches { get; init; }
+
     public static SnapshotKey For(string modelHash, FeatureLayout layout, EngineOptions options, string recipe, string region = WholeFrame)
     {
         var views = new StringBuilder();
         foreach (var v in layout.Views) views.Append(views.Length == 0 ? "" : ",").Append($"{v.Tap}/a{v.Degree}:{v.Dim}");
-        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe, region);
+        return new SnapshotKey(modelHash, $"{layout.GridHeight}x{layout.GridWidth};{views}", options.Fingerprint(), recipe, region) { Patches = layout.Patches };
     }
 
     /// <summary>Why <paramref name="saved"/> does not fit this key, or null when it does.</summary>
@@ -60,17 +64,25 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 /// or corrupted file is refused, never half taken up.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): magic "EISNAP03", int32 header bytes, the header (UTF-8 key text), then one state:
-/// int32 frames; per frame: int64 id, int32 views, per view int32 floats and the floats, int32 kept indices
-/// (−1: none, the rows are the kept patches) and the indices; int32 calibration scores and the scores;
-/// int64 frames quarantined; then the 32-byte hash. A tiled engine (one state per tile position) writes
-/// "EISNAP04", the header, int32 states and the states one after the other. Files of the earlier layout
-/// (EISNAP01/02, without kept indices) are refused as another format version.
+/// Layout (little-endian): magic "EISNAP05", int32 header bytes, the header (UTF-8 key text), then one state:
+/// int32 frames; per frame: int64 id, int32 views, int32 kept patches (−1: none, the rows are the kept
+/// patches), then
+/// <list type="bullet">
+/// <item>without kept patches, per view int32 floats and the floats;</item>
+/// <item>with them (a reservoir that searches a window holds the whole frame), int32 patches, per view int32
+/// dim, the float step, patches × dim levels as signed bytes (the window's grid, <see cref="WindowGrid.ToLevels"/>)
+/// and the kept patches' own floats (kept × dim), then the kept patches' indices;</item>
+/// </list>
+/// int32 calibration scores and the scores; int64 frames quarantined; then the 32-byte hash. A tiled engine
+/// (one state per tile position) writes "EISNAP06", the header, int32 states and the states one after the
+/// other. A whole frame is a byte per value, as the engine holds it, and its kept patches, which the subset
+/// search reads as floats, come back exact: a restored engine scores as the one that saved it. Files of an
+/// earlier layout (EISNAP01–04) are refused as another format version.
 /// </remarks>
 internal static class EngineSnapshots
 {
-    private static readonly byte[] Magic = "EISNAP03"u8.ToArray();
-    private static readonly byte[] MagicTiled = "EISNAP04"u8.ToArray();
+    private static readonly byte[] Magic = "EISNAP05"u8.ToArray();
+    private static readonly byte[] MagicTiled = "EISNAP06"u8.ToArray();
 
     /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
     private const long MaxBytes = 4L << 30;
@@ -95,6 +107,7 @@ internal static class EngineSnapshots
             void Int(int v) { BinaryPrimitives.WriteInt32LittleEndian(n, v); Write(n.AsSpan(0, 4)); }
             void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
             void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
+            sbyte[] levels = [];
 
             Write(states.Count == 1 ? Magic : MagicTiled);
             byte[] header = Encoding.UTF8.GetBytes(key.Text());
@@ -108,9 +121,28 @@ internal static class EngineSnapshots
                 {
                     Long(f.Id);
                     Int(f.Rows.Length);
-                    foreach (var rows in f.Rows) Floats(rows);
                     Int(f.Kept?.Length ?? -1);
-                    foreach (int i in f.Kept ?? []) Int(i);
+                    if (f.Kept is not { } kept)
+                    {
+                        foreach (var rows in f.Rows) Floats(rows);
+                        continue;
+                    }
+                    int patches = key.Patches;
+                    if (patches <= 0) throw new ArgumentException("A whole frame is saved with the running layout's key (SnapshotKey.For).", nameof(key));
+                    Int(patches);
+                    foreach (var rows in f.Rows)
+                    {
+                        if (rows.Length % patches != 0) throw new ArgumentException($"Frame {f.Id}: {rows.Length} values is not a whole frame of {patches} patches.", nameof(states));
+                        int dim = rows.Length / patches;
+                        Int(dim);
+                        if (levels.Length < rows.Length) levels = new sbyte[rows.Length];
+                        float step = WindowGrid.ToLevels(rows, levels);
+                        BinaryPrimitives.WriteSingleLittleEndian(n, step);
+                        Write(n.AsSpan(0, 4));
+                        Write(MemoryMarshal.AsBytes(levels.AsSpan(0, rows.Length)));
+                        foreach (int c in kept) Write(MemoryMarshal.AsBytes(rows.AsSpan(c * dim, dim)));
+                    }
+                    foreach (int i in kept) Int(i);
                 }
                 Floats(state.Calibration);
                 Long(state.Quarantined);
@@ -156,10 +188,34 @@ internal static class EngineSnapshots
                 {
                     long id = r.Long();
                     var rows = new float[r.Count(1 << 10)][];
-                    for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
                     int keptCount = r.Count(-1, 1 << 20);
-                    int[]? kept = keptCount < 0 ? null : new int[keptCount];
-                    for (int c = 0; c < keptCount; c++) kept![c] = r.Count(0, int.MaxValue);
+                    if (keptCount < 0)
+                    {
+                        for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
+                        list[i] = new ReservoirFrame(id, rows);
+                        continue;
+                    }
+                    int patches = r.Count(1, 1 << 20);
+                    if (keptCount > patches) throw new InvalidDataException($"it keeps {keptCount} of a frame's {patches} patches");
+                    var keptRows = new float[rows.Length][];
+                    for (int v = 0; v < rows.Length; v++)
+                    {
+                        int dim = r.Count(1, 1 << 16);
+                        float step = BinaryPrimitives.ReadSingleLittleEndian(r.Bytes(4));
+                        if (!(step > 0) || !float.IsFinite(step)) throw new InvalidDataException($"it holds a step of {step}");
+                        var levels = MemoryMarshal.Cast<byte, sbyte>(r.Bytes(checked(patches * dim)));
+                        rows[v] = new float[patches * dim];
+                        WindowGrid.FromLevels(levels, step, rows[v]);
+                        keptRows[v] = MemoryMarshal.Cast<byte, float>(r.Bytes(checked(keptCount * dim * 4))).ToArray();
+                    }
+                    var kept = new int[keptCount];
+                    for (int c = 0; c < keptCount; c++) kept[c] = r.Count(0, patches - 1);
+                    // The kept patches are the frame's own floats, where the levels stand for them.
+                    for (int v = 0; v < rows.Length; v++)
+                    {
+                        int dim = rows[v].Length / patches;
+                        for (int c = 0; c < keptCount; c++) keptRows[v].AsSpan(c * dim, dim).CopyTo(rows[v].AsSpan(kept[c] * dim, dim));
+                    }
                     list[i] = new ReservoirFrame(id, rows, kept);
                 }
                 var calibration = r.Floats();

@@ -53,6 +53,42 @@ public sealed class WarmRestartTests
     }
 
     [Fact]
+    public void A_whole_frame_is_saved_in_bytes_and_reads_back_as_the_reservoir_gave_it()
+    {
+        // What a reservoir with a window exports: every patch at its grid's levels, the kept patches (1 and 3)
+        // as their own floats. The file holds a byte per value and the kept floats, and gives back the same.
+        var rng = new Random(3);
+        var dims = new[] { 3, 2 };
+        int[] kept = [1, 3];
+        var exported = new float[dims.Length][];
+        for (int v = 0; v < dims.Length; v++)
+        {
+            var own = Enumerable.Range(0, 4 * dims[v]).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+            exported[v] = new float[own.Length];
+            EdgeInspector.Core.Numerics.WindowGrid.Pack(own, 2, 2, dims[v], 2).CopyRows(exported[v]);
+            foreach (int c in kept) own.AsSpan(c * dims[v], dims[v]).CopyTo(exported[v].AsSpan(c * dims[v], dims[v]));
+            Assert.NotEqual(own, exported[v]); // the other patches are at their levels
+        }
+        var state = new LearnedState([new ReservoirFrame(9, exported, kept)], [0.5f], 0);
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "cam1.engine");
+        EngineSnapshots.Save(path, Key(), state);
+        var back = Assert.Single(Assert.Single(EngineSnapshots.TryLoad(path, Key(), out string? refusal)!).Frames);
+        Assert.Null(refusal);
+        Assert.Equal(kept, back.Kept);
+        for (int v = 0; v < dims.Length; v++) Assert.Equal(exported[v], back.Rows[v]);
+        // Per view: dim, step, 4 · dim levels and 2 · dim kept floats; the floats of every value would be 4 · 4 · dim.
+        long body = new FileInfo(path).Length - 32;
+        long frame = 8 + 4 + 4 + 4 + dims.Sum(d => 4 + 4 + 4 * d + 2 * d * 4) + 2 * 4;
+        long header = 8 + 4 + System.Text.Encoding.UTF8.GetByteCount(Key().Text()) + 4;
+        Assert.Equal(header + frame + 4 + 4 + 8, body);
+
+        // A whole frame needs the running layout's key to be split into its views.
+        var e = Assert.Throws<ArgumentException>(() => EngineSnapshots.Save(path, SnapshotKey.Parse(Key().Text()), state));
+        Assert.Contains("running layout", e.Message);
+    }
+
+    [Fact]
     public void A_snapshot_made_under_other_settings_is_refused_saying_which()
     {
         using var tmp = new TempFolder();
@@ -92,6 +128,7 @@ public sealed class WarmRestartTests
     [InlineData("truncate", "checksum does not match")]
     [InlineData("tiny", "too short to be a snapshot")]
     [InlineData("foreign", "not an EdgeInspector snapshot")]
+    [InlineData("floats", "another format version")]
     public void A_damaged_snapshot_is_refused_saying_why(string damage, string reason)
     {
         using var tmp = new TempFolder();
@@ -106,6 +143,11 @@ public sealed class WarmRestartTests
             case "foreign":
                 // A file with a valid checksum but another magic: what a future format would look like.
                 bytes[0] = (byte)'X';
+                System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).CopyTo(bytes.AsSpan(bytes.Length - 32));
+                break;
+            case "floats":
+                // The layout before whole frames were saved in bytes (EISNAP03): refused, and the engine warms up.
+                "EISNAP03"u8.CopyTo(bytes);
                 System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).CopyTo(bytes.AsSpan(bytes.Length - 32));
                 break;
         }

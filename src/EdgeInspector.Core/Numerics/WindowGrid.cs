@@ -113,6 +113,25 @@ public sealed class WindowGrid
     internal static int Level(float value, float inverseStep) => Math.Clamp((int)MathF.Round(value * inverseStep), -Levels, Levels);
 
     /// <summary>
+    /// The levels a grid of <paramref name="rows"/> holds (−63…63, its bytes without the offset), and its step:
+    /// what a snapshot stores of a whole frame. <see cref="FromLevels"/> gives the values back.
+    /// </summary>
+    public static float ToLevels(ReadOnlySpan<float> rows, Span<sbyte> levels)
+    {
+        if (levels.Length < rows.Length) throw new ArgumentException($"{rows.Length} values need as many levels.", nameof(levels));
+        float step = StepOf(rows), inverse = 1f / step;
+        for (int i = 0; i < rows.Length; i++) levels[i] = (sbyte)Level(rows[i], inverse);
+        return step;
+    }
+
+    /// <summary>The values of <paramref name="levels"/> at <paramref name="step"/>, as <see cref="CopyRows"/> gives a grid's.</summary>
+    public static void FromLevels(ReadOnlySpan<sbyte> levels, float step, Span<float> rows)
+    {
+        if (rows.Length < levels.Length) throw new ArgumentException($"{levels.Length} levels need as many values.", nameof(rows));
+        for (int i = 0; i < levels.Length; i++) rows[i] = levels[i] * step;
+    }
+
+    /// <summary>
     /// <paramref name="rows"/> as a grid of them holds them: each value its level × the grid's step. What the
     /// ONNX path's reservoir keeps in float, so that both paths search the same values.
     /// </summary>

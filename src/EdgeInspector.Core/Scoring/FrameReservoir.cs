@@ -226,7 +226,7 @@ public sealed class FrameReservoir : IDisposable
     /// The frames held, oldest first, as kept: what a snapshot of the engine stores. Each frame's rows are
     /// copied out when it is read, not now: a held frame is never changed once added, so the list stays
     /// what the reservoir held at this call, and a snapshot writer on another thread unpacks one frame at
-    /// a time instead of a copy of the whole reservoir (about 150 MB at the defaults).
+    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults).
     /// </summary>
     public IReadOnlyList<ReservoirFrame> Export()
     {
