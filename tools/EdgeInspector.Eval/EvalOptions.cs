@@ -46,8 +46,9 @@ internal sealed record EvalOptions
         usage: edgeinspector-eval <category-dir> [options]
 
         Runs the anomaly engine over the test images of an MVTec-layout category (test/good,
-        test/<defect>, ground_truth/<defect>/<name>_mask.png) in a seeded line order and reports
-        accuracy, time per frame and peak memory per mode.
+        test/<defect>, ground_truth/<defect>/<name>_mask.png or <name>.png) in a seeded line order and
+        reports accuracy, time per frame and peak memory per mode. A defective image without a mask is
+        left out of the pixel metrics, with a warning (results.json: frames_without_mask).
 
           --mode musc|fslc|stream|all   scorers to run (default stream; 'all' runs the three)
           --model PATH                  backbone ONNX file (default: resnet50v2_features.onnx, looked up
