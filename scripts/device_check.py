@@ -171,14 +171,14 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i):
         # qs[v]: [B, P, D]; rs[v]: [B, R, D, K]; gs[v]: [B, R, H+2r, W+2r, D] or None. The same steps as score.onnx, batched over B.
         means = []
         for v, (qv, rv) in enumerate(zip(qs, rs)):
+            # the query at its levels, as score.onnx and the managed search take it (kept rows and grids come at theirs)
+            top = qv.abs().amax(dim=(1, 2), keepdim=True)
+            step = torch.where(top > 0, top, torch.full_like(top, 63.0)) / 63.0
+            qv = torch.clamp(torch.round(qv * (1.0 / step)), -63.0, 63.0) * step
             best = torch.matmul(qv.unsqueeze(1), rv).amax(dim=3)           # [B, R, P]: max-dot per slot over the kept rows
             if gs is not None:                                             # the window: every offset's dot, 0 outside the grid
                 b_, r_ = rv.shape[0], rv.shape[1]
-                # the query at its levels, as score.onnx and the managed search take it (the grids come at theirs)
-                top = qv.abs().amax(dim=(1, 2), keepdim=True)
-                step = torch.where(top > 0, top, torch.full_like(top, 63.0)) / 63.0
-                levels = torch.clamp(torch.round(qv * (1.0 / step)), -63.0, 63.0)
-                qg = (levels * step).view(b_, 1, gh, gw, -1)
+                qg = qv.view(b_, 1, gh, gw, -1)
                 for a in range(2 * rad + 1):
                     for c in range(2 * rad + 1):
                         dots = (gs[v][:, :, a:a + gh, c:c + gw, :] * qg).sum(-1).view(b_, r_, gh * gw)

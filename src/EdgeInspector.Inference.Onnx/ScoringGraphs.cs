@@ -40,15 +40,16 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// </summary>
 /// <remarks>
 /// <para><b>score</b>. Inputs: <c>query_v</c> [P, D_v], the frame's view v; <c>reservoir_v</c> [R, D_v, K], the
-/// kept rows of every slot, transposed so that one MatMul scores all slots; <c>excluded</c> [R, 1] bool, the
+/// kept rows of every slot at their levels (as the managed search holds them in bytes), transposed so that
+/// one MatMul scores all slots; <c>excluded</c> [R, 1] bool, the
 /// slots that may not score this frame (empty, its own entry); <c>k</c> [1] int64. Per view:
-/// MatMul → [R, P, K]; ReduceMax over K (max-dot); sqrt(relu(2 − 2·dot)), the unit distance; excluded slots
+/// the query brought to its levels (<c>QueryLevels</c>), MatMul → [R, P, K]; ReduceMax over K (max-dot); sqrt(relu(2 − 2·dot)), the unit distance; excluded slots
 /// set to +∞ by Where (not by an addition, so that a slot's uninitialised device memory cannot turn into a
 /// NaN); TopK smallest k over R and their mean (the interval average). The views' mean is <c>patches</c>
 /// [P]; the mean of its TopN largest is <c>image</c> [].</para>
 /// <para>With a window of radius r, also <c>grid_v</c> [R, H + 2r, W + 2r, D_v], every slot's whole frame
 /// zero-padded by r, at the levels the managed search holds it in (<see cref="WindowGrid.Quantise"/>, applied
-/// by the kernel before the store graph): the query is brought to its levels the same way, then for each of
+/// by the kernel before the store graph): for each of
 /// the (2r + 1)² offsets a Slice of the grid is multiplied by the query grid and summed over D (the dots at
 /// that offset, 0 outside the grid), and the largest over the offsets and the kept rows' ReduceMax is the
 /// max-dot.</para>
@@ -77,7 +78,8 @@ public static class ScoringGraphs
             int d = shape.Dims[v];
             g.Input.Add(Value($"query_{v}", TensorProto.Types.DataType.Float, shape.Patches, d));
             g.Input.Add(Value($"reservoir_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
-            g.Node.Add(Node("MatMul", [$"query_{v}", $"reservoir_{v}"], [$"dots_{v}"]));
+            QueryLevels(g, v);
+            g.Node.Add(Node("MatMul", [$"query_quantised_{v}", $"reservoir_{v}"], [$"dots_{v}"]));
             g.Node.Add(Node("ReduceMax", [$"dots_{v}"], [shape.Windowed ? $"kept_best_{v}" : $"best_{v}"], Ints("axes", 2), Int("keepdims", 0)));
             if (shape.Windowed) Window(g, shape, v);
             g.Node.Add(Node("Mul", ["two", $"best_{v}"], [$"twice_{v}"]));
@@ -100,23 +102,13 @@ public static class ScoringGraphs
     }
 
     /// <summary>
-    /// The window search of view <paramref name="v"/>: <c>best_v</c> [R, P] = the largest of <c>kept_best_v</c>
-    /// and, for each offset, the dot of every query patch with the slot's patch at that offset.
+    /// <c>query_quantised_v</c>: view <paramref name="v"/> of the query at its levels, as the managed search takes
+    /// it (<see cref="WindowQuery"/>) for both the kept rows and the window: step = largest magnitude / 63 (63
+    /// where every value is 0, a step of 1), level = clip(round(x · (1 / step)), ±63), value = level · step. The
+    /// same float operations in the same order, so both paths round to the same levels.
     /// </summary>
-    private static void Window(GraphProto g, ScoringShape shape, int v)
+    private static void QueryLevels(GraphProto g, int v)
     {
-        int d = shape.Dims[v], h = shape.Height, w = shape.Width, r = shape.Radius;
-        if (v == 0)
-        {
-            g.Initializer.Add(Int64s("window_axes", 1, 2));
-            g.Initializer.Add(Int64s("feature_axis", 3));
-            g.Initializer.Add(Int64s("slot_patches", shape.Capacity, shape.Patches));
-        }
-        g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, h + 2 * r, w + 2 * r, d));
-        g.Initializer.Add(Int64s($"query_grid_shape_{v}", h, w, d));
-        // The query at its levels, as the managed search takes it (WindowQuery): step = largest magnitude / 63
-        // (63 where every value is 0, a step of 1), level = clip(round(x · (1 / step)), ±63), value = level · step.
-        // The same float operations in the same order, so both paths round to the same levels.
         if (v == 0)
         {
             g.Initializer.Add(Scalar("zero", 0f));
@@ -134,6 +126,23 @@ public static class ScoringGraphs
         g.Node.Add(Node("Round", [$"query_scaled_{v}"], [$"query_rounded_{v}"]));
         g.Node.Add(Node("Clip", [$"query_rounded_{v}", "minus_levels", "levels"], [$"query_level_{v}"]));
         g.Node.Add(Node("Mul", [$"query_level_{v}", $"query_step_{v}"], [$"query_quantised_{v}"]));
+    }
+
+    /// <summary>
+    /// The window search of view <paramref name="v"/>: <c>best_v</c> [R, P] = the largest of <c>kept_best_v</c>
+    /// and, for each offset, the dot of every query patch with the slot's patch at that offset.
+    /// </summary>
+    private static void Window(GraphProto g, ScoringShape shape, int v)
+    {
+        int d = shape.Dims[v], h = shape.Height, w = shape.Width, r = shape.Radius;
+        if (v == 0)
+        {
+            g.Initializer.Add(Int64s("window_axes", 1, 2));
+            g.Initializer.Add(Int64s("feature_axis", 3));
+            g.Initializer.Add(Int64s("slot_patches", shape.Capacity, shape.Patches));
+        }
+        g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, h + 2 * r, w + 2 * r, d));
+        g.Initializer.Add(Int64s($"query_grid_shape_{v}", h, w, d));
         g.Node.Add(Node("Reshape", [$"query_quantised_{v}", $"query_grid_shape_{v}"], [$"query_grid_{v}"]));
         var candidates = new List<string> { $"kept_best_{v}" };
         for (int a = 0; a <= 2 * r; a++)

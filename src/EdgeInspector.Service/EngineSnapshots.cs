@@ -64,25 +64,20 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 /// or corrupted file is refused, never half taken up.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): magic "EISNAP05", int32 header bytes, the header (UTF-8 key text), then one state:
+/// Layout (little-endian): magic "EISNAP07", int32 header bytes, the header (UTF-8 key text), then one state:
 /// int32 frames; per frame: int64 id, int32 views, int32 kept patches (−1: none, the rows are the kept
-/// patches), then
-/// <list type="bullet">
-/// <item>without kept patches, per view int32 floats and the floats;</item>
-/// <item>with them (a reservoir that searches a window holds the whole frame), int32 patches, per view int32
-/// dim, the float step, patches × dim levels as signed bytes (the window's grid, <see cref="WindowGrid.ToLevels"/>)
-/// and the kept patches' own floats (kept × dim), then the kept patches' indices;</item>
-/// </list>
-/// int32 calibration scores and the scores; int64 frames quarantined; then the 32-byte hash. A tiled engine
-/// (one state per tile position) writes "EISNAP06", the header, int32 states and the states one after the
-/// other. A whole frame is a byte per value, as the engine holds it, and its kept patches, which the subset
-/// search reads as floats, come back exact: a restored engine scores as the one that saved it. Files of an
-/// earlier layout (EISNAP01–04) are refused as another format version.
+/// patches; otherwise the rows are the whole frame, as a reservoir that searches a window holds it, and
+/// int32 patches follows), then per view int32 values, the float step and the values as levels in signed
+/// bytes (<see cref="WindowGrid.ToLevels"/>), then the kept patches' indices if any; int32 calibration
+/// scores and the scores; int64 frames quarantined; then the 32-byte hash. A tiled engine (one state per
+/// tile position) writes "EISNAP08", the header, int32 states and the states one after the other. A byte
+/// per value, as the engine holds it: the levels come back as the same bytes, and a restored engine scores
+/// as the one that saved it. Files of an earlier layout (EISNAP01–06) are refused as another format version.
 /// </remarks>
 internal static class EngineSnapshots
 {
-    private static readonly byte[] Magic = "EISNAP05"u8.ToArray();
-    private static readonly byte[] MagicTiled = "EISNAP06"u8.ToArray();
+    private static readonly byte[] Magic = "EISNAP07"u8.ToArray();
+    private static readonly byte[] MagicTiled = "EISNAP08"u8.ToArray();
 
     /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
     private const long MaxBytes = 4L << 30;
@@ -108,6 +103,15 @@ internal static class EngineSnapshots
             void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
             void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
             sbyte[] levels = [];
+            void Levels(float[] rows)
+            {
+                Int(rows.Length);
+                if (levels.Length < rows.Length) levels = new sbyte[rows.Length];
+                float step = WindowGrid.ToLevels(rows, levels);
+                BinaryPrimitives.WriteSingleLittleEndian(n, step);
+                Write(n.AsSpan(0, 4));
+                Write(MemoryMarshal.AsBytes(levels.AsSpan(0, rows.Length)));
+            }
 
             Write(states.Count == 1 ? Magic : MagicTiled);
             byte[] header = Encoding.UTF8.GetBytes(key.Text());
@@ -124,7 +128,7 @@ internal static class EngineSnapshots
                     Int(f.Kept?.Length ?? -1);
                     if (f.Kept is not { } kept)
                     {
-                        foreach (var rows in f.Rows) Floats(rows);
+                        foreach (var rows in f.Rows) Levels(rows);
                         continue;
                     }
                     int patches = key.Patches;
@@ -133,14 +137,7 @@ internal static class EngineSnapshots
                     foreach (var rows in f.Rows)
                     {
                         if (rows.Length % patches != 0) throw new ArgumentException($"Frame {f.Id}: {rows.Length} values is not a whole frame of {patches} patches.", nameof(states));
-                        int dim = rows.Length / patches;
-                        Int(dim);
-                        if (levels.Length < rows.Length) levels = new sbyte[rows.Length];
-                        float step = WindowGrid.ToLevels(rows, levels);
-                        BinaryPrimitives.WriteSingleLittleEndian(n, step);
-                        Write(n.AsSpan(0, 4));
-                        Write(MemoryMarshal.AsBytes(levels.AsSpan(0, rows.Length)));
-                        foreach (int c in kept) Write(MemoryMarshal.AsBytes(rows.AsSpan(c * dim, dim)));
+                        Levels(rows);
                     }
                     foreach (int i in kept) Int(i);
                 }
@@ -189,33 +186,20 @@ internal static class EngineSnapshots
                     long id = r.Long();
                     var rows = new float[r.Count(1 << 10)][];
                     int keptCount = r.Count(-1, 1 << 20);
+                    int patches = keptCount < 0 ? 0 : r.Count(1, 1 << 20);
+                    if (keptCount > patches) throw new InvalidDataException($"it keeps {keptCount} of a frame's {patches} patches");
+                    for (int v = 0; v < rows.Length; v++)
+                    {
+                        rows[v] = r.Levels();
+                        if (patches > 0 && rows[v].Length % patches != 0) throw new InvalidDataException($"frame {id} holds {rows[v].Length} values in view {v}, not a whole frame of {patches} patches");
+                    }
                     if (keptCount < 0)
                     {
-                        for (int v = 0; v < rows.Length; v++) rows[v] = r.Floats();
                         list[i] = new ReservoirFrame(id, rows);
                         continue;
                     }
-                    int patches = r.Count(1, 1 << 20);
-                    if (keptCount > patches) throw new InvalidDataException($"it keeps {keptCount} of a frame's {patches} patches");
-                    var keptRows = new float[rows.Length][];
-                    for (int v = 0; v < rows.Length; v++)
-                    {
-                        int dim = r.Count(1, 1 << 16);
-                        float step = BinaryPrimitives.ReadSingleLittleEndian(r.Bytes(4));
-                        if (!(step > 0) || !float.IsFinite(step)) throw new InvalidDataException($"it holds a step of {step}");
-                        var levels = MemoryMarshal.Cast<byte, sbyte>(r.Bytes(checked(patches * dim)));
-                        rows[v] = new float[patches * dim];
-                        WindowGrid.FromLevels(levels, step, rows[v]);
-                        keptRows[v] = MemoryMarshal.Cast<byte, float>(r.Bytes(checked(keptCount * dim * 4))).ToArray();
-                    }
                     var kept = new int[keptCount];
                     for (int c = 0; c < keptCount; c++) kept[c] = r.Count(0, patches - 1);
-                    // The kept patches are the frame's own floats, where the levels stand for them.
-                    for (int v = 0; v < rows.Length; v++)
-                    {
-                        int dim = rows[v].Length / patches;
-                        for (int c = 0; c < keptCount; c++) keptRows[v].AsSpan(c * dim, dim).CopyTo(rows[v].AsSpan(kept[c] * dim, dim));
-                    }
                     list[i] = new ReservoirFrame(id, rows, kept);
                 }
                 var calibration = r.Floats();
@@ -258,6 +242,18 @@ internal static class EngineSnapshots
         }
 
         public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Bytes(8));
+
+        /// <summary>int32 values, the float step and the levels: the values back (<see cref="WindowGrid.FromLevels"/>).</summary>
+        public float[] Levels()
+        {
+            int count = Count(0, 1 << 28);
+            float step = BinaryPrimitives.ReadSingleLittleEndian(Bytes(4));
+            if (!(step > 0) || !float.IsFinite(step)) throw new InvalidDataException($"it holds a step of {step}");
+            var levels = MemoryMarshal.Cast<byte, sbyte>(Bytes(count));
+            var rows = new float[count];
+            WindowGrid.FromLevels(levels, step, rows);
+            return rows;
+        }
 
         public float[] Floats()
         {

@@ -68,14 +68,14 @@ public sealed class TiledEngineTests
     {
         var line = new SyntheticLine();
         // By hand. A frame's features: 36 patches × (16 + 16) floats and a 16-float global feature, so
-        // 4 × 1,168 = 4,672 bytes. A reservoir frame keeps all 36 patches (keep 1), row by row per view:
-        // 2 views × 36 × 16 × 4 = 4,608 bytes, and the 36 kept patches' indices, 144 bytes. Keeping every
+        // 4 × 1,168 = 4,672 bytes. A reservoir frame keeps all 36 patches (keep 1), a byte per feature per view:
+        // 2 views × 36 × 16 = 1,152 bytes, and the 36 kept patches' indices, 144 bytes. Keeping every
         // patch, it searches no window.
-        long one = 8 * 4_672 + 6 * 4_752; // batch 8, reservoir 6
+        long one = 8 * 4_672 + 6 * 1_296; // batch 8, reservoir 6
         Assert.Equal(one, ReservoirEngine.MemoryBound(line.Layout, Small()));
         Assert.Equal(4 * one, TiledEngine.MemoryBound(line.Layout, Small(), 4, pooled: false));
         Assert.Equal(4 * one, TiledEngine.MemoryBound(line.Layout, Small(), 4, pooled: true)); // one engine, four times the frames
-        Assert.Equal(8 * 4_672 + 3 * 4_752, ReservoirEngine.MemoryBound(line.Layout, Small() with { ReservoirFrames = 3 }));
+        Assert.Equal(8 * 4_672 + 3 * 1_296, ReservoirEngine.MemoryBound(line.Layout, Small() with { ReservoirFrames = 3 }));
 
         // The plain twin: what the engine holds, counted from its arrays, as it fills.
         var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
@@ -87,26 +87,26 @@ public sealed class TiledEngineTests
             if (i == 6) Assert.Equal(4 * 7 * 4_672, engine.HeldBytes); // seven frames' tiles wait for the batch
             peak = Math.Max(peak, engine.HeldBytes);
         }
-        Assert.Equal(4 * 6 * 4_752, engine.HeldBytes); // warm, the reservoir full, the batch let go
+        Assert.Equal(4 * 6 * 1_296, engine.HeldBytes); // warm, the reservoir full, the batch let go
         Assert.True(peak <= engine.MemoryBoundBytes, $"held {peak} bytes, bound {engine.MemoryBoundBytes}");
     }
 
     [Fact]
     public void The_frames_that_may_wait_out_a_warm_up_are_what_the_limit_leaves_beside_the_bound()
     {
-        // By hand, with the bound above: 4 tiles × (8 × 4,672 + 6 × 4,752) = 263,552 bytes; a waiting frame
+        // By hand, with the bound above: 4 tiles × (8 × 4,672 + 6 × 1,296) = 180,608 bytes; a waiting frame
         // is its 4 tiles' features, 4 × 4,672 = 18,688 bytes.
         var line = new SyntheticLine();
         var engine = new TiledEngine(line.Layout, Small(), 4, pooled: false);
-        Assert.Equal(263_552, engine.MemoryBoundBytes);
-        Assert.Equal(0, engine.FramesBeside(263_552));          // the bound alone reaches the limit
+        Assert.Equal(180_608, engine.MemoryBoundBytes);
+        Assert.Equal(0, engine.FramesBeside(180_608));          // the bound alone reaches the limit
         Assert.Equal(0, engine.FramesBeside(100_000));          // a limit under the bound leaves nothing
-        Assert.Equal(0, engine.FramesBeside(263_552 + 18_687)); // one byte short of a frame
-        Assert.Equal(1, engine.FramesBeside(263_552 + 18_688));
-        Assert.Equal(10, engine.FramesBeside(263_552 + 10 * 18_688 + 5));
+        Assert.Equal(0, engine.FramesBeside(180_608 + 18_687)); // one byte short of a frame
+        Assert.Equal(1, engine.FramesBeside(180_608 + 18_688));
+        Assert.Equal(10, engine.FramesBeside(180_608 + 10 * 18_688 + 5));
         // One tile: the engine's bound is a quarter, a frame a quarter.
         var whole = new TiledEngine(line.Layout, Small(), 1, pooled: false);
-        Assert.Equal(3, whole.FramesBeside(65_888 + 3 * 4_672));
+        Assert.Equal(3, whole.FramesBeside(45_152 + 3 * 4_672));
     }
 
     [Fact]

@@ -153,6 +153,45 @@ public sealed class WindowMaxDotTests
         Assert.Equal(4 * 1 * (6 + 4) * 4 + WindowGrid.Slack, grid.Data.Length);
     }
 
+    [Theory]
+    [InlineData(3, 7, 37)]
+    [InlineData(2, 5, 128)]
+    [InlineData(1, 3, 5)]
+    public void Packing_gives_every_value_the_level_of_the_plain_rule(int h, int w, int d)
+    {
+        // Values k/128 for |k| ≤ 126, the largest 126/128 = 63 · 2⁻⁶: a step of exactly 2⁻⁶, so odd k fall on a
+        // tie (k/2 levels) and round to even, as MathF.Round does; and random values between them.
+        var rng = new Random(d);
+        var values = new float[h * w * d];
+        for (int i = 0; i < values.Length; i++) values[i] = i % 3 == 0 ? rng.Next(-126, 127) / 128f : (float)(rng.NextDouble() * 1.9 - 0.95);
+        values[0] = 126 / 128f;
+        var grid = WindowGrid.Pack(values, h, w, d, 1);
+        var query = new WindowQuery();
+        query.Pack(values, h, w, d);
+        Assert.Equal(1f / 64, grid.Step);
+        Assert.Equal(1f / 64, query.Step);
+        for (int y = 0; y < h; y++)
+        {
+            for (int x = 0; x < w; x++)
+            {
+                int sum = 0;
+                for (int k = 0; k < d; k++)
+                {
+                    int level = WindowGrid.Level(values[(y * w + x) * d + k], 64f);
+                    sum += level;
+                    Assert.Equal(WindowGrid.Zero + level, grid.Data[grid.IndexOf(y, x + 1, k)]);
+                    Assert.Equal(level, query.Data[query.IndexOf(y, x, k)]);
+                    Assert.Equal(level, query.RawFlat[query.FlatIndexOf(y * w + x, k)]);
+                }
+                Assert.Equal(64 * sum, query.ZeroDot[y * query.Stride + x]);
+                Assert.Equal(64 * sum, query.FlatZeroDot[y * w + x]);
+            }
+        }
+        // A tie by hand: 3/128 is 1.5 levels, rounded to 2; 5/128 is 2.5, rounded to 2.
+        Assert.Equal(2, WindowGrid.Level(3 / 128f, 64f));
+        Assert.Equal(2, WindowGrid.Level(5 / 128f, 64f));
+    }
+
     [Fact]
     public void Mismatched_shapes_and_lengths_are_rejected_with_a_message()
     {

@@ -48,25 +48,28 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         frame.Views[0][3] = 0.8f;
         var patches = new float[2];
 
-        // Slots 0 and 1, k = 2. q0: both at distance 0. q1: slot 0's best dot 0.8 → sqrt(0.4); slot 1's 0.6 → sqrt(0.8).
+        // The query is searched at its levels, 1/63 of its largest magnitude (1), as the managed search takes it:
+        // q1 is (38, 50)/63 (37.8 and 50.4 rounded). Slots 0 and 1, k = 2. q0: both at distance 0. q1: slot 0's
+        // best dot 50/63 → √(2 − 100/63); slot 1's 38/63 → √(2 − 76/63).
+        float near = MathF.Sqrt(2 - 100f / 63), far = MathF.Sqrt(2 - 76f / 63);
         float image = kernel.Score(frame, [true, true, false], 2, 1, patches);
         Assert.Equal(0f, patches[0], 6);
-        Assert.Equal((MathF.Sqrt(0.4f) + MathF.Sqrt(0.8f)) / 2, patches[1], 6);
+        Assert.Equal((near + far) / 2, patches[1], 5);
         Assert.Equal(patches[1], image, 6);
 
         // k = 1 over slots 0 and 1: the nearer, slot 0.
         kernel.Score(frame, [true, true, false], 1, 1, patches);
-        Assert.Equal(MathF.Sqrt(0.4f), patches[1], 6);
+        Assert.Equal(near, patches[1], 5);
 
         // Slot 0 excluded (a frame's own entry): only slot 1 counts, even at k = 2 with the empty slot beside it.
         image = kernel.Score(frame, [false, true, false], 1, 1, patches);
-        Assert.Equal(MathF.Sqrt(0.8f), patches[1], 6);
-        Assert.Equal(MathF.Sqrt(0.8f), image, 6);
+        Assert.Equal(far, patches[1], 5);
+        Assert.Equal(far, image, 5);
 
-        // Overwriting slot 1 with q1 itself brings its distance to 0.
-        kernel.Store(1, [[0.6f, 0.8f]], 1, null);
+        // Overwriting slot 1 with q1's own levels: their dot is (38² + 50²)/63², a distance of √50/63.
+        kernel.Store(1, [[38f / 63, 50f / 63]], 1, null);
         kernel.Score(frame, [false, true, false], 1, 1, patches);
-        Assert.Equal(0f, patches[1], 3);
+        Assert.Equal(MathF.Sqrt(50) / 63, patches[1], 5);
     }
 
     [Fact]

@@ -18,12 +18,20 @@ public sealed class WarmRestartTests
 
     private static SnapshotKey Key(string recipe = "") => SnapshotKey.For("ab12", Layout, EngineOptions.Default, recipe);
 
+    // Kept rows as a reservoir exports them: each value a level of the rows' step (KeptRows).
     private static LearnedState State() => new(
         [
-            new ReservoirFrame(5, [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]),
-            new ReservoirFrame(-1, [[0.5f, 0, 0, 0, 0, -0.5f], [1, 1, 1, 1]]),
+            new ReservoirFrame(5, [Levelled([1, 2, 3, 4, 5, 6]), Levelled([7, 8, 9, 10])]),
+            new ReservoirFrame(-1, [Levelled([0.5f, 0, 0, 0, 0, -0.5f]), Levelled([1, 1, 1, 1])]),
         ],
         [0.25f, 0.5f, float.Epsilon], 3);
+
+    private static float[] Levelled(float[] values)
+    {
+        var into = new float[values.Length];
+        EdgeInspector.Core.Numerics.WindowGrid.Quantise(values, into);
+        return into;
+    }
 
     [Fact]
     public void A_snapshot_reads_back_as_written()
@@ -55,8 +63,8 @@ public sealed class WarmRestartTests
     [Fact]
     public void A_whole_frame_is_saved_in_bytes_and_reads_back_as_the_reservoir_gave_it()
     {
-        // What a reservoir with a window exports: every patch at its grid's levels, the kept patches (1 and 3)
-        // as their own floats. The file holds a byte per value and the kept floats, and gives back the same.
+        // What a reservoir with a window exports: every patch at its grid's levels, and which patches (1 and 3)
+        // are kept. The file holds a byte per value, and gives back the same values.
         var rng = new Random(3);
         var dims = new[] { 3, 2 };
         int[] kept = [1, 3];
@@ -66,8 +74,7 @@ public sealed class WarmRestartTests
             var own = Enumerable.Range(0, 4 * dims[v]).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
             exported[v] = new float[own.Length];
             EdgeInspector.Core.Numerics.WindowGrid.Pack(own, 2, 2, dims[v], 2).CopyRows(exported[v]);
-            foreach (int c in kept) own.AsSpan(c * dims[v], dims[v]).CopyTo(exported[v].AsSpan(c * dims[v], dims[v]));
-            Assert.NotEqual(own, exported[v]); // the other patches are at their levels
+            Assert.NotEqual(own, exported[v]); // the patches are at their levels
         }
         var state = new LearnedState([new ReservoirFrame(9, exported, kept)], [0.5f], 0);
         using var tmp = new TempFolder();
@@ -77,9 +84,9 @@ public sealed class WarmRestartTests
         Assert.Null(refusal);
         Assert.Equal(kept, back.Kept);
         for (int v = 0; v < dims.Length; v++) Assert.Equal(exported[v], back.Rows[v]);
-        // Per view: dim, step, 4 · dim levels and 2 · dim kept floats; the floats of every value would be 4 · 4 · dim.
+        // Per view: the value count, the step and 4 · dim levels; the floats would be 4 · 4 · dim.
         long body = new FileInfo(path).Length - 32;
-        long frame = 8 + 4 + 4 + 4 + dims.Sum(d => 4 + 4 + 4 * d + 2 * d * 4) + 2 * 4;
+        long frame = 8 + 4 + 4 + 4 + dims.Sum(d => 4 + 4 + 4 * d) + 2 * 4;
         long header = 8 + 4 + System.Text.Encoding.UTF8.GetByteCount(Key().Text()) + 4;
         Assert.Equal(header + frame + 4 + 4 + 8, body);
 
@@ -146,8 +153,9 @@ public sealed class WarmRestartTests
                 System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).CopyTo(bytes.AsSpan(bytes.Length - 32));
                 break;
             case "floats":
-                // The layout before whole frames were saved in bytes (EISNAP03): refused, and the engine warms up.
-                "EISNAP03"u8.CopyTo(bytes);
+                // A layout of earlier builds (EISNAP05: kept patches as floats; EISNAP03: whole frames as floats):
+                // refused, and the engine warms up.
+                "EISNAP05"u8.CopyTo(bytes);
                 System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).CopyTo(bytes.AsSpan(bytes.Length - 32));
                 break;
         }

@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace EdgeInspector.Core.Numerics;
 
@@ -113,6 +116,47 @@ public sealed class WindowGrid
     internal static int Level(float value, float inverseStep) => Math.Clamp((int)MathF.Round(value * inverseStep), -Levels, Levels);
 
     /// <summary>
+    /// The levels of one patch's <paramref name="values"/> at <paramref name="inverseStep"/> (<see cref="Level"/>'s,
+    /// to the bit), written to <paramref name="levels"/> with zeros after them up to its length; returns their
+    /// sum. Thirty-two at a time where the machine has 256-bit vectors: packing the scored frame's views and
+    /// each frame that enters the reservoir runs once per frame, a value at a time it took 0.26 and 0.35 ms
+    /// per view, beside a search of the whole reservoir of a few ms.
+    /// </summary>
+    internal static int PatchLevels(ReadOnlySpan<float> values, float inverseStep, Span<sbyte> levels)
+    {
+        if (levels.Length < values.Length) throw new ArgumentException($"{values.Length} values need as many levels.", nameof(levels));
+        int i = 0, sum = 0;
+        if (Vector256.IsHardwareAccelerated && values.Length >= 32)
+        {
+            var inverse = Vector256.Create(inverseStep);
+            var high = Vector256.Create((float)Levels);
+            var low = Vector256.Create((float)-Levels);
+            var total = Vector256<int>.Zero;
+            ref float v0 = ref MemoryMarshal.GetReference(values);
+            ref sbyte l0 = ref MemoryMarshal.GetReference(levels);
+            for (; i + 32 <= values.Length; i += 32)
+            {
+                // Round to nearest, ties to even (as MathF.Round), clamped while still a float, then truncated.
+                var a = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref v0, (nuint)i) * inverse), low), high));
+                var b = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref v0, (nuint)(i + 8)) * inverse), low), high));
+                var c = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref v0, (nuint)(i + 16)) * inverse), low), high));
+                var d = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.LoadUnsafe(ref v0, (nuint)(i + 24)) * inverse), low), high));
+                total += a + b + c + d;
+                Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).StoreUnsafe(ref l0, (nuint)i);
+            }
+            sum = Vector256.Sum(total);
+        }
+        for (; i < values.Length; i++)
+        {
+            int level = Level(values[i], inverseStep);
+            levels[i] = (sbyte)level;
+            sum += level;
+        }
+        levels[values.Length..].Clear();
+        return sum;
+    }
+
+    /// <summary>
     /// The levels a grid of <paramref name="rows"/> holds (−63…63, its bytes without the offset), and its step:
     /// what a snapshot stores of a whole frame. <see cref="FromLevels"/> gives the values back.
     /// </summary>
@@ -151,12 +195,22 @@ public sealed class WindowGrid
         var g = new WindowGrid(height, width, dim, radius, StepOf(rows));
         float inverse = 1f / g.Step;
         g.Data.AsSpan().Fill(Zero);
+        Span<sbyte> levels = g.Blocks <= 256 ? stackalloc sbyte[g.Blocks * Group] : new sbyte[g.Blocks * Group];
+        var stored = MemoryMarshal.AsBytes(levels);
+        var offset = Vector128.Create(Zero);
         for (int y = 0; y < height; y++)
         {
             for (int x = 0; x < width; x++)
             {
-                var patch = rows.Slice((y * width + x) * dim, dim);
-                for (int k = 0; k < dim; k++) g.Data[g.IndexOf(y, x + radius, k)] = (byte)(Zero + Level(patch[k], inverse));
+                PatchLevels(rows.Slice((y * width + x) * dim, dim), inverse, levels);
+                // Offset by 64 a byte at a time (a level's two's complement byte + 64 wraps to 1…127), then four
+                // features to a plane.
+                int k = 0;
+                for (; k + 16 <= stored.Length; k += 16) (Vector128.Create(stored.Slice(k, 16)) + offset).CopyTo(stored.Slice(k, 16));
+                for (; k < stored.Length; k++) stored[k] = (byte)(stored[k] + Zero);
+                ref byte plane = ref g.Data[g.IndexOf(y, x + radius, 0)];
+                for (int b = 0; b < g.Blocks; b++)
+                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref plane, b * g.Stride * Group), MemoryMarshal.Read<int>(stored.Slice(b * Group, Group)));
             }
         }
         return g;

@@ -164,18 +164,18 @@ public static class WindowMaxDot
     // ---- 256-bit: AVX-VNNI, or AVX2's two-step multiply-add ----
 
     /// <summary>acc + Σ over each lane's four byte products (reference bytes unsigned, query bytes signed).</summary>
-    private interface IDot256
+    internal interface IDot256
     {
         static abstract Vector256<int> Dot(Vector256<int> acc, Vector256<byte> g, Vector256<sbyte> q);
     }
 
-    private readonly struct VnniDot : IDot256
+    internal readonly struct VnniDot : IDot256
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> g, Vector256<sbyte> q) => AvxVnni.MultiplyWideningAndAdd(acc, g, q);
     }
 
-    private readonly struct Avx2Dot : IDot256
+    internal readonly struct Avx2Dot : IDot256
     {
         // vpmaddubsw adds two products in 16 bits with saturation; 2 · 127 · 63 fits (WindowGrid.Levels).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

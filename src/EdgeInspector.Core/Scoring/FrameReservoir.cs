@@ -34,15 +34,12 @@ public sealed class FrameReservoir : IDisposable
     private readonly int _radius;
     private int _next;
 
-    /// <summary>A scored frame's view packed as the kernel's references, one per thread (a view is scored on one thread, start to end).</summary>
-    [ThreadStatic]
-    private static PackedPanels? t_pack;
-
+    /// <summary>A scored frame's view at its levels, one per thread (a view is scored on one thread, start to end).</summary>
     [ThreadStatic]
     private static WindowQuery? t_query;
 
-    /// <summary>A held frame: its kept patches per view (row-major), the k-center indices they are, and with a window its whole views laid out for the search.</summary>
-    private sealed record Entry(long Id, float[][] Rows, int[] Kept, WindowGrid[]? Grids);
+    /// <summary>A held frame: its kept patches per view, the k-center indices they are, and with a window its whole views laid out for the search (the kept patches are rows of these).</summary>
+    private sealed record Entry(long Id, KeptRows[] Rows, int[] Kept, WindowGrid[]? Grids);
 
     /// <summary>Where <c>Score</c>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
     public ParallelOptions Parallelism { get; set; } = new();
@@ -95,7 +92,7 @@ public sealed class FrameReservoir : IDisposable
         radius = WindowRadius(layout, keep, radius);
         foreach (var v in layout.Views)
         {
-            bytes += 4L * Math.Min(keep, layout.Patches) * v.Dim;
+            bytes += KeptRows.BytesFor(Math.Min(keep, layout.Patches), v.Dim);
             if (radius >= 0) bytes += WindowGrid.BytesFor(layout.GridHeight, layout.GridWidth, v.Dim, radius);
         }
         return bytes;
@@ -110,7 +107,7 @@ public sealed class FrameReservoir : IDisposable
             foreach (var e in _entries)
             {
                 if (e is null) continue;
-                foreach (var v in e.Rows) bytes += 4L * v.Length;
+                foreach (var v in e.Rows) bytes += v.AllocatedBytes;
                 foreach (var g in e.Grids ?? []) bytes += g.AllocatedBytes;
                 bytes += 4L * e.Kept.Length;
             }
@@ -124,11 +121,15 @@ public sealed class FrameReservoir : IDisposable
     /// <summary>The t-th oldest frame held.</summary>
     private Entry Oldest(int t) => _entries[SlotOf(t)]!;
 
-    /// <summary>Copies of per-view rows.</summary>
-    private static float[][] Copies(IReadOnlyList<float[]> views)
+    /// <summary>An entry's kept patches per view as the search sees them, row-major.</summary>
+    private static float[][] KeptValues(Entry e)
     {
-        var rows = new float[views.Count][];
-        for (int v = 0; v < rows.Length; v++) rows[v] = (float[])views[v].Clone();
+        var rows = new float[e.Rows.Length][];
+        for (int v = 0; v < rows.Length; v++)
+        {
+            rows[v] = new float[e.Rows[v].Count * e.Rows[v].Dim];
+            e.Rows[v].CopyRows(rows[v]);
+        }
         return rows;
     }
 
@@ -207,26 +208,38 @@ public sealed class FrameReservoir : IDisposable
         Insert(Make(id, frame.Views, chosen), _radius >= 0 ? frame.Views : null);
     }
 
-    /// <summary>An entry of the patches <paramref name="chosen"/> of a frame's views (row-major, whole).</summary>
+    /// <summary>
+    /// An entry of the patches <paramref name="chosen"/> of a frame's views (row-major, whole): with a window,
+    /// the frame's grids and the chosen patches' rows of them; without, the chosen patches at their own levels.
+    /// </summary>
     private Entry Make(long id, IReadOnlyList<float[]> frame, int[] chosen)
     {
-        var rows = new float[frame.Count][];
+        var rows = new KeptRows[frame.Count];
         var grids = _radius >= 0 ? new WindowGrid[frame.Count] : null;
+        float[]? gathered = null;
         for (int v = 0; v < rows.Length; v++)
         {
             int d = _layout.Views[v].Dim;
-            rows[v] = new float[chosen.Length * d];
-            for (int c = 0; c < chosen.Length; c++) frame[v].AsSpan(chosen[c] * d, d).CopyTo(rows[v].AsSpan(c * d, d));
-            if (grids is not null) grids[v] = WindowGrid.Pack(frame[v], _layout.GridHeight, _layout.GridWidth, d, _radius);
+            if (grids is not null)
+            {
+                grids[v] = WindowGrid.Pack(frame[v], _layout.GridHeight, _layout.GridWidth, d, _radius);
+                rows[v] = KeptRows.Gather(grids[v], chosen);
+                continue;
+            }
+            gathered ??= new float[chosen.Length * d];
+            if (gathered.Length < chosen.Length * d) gathered = new float[chosen.Length * d];
+            for (int c = 0; c < chosen.Length; c++) frame[v].AsSpan(chosen[c] * d, d).CopyTo(gathered.AsSpan(c * d, d));
+            rows[v] = KeptRows.Pack(gathered, chosen.Length, d);
         }
         return new Entry(id, rows, chosen, grids);
     }
 
     /// <summary>
     /// The frames held, oldest first, as kept: what a snapshot of the engine stores. Each frame's rows are
-    /// copied out when it is read, not now: a held frame is never changed once added, so the list stays
+    /// unpacked when it is read, not now: a held frame is never changed once added, so the list stays
     /// what the reservoir held at this call, and a snapshot writer on another thread unpacks one frame at
-    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults).
+    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults). The values
+    /// are the levels the search holds; imported, they give the same bytes (<see cref="WindowGrid.StepOf"/>).
     /// </summary>
     public IReadOnlyList<ReservoirFrame> Export()
     {
@@ -245,16 +258,7 @@ public sealed class FrameReservoir : IDisposable
             get
             {
                 var e = entries[index];
-                if (FrameRows(e) is not { } whole) return new ReservoirFrame(e.Id, Copies(e.Rows));
-                // The grid holds the frame in bytes; the kept rows, which the subset search reads, are the
-                // frame's own floats. Both come back as they were: packed again, the grid's values give
-                // its bytes (WindowGrid.StepOf), and the kept patches are these rows.
-                for (int v = 0; v < whole.Length; v++)
-                {
-                    int d = e.Grids![v].Dim;
-                    for (int c = 0; c < e.Kept.Length; c++) e.Rows[v].AsSpan(c * d, d).CopyTo(whole[v].AsSpan(e.Kept[c] * d, d));
-                }
-                return new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone());
+                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptValues(e));
             }
         }
 
@@ -310,14 +314,20 @@ public sealed class FrameReservoir : IDisposable
         int count = frame.Rows[0].Length / _layout.Views[0].Dim;
         var indices = new int[count];
         for (int i = 0; i < count; i++) indices[i] = i;
-        Insert(new Entry(frame.Id, Copies(frame.Rows), indices, null), null);
+        var rows = new KeptRows[frame.Rows.Length];
+        for (int v = 0; v < rows.Length; v++) rows[v] = KeptRows.Pack(frame.Rows[v], count, _layout.Views[v].Dim);
+        Insert(new Entry(frame.Id, rows, indices, null), null);
     }
 
-    /// <summary>Puts <paramref name="entry"/> in the next slot, and its rows into the kernel's copy of that slot (the kernel copies them; the frame's whole views, <paramref name="whole"/>, are unpacked from its grids if not at hand).</summary>
+    /// <summary>
+    /// Puts <paramref name="entry"/> in the next slot, and its rows into the kernel's copy of that slot: the kept
+    /// rows at their levels, and the frame's whole views, <paramref name="whole"/> (unpacked from its grids if
+    /// not at hand), which the kernel brings to the grid's levels itself.
+    /// </summary>
     private void Insert(Entry entry, IReadOnlyList<float[]>? whole)
     {
         _entries[_next] = entry;
-        _kernel?.Store(_next, entry.Rows, entry.Kept.Length, _radius >= 0 ? whole ?? FrameRows(entry) : null);
+        _kernel?.Store(_next, KeptValues(entry), entry.Kept.Length, _radius >= 0 ? whole ?? FrameRows(entry) : null);
         _next = (_next + 1) % Capacity;
         Count = Math.Min(Count + 1, Capacity);
     }
@@ -369,30 +379,22 @@ public sealed class FrameReservoir : IDisposable
                 // alpha[t*p + q]: the largest dot product of patch q within reservoir frame t (its nearest patch there).
                 var alpha = ArrayPool<float>.Shared.Rent(n * p);
                 int d = _layout.Views[v].Dim;
-                var query = _radius >= 0 ? t_query ??= new WindowQuery() : null;
-                var keptMax = ArrayPool<float>.Shared.Rent(Keep);
-                var pack = t_pack ??= new PackedPanels();
+                var query = t_query ??= new WindowQuery();
                 try
                 {
-                    pack.Repack(frame.Views[v], d, [p]);
-                    query?.Pack(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d);
+                    query.Pack(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d);
                     for (int t = 0; t < n; t++)
                     {
                         Span<float> best = alpha.AsSpan(t * p, p);
                         best.Fill(float.NegativeInfinity);
-                        // The kept rows are the queries and the frame's patches the packed references: the column
-                        // maxima are each patch's nearest kept row. 49 rows fill the kernel's row blocks where 49
-                        // references would take two panels of 32, so this order does 0.8× the arithmetic for the
-                        // same dot products, summed in the same order.
-                        MaxDot.Accumulate(refs[t].Rows[v], pack, keptMax.AsSpan(0, refs[t].Kept.Length), best);
-                        if (query is not null) WindowMaxDot.Accumulate(query, refs[t].Grids![v], best);
+                        KeptMaxDot.Accumulate(query, refs[t].Rows[v], best);
+                        if (_radius >= 0) WindowMaxDot.Accumulate(query, refs[t].Grids![v], best);
                     }
                     Stats.IntervalAverageOfDots(alpha.AsSpan(0, n * p), n, k, perView.AsSpan(v * p, p));
                 }
                 finally
                 {
                     ArrayPool<float>.Shared.Return(alpha);
-                    ArrayPool<float>.Shared.Return(keptMax);
                 }
             });
             ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);
