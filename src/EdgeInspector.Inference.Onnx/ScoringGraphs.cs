@@ -175,7 +175,10 @@ public static class ScoringGraphs
     /// <see cref="ViewBuilder"/>'s align_corners=False), layer-normed per image over (C, H, W) without affine
     /// (eps 1e-5), projected to the view's width by a 1×1 convolution whose weights are
     /// <paramref name="projector"/>'s matrix (the graph's only weights), mean-pooled over a×a (stride 1, zero
-    /// padding counted), and L2-normalised per patch (a zero patch stays zero).
+    /// padding counted), and L2-normalised per patch (a zero patch stays zero). The projection runs first, on
+    /// the tap's own grid, for all of a tap's views in one convolution; the layer norm's mean and scale are
+    /// then applied to its output (every step before the pooling is linear, so the views are the same up to
+    /// float rounding, which the tests hold to <see cref="ViewBuilder"/>'s order within 1e-5).
     /// </summary>
     public static byte[] Views(FeatureLayout source, IReadOnlyList<TapShape> taps, string globalTap, ViewProjector? projector)
     {
@@ -199,18 +202,22 @@ public static class ScoringGraphs
                 Normalise(g, $"{t}_gflat", "global");
                 g.Output.Add(Batched("global", TensorProto.Types.DataType.Float, tap.Channels));
             }
-            bool used = false;
-            foreach (var view in source.Views) used |= view.Tap == t;
-            if (!used) continue;
-            string x = t;
-            if (tap.Height != gh || tap.Width != gw)
+            bool used = false, plain = false;
+            var projected = new List<int>();
+            for (int v = 0; v < source.Views.Count; v++)
             {
-                // sizes = [B, C] of the tap followed by the grid: the batch stays free.
-                g.Node.Add(Node("Shape", [t], [$"{t}_shape"]));
-                g.Node.Add(Node("Slice", [$"{t}_shape", "zero", "two"], [$"{t}_bc"]));
-                g.Node.Add(Node("Concat", [$"{t}_bc", "grid"], [$"{t}_sizes"], Int("axis", 0)));
-                g.Node.Add(Node("Resize", [t, "", "", $"{t}_sizes"], [$"{t}_aligned"],
-                    Str("mode", "linear"), Str("coordinate_transformation_mode", "half_pixel")));
+                if (source.Views[v].Tap != t) continue;
+                used = true;
+                if (source.Views[v].Dim != tap.Channels) throw new ArgumentException($"View {source.Views[v]} expects width {source.Views[v].Dim}, tap '{t}' has {tap.Channels} channels.");
+                if (projector?.Matrix(v) is not null) projected.Add(v);
+                else plain = true;
+            }
+            if (!used) continue;
+            bool resized = tap.Height != gh || tap.Width != gw;
+            string x = t;
+            if (resized)
+            {
+                Resize(g, t, $"{t}_aligned");
                 x = $"{t}_aligned";
             }
             g.Node.Add(Node("ReduceMean", [x], [$"{t}_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
@@ -219,20 +226,56 @@ public static class ScoringGraphs
             g.Node.Add(Node("ReduceMean", [$"{t}_squares"], [$"{t}_var"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
             g.Node.Add(Node("Add", [$"{t}_var", "eps"], [$"{t}_var_eps"]));
             g.Node.Add(Node("Sqrt", [$"{t}_var_eps"], [$"{t}_std"]));
-            g.Node.Add(Node("Div", [$"{t}_centred", $"{t}_std"], [$"{t}_norm"]));
+            if (plain) g.Node.Add(Node("Div", [$"{t}_centred", $"{t}_std"], [$"{t}_norm"]));
+            var inputs = new Dictionary<int, string>();
+            if (projected.Count > 0)
+            {
+                // The tap's projected views in one 1×1 convolution, on the tap at its own resolution: alignment,
+                // layer norm and projection are linear, so P·LN(align(t)) = (align(P·t) − μ·P·1) / σ, with μ and σ
+                // the aligned tap's. The projection then runs on the tap's own grid (stage 3's 14×14, a quarter of
+                // the aligned 28×28) and once per tap, not once per view.
+                int d = target.Views[projected[0]].Dim, n = projected.Count;
+                var weights = new float[n * d * tap.Channels];
+                var rowSums = new float[n * d];
+                for (int i = 0; i < n; i++)
+                {
+                    var matrix = projector!.Matrix(projected[i])!;
+                    if (target.Views[projected[i]].Dim != d) throw new ArgumentException($"The views of tap '{t}' are projected to different widths.");
+                    matrix.CopyTo(weights, i * d * tap.Channels);
+                    for (int o = 0; o < d; o++)
+                    {
+                        double sum = 0;
+                        for (int c = 0; c < tap.Channels; c++) sum += matrix[o * tap.Channels + c];
+                        rowSums[i * d + o] = (float)sum;
+                    }
+                }
+                g.Initializer.Add(Floats($"{t}_projection", weights, n * d, tap.Channels, 1, 1));
+                g.Initializer.Add(Floats($"{t}_projection_sums", rowSums, 1, n * d, 1, 1));
+                g.Node.Add(Node("Conv", [t, $"{t}_projection"], [$"{t}_projected_own"]));
+                string z = $"{t}_projected_own";
+                if (resized)
+                {
+                    Resize(g, z, $"{t}_projected_aligned");
+                    z = $"{t}_projected_aligned";
+                }
+                g.Node.Add(Node("Mul", [$"{t}_mean", $"{t}_projection_sums"], [$"{t}_projected_mean"]));
+                g.Node.Add(Node("Sub", [z, $"{t}_projected_mean"], [$"{t}_projected_centred"]));
+                g.Node.Add(Node("Div", [$"{t}_projected_centred", $"{t}_std"], [$"{t}_projected"]));
+                if (n == 1) inputs[projected[0]] = $"{t}_projected";
+                else
+                {
+                    var parts = new string[n];
+                    for (int i = 0; i < n; i++) inputs[projected[i]] = parts[i] = $"projected_{projected[i]}";
+                    g.Initializer.Add(Int64s($"{t}_split", Enumerable.Repeat((long)d, n).ToArray()));
+                    g.Node.Add(Node("Split", [$"{t}_projected", $"{t}_split"], parts, Int("axis", 1)));
+                }
+            }
             for (int v = 0; v < source.Views.Count; v++)
             {
                 var spec = source.Views[v];
                 if (spec.Tap != t) continue;
-                if (spec.Dim != tap.Channels) throw new ArgumentException($"View {spec} expects width {spec.Dim}, tap '{t}' has {tap.Channels} channels.");
                 int d = target.Views[v].Dim;
-                string y = $"{t}_norm";
-                if (projector?.Matrix(v) is { } matrix)
-                {
-                    g.Initializer.Add(Floats($"projection_{v}", matrix, d, tap.Channels, 1, 1));
-                    g.Node.Add(Node("Conv", [y, $"projection_{v}"], [$"projected_{v}"]));
-                    y = $"projected_{v}";
-                }
+                string y = inputs.TryGetValue(v, out var input) ? input : $"{t}_norm";
                 if (spec.Degree > 1)
                 {
                     int r = spec.Degree / 2;
@@ -248,6 +291,18 @@ public static class ScoringGraphs
             }
         }
         return Model(g);
+    }
+
+    /// <summary>
+    /// <paramref name="x"/> ([B, C, h, w]) bilinearly resized onto the grid (half-pixel centres, as
+    /// <see cref="ViewBuilder"/>'s align_corners=False); sizes = [B, C] of x followed by the grid, so the batch stays free.
+    /// </summary>
+    private static void Resize(GraphProto g, string x, string output)
+    {
+        g.Node.Add(Node("Shape", [x], [$"{x}_shape"]));
+        g.Node.Add(Node("Slice", [$"{x}_shape", "zero", "two"], [$"{x}_bc"]));
+        g.Node.Add(Node("Concat", [$"{x}_bc", "grid"], [$"{x}_sizes"], Int("axis", 0)));
+        g.Node.Add(Node("Resize", [x, "", "", $"{x}_sizes"], [output], Str("mode", "linear"), Str("coordinate_transformation_mode", "half_pixel")));
     }
 
     /// <summary>x / max(‖x‖₂ over <paramref name="axis"/>, 1e-30): unit length, a zero vector stays zero.</summary>
