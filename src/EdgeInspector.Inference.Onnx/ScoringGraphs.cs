@@ -176,9 +176,10 @@ public static class ScoringGraphs
     /// (eps 1e-5), projected to the view's width by a 1×1 convolution whose weights are
     /// <paramref name="projector"/>'s matrix (the graph's only weights), mean-pooled over a×a (stride 1, zero
     /// padding counted), and L2-normalised per patch (a zero patch stays zero). The projection runs first, on
-    /// the tap's own grid, for all of a tap's views in one convolution; the layer norm's mean and scale are
-    /// then applied to its output (every step before the pooling is linear, so the views are the same up to
-    /// float rounding, which the tests hold to <see cref="ViewBuilder"/>'s order within 1e-5).
+    /// the tap's own grid, for all of a tap's views in one convolution, and the layer norm's mean is taken off
+    /// its output; the layer norm's scale cancels in the final normalisation (every step before it is linear,
+    /// so the views are the same up to float rounding, which the tests hold to <see cref="ViewBuilder"/>'s
+    /// order within 1e-5).
     /// </summary>
     public static byte[] Views(FeatureLayout source, IReadOnlyList<TapShape> taps, string globalTap, ViewProjector? projector)
     {
@@ -186,7 +187,6 @@ public static class ScoringGraphs
         int gh = source.GridHeight, gw = source.GridWidth, p = source.Patches;
         var target = projector?.Target ?? source;
         var g = new GraphProto { Name = "edgeinspector_views" };
-        g.Initializer.Add(Scalar("eps", 1e-5f));
         g.Initializer.Add(Scalar("tiny", 1e-30f));
         g.Initializer.Add(Int64s("grid", gh, gw));
         g.Initializer.Add(Int64s("zero", 0));
@@ -214,26 +214,44 @@ public static class ScoringGraphs
             }
             if (!used) continue;
             bool resized = tap.Height != gh || tap.Width != gw;
-            string x = t;
-            if (resized)
+            if (plain)
             {
-                Resize(g, t, $"{t}_aligned");
-                x = $"{t}_aligned";
+                // Unprojected views take the aligned tap, layer-normed, as it is.
+                if (!g.Initializer.Any(i => i.Name == "eps")) g.Initializer.Add(Scalar("eps", 1e-5f));
+                string x = t;
+                if (resized)
+                {
+                    Resize(g, t, $"{t}_aligned");
+                    x = $"{t}_aligned";
+                }
+                g.Node.Add(Node("ReduceMean", [x], [$"{t}_plain_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
+                g.Node.Add(Node("Sub", [x, $"{t}_plain_mean"], [$"{t}_centred"]));
+                g.Node.Add(Node("Mul", [$"{t}_centred", $"{t}_centred"], [$"{t}_squares"]));
+                g.Node.Add(Node("ReduceMean", [$"{t}_squares"], [$"{t}_var"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
+                g.Node.Add(Node("Add", [$"{t}_var", "eps"], [$"{t}_var_eps"]));
+                g.Node.Add(Node("Sqrt", [$"{t}_var_eps"], [$"{t}_std"]));
+                g.Node.Add(Node("Div", [$"{t}_centred", $"{t}_std"], [$"{t}_norm"]));
             }
-            g.Node.Add(Node("ReduceMean", [x], [$"{t}_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
-            g.Node.Add(Node("Sub", [x, $"{t}_mean"], [$"{t}_centred"]));
-            g.Node.Add(Node("Mul", [$"{t}_centred", $"{t}_centred"], [$"{t}_squares"]));
-            g.Node.Add(Node("ReduceMean", [$"{t}_squares"], [$"{t}_var"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
-            g.Node.Add(Node("Add", [$"{t}_var", "eps"], [$"{t}_var_eps"]));
-            g.Node.Add(Node("Sqrt", [$"{t}_var_eps"], [$"{t}_std"]));
-            if (plain) g.Node.Add(Node("Div", [$"{t}_centred", $"{t}_std"], [$"{t}_norm"]));
             var inputs = new Dictionary<int, string>();
             if (projected.Count > 0)
             {
                 // The tap's projected views in one 1×1 convolution, on the tap at its own resolution: alignment,
                 // layer norm and projection are linear, so P·LN(align(t)) = (align(P·t) − μ·P·1) / σ, with μ and σ
                 // the aligned tap's. The projection then runs on the tap's own grid (stage 3's 14×14, a quarter of
-                // the aligned 28×28) and once per tap, not once per view.
+                // the aligned 28×28) and once per tap, not once per view. σ, one positive number per image and tap,
+                // cancels in each patch's L2 normalisation at the end, so it is left out; μ is the weighted mean of
+                // the tap itself (ViewBuilder.ResizeWeights), so the aligned tap is never made.
+                if (resized)
+                {
+                    var resizeWeights = ViewBuilder.ResizeWeights(tap.Height, tap.Width, gh, gw);
+                    // ReduceMean divides by C·h·w; the aligned tap's mean is Σ weight·t / (C·H·W).
+                    float scale = (float)(tap.Height * tap.Width) / (gh * gw);
+                    for (int i = 0; i < resizeWeights.Length; i++) resizeWeights[i] *= scale;
+                    g.Initializer.Add(Floats($"{t}_resize_weights", resizeWeights, 1, 1, tap.Height, tap.Width));
+                    g.Node.Add(Node("Mul", [t, $"{t}_resize_weights"], [$"{t}_weighted"]));
+                    g.Node.Add(Node("ReduceMean", [$"{t}_weighted"], [$"{t}_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
+                }
+                else g.Node.Add(Node("ReduceMean", [t], [$"{t}_mean"], Ints("axes", 1, 2, 3), Int("keepdims", 1)));
                 int d = target.Views[projected[0]].Dim, n = projected.Count;
                 var weights = new float[n * d * tap.Channels];
                 var rowSums = new float[n * d];
@@ -259,8 +277,7 @@ public static class ScoringGraphs
                     z = $"{t}_projected_aligned";
                 }
                 g.Node.Add(Node("Mul", [$"{t}_mean", $"{t}_projection_sums"], [$"{t}_projected_mean"]));
-                g.Node.Add(Node("Sub", [z, $"{t}_projected_mean"], [$"{t}_projected_centred"]));
-                g.Node.Add(Node("Div", [$"{t}_projected_centred", $"{t}_std"], [$"{t}_projected"]));
+                g.Node.Add(Node("Sub", [z, $"{t}_projected_mean"], [$"{t}_projected"]));
                 if (n == 1) inputs[projected[0]] = $"{t}_projected";
                 else
                 {

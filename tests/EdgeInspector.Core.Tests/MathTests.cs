@@ -125,6 +125,30 @@ public sealed class ViewTests
     }
 
     [Fact]
+    public void Resize_weights_are_each_source_pixels_share_of_the_resized_grid()
+    {
+        // 2 → 4 per axis (the example above): along an axis the outputs take source 0 with weights 1, 0.75,
+        // 0.25, 0 and source 1 with 0, 0.25, 0.75, 1, so each source pixel weighs 2 per axis, 4 in all: the
+        // resized channel sums to 4 · (0 + 1 + 2 + 3) = 24.
+        Assert.Equal([4f, 4, 4, 4], ViewBuilder.ResizeWeights(2, 2, 4, 4), new ToleranceComparer(1e-6f));
+        // The twin: the sum of a resized impulse, for the backbone's 14×14 → 28×28 and an uneven 5×3 → 7×8.
+        foreach (var (sh, sw, dh, dw) in new[] { (14, 14, 28, 28), (5, 3, 7, 8) })
+        {
+            var weights = ViewBuilder.ResizeWeights(sh, sw, dh, dw);
+            var impulse = new float[sh * sw];
+            var dst = new float[dh * dw];
+            for (int i = 0; i < impulse.Length; i++)
+            {
+                Array.Clear(impulse);
+                impulse[i] = 1;
+                ViewBuilder.ResizeBilinear(impulse, 1, sh, sw, dst, dh, dw);
+                Assert.Equal(dst.Sum(), weights[i], 1e-5f);
+            }
+            Assert.Equal(dh * dw, weights.Sum(), 1e-3f); // every output's weights sum to 1
+        }
+    }
+
+    [Fact]
     public void Layer_norm_uses_one_mean_and_variance_for_the_whole_tensor()
     {
         float[] x = [1, 2, 3, 4];

@@ -205,6 +205,39 @@ public sealed class ViewBuilder
         }
     }
 
+    /// <summary>
+    /// How much each source pixel (<paramref name="sh"/> × <paramref name="sw"/>) weighs in
+    /// <see cref="ResizeBilinear"/>'s output (<paramref name="dh"/> × <paramref name="dw"/>): the sum of its
+    /// bilinear weights over every output pixel. A resized channel's sum is Σ weight · pixel, so the mean of a
+    /// resized tap is known without resizing it (the views graph's layer norm).
+    /// </summary>
+    public static float[] ResizeWeights(int sh, int sw, int dh, int dw)
+    {
+        var wy = new double[sh];
+        var wx = new double[sw];
+        float sy = (float)sh / dh, sx = (float)sw / dw;
+        for (int x = 0; x < dw; x++)
+        {
+            float src_x = MathF.Max(0, (x + 0.5f) * sx - 0.5f);
+            int x0 = Math.Min((int)src_x, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
+            float fx = src_x - x0;
+            wx[x0] += 1 - fx;
+            wx[x1] += fx;
+        }
+        for (int y = 0; y < dh; y++)
+        {
+            float src_y = MathF.Max(0, (y + 0.5f) * sy - 0.5f);
+            int y0 = Math.Min((int)src_y, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
+            float fy = src_y - y0;
+            wy[y0] += 1 - fy;
+            wy[y1] += fy;
+        }
+        var weights = new float[sh * sw];
+        for (int y = 0; y < sh; y++)
+            for (int x = 0; x < sw; x++) weights[y * sw + x] = (float)(wy[y] * wx[x]);
+        return weights;
+    }
+
     /// <summary>One scalar mean and variance over the whole tensor (LayerNorm over (C,H,W), no affine).</summary>
     internal static void LayerNorm(Span<float> x)
     {
