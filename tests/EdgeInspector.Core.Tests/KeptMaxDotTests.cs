@@ -15,19 +15,6 @@ public sealed class KeptMaxDotTests
         return best;
     }
 
-    private static float[] UnitRows(Random rng, int n, int d)
-    {
-        var rows = new float[n * d];
-        for (int p = 0; p < n; p++)
-        {
-            var row = rows.AsSpan(p * d, d);
-            for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-            float norm = MathF.Sqrt(TensorPrimitives.Dot(row, row));
-            for (int k = 0; k < d; k++) row[k] /= norm;
-        }
-        return rows;
-    }
-
     [Fact]
     public void Subset_maxima_by_hand()
     {
@@ -38,11 +25,11 @@ public sealed class KeptMaxDotTests
         Assert.Equal(1f / 63, kept.Step, 1e-6f);
         float[] query = [1, 0, 0, 1, -1, 0];
         // q0: max(38/63, −1); q1: max(50/63, 0); q2: max(−38/63, 1).
-        Assert.Equal([38f / 63, 50f / 63, 1f], Search(query, kept, 1, 3), new Tolerance(1e-5f));
+        Assert.Equal([38f / 63, 50f / 63, 1f], Search(query, kept, 1, 3), new ToleranceComparer(1e-5f));
         // Maxima accumulate into what is there.
-        Assert.Equal([0.9f, 50f / 63, 1f], Search(query, kept, 1, 3, [0.9f, float.NegativeInfinity, 0.5f]), new Tolerance(1e-5f));
+        Assert.Equal([0.9f, 50f / 63, 1f], Search(query, kept, 1, 3, [0.9f, float.NegativeInfinity, 0.5f]), new ToleranceComparer(1e-5f));
         // One kept row: every patch's maximum is its dot with it, a negative one included.
-        Assert.Equal([-1f, 0f, 1f], Search(query, KeptRows.Pack([-1, 0], 1, 2), 1, 3), new Tolerance(1e-5f));
+        Assert.Equal([-1f, 0f, 1f], Search(query, KeptRows.Pack([-1, 0], 1, 2), 1, 3), new ToleranceComparer(1e-5f));
     }
 
     [Fact]
@@ -50,7 +37,7 @@ public sealed class KeptMaxDotTests
     {
         var rng = new Random(5);
         int h = 4, w = 5, d = 7;
-        var rows = UnitRows(rng, h * w, d);
+        var rows = WindowMaxDotTests.UnitRows(rng, h * w, d);
         var grid = WindowGrid.Pack(rows, h, w, d, 2);
         int[] patches = [0, 13, 19, 6];
         var kept = KeptRows.Gather(grid, patches);
@@ -121,8 +108,8 @@ public sealed class KeptMaxDotTests
     public void The_byte_search_is_within_half_a_step_per_term_of_the_float_dots(int h, int w, int d, int n)
     {
         var rng = new Random(d + n);
-        var query = UnitRows(rng, h * w, d);
-        var rows = UnitRows(rng, n, d);
+        var query = WindowMaxDotTests.UnitRows(rng, h * w, d);
+        var rows = WindowMaxDotTests.UnitRows(rng, n, d);
         var bytes = Search(query, KeptRows.Pack(rows, n, d), h, w);
         float sx = WindowGrid.StepOf(query), sy = WindowGrid.StepOf(rows);
         float bound = (sx + sy) / 2 * MathF.Sqrt(d) * 1.05f, worst = 0;
@@ -147,12 +134,5 @@ public sealed class KeptMaxDotTests
         q.Pack(new float[2 * 3 * 4], 2, 3, 4);
         Assert.Throws<ArgumentException>(() => KeptMaxDot.Accumulate(q, kept, new float[5]));
         Assert.Throws<ArgumentException>(() => KeptRows.Pack(new float[10], 3, 4));
-    }
-
-    private sealed class Tolerance(float eps) : IEqualityComparer<float>
-    {
-        public bool Equals(float a, float b) => MathF.Abs(a - b) <= eps;
-
-        public int GetHashCode(float v) => 0;
     }
 }

@@ -171,7 +171,7 @@ public sealed class ReservoirEngineTests
     public void A_restored_state_scores_exactly_as_the_engine_it_was_captured_from(int window)
     {
         var line = new SyntheticLine();
-        // 32 of 36 patches (one kernel panel is the least kept): without a window the k-center subset is what
+        // 32 of 36 patches (32 is the least a frame keeps): without a window the k-center subset is what
         // is stored; with one, the whole frame and which 32 patches the subset is.
         var options = Small() with { ReservoirKeep = 0.5, ReservoirWindow = window };
         var engine = new ReservoirEngine(line.Layout, options);

@@ -42,7 +42,7 @@ public sealed class WindowMaxDotTests
         return best;
     }
 
-    private static float[] UnitRows(Random rng, int n, int d)
+    internal static float[] UnitRows(Random rng, int n, int d)
     {
         var rows = new float[n * d];
         for (int p = 0; p < n; p++)

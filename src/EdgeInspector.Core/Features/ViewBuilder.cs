@@ -213,28 +213,27 @@ public sealed class ViewBuilder
     /// </summary>
     public static float[] ResizeWeights(int sh, int sw, int dh, int dw)
     {
-        var wy = new double[sh];
-        var wx = new double[sw];
-        float sy = (float)sh / dh, sx = (float)sw / dw;
-        for (int x = 0; x < dw; x++)
-        {
-            float src_x = MathF.Max(0, (x + 0.5f) * sx - 0.5f);
-            int x0 = Math.Min((int)src_x, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
-            float fx = src_x - x0;
-            wx[x0] += 1 - fx;
-            wx[x1] += fx;
-        }
-        for (int y = 0; y < dh; y++)
-        {
-            float src_y = MathF.Max(0, (y + 0.5f) * sy - 0.5f);
-            int y0 = Math.Min((int)src_y, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
-            float fy = src_y - y0;
-            wy[y0] += 1 - fy;
-            wy[y1] += fy;
-        }
+        var wy = AxisWeights(sh, dh);
+        var wx = AxisWeights(sw, dw);
         var weights = new float[sh * sw];
         for (int y = 0; y < sh; y++)
             for (int x = 0; x < sw; x++) weights[y * sw + x] = (float)(wy[y] * wx[x]);
+        return weights;
+    }
+
+    /// <summary>Along one axis, each source position's summed weight over the outputs (ResizeBilinear's coordinates).</summary>
+    private static double[] AxisWeights(int source, int destination)
+    {
+        var weights = new double[source];
+        float scale = (float)source / destination;
+        for (int o = 0; o < destination; o++)
+        {
+            float at = MathF.Max(0, (o + 0.5f) * scale - 0.5f);
+            int i0 = Math.Min((int)at, source - 1), i1 = Math.Min(i0 + 1, source - 1);
+            float f = at - i0;
+            weights[i0] += 1 - f;
+            weights[i1] += f;
+        }
         return weights;
     }
 

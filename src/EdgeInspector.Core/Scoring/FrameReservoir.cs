@@ -21,7 +21,8 @@ namespace EdgeInspector.Core.Scoring;
 /// The subset stands in for the whole frame, and every distance it gives is at least the whole frame's.
 /// On small defects that excess hides the defect (docs/decisions/0004). The window search takes it back
 /// where the part sits in place, for (2r + 1)² / P of a whole frame's work, while the subset still finds
-/// the patch that moved.
+/// the patch that moved. Both searches run on bytes: each frame and the scored view at their levels
+/// (decisions 0012 and 0013), the kept patches rows of the frame's window grid.
 /// Not thread-safe; frames may be scored on several threads while no <see cref="Add"/> runs.
 /// </remarks>
 public sealed class FrameReservoir : IDisposable

@@ -9,8 +9,8 @@ namespace EdgeInspector.Core.Scoring;
 /// only mirrors its slots.
 /// </summary>
 /// <remarks>
-/// The contract is <see cref="FrameReservoir"/>'s managed scoring: per view, each patch's nearest unit
-/// distance within every included slot (over the kept rows and, with a window, the slot's frame within the
+/// The contract is <see cref="FrameReservoir"/>'s managed scoring: per view, with the frame's view at its
+/// levels (<see cref="Numerics.WindowQuery"/>), each patch's nearest unit distance within every included slot (over the kept rows and, with a window, the slot's frame within the
 /// window around the patch's position, 0 as the dot product outside the grid), the mean of the <c>k</c> smallest of those, the mean over the
 /// views; the image score is the mean of the top-N patch scores. The managed path is the plain twin the
 /// tests hold a kernel to. <see cref="Score"/> may run on several threads at once while no
@@ -23,8 +23,9 @@ public interface IReservoirKernel : IDisposable
 
     /// <summary>
     /// Slot <paramref name="slot"/> now holds <paramref name="rows"/>: per view, <paramref name="count"/>
-    /// unit rows of the view's width (at most the reservoir's keep; a kernel pads short frames by repeating
-    /// a row, which leaves every maximum as it is). A reservoir that searches a window also gives the frame's
+    /// rows of the view's width at the levels the managed search holds them in (<see cref="Numerics.KeptRows"/>;
+    /// at most the reservoir's keep; a kernel pads short frames by repeating a row, which leaves every
+    /// maximum as it is). A reservoir that searches a window also gives the frame's
     /// whole views, <paramref name="frame"/> (every patch, row-major); otherwise it is null. The kernel copies
     /// what it needs: the arrays stay the caller's.
     /// </summary>

@@ -61,10 +61,13 @@ public sealed class ReservoirEngine : IDisposable
             kernel?.Invoke(layout, options.ReservoirFrames, Math.Min(keep, layout.Patches), options.TopN, radius), radius);
     }
 
-    /// <summary>Patches a reservoir frame keeps: at least one kernel panel's worth, since fewer saves no
-    /// time (the kernel pads to panels of 32) and may not cover a frame's appearance on a coarse grid.</summary>
+    /// <summary>Patches a reservoir frame keeps at least (or the whole frame): on a coarse grid 1/16 would be a
+    /// handful, too few to cover a frame's appearance.</summary>
+    private const int LeastKept = 32;
+
+    /// <summary>Patches a reservoir frame keeps: <see cref="EngineOptions.ReservoirKeep"/> of them, at least <see cref="LeastKept"/>.</summary>
     private static int Keep(FeatureLayout layout, EngineOptions options) =>
-        Math.Max((int)Math.Round(options.ReservoirKeep * layout.Patches), Math.Min(layout.Patches, PackedPanels.PanelWidth));
+        Math.Max((int)Math.Round(options.ReservoirKeep * layout.Patches), Math.Min(layout.Patches, LeastKept));
 
     /// <summary>
     /// The most an engine of <paramref name="layout"/> and <paramref name="options"/> holds of what it
