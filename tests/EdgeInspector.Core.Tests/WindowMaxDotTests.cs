@@ -168,8 +168,12 @@ public sealed class WindowMaxDotTests
         var grid = WindowGrid.Pack(values, h, w, d, 1);
         var query = new WindowQuery();
         query.Pack(values, h, w, d);
+        var kept = KeptRows.Pack(values, h * w, d);
+        var snapshot = new sbyte[values.Length + 3];
         Assert.Equal(1f / 64, grid.Step);
         Assert.Equal(1f / 64, query.Step);
+        Assert.Equal(1f / 64, kept.Step);
+        Assert.Equal(1f / 64, WindowGrid.ToLevels(values, snapshot));
         for (int y = 0; y < h; y++)
         {
             for (int x = 0; x < w; x++)
@@ -182,6 +186,8 @@ public sealed class WindowMaxDotTests
                     Assert.Equal(WindowGrid.Zero + level, grid.Data[grid.IndexOf(y, x + 1, k)]);
                     Assert.Equal(level, query.Data[query.IndexOf(y, x, k)]);
                     Assert.Equal(level, query.RawFlat[query.FlatIndexOf(y * w + x, k)]);
+                    Assert.Equal(WindowGrid.Zero + level, kept.Data[(y * w + x) * kept.RowBytes + k]);
+                    Assert.Equal(level, snapshot[(y * w + x) * d + k]);
                 }
                 Assert.Equal(64 * sum, query.ZeroDot[y * query.Stride + x]);
                 Assert.Equal(64 * sum, query.FlatZeroDot[y * w + x]);

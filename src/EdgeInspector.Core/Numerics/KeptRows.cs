@@ -72,11 +72,7 @@ public sealed class KeptRows
         rows = rows[..(count * dim)];
         var kept = new KeptRows(count, dim, WindowGrid.StepOf(rows));
         float inverse = 1f / kept.Step;
-        kept.Data.AsSpan().Fill(WindowGrid.Zero);
-        for (int c = 0; c < count; c++)
-        {
-            for (int k = 0; k < dim; k++) kept.Data[c * kept.RowBytes + k] = (byte)(WindowGrid.Zero + WindowGrid.Level(rows[c * dim + k], inverse));
-        }
+        for (int c = 0; c < count; c++) WindowGrid.StoredLevels(rows.Slice(c * dim, dim), inverse, kept.Data.AsSpan(c * kept.RowBytes, kept.RowBytes));
         return kept;
     }
 

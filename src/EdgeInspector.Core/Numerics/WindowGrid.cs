@@ -157,14 +157,28 @@ public sealed class WindowGrid
     }
 
     /// <summary>
+    /// One patch's <paramref name="values"/> as a grid stores them: <see cref="PatchLevels"/> offset by
+    /// <see cref="Zero"/> (a level's two's complement byte + 64 wraps to 1…127), <see cref="Zero"/> after them
+    /// up to <paramref name="stored"/>'s length. What <see cref="Pack"/> and <see cref="KeptRows.Pack"/> write.
+    /// </summary>
+    internal static void StoredLevels(ReadOnlySpan<float> values, float inverseStep, Span<byte> stored)
+    {
+        PatchLevels(values, inverseStep, MemoryMarshal.Cast<byte, sbyte>(stored));
+        var offset = Vector128.Create(Zero);
+        int k = 0;
+        for (; k + 16 <= stored.Length; k += 16) (Vector128.Create(stored.Slice(k, 16)) + offset).CopyTo(stored.Slice(k, 16));
+        for (; k < stored.Length; k++) stored[k] = (byte)(stored[k] + Zero);
+    }
+
+    /// <summary>
     /// The levels a grid of <paramref name="rows"/> holds (−63…63, its bytes without the offset), and its step:
     /// what a snapshot stores of a whole frame. <see cref="FromLevels"/> gives the values back.
     /// </summary>
     public static float ToLevels(ReadOnlySpan<float> rows, Span<sbyte> levels)
     {
         if (levels.Length < rows.Length) throw new ArgumentException($"{rows.Length} values need as many levels.", nameof(levels));
-        float step = StepOf(rows), inverse = 1f / step;
-        for (int i = 0; i < rows.Length; i++) levels[i] = (sbyte)Level(rows[i], inverse);
+        float step = StepOf(rows);
+        PatchLevels(rows, 1f / step, levels[..rows.Length]);
         return step;
     }
 
@@ -195,19 +209,13 @@ public sealed class WindowGrid
         var g = new WindowGrid(height, width, dim, radius, StepOf(rows));
         float inverse = 1f / g.Step;
         g.Data.AsSpan().Fill(Zero);
-        Span<sbyte> levels = g.Blocks <= 256 ? stackalloc sbyte[g.Blocks * Group] : new sbyte[g.Blocks * Group];
-        var stored = MemoryMarshal.AsBytes(levels);
-        var offset = Vector128.Create(Zero);
+        Span<byte> stored = g.Blocks <= 256 ? stackalloc byte[g.Blocks * Group] : new byte[g.Blocks * Group];
         for (int y = 0; y < height; y++)
         {
             for (int x = 0; x < width; x++)
             {
-                PatchLevels(rows.Slice((y * width + x) * dim, dim), inverse, levels);
-                // Offset by 64 a byte at a time (a level's two's complement byte + 64 wraps to 1…127), then four
-                // features to a plane.
-                int k = 0;
-                for (; k + 16 <= stored.Length; k += 16) (Vector128.Create(stored.Slice(k, 16)) + offset).CopyTo(stored.Slice(k, 16));
-                for (; k < stored.Length; k++) stored[k] = (byte)(stored[k] + Zero);
+                // The patch as stored, then four features to a plane.
+                StoredLevels(rows.Slice((y * width + x) * dim, dim), inverse, stored);
                 ref byte plane = ref g.Data[g.IndexOf(y, x + radius, 0)];
                 for (int b = 0; b < g.Blocks; b++)
                     Unsafe.WriteUnaligned(ref Unsafe.Add(ref plane, b * g.Stride * Group), MemoryMarshal.Read<int>(stored.Slice(b * Group, Group)));
