@@ -182,48 +182,61 @@ public sealed class FrameReservoir : IDisposable
     /// <summary>
     /// Adds <paramref name="frame"/> (copies what it keeps: the frame can be released afterwards). Its
     /// patches are thinned by k-center on the fixed selection projection, so the subset covers the frame's
-    /// appearance rather than a region of it.
+    /// appearance rather than a region of it. The views are projected and laid out for the window search
+    /// on <see cref="Parallelism"/>'s threads, one view each: the frame's score is done by then, and a core
+    /// would otherwise wait.
     /// </summary>
     public void Add(FrameFeatures frame, long id)
     {
         int p = _layout.Patches, pd = _projection.OutputDim;
-        int[] chosen;
         if (Keep >= p)
         {
-            chosen = new int[p];
-            for (int q = 0; q < p; q++) chosen[q] = q;
+            var every = new int[p];
+            for (int q = 0; q < p; q++) every[q] = q;
+            Insert(Make(id, frame.Views, every), _radius >= 0 ? frame.Views : null);
+            return;
         }
-        else
+        var projected = ArrayPool<float>.Shared.Rent(p * pd);
+        try
         {
-            var projected = ArrayPool<float>.Shared.Rent(p * pd);
-            try
+            var grids = _radius >= 0 ? new WindowGrid[frame.Views.Length] : null;
+            Parallel.For(0, frame.Views.Length, Parallelism, v =>
             {
-                for (int q = 0; q < p; q++) _projection.Project(frame, q, projected.AsSpan(q * pd, pd));
-                chosen = KCenterGreedy.Select(projected.AsSpan(0, p * pd), pd, Keep, start: 0);
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(projected);
-            }
+                _projection.ProjectView(frame, v, projected.AsSpan(0, p * pd));
+                if (grids is not null) grids[v] = Grid(frame.Views[v], v);
+            });
+            int[] chosen = KCenterGreedy.Select(projected.AsSpan(0, p * pd), pd, Keep, start: 0);
+            Insert(Make(id, frame.Views, chosen, grids), grids is not null ? frame.Views : null);
         }
-        Insert(Make(id, frame.Views, chosen), _radius >= 0 ? frame.Views : null);
+        finally
+        {
+            ArrayPool<float>.Shared.Return(projected);
+        }
     }
+
+    /// <summary>View <paramref name="v"/> of a frame (row-major, whole) laid out for the window search.</summary>
+    private WindowGrid Grid(float[] view, int v) => WindowGrid.Pack(view, _layout.GridHeight, _layout.GridWidth, _layout.Views[v].Dim, _radius);
 
     /// <summary>
     /// An entry of the patches <paramref name="chosen"/> of a frame's views (row-major, whole): with a window,
-    /// the frame's grids and the chosen patches' rows of them; without, the chosen patches at their own levels.
+    /// the frame's grids (<paramref name="grids"/>, or packed here) and the chosen patches' rows of them;
+    /// without, the chosen patches at their own levels.
     /// </summary>
-    private Entry Make(long id, IReadOnlyList<float[]> frame, int[] chosen)
+    private Entry Make(long id, IReadOnlyList<float[]> frame, int[] chosen, WindowGrid[]? grids = null)
     {
         var rows = new KeptRows[frame.Count];
-        var grids = _radius >= 0 ? new WindowGrid[frame.Count] : null;
+        if (_radius >= 0 && grids is null)
+        {
+            var packed = new WindowGrid[frame.Count];
+            Parallel.For(0, frame.Count, Parallelism, v => packed[v] = Grid(frame[v], v));
+            grids = packed;
+        }
         float[]? gathered = null;
         for (int v = 0; v < rows.Length; v++)
         {
             int d = _layout.Views[v].Dim;
             if (grids is not null)
             {
-                grids[v] = WindowGrid.Pack(frame[v], _layout.GridHeight, _layout.GridWidth, d, _radius);
                 rows[v] = KeptRows.Gather(grids[v], chosen);
                 continue;
             }

@@ -44,7 +44,7 @@ public sealed class Fslc
     {
         int pd = Projection.OutputDim, p = Layout.Patches;
         var result = new float[p * pd];
-        for (int q = 0; q < p; q++) Projection.Project(frame, q, result.AsSpan(q * pd, pd));
+        Projection.ProjectAll(frame, result);
         return result;
     }
 
