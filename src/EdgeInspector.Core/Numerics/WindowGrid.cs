@@ -118,7 +118,7 @@ public sealed class WindowGrid
     /// <summary>
     /// The levels of one patch's <paramref name="values"/> at <paramref name="inverseStep"/> (<see cref="Level"/>'s,
     /// to the bit), written to <paramref name="levels"/> with zeros after them up to its length; returns their
-    /// sum. Thirty-two at a time where the machine has 256-bit vectors: packing the scored frame's views and
+    /// sum. Thirty-two at a time where the machine has 256-bit vectors, sixteen with 128-bit ones: packing the scored frame's views and
     /// each frame that enters the reservoir runs once per frame, a value at a time it took 0.26 and 0.35 ms
     /// per view, beside a search of the whole reservoir of a few ms.
     /// </summary>
@@ -145,6 +145,26 @@ public sealed class WindowGrid
                 Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).StoreUnsafe(ref l0, (nuint)i);
             }
             sum = Vector256.Sum(total);
+        }
+        else if (Vector128.IsHardwareAccelerated && values.Length >= 16)
+        {
+            // Arm's NEON (a Jetson): the same rule on 128-bit vectors, sixteen at a time.
+            var inverse = Vector128.Create(inverseStep);
+            var high = Vector128.Create((float)Levels);
+            var low = Vector128.Create((float)-Levels);
+            var total = Vector128<int>.Zero;
+            ref float v0 = ref MemoryMarshal.GetReference(values);
+            ref sbyte l0 = ref MemoryMarshal.GetReference(levels);
+            for (; i + 16 <= values.Length; i += 16)
+            {
+                var a = Vector128.ConvertToInt32(Vector128.Min(Vector128.Max(Vector128.Round(Vector128.LoadUnsafe(ref v0, (nuint)i) * inverse), low), high));
+                var b = Vector128.ConvertToInt32(Vector128.Min(Vector128.Max(Vector128.Round(Vector128.LoadUnsafe(ref v0, (nuint)(i + 4)) * inverse), low), high));
+                var c = Vector128.ConvertToInt32(Vector128.Min(Vector128.Max(Vector128.Round(Vector128.LoadUnsafe(ref v0, (nuint)(i + 8)) * inverse), low), high));
+                var d = Vector128.ConvertToInt32(Vector128.Min(Vector128.Max(Vector128.Round(Vector128.LoadUnsafe(ref v0, (nuint)(i + 12)) * inverse), low), high));
+                total += a + b + c + d;
+                Vector128.Narrow(Vector128.Narrow(a, b), Vector128.Narrow(c, d)).StoreUnsafe(ref l0, (nuint)i);
+            }
+            sum = Vector128.Sum(total);
         }
         for (; i < values.Length; i++)
         {
