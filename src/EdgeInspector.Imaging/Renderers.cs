@@ -109,6 +109,30 @@ public static class PlotRenderer
         return img;
     }
     /// <summary>
+    /// A bar width for a histogram of <paramref name="latenciesMs"/>: the smallest of 1, 2, 2.5 and 5 ms times a
+    /// power of ten that draws the slowest within about 40 bars, so a run of 40-100 ms shows its shape in 2.5 ms
+    /// bars and one of a second in 25 ms bars.
+    /// </summary>
+    public static double LatencyBinMs(IReadOnlyList<double> latenciesMs)
+    {
+        double max = 0;
+        foreach (double v in latenciesMs) max = Math.Max(max, v);
+        return NiceStep(max / 40);
+    }
+
+    /// <summary>The smallest of 1, 2, 2.5 and 5 times a power of ten (from 1 on) at or over <paramref name="wanted"/>.</summary>
+    private static double NiceStep(double wanted)
+    {
+        for (double scale = 1; ; scale *= 10)
+        {
+            foreach (double step in new[] { 1, 2, 2.5, 5 })
+            {
+                if (step * scale >= wanted) return step * scale;
+            }
+        }
+    }
+
+    /// <summary>
     /// A histogram of latencies (ms) on a 720×420 canvas: bars of <paramref name="binMs"/>, the count on a
     /// log scale (so that the tail's few frames stay visible beside the bulk), and the p50, p95 and p99 marked.
     /// </summary>
@@ -132,10 +156,12 @@ public static class PlotRenderer
         }
         Cv2.Rectangle(img, new Point(left, top), new Point(left + plotW, top + plotH), Scalar.Black, 1);
         var inv = System.Globalization.CultureInfo.InvariantCulture;
-        for (int t = 0; t <= 5; t++)
+        // Ticks at round values, five or six of them.
+        double tick = NiceStep(max / 6);
+        for (int t = 0; t * tick <= max + 1e-9; t++)
         {
-            double ms = max * t / 5;
-            Cv2.PutText(img, ms.ToString("0", inv), new Point(X(ms) - 12, height - bottom + 18), HersheyFonts.HersheySimplex, 0.4, Scalar.Black);
+            double ms = t * tick;
+            Cv2.PutText(img, ms.ToString("0.#", inv), new Point(X(ms) - 12, height - bottom + 18), HersheyFonts.HersheySimplex, 0.4, Scalar.Black);
         }
         for (int c = 1; c <= counts.Max(); c *= 10) Cv2.PutText(img, c.ToString(inv), new Point(8, Y(c) + 4), HersheyFonts.HersheySimplex, 0.4, Scalar.Black);
         Cv2.PutText(img, "capture to publish (ms)", new Point(width / 2 - 90, height - 12), HersheyFonts.HersheySimplex, 0.5, Scalar.Black);

@@ -25,4 +25,16 @@ public class PlotTests
         // p99 of 41 frames is the slow one: its red marker at x = 60 + 990/1000·640 = 693.
         Assert.Equal(new Vec3b(0, 0, 220), img.At<Vec3b>(200, 693));
     }
+
+    [Theory]
+    [InlineData(97.3, 2.5)]   // 97.3 / 40 = 2.4 ms: 2.5 ms bars
+    [InlineData(990, 25)]     // 24.75 ms: 25
+    [InlineData(1001, 50)]    // 25.025 ms: the next step, 50
+    [InlineData(40, 1)]       // exactly 1 ms
+    [InlineData(0.5, 1)]      // never under 1 ms
+    [InlineData(30000, 1000)] // 750 ms: 1 s
+    public void The_bar_width_draws_the_slowest_frame_within_about_forty_bars(double slowest, double bin)
+    {
+        Assert.Equal(bin, PlotRenderer.LatencyBinMs([slowest / 2, slowest]));
+    }
 }

@@ -144,7 +144,8 @@ string stem = Path.Combine(opts.Out, $"linebench-{opts.Fps.ToString(CultureInfo.
 var csv = new System.Text.StringBuilder("frame_id,verdict,latency_service_ms,latency_arrival_ms,arrived_s\n");
 foreach (var v in all.OrderBy(v => v.Id)) csv.Append(CultureInfo.InvariantCulture, $"{v.Id},{v.Kind},{v.ServiceMs},{v.ArrivalMs},{v.At:0.000}\n");
 File.WriteAllText(stem + "-latency.csv", csv.ToString());
-using (var histogram = EdgeInspector.Imaging.PlotRenderer.LatencyHistogram([.. scored.Select(v => v.ServiceMs)], 25,
+double[] scoredMs = [.. scored.Select(v => v.ServiceMs)];
+using (var histogram = EdgeInspector.Imaging.PlotRenderer.LatencyHistogram(scoredMs, EdgeInspector.Imaging.PlotRenderer.LatencyBinMs(scoredMs),
     $"{Path.GetFileName(opts.Category)}, {(opts.Fps > 0 ? $"{opts.Fps.ToString(CultureInfo.InvariantCulture)} fps" : "max rate")}: {scored.Count} scored frames after warm-up"))
 {
     OpenCvSharp.Cv2.ImWrite(stem + "-latency.png", histogram);
