@@ -15,6 +15,7 @@ using MQTTnet;
 //             arrival at this subscriber (timestamp_ms against this clock: same machine);
 //   rate      verdicts per second over the run after warm-up, by kind;
 //   memory    the service's resident set (VmRSS, /proc) when frame ids cross each checkpoint.
+//   CPU       the service's processor time from its first scored verdict to the end, per second of the run (100 = one core).
 // Writes the summary (JSON), every frame's latency (CSV: frame, verdict, service ms, arrival ms, arrival
 // time in s since the start) and a histogram of the scored frames' latency after warm-up (PNG).
 var opts = Args.Parse(args);
@@ -91,10 +92,14 @@ await client.SubscribeAsync("edgeinspector/bench/cam1/verdict", MQTTnet.Protocol
 var rss = new List<(long Frames, double Mb, double At)>();
 int nextCheckpoint = 0;
 long last = 0;
+// The service's processor time once it scores (after the warm-up) and at the end: how much of the machine
+// this rate takes, and so what is left of it.
+(TimeSpan Cpu, double At)? scoringFrom = null, scoringTo = null;
 while (last < opts.Frames && !service.HasExited)
 {
     await Task.Delay(200);
     last = verdicts.IsEmpty ? 0 : verdicts.Max(v => v.Id);
+    if (scoringFrom is null && verdicts.Any(v => v.Kind is "pass" or "fail" or "unsure")) scoringFrom = ProcessorTime(service, clock);
     while (nextCheckpoint < opts.Checkpoints.Length && last >= opts.Checkpoints[nextCheckpoint])
     {
         rss.Add((last, RssMb(service.Id), clock.Elapsed.TotalSeconds));
@@ -103,6 +108,7 @@ while (last < opts.Frames && !service.HasExited)
     }
     if (clock.Elapsed.TotalSeconds % 30 < 0.2) Console.Error.WriteLine($"linebench: {last}/{opts.Frames} frames, {clock.Elapsed.TotalSeconds:0} s");
 }
+if (!service.HasExited) scoringTo = ProcessorTime(service, clock);
 var all = verdicts.Where(v => v.Id <= opts.Frames).ToList();
 // A service that exited on its own is a finding, not a measurement: keep its logs and say so.
 bool died = service.HasExited;
@@ -137,6 +143,9 @@ var result = new Dictionary<string, object?>
     // The longest time between two captures, in frame order (arrival time minus arrival latency): a stalled
     // capture loop shows here, where on a real camera it would cost frames.
     ["capture_gap_max_s"] = CaptureGapMax(all),
+    // Of 100% per core: 200 is both cores of a 2-core machine busy.
+    ["service_cpu_percent_scoring"] = scoringFrom is { } from && scoringTo is { } to && to.At > from.At ? Math.Round((to.Cpu - from.Cpu).TotalSeconds / (to.At - from.At) * 100, 1) : null,
+    ["cores"] = Environment.ProcessorCount,
     ["rss_mb"] = rss.Select(r => new Dictionary<string, double> { ["frames"] = r.Frames, ["mb"] = Math.Round(r.Mb, 1) }).ToList(),
 };
 Directory.CreateDirectory(opts.Out);
@@ -156,6 +165,12 @@ string json = JsonSerializer.Serialize(result, new JsonSerializerOptions { Write
 File.WriteAllText(stem + ".json", json);
 Console.WriteLine(json);
 return 0;
+
+static (TimeSpan Cpu, double At) ProcessorTime(Process service, Stopwatch clock)
+{
+    service.Refresh();
+    return (service.TotalProcessorTime, clock.Elapsed.TotalSeconds);
+}
 
 static double CaptureGapMax(List<(long Id, string Kind, double ServiceMs, double ArrivalMs, double At)> all)
 {
