@@ -76,7 +76,8 @@ public sealed class KeptMaxDotTests
         foreach (string path in KeptMaxDot.Paths())
         {
             // The default (784 patches, 128 dims, 49 kept: eight blocks of six and one left); fewer patches than
-            // a vector, patch counts off the sixteen-lane stride; kept counts under, at and over a block of six;
+            // a vector, patch counts off the sixteen-lane stride; kept counts under, at and over a block of six (of
+            // four on AVX2); dims whose blocks of four are odd and even in number (AVX2 pairs them);
             // dims that are no multiple of four.
             foreach (var (h, w, d, n) in new[] { (28, 28, 128, 49), (1, 3, 7, 1), (2, 5, 3, 6), (4, 17, 33, 7), (6, 40, 12, 12), (5, 7, 19, 5), (3, 20, 5, 13) })
                 cases.Add(path, h, w, d, n);

@@ -103,7 +103,14 @@ public static class KeptMaxDot
             var ma = Vector256.Create(int.MinValue);
             var mb = ma;
             int c = 0;
-            for (; c + Rows <= n; c += Rows) Six256<T>(ref q, ref Unsafe.Add(ref k0, c * rb), blocks, qs, rb, ref ma, ref mb);
+            if (typeof(T) == typeof(WindowMaxDot.Avx2Dot))
+            {
+                for (; c + 4 <= n; c += 4) Four256Paired(ref q, ref Unsafe.Add(ref k0, c * rb), blocks, qs, rb, ref ma, ref mb);
+            }
+            else
+            {
+                for (; c + Rows <= n; c += Rows) Six256<T>(ref q, ref Unsafe.Add(ref k0, c * rb), blocks, qs, rb, ref ma, ref mb);
+            }
             for (; c < n; c++) One256<T>(ref q, ref Unsafe.Add(ref k0, c * rb), blocks, qs, ref ma, ref mb);
             ma.CopyTo(top);
             mb.CopyTo(top[8..]);
@@ -140,6 +147,54 @@ public static class KeptMaxDot
         }
         ma = Vector256.Max(ma, Vector256.Max(Vector256.Max(Vector256.Max(a0, a1), Vector256.Max(a2, a3)), Vector256.Max(a4, a5)));
         mb = Vector256.Max(mb, Vector256.Max(Vector256.Max(Vector256.Max(b0, b1), Vector256.Max(b2, b3)), Vector256.Max(b4, b5)));
+    }
+
+    /// <summary>
+    /// AVX2: four kept rows, two blocks at a time (<see cref="WindowMaxDot.IDot256.Dot2"/>: one widening per eight
+    /// products). Eight accumulators, four query vectors and two rows fit AVX's sixteen registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Four256Paired(ref sbyte q, ref byte k, int blocks, int qs, int rb, ref Vector256<int> ma, ref Vector256<int> mb)
+    {
+        const int G = WindowGrid.Group;
+        Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<int> b0 = default, b1 = default, b2 = default, b3 = default;
+        int j = 0;
+        for (; j + 2 <= blocks; j += 2)
+        {
+            var qa0 = Vector256.LoadUnsafe(ref q);
+            var qb0 = Vector256.LoadUnsafe(ref q, 32);
+            var qa1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref q, qs));
+            var qb1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref q, qs), 32);
+            var r = Broadcast(ref k);
+            var s = Broadcast(ref Unsafe.Add(ref k, G));
+            a0 = WindowMaxDot.Avx2Dot.Dot2(a0, r, qa0, s, qa1); b0 = WindowMaxDot.Avx2Dot.Dot2(b0, r, qb0, s, qb1);
+            r = Broadcast(ref Unsafe.Add(ref k, rb)); s = Broadcast(ref Unsafe.Add(ref k, rb + G));
+            a1 = WindowMaxDot.Avx2Dot.Dot2(a1, r, qa0, s, qa1); b1 = WindowMaxDot.Avx2Dot.Dot2(b1, r, qb0, s, qb1);
+            r = Broadcast(ref Unsafe.Add(ref k, 2 * rb)); s = Broadcast(ref Unsafe.Add(ref k, 2 * rb + G));
+            a2 = WindowMaxDot.Avx2Dot.Dot2(a2, r, qa0, s, qa1); b2 = WindowMaxDot.Avx2Dot.Dot2(b2, r, qb0, s, qb1);
+            r = Broadcast(ref Unsafe.Add(ref k, 3 * rb)); s = Broadcast(ref Unsafe.Add(ref k, 3 * rb + G));
+            a3 = WindowMaxDot.Avx2Dot.Dot2(a3, r, qa0, s, qa1); b3 = WindowMaxDot.Avx2Dot.Dot2(b3, r, qb0, s, qb1);
+            q = ref Unsafe.Add(ref q, 2 * qs);
+            k = ref Unsafe.Add(ref k, 2 * G);
+        }
+        for (; j < blocks; j++)
+        {
+            var qa = Vector256.LoadUnsafe(ref q);
+            var qb = Vector256.LoadUnsafe(ref q, 32);
+            var r = Broadcast(ref k);
+            a0 = WindowMaxDot.Avx2Dot.Dot(a0, r, qa); b0 = WindowMaxDot.Avx2Dot.Dot(b0, r, qb);
+            r = Broadcast(ref Unsafe.Add(ref k, rb));
+            a1 = WindowMaxDot.Avx2Dot.Dot(a1, r, qa); b1 = WindowMaxDot.Avx2Dot.Dot(b1, r, qb);
+            r = Broadcast(ref Unsafe.Add(ref k, 2 * rb));
+            a2 = WindowMaxDot.Avx2Dot.Dot(a2, r, qa); b2 = WindowMaxDot.Avx2Dot.Dot(b2, r, qb);
+            r = Broadcast(ref Unsafe.Add(ref k, 3 * rb));
+            a3 = WindowMaxDot.Avx2Dot.Dot(a3, r, qa); b3 = WindowMaxDot.Avx2Dot.Dot(b3, r, qb);
+            q = ref Unsafe.Add(ref q, qs);
+            k = ref Unsafe.Add(ref k, G);
+        }
+        ma = Vector256.Max(ma, Vector256.Max(Vector256.Max(a0, a1), Vector256.Max(a2, a3)));
+        mb = Vector256.Max(mb, Vector256.Max(Vector256.Max(b0, b1), Vector256.Max(b2, b3)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

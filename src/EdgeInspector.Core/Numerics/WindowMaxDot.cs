@@ -238,8 +238,9 @@ public static class WindowMaxDot
 
     /// <summary>
     /// Two query rows against five consecutive offsets: ten accumulators. Two blocks at a time (<see cref="IDot256.Dot2"/>),
-    /// so that AVX2 widens once per eight products instead of four (1.10× on AVX2, the same on AVX-VNNI); the
-    /// subset kernel's twelve accumulators leave no registers for it (it was slower there).
+    /// so that AVX2 widens once per eight products instead of four (1.10× on AVX2, the same on AVX-VNNI). The
+    /// subset kernel does the same on AVX2 with four kept rows instead of six (KeptMaxDot.Four256Paired):
+    /// with twelve accumulators there are no registers left for it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Five256x2<T>(ref sbyte qa, ref sbyte qb, ref byte g, int blocks, int qs, int gs, ref Vector256<int> ma, ref Vector256<int> mb) where T : struct, IDot256
