@@ -24,8 +24,14 @@ if ((${#need[@]})); then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 out=out/arm64-tests
-dotnet publish tests/EdgeInspector.Core.Tests.Arm64 -c Release -r linux-arm64 --self-contained --nologo -v quiet -o "$out" >/dev/null
 log="$(mktemp)"
+# Quiet when it builds; the whole build output when it does not.
+if ! dotnet publish tests/EdgeInspector.Core.Tests.Arm64 -c Release -r linux-arm64 --self-contained --nologo -o "$out" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "test-arm64: the arm64 test program did not build (above)" >&2
+  rm -f "$log"
+  exit 1
+fi
 set +e
 # W^X double-maps the JIT's code pages, which qemu's user mode does not follow.
 DOTNET_EnableWriteXorExecute=0 qemu-aarch64 -cpu max "$out/EdgeInspector.Core.Tests.Arm64" -noColor "$@" 2>&1 | tee "$log"
