@@ -12,13 +12,11 @@ namespace EdgeInspector.Core.Features;
 /// </summary>
 public sealed class SparseProjection
 {
-    private readonly int[][] _index;   // per output coordinate: input offsets into the view
-    private readonly float[][] _weight; // per output coordinate: ±scale
-    private readonly int[] _view;      // per output coordinate: the view it reads
     private readonly int[] _dims;      // per view: its width
     private readonly int[] _nnz;       // per view: inputs each of its outputs sums
     private readonly int _dimsPerView;
-    // Per view, term-major (term z, then output r of the view's block): what ProjectView reads, eight outputs at a time.
+    // Per view, term-major (term z, then output r of the view's block): output r sums weight[z·dpv + r] ·
+    // x[index[z·dpv + r]] over z, in order. Term-major so that eight outputs' terms z are one vector load.
     private readonly int[][] _termIndex;
     private readonly float[][] _termWeight;
 
@@ -28,47 +26,31 @@ public sealed class SparseProjection
         ArgumentOutOfRangeException.ThrowIfLessThan(dimsPerView, 1);
         int v = layout.Views.Count;
         OutputDim = v * dimsPerView;
-        _index = new int[OutputDim][];
-        _weight = new float[OutputDim][];
-        _view = new int[OutputDim];
         _dims = new int[v];
         _nnz = new int[v];
         _termIndex = new int[v][];
         _termWeight = new float[v][];
         _dimsPerView = dimsPerView;
         var rng = new Random(seed);
-        int o = 0;
         for (int view = 0; view < v; view++)
         {
             int d = layout.Views[view].Dim;
             int nnz = Math.Max(1, Math.Min(d, (int)Math.Ceiling(Math.Sqrt(d))));
             float scale = MathF.Sqrt((float)d / (dimsPerView * nnz));
-            for (int r = 0; r < dimsPerView; r++, o++)
-            {
-                _view[o] = view;
-                _index[o] = new int[nnz];
-                _weight[o] = new float[nnz];
-                // Distinct indices by partial Fisher-Yates over a small pool of draws.
-                var chosen = new HashSet<int>();
-                for (int z = 0; z < nnz; z++)
-                {
-                    int idx;
-                    do idx = rng.Next(d); while (!chosen.Add(idx));
-                    _index[o][z] = idx;
-                    _weight[o][z] = rng.Next(2) == 0 ? scale : -scale;
-                }
-            }
             _dims[view] = d;
             _nnz[view] = nnz;
             _termIndex[view] = new int[nnz * dimsPerView];
             _termWeight[view] = new float[nnz * dimsPerView];
             for (int r = 0; r < dimsPerView; r++)
             {
-                int out0 = o - dimsPerView + r;
+                // Distinct indices by partial Fisher-Yates over a small pool of draws.
+                var chosen = new HashSet<int>();
                 for (int z = 0; z < nnz; z++)
                 {
-                    _termIndex[view][z * dimsPerView + r] = _index[out0][z];
-                    _termWeight[view][z * dimsPerView + r] = _weight[out0][z];
+                    int idx;
+                    do idx = rng.Next(d); while (!chosen.Add(idx));
+                    _termIndex[view][z * dimsPerView + r] = idx;
+                    _termWeight[view][z * dimsPerView + r] = rng.Next(2) == 0 ? scale : -scale;
                 }
             }
         }
@@ -83,16 +65,10 @@ public sealed class SparseProjection
     /// </summary>
     public void Project(FrameFeatures frame, int patch, Span<float> output)
     {
-        for (int o = 0; o < OutputDim; o++)
+        for (int v = 0; v < _dims.Length; v++)
         {
-            int view = _view[o];
-            int d = frame.Layout.Views[view].Dim;
-            ReadOnlySpan<float> x = frame.Views[view].AsSpan(patch * d, d);
-            int[] idx = _index[o];
-            float[] w = _weight[o];
-            float acc = 0;
-            for (int z = 0; z < idx.Length; z++) acc += w[z] * x[idx[z]];
-            output[o] = acc;
+            int d = frame.Layout.Views[v].Dim;
+            ProjectOutputs(frame.Views[v].AsSpan(patch * d, d), v, 0, output.Slice(v * _dimsPerView, _dimsPerView));
         }
     }
 
@@ -121,24 +97,23 @@ public sealed class SparseProjection
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(view, _dims.Length);
         if (frame.Layout.Views[view].Dim != _dims[view]) throw new ArgumentException($"View {view} is {frame.Layout.Views[view].Dim} wide; the projection was made for {_dims[view]}.", nameof(frame));
         if (output.Length < p * OutputDim) throw new ArgumentException($"{output.Length} floats for {p} patches of {OutputDim}.", nameof(output));
-        int done = Avx2.IsSupported ? ProjectBlocksAvx2(frame.Views[view], view, p, output) : 0;
-        ProjectRest(frame.Views[view], view, p, done, output);
+        int d = _dims[view], done = Avx2.IsSupported ? ProjectBlocksAvx2(frame.Views[view], view, p, output) : 0;
+        if (done == _dimsPerView) return;
+        for (int q = 0; q < p; q++)
+            ProjectOutputs(frame.Views[view].AsSpan(q * d, d), view, done, output.Slice(q * OutputDim + view * _dimsPerView, _dimsPerView));
     }
 
-    /// <summary>The view's outputs from <paramref name="from"/> on, one at a time (the plain order).</summary>
-    private void ProjectRest(float[] x, int v, int patches, int from, Span<float> output)
+    /// <summary>Outputs <paramref name="from"/> on of view <paramref name="v"/>'s block for one patch's row <paramref name="x"/>, one term at a time (the plain order).</summary>
+    private void ProjectOutputs(ReadOnlySpan<float> x, int v, int from, Span<float> block)
     {
-        int d = _dims[v], nnz = _nnz[v], dpv = _dimsPerView, first = v * dpv;
+        int nnz = _nnz[v], dpv = _dimsPerView;
         int[] index = _termIndex[v];
         float[] weight = _termWeight[v];
-        for (int q = 0; q < patches; q++)
+        for (int r = from; r < dpv; r++)
         {
-            for (int r = from; r < dpv; r++)
-            {
-                float acc = 0;
-                for (int z = 0; z < nnz; z++) acc += weight[z * dpv + r] * x[q * d + index[z * dpv + r]];
-                output[q * OutputDim + first + r] = acc;
-            }
+            float acc = 0;
+            for (int z = 0; z < nnz; z++) acc += weight[z * dpv + r] * x[index[z * dpv + r]];
+            block[r] = acc;
         }
     }
 

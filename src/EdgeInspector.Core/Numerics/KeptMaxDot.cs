@@ -16,7 +16,9 @@ namespace EdgeInspector.Core.Numerics;
 /// Loop order: sixteen query patches (two 256-bit vectors of the planar layout, <see cref="WindowQuery.RawFlat"/>)
 /// against six kept rows at a time, each row's four features broadcast to every lane: twelve accumulators,
 /// the two queries and the broadcast fill AVX's sixteen registers, and the kept rows of a frame (49 × 128
-/// bytes at the defaults) stay in the first-level cache while the queries stream by.
+/// bytes at the defaults) stay in the first-level cache while the queries stream by. AVX2 takes four kept
+/// rows at a time instead (<see cref="Four256Paired"/>): it adds two blocks in 16 bits before each widening,
+/// and the second block's queries and row need the registers two more rows would take.
 /// </remarks>
 public static class KeptMaxDot
 {
