@@ -191,9 +191,10 @@ public sealed class FrameReservoir : IDisposable
         int p = _layout.Patches, pd = _projection.OutputDim;
         if (Keep >= p)
         {
+            // Every patch kept: no selection, and no window to search (WindowRadius).
             var every = new int[p];
             for (int q = 0; q < p; q++) every[q] = q;
-            Insert(Make(id, frame.Views, every), _radius >= 0 ? frame.Views : null);
+            Insert(Make(id, frame.Views, every), null);
             return;
         }
         var projected = ArrayPool<float>.Shared.Rent(p * pd);
