@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
-using System.Runtime.Intrinsics.X86;
 
 namespace EdgeInspector.Core.Numerics;
 
@@ -25,14 +24,7 @@ public static class KeptMaxDot
     private const int Rows = 6, Patches = 16;
 
     /// <summary>best[q] ← max(best[q], max over the kept rows of q·row), for every patch of <paramref name="query"/>.</summary>
-    public static void Accumulate(WindowQuery query, KeptRows kept, Span<float> best)
-    {
-        Validate(query, kept, best);
-        if (AvxVnni.IsSupported) Drive256<WindowMaxDot.VnniDot>(query, kept, best);
-        else if (Avx2.IsSupported) Drive256<WindowMaxDot.Avx2Dot>(query, kept, best);
-        else if (Dp.IsSupported) Drive128(query, kept, best);
-        else AccumulateScalar(query, kept, best);
-    }
+    public static void Accumulate(WindowQuery query, KeptRows kept, Span<float> best) => Run(WindowMaxDot.Preferred, query, kept, best);
 
     /// <summary>The kernels this machine can run, by name, for the tests: each must match <see cref="AccumulateScalar"/> to the bit.</summary>
     internal static IReadOnlyList<string> Paths() => WindowMaxDot.Paths();

@@ -32,16 +32,12 @@ public static class WindowMaxDot
     /// best[q] ← max(best[q], max over the window of q of q·r), for <paramref name="query"/> against
     /// <paramref name="grid"/> (the same height, width and dim).
     /// </summary>
-    public static void Accumulate(WindowQuery query, WindowGrid grid, Span<float> best)
-    {
-        Validate(query, grid, best);
-        if (AvxVnni.IsSupported) Drive<Pair256<VnniDot>>(query, grid, best);
-        else if (Avx2.IsSupported) Drive<Pair256<Avx2Dot>>(query, grid, best);
-        else if (Dp.IsSupported) Drive<Pair128>(query, grid, best);
-        else AccumulateScalar(query, grid, best);
-    }
+    public static void Accumulate(WindowQuery query, WindowGrid grid, Span<float> best) => Run(Preferred, query, grid, best);
 
-    /// <summary>The kernels this machine can run, by name, for the tests: each must match <see cref="AccumulateScalar"/> to the bit.</summary>
+    /// <summary>The kernel the byte searches run on this machine (here and in <see cref="KeptMaxDot"/>): the first of <see cref="Paths"/>.</summary>
+    internal static readonly string Preferred = Paths()[0];
+
+    /// <summary>The kernels this machine can run, fastest first, by name: each must match <see cref="AccumulateScalar"/> to the bit.</summary>
     internal static IReadOnlyList<string> Paths()
     {
         var paths = new List<string>();
