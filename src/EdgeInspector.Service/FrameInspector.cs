@@ -33,7 +33,7 @@ internal class FrameInspector : IDisposable
         var options = engine.Options;
         _projector = options.ScoreDims > 0 ? new ViewProjector(b.Layout, options.ScoreDims, ViewProjector.DefaultSeed) : null;
         var layout = EngineLayout(b.Layout, options);
-        _pool = new FrameFeaturesPool(layout);
+        _pool = FrameFeaturesPool.ForCalls(layout, engine.InferenceBatch * Tiling.Count);
         // engine.scoring: the views and the reservoir's scoring run as graphs on the backbone's provider, or as
         // managed code (ScoringPath says which, per provider).
         _graphs = ScoringPath.ViewsOnGraph(engine.Scoring);

@@ -78,7 +78,7 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         var fslcOptions = new FslcOptions();
         var musc = new MuScScorer(new MuScOptions());
         var fslc = new Fslc(layout, fslcOptions);
-        _pool = new FrameFeaturesPool(layout);
+        _pool = FrameFeaturesPool.ForCalls(layout, Math.Max(options.InferBatch, tiles));
         // The line's engine, as the service builds it: one tile (its result is the plain engine's, exactly)
         // unless tiled, then position-aware or pooled.
         // Its scoring on the graphs when asked (or by auto on a GPU provider); MuSc and FSLC stay managed.

@@ -82,14 +82,30 @@ public sealed class FrameFeatures
 
 /// <summary>
 /// Reuses <see cref="FrameFeatures"/> buffers: a frame's features are megabytes, and allocating them
-/// fresh per frame costs page faults and GC time that show up as feature-extraction latency.
+/// fresh per frame costs page faults and GC time that show up as feature-extraction latency. It keeps
+/// at most <paramref name="maxRetained"/> free frames; one returned beyond that is left to the GC. The
+/// warm-up batch and the frames that wait out its build are many but held once: kept for reuse, they
+/// would stay in the pool for the life of the process (256 frames are 616 MB at the defaults).
 /// </summary>
-public sealed class FrameFeaturesPool(FeatureLayout layout, int maxRetained = 256)
+public sealed class FrameFeaturesPool(FeatureLayout layout, int maxRetained)
 {
     private readonly System.Collections.Concurrent.ConcurrentBag<FrameFeatures> _free = [];
 
+    /// <summary>
+    /// A pool that keeps what two backbone calls of <paramref name="framesPerCall"/> frames (tiles counted)
+    /// make: one call's frames are scored while the next call's are made, so a line in steady state
+    /// allocates none.
+    /// </summary>
+    public static FrameFeaturesPool ForCalls(FeatureLayout layout, int framesPerCall) => new(layout, 2 * Math.Max(1, framesPerCall));
+
     /// <summary>The layout of the pooled frames.</summary>
     public FeatureLayout Layout => layout;
+
+    /// <summary>Most free frames kept.</summary>
+    public int MaxRetained => maxRetained;
+
+    /// <summary>Free frames kept now.</summary>
+    public int Free => _free.Count;
 
     /// <summary>A frame's buffers, reused when one is free. Contents are stale until overwritten.</summary>
     public FrameFeatures Rent() => _free.TryTake(out var f) ? f : new FrameFeatures(layout);
