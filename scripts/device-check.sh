@@ -3,9 +3,10 @@
 #
 #   scripts/device-check.sh --export [DIR]   here, with the .NET SDK: builds the eval CLI and writes the scoring
 #                                            graphs, a real reservoir, four real frames' inputs and the CPU
-#                                            outputs to DIR (default out/device-check/graphs, about 28 MB)
+#                                            outputs, and the views graph with two frames' taps and views, to
+#                                            DIR (default out/device-check/graphs, about 47 MB)
 #   scripts/device-check.sh [DIR]            on a Linux x86-64 machine with an NVIDIA GPU and CUDA 13 (python3
-#                                            with numpy; onnxruntime and torch used when present): replays DIR
+#                                            with numpy; onnxruntime, torch and onnx used when present): replays DIR
 #                                            and prints what ran on which provider, what matched the CPU
 #                                            outputs, ms per frame at batch 1 and per tile in a batch of 4, and
 #                                            what it could not prove and why. At most 8 minutes.

@@ -17,6 +17,7 @@ PATCH_TOLERANCE = 2e-3  # patch scores: the window searches levels (WindowGrid),
                         # a distance of 0; there sqrt(2 - 2 dot) moves by sqrt(2e) for an error e in the dot, and another
                         # summation order (a GPU's) moves the dots by about 1e-6: 1.4e-3 (the .NET tests' PatchTolerance).
                         # The image score, the largest patch, is far from zero.
+VIEW_TOLERANCE = 1e-5  # views: the .NET tests' tolerance for the views graph against ViewBuilder (ScoringGraphTests.cs)
 TILE_BATCH = 4    # a 2x2 tiling: four tiles, each against its own position's reservoir
 RUNS = 20
 
@@ -147,19 +148,122 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i):
         (proven if good else unproven).append(line)
 
 
-def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i):
-    say("== the score graph's operations in PyTorch on the GPU")
+def load_views(d, m):
+    """The views graph's export: taps per tap name [F, C, h, w], expected views [F, P, D_v] and global [F, G]; None if absent."""
+    if "views" not in m:
+        return None
+    taps = {t["name"]: np.load(os.path.join(d, f"taps_{t['name']}.npy")) for t in m["taps"]}
+    views = [np.load(os.path.join(d, f"expected_view_{v}.npy")) for v in range(len(m["views"]))]
+    return taps, views, np.load(os.path.join(d, "expected_global.npy"))
+
+
+def views_worst(got, exp_views, exp_global):
+    """Largest difference over every view and the global feature."""
+    worst = max(float(np.abs(g - e).max()) for g, e in zip(got[:-1], exp_views))
+    return max(worst, float(np.abs(got[-1] - exp_global).max()))
+
+
+def onnxruntime_views_check(d, m, v):
+    """views.onnx on each provider this machine's onnxruntime starts, against the views the .NET eval built."""
+    if v is None:
+        unproven.append("the views graph: this export has none (made by an older build)")
+        return
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        unproven.append("the views graph on ONNX Runtime: python's onnxruntime is not installed here")
+        return
+    taps, exp_views, exp_global = v
+    names = [f"view_{i}" for i in range(len(exp_views))] + ["global"]
+    for provider in ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]:
+        if provider not in ort.get_available_providers():
+            continue
+        try:
+            session = ort.InferenceSession(os.path.join(d, "views.onnx"), providers=[provider])
+        except Exception as e:
+            unproven.append(f"{provider}: the views graph's session did not start: {str(e).splitlines()[0]}")
+            continue
+        got = session.run(names, taps)
+        worst = views_worst(got, exp_views, exp_global)
+        ok = worst <= VIEW_TOLERANCE
+        frames = exp_global.shape[0]
+        batch = median_ms(lambda: session.run(names, taps)) / frames
+        line = (f"{provider} (session providers {session.get_providers()}): views graph against the .NET eval's views, {frames} frames: "
+                f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g}); {batch:.2f} ms per frame in a batch of {frames}")
+        say(line)
+        (proven if ok else unproven).append(line)
+
+
+def views_twin(torch, dev, d, m, taps):
+    """The views graph's steps in PyTorch (ScoringGraphs.Views): per tap, the projection as a 1x1 convolution on the tap's own
+    grid, bilinear alignment onto the patch grid (half-pixel centres), the layer norm's mean taken out (its scale cancels in
+    the final L2), then per view an average pool of its degree and an L2 normalisation; the global feature is the global
+    tap's average, L2-normalised. The weights are read from views.onnx."""
+    import onnx
+    from onnx import numpy_helper
+    import torch.nn.functional as F
+    init = {t.name: np.array(numpy_helper.to_array(t)) for t in onnx.load(os.path.join(d, "views.onnx")).graph.initializer}
+    gh, gw = int(m["grid_height"]), int(m["grid_width"])
+    tiny = 1e-30
+
+    def unit(y):
+        return y / torch.clamp(torch.sqrt((y * y).sum(dim=1, keepdim=True)), min=tiny)
+
+    out = [None] * len(m["views"])
+    for tap in m["taps"]:
+        t = tap["name"]
+        x = torch.from_numpy(taps[t]).to(dev)
+        resized = (int(tap["height"]), int(tap["width"])) != (gh, gw)
+        mine = [i for i, spec in enumerate(m["views"]) if spec["tap"] == t]
+        if not mine:
+            continue
+        if f"{t}_projection" in init:
+            w = torch.from_numpy(init[f"{t}_projection"]).to(dev)
+            if w.shape[0] != sum(int(m["views"][i]["dim"]) for i in mine):
+                raise ValueError(f"tap {t}: only some of its views are projected; the twin takes all or none")
+            mean = ((x * torch.from_numpy(init[f"{t}_resize_weights"]).to(dev)) if resized else x).mean(dim=(1, 2, 3), keepdim=True)
+            z = F.conv2d(x, w)
+            if resized:
+                z = F.interpolate(z, size=(gh, gw), mode="bilinear", align_corners=False)
+            z = z - mean * torch.from_numpy(init[f"{t}_projection_sums"]).to(dev)
+            parts = torch.split(z, [int(m["views"][i]["dim"]) for i in mine], dim=1)
+        else:
+            a = F.interpolate(x, size=(gh, gw), mode="bilinear", align_corners=False) if resized else x
+            mu = a.mean(dim=(1, 2, 3), keepdim=True)
+            var = ((a - mu) ** 2).mean(dim=(1, 2, 3), keepdim=True)
+            parts = [(a - mu) / torch.sqrt(var + 1e-5)] * len(mine)
+        for i, y in zip(mine, parts):
+            degree = int(m["views"][i]["degree"])
+            if degree > 1:
+                y = F.avg_pool2d(y, degree, stride=1, padding=degree // 2, count_include_pad=True)
+            y = unit(y)
+            out[i] = y.permute(0, 2, 3, 1).reshape(y.shape[0], gh * gw, y.shape[1])
+    g = torch.from_numpy(taps[m["global_tap"]]).to(dev).mean(dim=(2, 3))
+    return out + [unit(g)]
+
+
+def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
+    say("== the graphs' operations in PyTorch on the GPU")
     try:
         import torch
     except ImportError as e:
         unproven.append(f"GPU arithmetic: torch is not installed here ({e})")
         return
-    if not torch.cuda.is_available():
-        unproven.append(f"GPU arithmetic: torch {torch.__version__} sees no CUDA device")
-        return
-    dev = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as ONNX Runtime's CUDA provider computes them by default
-    say(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
+    cuda = torch.cuda.is_available()
+    if cuda:
+        dev, label = torch.device("cuda"), "CUDA (PyTorch)"
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as ONNX Runtime's CUDA provider computes them by default
+        say(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
+    else:
+        # The same steps on the CPU: they check this twin of score.onnx against the .NET outputs, so that on a GPU
+        # only the device's arithmetic is left to prove, not the script.
+        dev, label = torch.device("cpu"), "CPU (PyTorch, no GPU here)"
+        unproven.append(f"GPU arithmetic: torch {torch.__version__} sees no CUDA device; the graphs' steps ran on the CPU instead")
+        say(f"torch {torch.__version__}: no CUDA device; the steps run on the CPU")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
     kk = int(k[0])
     ex = torch.from_numpy(excluded).to(dev).view(1, -1, 1)
     inf = torch.tensor(float("inf"), device=dev)
@@ -197,11 +301,11 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i):
     with torch.no_grad():
         patches, image = score(qs, [x.expand(frames, -1, -1, -1) for x in rs],
                                None if gs is None else [x.expand(frames, -1, -1, -1, -1) for x in gs], ex)
-        torch.cuda.synchronize()
+        sync()
         worst_p = float((patches.cpu() - torch.from_numpy(exp_p)).abs().max())
         worst_i = float((image.cpu() - torch.from_numpy(exp_i)).abs().max())
         ok = worst_p <= PATCH_TOLERANCE and worst_i <= TOLERANCE
-        line = (f"CUDA (PyTorch): the score graph's steps against the .NET CPU outputs, {frames} frames: max |patch diff| {worst_p:.2e}, "
+        line = (f"{label}: the score graph's steps against the .NET CPU outputs, {frames} frames: max |patch diff| {worst_p:.2e}, "
                 f"max |image diff| {worst_i:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {PATCH_TOLERANCE:g} / {TOLERANCE:g})")
         say(line)
         (proven if ok else unproven).append(line)
@@ -228,12 +332,32 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i):
                 start.record()
                 score(qb, rb, gb, ex_f)
                 end.record()
-                torch.cuda.synchronize()
+                sync()
                 times.append(start.elapsed_time(end))
             return float(np.median(times))
 
+        if v is not None:
+            torch.backends.cudnn.allow_tf32 = False
+            taps, exp_views, exp_global = v
+            try:
+                got = [x.cpu().numpy() for x in views_twin(torch, dev, d, m, taps)]
+                sync()
+                worst = views_worst(got, exp_views, exp_global)
+                ok = worst <= VIEW_TOLERANCE
+                line = (f"{label}: the views graph's steps against the .NET eval's views, {exp_global.shape[0]} frames: "
+                        f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g})")
+                say(line)
+                (proven if ok else unproven).append(line)
+            except ImportError as e:
+                unproven.append(f"the views graph's steps in PyTorch: python's onnx (to read views.onnx's weights) is not installed here ({e})")
+            except Exception as e:  # a twin that cannot follow this export's graph is a finding, not the end of the check
+                line = f"{label}: the views graph's steps could not be run: FAIL ({type(e).__name__}: {e})"
+                say(line)
+                unproven.append(line)
+        if not cuda:
+            return  # a CPU's times say nothing of a GPU's
         one, batch = timed(1), timed(TILE_BATCH)
-        line = f"CUDA (PyTorch), {cap} slots: {one:.3f} ms per frame at batch 1; {batch / TILE_BATCH:.3f} ms per tile in a batch of {TILE_BATCH} tiles, each against its own reservoir ({batch:.3f} ms the batch)"
+        line = f"{label}, {cap} slots: {one:.3f} ms per frame at batch 1; {batch / TILE_BATCH:.3f} ms per tile in a batch of {TILE_BATCH} tiles, each against its own reservoir ({batch:.3f} ms the batch)"
         say(line)
         proven.append(line)
 
@@ -249,12 +373,14 @@ def main():
     say(f"== export: {len(m['frames'])} frames of {m['patches']} patches, {len(m['dims'])} views of {m['dims'][0]} dims, "
         f"reservoir {m['held']} of {m['capacity']} slots x {m['keep']} rows, window radius {m.get('radius', -1)}, k {m['k']}, top {m['top_n']}; "
         f"the .NET CPU graph and managed kernel differed by {m['managed_max_patch_difference']:.1e}")
+    views = load_views(d, m)
     onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i)
-    torch_check(m, q, r, excluded, k, int(m["top_n"]), exp_p, exp_i)
+    onnxruntime_views_check(d, m, views)
+    torch_check(m, q, r, excluded, k, int(m["top_n"]), exp_p, exp_i, d, views)
     unproven.append("the .NET service and eval on a GPU provider (the machine has no .NET SDK): the reservoir's device-resident "
                     "buffers and the store graph's swap on CUDA memory have run only on the CPU provider")
-    unproven.append("the views (grid alignment, layer norm, pooling, projection) and the anomaly map still run as managed code; "
-                    "no graph of theirs exists to check")
+    unproven.append("the backbone itself on a GPU provider (the export carries its taps, not the model) and the anomaly map, "
+                    "which runs as managed code on the host")
     say()
     say("== proven")
     for line in proven:

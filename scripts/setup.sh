@@ -7,7 +7,9 @@ need=()
 # mosquitto: the broker the tests start (on a free loopback port); mosquitto-clients: to watch the topics.
 # chromium: the headless browser the live-view tests drive (DevTools protocol on loopback).
 # binutils: readelf, the twin the test of the providers' library lists checks against.
-for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients chromium binutils; do
+# python3-numpy, python3-torch, python3-onnx: the device check (scripts/device_check.py) run here, where its PyTorch
+# twins of the scoring and views graphs run on the CPU against the .NET outputs.
+for pkg in libgtk-3-0 libaravis-0.8-0 aravis-tools mosquitto mosquitto-clients chromium binutils python3-numpy python3-torch python3-onnx; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -332,9 +332,7 @@ public sealed class OnnxBackbone : IDisposable
         lock (_viewGraphsGate)
         {
             if (_viewGraphs.TryGetValue(key, out var graph)) return graph;
-            var shapes = new ScoringGraphs.TapShape[_options.Taps.Length];
-            for (int t = 0; t < shapes.Length; t++) shapes[t] = new(_options.Taps[t], _tapShapes[t][0], _tapShapes[t][1], _tapShapes[t][2]);
-            var model = ScoringGraphs.Views(Layout, shapes, _options.GlobalTap ?? _options.Taps[^1], projector);
+            var model = ViewsModel(projector);
             using var so = SessionOptionsFor(ExecutionProvider, _options);
             var outputs = new string[Layout.Views.Count + 1];
             for (int v = 0; v < Layout.Views.Count; v++) outputs[v] = $"view_{v}";
@@ -344,6 +342,32 @@ public sealed class OnnxBackbone : IDisposable
             return graph;
         }
     }
+
+    /// <summary>The views graph for <paramref name="projector"/> (null: full width) at this backbone's taps, as an ONNX model.</summary>
+    public byte[] ViewsModel(ViewProjector? projector)
+    {
+        var shapes = new ScoringGraphs.TapShape[_options.Taps.Length];
+        for (int t = 0; t < shapes.Length; t++) shapes[t] = new(_options.Taps[t], _tapShapes[t][0], _tapShapes[t][1], _tapShapes[t][2]);
+        return ScoringGraphs.Views(Layout, shapes, _options.GlobalTap ?? _options.Taps[^1], projector);
+    }
+
+    /// <summary>
+    /// The taps of <paramref name="count"/> preprocessed images in <paramref name="batch"/> as the backbone gives
+    /// them, one array per configured tap (count × C × h × w, with <see cref="TapShape"/>): the views graph's inputs.
+    /// </summary>
+    public float[][] Taps(float[] batch, int count)
+    {
+        if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
+        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
+        using var run = new RunOptions();
+        using var results = _session.Run(run, [_inputName], [value], _options.Taps);
+        var taps = new float[results.Count][];
+        for (int t = 0; t < taps.Length; t++) taps[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
+        return taps;
+    }
+
+    /// <summary>Tap <paramref name="t"/>'s shape for one image: channels, height, width.</summary>
+    public (int Channels, int Height, int Width) TapShape(int t) => (_tapShapes[t][0], _tapShapes[t][1], _tapShapes[t][2]);
 
     private void BuildViewsOnGraph(IReadOnlyList<OrtValue> taps, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
     {

@@ -350,6 +350,63 @@ public sealed class GraphExportTests(ITestOutputHelper output)
             }
         }
         foreach (var value in storeInputs.Values) value.Dispose();
+
+        // The views graph: the exported taps through views.onnx give the views the eval built from them.
+        using var viewsSession = new InferenceSession(Path.Combine(graphs, "views.onnx"));
+        var tapInputs = new Dictionary<string, OrtValue>();
+        foreach (var tap in manifest.GetProperty("taps").EnumerateArray())
+        {
+            string name = tap.GetProperty("name").GetString()!;
+            var (data, shape) = NpyFile.ReadFloats(Path.Combine(graphs, $"taps_{name}.npy"));
+            Assert.Equal(GraphExport.ViewFrames, (int)shape[0]);
+            tapInputs[name] = OrtValue.CreateTensorValueFromMemory(data, shape);
+        }
+        string[] viewNames = [.. Enumerable.Range(0, views).Select(v => $"view_{v}"), "global"];
+        double worstView = 0;
+        using (var run = new RunOptions())
+        using (var built = viewsSession.Run(run, tapInputs, viewNames))
+        {
+            for (int v = 0; v <= views; v++)
+            {
+                var (want, _) = NpyFile.ReadFloats(Path.Combine(graphs, v < views ? $"expected_view_{v}.npy" : "expected_global.npy"));
+                var got = built[v].GetTensorDataAsSpan<float>();
+                Assert.Equal(want.Length, got.Length);
+                for (int j = 0; j < want.Length; j++) worstView = Math.Max(worstView, Math.Abs(got[j] - want[j]));
+            }
+        }
+        foreach (var value in tapInputs.Values) value.Dispose();
+        Assert.True(worstView <= 1e-6, $"the replayed views graph differs from the export's views by {worstView:E2}");
+        Assert.True(manifest.GetProperty("views_managed_max_difference").GetDouble() <= ScoringGraphTests.ViewTolerance);
+
+        // The device check run here, as it runs on a GPU machine: no onnxruntime in Debian's python, so its PyTorch
+        // twins of the score and views graphs run on the CPU and are held to the export (setup.sh installs them).
+        var (checkExit, report) = DeviceCheck(graphs);
+        output.WriteLine(report);
+        Assert.True(checkExit == 0, report);
+        Assert.Matches(@"the score graph's steps against the \.NET CPU outputs, 4 frames: .* -> PASS", report);
+        Assert.Matches(@"the views graph's steps against the \.NET eval's views, 2 frames: .* -> PASS", report);
+        Assert.Contains("no check failed", report);
+        Assert.Contains("== not proven, and why", report);
+    }
+
+    /// <summary>scripts/device_check.py on <paramref name="graphs"/> under Debian's python3 (numpy, torch and onnx from apt).</summary>
+    private static (int Exit, string Report) DeviceCheck(string graphs)
+    {
+        string? script = null;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && script is null; d = d.Parent)
+        {
+            string candidate = Path.Combine(d.FullName, "scripts", "device_check.py");
+            if (File.Exists(candidate)) script = candidate;
+        }
+        if (script is null) throw new InvalidOperationException($"No scripts/device_check.py above {AppContext.BaseDirectory}.");
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(script);
+        start.ArgumentList.Add(graphs);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string report = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, report + stderr.Result);
     }
 }
 

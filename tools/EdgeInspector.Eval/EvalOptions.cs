@@ -80,7 +80,8 @@ internal sealed record EvalOptions
                                         or ONNX Runtime graphs on the backbone's provider (default auto: both
                                         graphs on a GPU provider; on the CPU the views graph, managed scoring)
           --export-graphs DIR           write the scoring graphs of this run's shape, the first scored frames'
-                                        inputs and the CPU outputs to DIR (what scripts/device-check.sh replays)
+                                        inputs and the CPU outputs, and the views graph with two frames' taps
+                                        and views, to DIR (what scripts/device-check.sh replays)
           --infer-batch N               images per backbone run (default 8)
           --out DIR                     output folder (default eval-out)
           --quiet                       no progress bar

@@ -190,8 +190,47 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
         {
             if (features[i] is { } tiles) named.Add((Path.GetRelativePath(options.Category, paths[i]), tiles[0]));
         }
-        GraphExport.Write(dir, engine, named, backbone.Options, log);
+        GraphExport.Write(dir, engine, named, backbone.Options, ExportViews(backbone, named.Select(n => n.Item2).Take(GraphExport.ViewFrames).ToList()), log);
         foreach (var tiles in features) foreach (var f in tiles ?? []) _pool!.Return(f);
+    }
+
+    /// <summary>
+    /// The views graph's export: the taps of the first good frames (their first tile), still in the batch tensor
+    /// that <see cref="Extract"/> packed them into, the views this run built from them, and how far the managed
+    /// twin (<see cref="ViewBuilder"/>) is from those.
+    /// </summary>
+    private ViewsExport ExportViews(OnnxBackbone backbone, IReadOnlyList<FrameFeatures> expected)
+    {
+        int f = expected.Count, tiles = options.TileCount, taps = backbone.Options.Taps.Length;
+        var all = backbone.Taps(_tensor!, f * tiles);
+        var shapes = new List<(string, int, int, int)>();
+        var data = new float[taps][];
+        for (int t = 0; t < taps; t++)
+        {
+            var (c, h, w) = backbone.TapShape(t);
+            shapes.Add((backbone.Options.Taps[t], c, h, w));
+            int size = c * h * w;
+            data[t] = new float[f * size];
+            for (int i = 0; i < f; i++) all[t].AsSpan(i * tiles * size, size).CopyTo(data[t].AsSpan(i * size));
+        }
+        string globalTap = backbone.Options.GlobalTap ?? backbone.Options.Taps[^1];
+        var builder = new ViewBuilder(backbone.Layout, backbone.Options.Taps, globalTap, _projector);
+        var twin = new FrameFeatures(expected[0].Layout);
+        double worst = 0;
+        for (int i = 0; i < f; i++)
+        {
+            var tensors = new TapTensor[taps];
+            for (int t = 0; t < taps; t++)
+            {
+                var (_, c, h, w) = shapes[t];
+                tensors[t] = new TapTensor(data[t].AsMemory(i * c * h * w, c * h * w), c, h, w);
+            }
+            builder.Build(tensors, twin);
+            for (int v = 0; v < twin.Views.Length; v++)
+                for (int j = 0; j < twin.Views[v].Length; j++) worst = Math.Max(worst, Math.Abs(twin.Views[v][j] - expected[i].Views[v][j]));
+        }
+        string from = _viewsOnGraph ? "the views graph on ONNX Runtime's CPU provider (the .NET eval)" : "the managed ViewBuilder (the .NET eval)";
+        return new ViewsExport(backbone.ViewsModel(_projector), backbone.Layout.Views, globalTap, shapes, data, expected, from, worst);
     }
 
     /// <summary>One frame's engine result: its patch grid (stitched over the region when tiled, with the tiles' own grids kept) and its scores.</summary>

@@ -9,8 +9,9 @@ namespace EdgeInspector.Eval;
 
 /// <summary>
 /// <c>--export-graphs DIR</c>: the scoring graphs of the run's shape, the reservoir the stream engine ended
-/// with, a few real frames' inputs, and what ONNX Runtime's CPU provider gives on them, as .npy files and
-/// a manifest. scripts/device-check.sh replays them on a GPU machine that has no .NET.
+/// with, a few real frames' inputs, and what ONNX Runtime's CPU provider gives on them; the views graph with
+/// two frames' taps and the views the run built from them; as .npy files and a manifest.
+/// scripts/device-check.sh replays them on a GPU machine that has no .NET.
 /// </summary>
 /// <remarks>
 /// The reservoir is exported as its <see cref="Slots"/> most recent frames, with graphs of that many slots:
@@ -18,16 +19,26 @@ namespace EdgeInspector.Eval;
 /// the 64 MiB a device call carries. The graphs of the engine's own capacity are exported beside them
 /// (score_full.onnx, store_full.onnx) for the device check to time, on those slots repeated.
 /// </remarks>
+/// <summary>
+/// The views graph's part of an export: the graph, the taps of the first frames as the backbone gave them
+/// (per tap, frames × C × h × w), and the views and global feature the run built from them.
+/// </summary>
+internal sealed record ViewsExport(byte[] Model, IReadOnlyList<ViewSpec> Views, string GlobalTap, IReadOnlyList<(string Name, int Channels, int Height, int Width)> Taps,
+    float[][] TapData, IReadOnlyList<FrameFeatures> Expected, string ExpectedFrom, double ManagedDifference);
+
 internal static class GraphExport
 {
     /// <summary>Frames exported.</summary>
     public const int Frames = 4;
 
+    /// <summary>Frames whose taps are exported for the views graph (a frame's taps are 2.4 MB at the defaults).</summary>
+    public const int ViewFrames = 2;
+
     /// <summary>Reservoir slots exported.</summary>
     public const int Slots = 8;
 
     /// <summary>Writes the export of <paramref name="engine"/>'s reservoir and <paramref name="frames"/> (each with its name) into <paramref name="dir"/>.</summary>
-    public static void Write(string dir, ReservoirEngine engine, IReadOnlyList<(string Name, FrameFeatures Features)> frames, BackboneOptions backbone, TextWriter log)
+    public static void Write(string dir, ReservoirEngine engine, IReadOnlyList<(string Name, FrameFeatures Features)> frames, BackboneOptions backbone, ViewsExport viewsGraph, TextWriter log)
     {
         var layout = engine.Layout;
         var o = engine.Options;
@@ -107,6 +118,7 @@ internal static class GraphExport
         Npy.Write(Path.Combine(dir, "k.npy"), new long[] { k }, [1]);
         Npy.Write(Path.Combine(dir, "expected_patches.npy"), patches, [f, p]);
         Npy.Write(Path.Combine(dir, "expected_image.npy"), images, [f]);
+        WriteViews(dir, viewsGraph, layout);
 
         using (var stream = File.Create(Path.Combine(dir, "manifest.json")))
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -135,9 +147,58 @@ internal static class GraphExport
             w.WriteString("expected_from", "ONNX Runtime CPU provider (the .NET eval)");
             w.WriteNumber("managed_max_patch_difference", worstPatch);
             w.WriteNumber("managed_max_image_difference", worstImage);
+            w.WriteString("views_graph", "viewsGraph.onnx: inputs one per tap [B,C,h,w] (taps_<name>.npy); outputs view_v [B,P,D_v], global [B,G] " +
+                "(expected_view_v.npy, expected_global.npy)");
+            w.WriteStartArray("taps");
+            foreach (var (name, c, h, wd) in viewsGraph.Taps)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", name);
+                w.WriteNumber("channels", c);
+                w.WriteNumber("height", h);
+                w.WriteNumber("width", wd);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("views");
+            for (int v = 0; v < viewsGraph.Views.Count; v++)
+            {
+                w.WriteStartObject();
+                w.WriteString("tap", viewsGraph.Views[v].Tap);
+                w.WriteNumber("degree", viewsGraph.Views[v].Degree);
+                w.WriteNumber("dim", layout.Views[v].Dim);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteString("global_tap", viewsGraph.GlobalTap);
+            w.WriteNumber("view_frames", viewsGraph.Expected.Count);
+            w.WriteString("views_expected_from", viewsGraph.ExpectedFrom);
+            w.WriteNumber("views_managed_max_difference", viewsGraph.ManagedDifference);
             w.WriteEndObject();
         }
         log.WriteLine($"graphs exported to {dir}: {f} frames against {held.Length} reservoir frames (k {k}); the CPU graph and the managed kernel differ by at most {worstPatch:E1} (patches), {worstImage:E1} (image)");
+    }
+
+    /// <summary>The views graph, the taps of <see cref="ViewsExport.Expected"/>'s frames and the views built from them.</summary>
+    private static void WriteViews(string dir, ViewsExport views, FeatureLayout layout)
+    {
+        int f = views.Expected.Count, p = layout.Patches;
+        File.WriteAllBytes(Path.Combine(dir, "views.onnx"), views.Model);
+        for (int t = 0; t < views.Taps.Count; t++)
+        {
+            var (name, c, h, w) = views.Taps[t];
+            Npy.Write(Path.Combine(dir, $"taps_{name}.npy"), views.TapData[t], [f, c, h, w]);
+        }
+        for (int v = 0; v < layout.Views.Count; v++)
+        {
+            int d = layout.Views[v].Dim;
+            var data = new float[f * p * d];
+            for (int i = 0; i < f; i++) views.Expected[i].Views[v].AsSpan(0, p * d).CopyTo(data.AsSpan(i * p * d));
+            Npy.Write(Path.Combine(dir, $"expected_view_{v}.npy"), data, [f, p, d]);
+        }
+        var global = new float[f * layout.GlobalDim];
+        for (int i = 0; i < f; i++) views.Expected[i].Global.AsSpan(0, layout.GlobalDim).CopyTo(global.AsSpan(i * layout.GlobalDim));
+        Npy.Write(Path.Combine(dir, "expected_global.npy"), global, [f, layout.GlobalDim]);
     }
 
     /// <summary>A held frame's kept rows per view: its rows as they are, or the k-center subset of its whole frame.</summary>
