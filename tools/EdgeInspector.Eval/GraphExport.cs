@@ -8,6 +8,13 @@ using EdgeInspector.Inference.Onnx;
 namespace EdgeInspector.Eval;
 
 /// <summary>
+/// The views graph's part of an export: the graph, the taps of the first frames as the backbone gave them
+/// (per tap, frames × C × h × w), and the views and global feature the run built from them.
+/// </summary>
+internal sealed record ViewsExport(byte[] Model, IReadOnlyList<ViewSpec> Views, string GlobalTap, IReadOnlyList<(string Name, int Channels, int Height, int Width)> Taps,
+    float[][] TapData, IReadOnlyList<FrameFeatures> Expected, string ExpectedFrom, double ManagedDifference);
+
+/// <summary>
 /// <c>--export-graphs DIR</c>: the scoring graphs of the run's shape, the reservoir the stream engine ended
 /// with, a few real frames' inputs, and what ONNX Runtime's CPU provider gives on them; the views graph with
 /// two frames' taps and the views the run built from them; as .npy files and a manifest.
@@ -19,13 +26,6 @@ namespace EdgeInspector.Eval;
 /// the 64 MiB a device call carries. The graphs of the engine's own capacity are exported beside them
 /// (score_full.onnx, store_full.onnx) for the device check to time, on those slots repeated.
 /// </remarks>
-/// <summary>
-/// The views graph's part of an export: the graph, the taps of the first frames as the backbone gave them
-/// (per tap, frames × C × h × w), and the views and global feature the run built from them.
-/// </summary>
-internal sealed record ViewsExport(byte[] Model, IReadOnlyList<ViewSpec> Views, string GlobalTap, IReadOnlyList<(string Name, int Channels, int Height, int Width)> Taps,
-    float[][] TapData, IReadOnlyList<FrameFeatures> Expected, string ExpectedFrom, double ManagedDifference);
-
 internal static class GraphExport
 {
     /// <summary>Frames exported.</summary>
@@ -37,7 +37,7 @@ internal static class GraphExport
     /// <summary>Reservoir slots exported.</summary>
     public const int Slots = 8;
 
-    /// <summary>Writes the export of <paramref name="engine"/>'s reservoir and <paramref name="frames"/> (each with its name) into <paramref name="dir"/>.</summary>
+    /// <summary>Writes the export of <paramref name="engine"/>'s reservoir and <paramref name="frames"/> (each with its name), and <paramref name="viewsGraph"/>, into <paramref name="dir"/>.</summary>
     public static void Write(string dir, ReservoirEngine engine, IReadOnlyList<(string Name, FrameFeatures Features)> frames, BackboneOptions backbone, ViewsExport viewsGraph, TextWriter log)
     {
         var layout = engine.Layout;
@@ -147,7 +147,7 @@ internal static class GraphExport
             w.WriteString("expected_from", "ONNX Runtime CPU provider (the .NET eval)");
             w.WriteNumber("managed_max_patch_difference", worstPatch);
             w.WriteNumber("managed_max_image_difference", worstImage);
-            w.WriteString("views_graph", "viewsGraph.onnx: inputs one per tap [B,C,h,w] (taps_<name>.npy); outputs view_v [B,P,D_v], global [B,G] " +
+            w.WriteString("views_graph", "views.onnx: inputs one per tap [B,C,h,w] (taps_<name>.npy); outputs view_v [B,P,D_v], global [B,G] " +
                 "(expected_view_v.npy, expected_global.npy)");
             w.WriteStartArray("taps");
             foreach (var (name, c, h, wd) in viewsGraph.Taps)
