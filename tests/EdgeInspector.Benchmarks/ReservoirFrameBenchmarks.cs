@@ -8,13 +8,14 @@ namespace EdgeInspector.Benchmarks;
 /// A whole scored frame against a full reservoir at the defaults (64 frames, a 28×28 grid, six views of 128
 /// dimensions, 49 kept patches, a 5×5 window), random unit rows: <c>FrameReservoir.Score</c> on the machine's
 /// cores and on one, and <c>Add</c>, the accepted frame's entry (its k-center selection and its grids), which
-/// the engine runs after each accepted frame's score. Beside <see cref="ReservoirScoringBenchmarks"/>' steps,
-/// what the whole costs.
+/// the engine runs after each accepted frame's score; and a frame of three views (a model with one tap), which
+/// on two cores splits unevenly by views alone. Beside <see cref="ReservoirScoringBenchmarks"/>' steps, what the
+/// whole costs.
 /// </summary>
 public class ReservoirFrameBenchmarks
 {
     private const int Frames = 64;
-    private FrameReservoir _reservoir = null!, _single = null!;
+    private FrameReservoir _reservoir = null!, _single = null!, _oneTap = null!;
     private FrameFeatures[] _queries = [];
     private readonly float[] _scores = new float[28 * 28];
     private int _next;
@@ -26,13 +27,15 @@ public class ReservoirFrameBenchmarks
         foreach (var tap in new[] { "stage2", "stage3" })
             foreach (int a in new[] { 1, 3, 5 }) views.Add(new ViewSpec(tap, a, 128));
         var layout = new FeatureLayout(28, 28, views, 16);
+        var oneTap = new FeatureLayout(28, 28, views.Take(3).ToList(), 16);
         var rng = new Random(1);
-        FrameFeatures Frame()
+        FrameFeatures Frame() => RandomFrame(layout);
+        FrameFeatures RandomFrame(FeatureLayout of)
         {
-            var f = new FrameFeatures(layout);
+            var f = new FrameFeatures(of);
             foreach (var v in f.Views)
             {
-                for (int q = 0; q < layout.Patches; q++)
+                for (int q = 0; q < of.Patches; q++)
                 {
                     var row = v.AsSpan(q * 128, 128);
                     for (int k = 0; k < 128; k++) row[k] = (float)rng.NextDouble() - 0.5f;
@@ -52,6 +55,18 @@ public class ReservoirFrameBenchmarks
             _single.Add(f, i);
         }
         _queries = [Frame(), Frame(), Frame(), Frame()];
+        _oneTap = new FrameReservoir(oneTap, new SparseProjection(oneTap, o.SelectionDimsPerView, o.Seed), Frames, 49, o.IntervalFraction, radius: o.ReservoirWindow);
+        for (int i = 0; i < Frames; i++) _oneTap.Add(RandomFrame(oneTap), i);
+        _oneTapQuery = RandomFrame(oneTap);
+    }
+
+    private FrameFeatures _oneTapQuery = null!;
+
+    [Benchmark(Description = "score a frame of three views (one tap) against 64 frames, every core")]
+    public float ScoreOneTap()
+    {
+        _oneTap.Score(_oneTapQuery, -1, _scores, 10, out float image);
+        return image;
     }
 
     [Benchmark(Description = "score a frame: 6 views against 64 frames, every core")]

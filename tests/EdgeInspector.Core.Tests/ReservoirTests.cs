@@ -163,6 +163,88 @@ public sealed class ReservoirTests
             Assert.Equal(fused, fast[q], 1e-4);
         }
     }
+    [Fact]
+    public void A_reservoir_longer_than_one_work_item_scores_every_frame_of_every_view()
+    {
+        // 37 frames are three work items per view (16, 16 and 5 frames) and two views make six: each patch's
+        // score is still the mean over views of the interval average (k = floor(0.3·37) = 11) of its nearest
+        // distance in every frame, the nearer of the subset's and the 5×5 window's, all at the searches' levels.
+        int h = 4, w = 5, p = h * w, frames = 37;
+        int[] dims = [9, 6];
+        var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, dims[0]), new ViewSpec("b", 3, dims[1])], 1);
+        var rng = new Random(37);
+        FrameFeatures RandomFrame()
+        {
+            var f = new FrameFeatures(layout);
+            for (int v = 0; v < dims.Length; v++)
+            {
+                int d = dims[v];
+                for (int q = 0; q < p; q++)
+                {
+                    var row = f.Views[v].AsSpan(q * d, d);
+                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+                    float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
+                    for (int k = 0; k < d; k++) row[k] /= n;
+                }
+            }
+            return f;
+        }
+        Assert.True(frames > 2 * FrameReservoir.FramesPerItem && frames % FrameReservoir.FramesPerItem != 0);
+        var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), frames, 3, 0.3, radius: 2);
+        var added = Enumerable.Range(0, frames).Select(_ => RandomFrame()).ToArray();
+        for (int i = 0; i < frames; i++) r.Add(added[i], i);
+        var held = r.Export();
+        var query = RandomFrame();
+        var fast = new float[p];
+        Assert.True(r.Score(query, -1, fast));
+
+        int kk = Stats.IntervalCount(frames, 0.3);
+        Assert.Equal(11, kk);
+        var expected = new double[p];
+        for (int v = 0; v < dims.Length; v++)
+        {
+            int d = dims[v];
+            float step = WindowGrid.QueryStepOf(query.Views[v]);
+            var levels = query.Views[v].Select(x => WindowGrid.Level(x, 1f / step) * (double)step).ToArray();
+            var grids = held.Select(f =>
+            {
+                var g = new float[p * d];
+                WindowGrid.Quantise(f.Rows[v], g);
+                return g;
+            }).ToArray();
+            double Dot(int q, int i, int t)
+            {
+                double sum = 0;
+                for (int k = 0; k < d; k++) sum += levels[q * d + k] * grids[i][t * d + k];
+                return sum;
+            }
+            for (int q = 0; q < p; q++)
+            {
+                int qy = q / w, qx = q % w;
+                var perFrame = new List<double>();
+                for (int i = 0; i < frames; i++)
+                {
+                    double best = double.NegativeInfinity;
+                    foreach (int t in held[i].Kept!) best = Math.Max(best, Dot(q, i, t));
+                    for (int y = qy - 2; y <= qy + 2; y++)
+                        for (int x = qx - 2; x <= qx + 2; x++)
+                            best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? Dot(q, i, y * w + x) : 0);
+                    perFrame.Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
+                }
+                perFrame.Sort();
+                expected[q] += perFrame.Take(kk).Average() / dims.Length;
+            }
+        }
+        for (int q = 0; q < p; q++) Assert.Equal(expected[q], fast[q], 4);
+
+        // One core gives the same scores to the bit: the items only split the work.
+        var single = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), frames, 3, 0.3, radius: 2) { Parallelism = new ParallelOptions { MaxDegreeOfParallelism = 1 } };
+        for (int i = 0; i < frames; i++) single.Add(added[i], i);
+        var one = new float[p];
+        Assert.True(single.Score(query, -1, one));
+        Assert.Equal(fast, one);
+    }
+
 
     [Theory]
     [InlineData(1)]

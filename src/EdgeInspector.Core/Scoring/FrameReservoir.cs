@@ -35,14 +35,20 @@ public sealed class FrameReservoir : IDisposable
     private readonly int _radius;
     private int _next;
 
-    /// <summary>A scored frame's view at its levels, one per thread (a view is scored on one thread, start to end).</summary>
-    [ThreadStatic]
-    private static WindowQuery? t_query;
+    /// <summary>Scored frames' views at their levels, reused: a Score takes one per view and gives them back.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<WindowQuery> _queries = [];
+
+    /// <summary>
+    /// Reservoir frames one work item of <c>Score</c> searches for one view. With a view per item, a machine with
+    /// more cores than views, or a layout of three views on two cores, leaves cores idle; at the defaults
+    /// (six views, 64 frames) this makes 24 items.
+    /// </summary>
+    public const int FramesPerItem = 16;
 
     /// <summary>A held frame: its kept patches per view, the k-center indices they are, and with a window its whole views laid out for the search (the kept patches are rows of these).</summary>
     private sealed record Entry(long Id, KeptRows[] Rows, int[] Kept, WindowGrid[]? Grids);
 
-    /// <summary>Where <c>Score</c>'s loop over views runs (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
+    /// <summary>Where <c>Score</c>'s work items (a view against a block of reservoir frames) and <c>Add</c>'s views run (see <see cref="ReservoirEngine.Parallelism"/>).</summary>
     public ParallelOptions Parallelism { get; set; } = new();
 
     /// <summary>
@@ -386,37 +392,34 @@ public sealed class FrameReservoir : IDisposable
             image = _kernel.Score(frame, included, k, topN, scores[..p]);
             return true;
         }
+        int blocks = (n + FramesPerItem - 1) / FramesPerItem;
+        // alpha[(v*n + t)*p + q]: the largest dot product of view v's patch q within reservoir frame t (its nearest patch there).
+        var alpha = ArrayPool<float>.Shared.Rent(views * n * p);
         var perView = ArrayPool<float>.Shared.Rent(views * p);
+        var queries = new WindowQuery[views];
+        for (int v = 0; v < views; v++) queries[v] = _queries.TryTake(out var q) ? q : new WindowQuery();
         try
         {
-            Parallel.For(0, views, Parallelism, v =>
+            Parallel.For(0, views, Parallelism, v => queries[v].Pack(frame.Views[v], _layout.GridHeight, _layout.GridWidth, _layout.Views[v].Dim));
+            Parallel.For(0, views * blocks, Parallelism, item =>
             {
-                // alpha[t*p + q]: the largest dot product of patch q within reservoir frame t (its nearest patch there).
-                var alpha = ArrayPool<float>.Shared.Rent(n * p);
-                int d = _layout.Views[v].Dim;
-                var query = t_query ??= new WindowQuery();
-                try
+                int v = item / blocks, first = item % blocks * FramesPerItem, last = Math.Min(n, first + FramesPerItem);
+                for (int t = first; t < last; t++)
                 {
-                    query.Pack(frame.Views[v], _layout.GridHeight, _layout.GridWidth, d);
-                    for (int t = 0; t < n; t++)
-                    {
-                        Span<float> best = alpha.AsSpan(t * p, p);
-                        best.Fill(float.NegativeInfinity);
-                        KeptMaxDot.Accumulate(query, refs[t].Rows[v], best);
-                        if (_radius >= 0) WindowMaxDot.Accumulate(query, refs[t].Grids![v], best);
-                    }
-                    Stats.IntervalAverageOfDots(alpha.AsSpan(0, n * p), n, k, perView.AsSpan(v * p, p));
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(alpha);
+                    Span<float> best = alpha.AsSpan((v * n + t) * p, p);
+                    best.Fill(float.NegativeInfinity);
+                    KeptMaxDot.Accumulate(queries[v], refs[t].Rows[v], best);
+                    if (_radius >= 0) WindowMaxDot.Accumulate(queries[v], refs[t].Grids![v], best);
                 }
             });
+            Parallel.For(0, views, Parallelism, v => Stats.IntervalAverageOfDots(alpha.AsSpan(v * n * p, n * p), n, k, perView.AsSpan(v * p, p)));
             ScoreMath.FuseViews(perView.AsSpan(0, views * p), views, scores[..p]);
             image = FrameScore.ImageScore(scores[..p], topN);
         }
         finally
         {
+            foreach (var q in queries) _queries.Add(q);
+            ArrayPool<float>.Shared.Return(alpha);
             ArrayPool<float>.Shared.Return(perView);
         }
         return true;
