@@ -163,6 +163,48 @@ public sealed class ReservoirTests
             Assert.Equal(fused, fast[q], 1e-4);
         }
     }
+    /// <summary>
+    /// The plain twin of a reservoir's searches for view <paramref name="v"/>: for each patch of the query, its nearest
+    /// distance in every held frame, the nearer of the frame's kept patches and the (2r + 1)² window around the patch
+    /// (a dot of 0 outside the grid), sorted. The searches run on bytes (WindowGrid, KeptRows): the query and each held
+    /// frame are taken at their levels, each value level × step.
+    /// </summary>
+    private static List<double>[] NearestPerFrame(IReadOnlyList<ReservoirFrame> held, float[] query, int v, int h, int w, int d, int radius)
+    {
+        int p = h * w;
+        float step = WindowGrid.QueryStepOf(query);
+        var levels = query.Select(x => WindowGrid.Level(x, 1f / step) * (double)step).ToArray();
+        var grids = held.Select(f =>
+        {
+            var g = new float[p * d];
+            WindowGrid.Quantise(f.Rows[v], g);
+            return g;
+        }).ToArray();
+        double Dot(int q, int i, int t)
+        {
+            double sum = 0;
+            for (int k = 0; k < d; k++) sum += levels[q * d + k] * grids[i][t * d + k];
+            return sum;
+        }
+        var nearest = new List<double>[p];
+        for (int q = 0; q < p; q++)
+        {
+            int qy = q / w, qx = q % w;
+            nearest[q] = [];
+            for (int i = 0; i < held.Count; i++)
+            {
+                double best = double.NegativeInfinity;
+                foreach (int t in held[i].Kept!) best = Math.Max(best, Dot(q, i, t));
+                for (int y = qy - radius; y <= qy + radius; y++)
+                    for (int x = qx - radius; x <= qx + radius; x++)
+                        best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? Dot(q, i, y * w + x) : 0);
+                nearest[q].Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
+            }
+            nearest[q].Sort();
+        }
+        return nearest;
+    }
+
     [Fact]
     public void A_reservoir_longer_than_one_work_item_scores_every_frame_of_every_view()
     {
@@ -203,37 +245,8 @@ public sealed class ReservoirTests
         var expected = new double[p];
         for (int v = 0; v < dims.Length; v++)
         {
-            int d = dims[v];
-            float step = WindowGrid.QueryStepOf(query.Views[v]);
-            var levels = query.Views[v].Select(x => WindowGrid.Level(x, 1f / step) * (double)step).ToArray();
-            var grids = held.Select(f =>
-            {
-                var g = new float[p * d];
-                WindowGrid.Quantise(f.Rows[v], g);
-                return g;
-            }).ToArray();
-            double Dot(int q, int i, int t)
-            {
-                double sum = 0;
-                for (int k = 0; k < d; k++) sum += levels[q * d + k] * grids[i][t * d + k];
-                return sum;
-            }
-            for (int q = 0; q < p; q++)
-            {
-                int qy = q / w, qx = q % w;
-                var perFrame = new List<double>();
-                for (int i = 0; i < frames; i++)
-                {
-                    double best = double.NegativeInfinity;
-                    foreach (int t in held[i].Kept!) best = Math.Max(best, Dot(q, i, t));
-                    for (int y = qy - 2; y <= qy + 2; y++)
-                        for (int x = qx - 2; x <= qx + 2; x++)
-                            best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? Dot(q, i, y * w + x) : 0);
-                    perFrame.Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
-                }
-                perFrame.Sort();
-                expected[q] += perFrame.Take(kk).Average() / dims.Length;
-            }
+            var perFrame = NearestPerFrame(held, query.Views[v], v, h, w, dims[v], 2);
+            for (int q = 0; q < p; q++) expected[q] += perFrame[q].Take(kk).Average() / dims.Length;
         }
         for (int q = 0; q < p; q++) Assert.Equal(expected[q], fast[q], 4);
 
@@ -280,38 +293,8 @@ public sealed class ReservoirTests
         var fast = new float[p];
         Assert.True(r.Score(query, 99, fast)); // five frames, k = floor(0.5·5) = 2
 
-        // The searches run on bytes (WindowGrid, KeptRows): the query and each reference frame at their levels,
-        // each value level × step.
-        var grids = frames.Select(f =>
-        {
-            var g = new float[p * d];
-            WindowGrid.Quantise(f.Views[0], g);
-            return g;
-        }).ToArray();
-        float queryStep = WindowGrid.QueryStepOf(query.Views[0]);
-        var queryLevels = query.Views[0].Select(x => WindowGrid.Level(x, 1f / queryStep) * (double)queryStep).ToArray();
-        double WindowDot(int q, int i, int t)
-        {
-            double s = 0;
-            for (int k = 0; k < d; k++) s += queryLevels[q * d + k] * grids[i][t * d + k];
-            return s;
-        }
-        for (int q = 0; q < p; q++)
-        {
-            int qy = q / w, qx = q % w;
-            var perFrame = new List<double>();
-            for (int i = 0; i < frames.Length; i++)
-            {
-                double best = double.NegativeInfinity;
-                foreach (int t in held[i].Kept!) best = Math.Max(best, WindowDot(q, i, t));
-                for (int y = qy - radius; y <= qy + radius; y++)
-                    for (int x = qx - radius; x <= qx + radius; x++)
-                        best = Math.Max(best, y >= 0 && y < h && x >= 0 && x < w ? WindowDot(q, i, y * w + x) : 0);
-                perFrame.Add(Math.Sqrt(Math.Max(0, 2 - 2 * best)));
-            }
-            perFrame.Sort();
-            Assert.Equal((perFrame[0] + perFrame[1]) / 2, fast[q], 4);
-        }
+        var nearest = NearestPerFrame(held, query.Views[0], 0, h, w, d, radius);
+        for (int q = 0; q < p; q++) Assert.Equal((nearest[q][0] + nearest[q][1]) / 2, fast[q], 4);
 
         // Without the window the same reservoir scores no lower anywhere, and higher somewhere.
         var subset = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5);
