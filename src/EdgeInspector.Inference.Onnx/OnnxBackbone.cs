@@ -253,9 +253,7 @@ public sealed class OnnxBackbone : IDisposable
         var input = new float[3 * _options.InputHeight * _options.InputWidth];
         try
         {
-            using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 3, _options.InputHeight, _options.InputWidth]);
-            using var run = new RunOptions();
-            using var results = _session.Run(run, [_inputName], [value], _options.Taps);
+            using var results = RunBackbone(input, 1);
             var shapes = new int[_options.Taps.Length][];
             for (int t = 0; t < shapes.Length; t++)
             {
@@ -291,34 +289,56 @@ public sealed class OnnxBackbone : IDisposable
     /// instead of by the managed <see cref="ViewBuilder"/>, its plain twin.</remarks>
     public (TimeSpan Backbone, TimeSpan Features) Extract(float[] batch, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector = null, bool viewsOnGraph = false)
     {
-        if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
-        using var run = new RunOptions();
-        using var results = _session.Run(run, [_inputName], [value], _options.Taps);
+        using var results = RunBackbone(batch, count);
         var t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         if (viewsOnGraph)
         {
             BuildViewsOnGraph(results, count, outputs, projector);
             return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1));
         }
-        int taps = _options.Taps.Length;
-        var tapData = new float[taps][];
-        for (int t = 0; t < taps; t++) tapData[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
+        BuildViews(Copy(results), count, outputs, projector);
+        var t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1, t2));
+    }
+
+    /// <summary>The backbone on <paramref name="count"/> preprocessed images in <paramref name="batch"/>: its taps, in <see cref="BackboneOptions.Taps"/>' order.</summary>
+    private IDisposableReadOnlyCollection<OrtValue> RunBackbone(float[] batch, int count)
+    {
+        if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
+        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
+        using var run = new RunOptions();
+        return _session.Run(run, [_inputName], [value], _options.Taps);
+    }
+
+    /// <summary>The taps' values copied out of ONNX Runtime, one array per tap.</summary>
+    private static float[][] Copy(IReadOnlyList<OrtValue> taps)
+    {
+        var data = new float[taps.Count][];
+        for (int t = 0; t < data.Length; t++) data[t] = taps[t].GetTensorDataAsSpan<float>().ToArray();
+        return data;
+    }
+
+    /// <summary>
+    /// Each of <paramref name="count"/> images' views from its taps (<paramref name="taps"/>: per tap, count × C × h × w)
+    /// by the managed <see cref="ViewBuilder"/>, written into <paramref name="outputs"/>: projected by
+    /// <paramref name="projector"/> when given. The plain twin of the views graph.
+    /// </summary>
+    public void BuildViews(float[][] taps, int count, IReadOnlyList<FrameFeatures> outputs, ViewProjector? projector)
+    {
+        int n = _options.Taps.Length;
         Parallel.For(0, count, () => new ViewBuilder(Layout, _options.Taps, _options.GlobalTap ?? _options.Taps[^1], projector), (i, _, builder) =>
         {
-            var tensors = new TapTensor[taps];
-            for (int t = 0; t < taps; t++)
+            var tensors = new TapTensor[n];
+            for (int t = 0; t < n; t++)
             {
                 var s = _tapShapes[t];
                 int size = s[0] * s[1] * s[2];
-                tensors[t] = new TapTensor(tapData[t].AsMemory(i * size, size), s[0], s[1], s[2]);
+                tensors[t] = new TapTensor(taps[t].AsMemory(i * size, size), s[0], s[1], s[2]);
             }
             builder.Build(tensors, outputs[i]);
             return builder;
         }, _ => { });
-        var t2 = System.Diagnostics.Stopwatch.GetTimestamp();
-        return (System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1), System.Diagnostics.Stopwatch.GetElapsedTime(t1, t2));
     }
 
     private readonly Dictionary<string, (InferenceSession Session, string[] Outputs)> _viewGraphs = [];
@@ -357,13 +377,8 @@ public sealed class OnnxBackbone : IDisposable
     /// </summary>
     public float[][] Taps(float[] batch, int count)
     {
-        if (batch.Length < count * ImageSize) throw new ArgumentException($"Batch buffer holds {batch.Length} floats, {count} images need {count * ImageSize}.");
-        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, count * ImageSize), [count, 3, _options.InputHeight, _options.InputWidth]);
-        using var run = new RunOptions();
-        using var results = _session.Run(run, [_inputName], [value], _options.Taps);
-        var taps = new float[results.Count][];
-        for (int t = 0; t < taps.Length; t++) taps[t] = results[t].GetTensorDataAsSpan<float>().ToArray();
-        return taps;
+        using var results = RunBackbone(batch, count);
+        return Copy(results);
     }
 
     /// <summary>Tap <paramref name="t"/>'s shape for one image: channels, height, width.</summary>

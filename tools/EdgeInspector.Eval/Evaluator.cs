@@ -213,22 +213,14 @@ internal sealed class Evaluator(EvalOptions options, TextWriter log)
             data[t] = new float[f * size];
             for (int i = 0; i < f; i++) all[t].AsSpan(i * tiles * size, size).CopyTo(data[t].AsSpan(i * size));
         }
-        string globalTap = backbone.Options.GlobalTap ?? backbone.Options.Taps[^1];
-        var builder = new ViewBuilder(backbone.Layout, backbone.Options.Taps, globalTap, _projector);
-        var twin = new FrameFeatures(expected[0].Layout);
+        var twins = new FrameFeatures[f];
+        for (int i = 0; i < f; i++) twins[i] = new FrameFeatures(expected[i].Layout);
+        backbone.BuildViews(data, f, twins, _projector);
         double worst = 0;
         for (int i = 0; i < f; i++)
-        {
-            var tensors = new TapTensor[taps];
-            for (int t = 0; t < taps; t++)
-            {
-                var (_, c, h, w) = shapes[t];
-                tensors[t] = new TapTensor(data[t].AsMemory(i * c * h * w, c * h * w), c, h, w);
-            }
-            builder.Build(tensors, twin);
-            for (int v = 0; v < twin.Views.Length; v++)
-                for (int j = 0; j < twin.Views[v].Length; j++) worst = Math.Max(worst, Math.Abs(twin.Views[v][j] - expected[i].Views[v][j]));
-        }
+            for (int v = 0; v < twins[i].Views.Length; v++)
+                for (int j = 0; j < twins[i].Views[v].Length; j++) worst = Math.Max(worst, Math.Abs(twins[i].Views[v][j] - expected[i].Views[v][j]));
+        string globalTap = backbone.Options.GlobalTap ?? backbone.Options.Taps[^1];
         string from = _viewsOnGraph ? "the views graph on ONNX Runtime's CPU provider (the .NET eval)" : "the managed ViewBuilder (the .NET eval)";
         return new ViewsExport(backbone.ViewsModel(_projector), backbone.Layout.Views, globalTap, shapes, data, expected, from, worst);
     }
