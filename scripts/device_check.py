@@ -82,7 +82,7 @@ def median_ms(fn, runs=RUNS, warm=3):
     return float(np.median(times))
 
 
-def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i):
+def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
     say("== ONNX Runtime")
     try:
         import onnxruntime as ort
@@ -146,6 +146,8 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i):
         line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
         say(line)
         (proven if good else unproven).append(line)
+        if views is not None:
+            onnxruntime_views(lambda name: ort.InferenceSession(os.path.join(d, name), providers=[provider]), provider, views)
 
 
 def load_views(d, m):
@@ -163,35 +165,23 @@ def views_worst(got, exp_views, exp_global):
     return max(worst, float(np.abs(got[-1] - exp_global).max()))
 
 
-def onnxruntime_views_check(d, m, v):
-    """views.onnx on each provider this machine's onnxruntime starts, against the views the .NET eval built."""
-    if v is None:
-        unproven.append("the views graph: this export has none (made by an older build)")
-        return
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        unproven.append("the views graph on ONNX Runtime: python's onnxruntime is not installed here")
-        return
+def onnxruntime_views(session_for, provider, v):
+    """views.onnx on one provider against the views the .NET eval built from the exported taps."""
     taps, exp_views, exp_global = v
     names = [f"view_{i}" for i in range(len(exp_views))] + ["global"]
-    for provider in ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]:
-        if provider not in ort.get_available_providers():
-            continue
-        try:
-            session = ort.InferenceSession(os.path.join(d, "views.onnx"), providers=[provider])
-        except Exception as e:
-            unproven.append(f"{provider}: the views graph's session did not start: {str(e).splitlines()[0]}")
-            continue
-        got = session.run(names, taps)
-        worst = views_worst(got, exp_views, exp_global)
-        ok = worst <= VIEW_TOLERANCE
-        frames = exp_global.shape[0]
-        batch = median_ms(lambda: session.run(names, taps)) / frames
-        line = (f"{provider} (session providers {session.get_providers()}): views graph against the .NET eval's views, {frames} frames: "
-                f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g}); {batch:.2f} ms per frame in a batch of {frames}")
-        say(line)
-        (proven if ok else unproven).append(line)
+    try:
+        session = session_for("views.onnx")
+    except Exception as e:
+        unproven.append(f"{provider}: the views graph's session did not start: {str(e).splitlines()[0]}")
+        return
+    worst = views_worst(session.run(names, taps), exp_views, exp_global)
+    ok = worst <= VIEW_TOLERANCE
+    frames = exp_global.shape[0]
+    batch = median_ms(lambda: session.run(names, taps)) / frames
+    line = (f"{provider} (session providers {session.get_providers()}): views graph against the .NET eval's views, {frames} frames: "
+            f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g}); {batch:.2f} ms per frame in a batch of {frames}")
+    say(line)
+    (proven if ok else unproven).append(line)
 
 
 def views_twin(torch, dev, d, m, taps):
@@ -374,8 +364,9 @@ def main():
         f"reservoir {m['held']} of {m['capacity']} slots x {m['keep']} rows, window radius {m.get('radius', -1)}, k {m['k']}, top {m['top_n']}; "
         f"the .NET CPU graph and managed kernel differed by {m['managed_max_patch_difference']:.1e}")
     views = load_views(d, m)
-    onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i)
-    onnxruntime_views_check(d, m, views)
+    if views is None:
+        unproven.append("the views graph: this export has none (made by an older build)")
+    onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views)
     torch_check(m, q, r, excluded, k, int(m["top_n"]), exp_p, exp_i, d, views)
     unproven.append("the .NET service and eval on a GPU provider (the machine has no .NET SDK): the reservoir's device-resident "
                     "buffers and the store graph's swap on CUDA memory have run only on the CPU provider")
