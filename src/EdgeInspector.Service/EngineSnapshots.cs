@@ -103,14 +103,33 @@ internal static class EngineSnapshots
             void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
             void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
             sbyte[] levels = [];
+            Span<sbyte> Buffer(int length)
+            {
+                if (levels.Length < length) levels = new sbyte[length];
+                return levels.AsSpan(0, length);
+            }
+            void Step(float step, int length)
+            {
+                BinaryPrimitives.WriteSingleLittleEndian(n, step);
+                Write(n.AsSpan(0, 4));
+                Write(MemoryMarshal.AsBytes(levels.AsSpan(0, length)));
+            }
             void Levels(float[] rows)
             {
                 Int(rows.Length);
-                if (levels.Length < rows.Length) levels = new sbyte[rows.Length];
-                float step = WindowGrid.ToLevels(rows, levels);
-                BinaryPrimitives.WriteSingleLittleEndian(n, step);
-                Write(n.AsSpan(0, 4));
-                Write(MemoryMarshal.AsBytes(levels.AsSpan(0, rows.Length)));
+                Step(WindowGrid.ToLevels(rows, Buffer(rows.Length)), rows.Length);
+            }
+            // A view as the reservoir holds it: the same levels and step as Levels gives its unpacked values.
+            void HeldLevels(IHeldFrames held, int index, int view)
+            {
+                int length = held.LengthOf(index, view);
+                Int(length);
+                Step(held.CopyLevels(index, view, Buffer(length)), length);
+            }
+            void Whole(long id, int rows)
+            {
+                if (key.Patches <= 0) throw new ArgumentException("A whole frame is saved with the running layout's key (SnapshotKey.For).", nameof(key));
+                if (rows % key.Patches != 0) throw new ArgumentException($"Frame {id}: {rows} values is not a whole frame of {key.Patches} patches.", nameof(states));
             }
 
             Write(states.Count == 1 ? Magic : MagicTiled);
@@ -121,6 +140,28 @@ internal static class EngineSnapshots
             foreach (var state in states)
             {
                 Int(state.Frames.Count);
+                if (state.Frames is IHeldFrames held)
+                {
+                    // A capture of a running engine: each view read as held, never a whole frame in floats.
+                    for (int i = 0; i < held.Count; i++)
+                    {
+                        int views = held.ViewsOf(i);
+                        int[]? heldKept = held.KeptOf(i);
+                        Long(held.IdOf(i));
+                        Int(views);
+                        Int(heldKept?.Length ?? -1);
+                        if (heldKept is not null) Int(key.Patches);
+                        for (int v = 0; v < views; v++)
+                        {
+                            if (heldKept is not null) Whole(held.IdOf(i), held.LengthOf(i, v));
+                            HeldLevels(held, i, v);
+                        }
+                        foreach (int k in heldKept ?? []) Int(k);
+                    }
+                    Floats(state.Calibration);
+                    Long(state.Quarantined);
+                    continue;
+                }
                 foreach (var f in state.Frames)
                 {
                     Long(f.Id);
@@ -131,12 +172,10 @@ internal static class EngineSnapshots
                         foreach (var rows in f.Rows) Levels(rows);
                         continue;
                     }
-                    int patches = key.Patches;
-                    if (patches <= 0) throw new ArgumentException("A whole frame is saved with the running layout's key (SnapshotKey.For).", nameof(key));
-                    Int(patches);
+                    Int(key.Patches);
                     foreach (var rows in f.Rows)
                     {
-                        if (rows.Length % patches != 0) throw new ArgumentException($"Frame {f.Id}: {rows.Length} values is not a whole frame of {patches} patches.", nameof(states));
+                        Whole(f.Id, rows.Length);
                         Levels(rows);
                     }
                     foreach (int i in kept) Int(i);

@@ -259,6 +259,73 @@ public sealed class ReservoirTests
     }
 
 
+    /// <summary>Random unit patches on a 4×5 grid, two views of widths 6 and 9, each frame at its own scale of magnitudes.</summary>
+    private static FrameFeatures[] RandomFrames(FeatureLayout layout, int count, int seed)
+    {
+        var rng = new Random(seed);
+        var frames = new FrameFeatures[count];
+        for (int i = 0; i < count; i++)
+        {
+            var f = new FrameFeatures(layout);
+            for (int v = 0; v < layout.Views.Count; v++)
+            {
+                int d = layout.Views[v].Dim;
+                for (int q = 0; q < layout.Patches; q++)
+                {
+                    var row = f.Views[v].AsSpan(q * d, d);
+                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+                    float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
+                    for (int k = 0; k < d; k++) row[k] /= n;
+                }
+            }
+            frames[i] = f;
+        }
+        return frames;
+    }
+
+    private static readonly FeatureLayout TwoViews = new(4, 5, [new ViewSpec("a", 1, 6), new ViewSpec("b", 3, 9)], 1);
+
+    [Fact]
+    public void An_exported_frame_keeps_its_values_after_it_leaves_the_reservoir()
+    {
+        // A snapshot writer reads an export on another thread while the line goes on: two turns of the ring
+        // later, the exported frames still read as they were, unpacked and as held.
+        var frames = RandomFrames(TwoViews, 9, 5);
+        var r = new FrameReservoir(TwoViews, new SparseProjection(TwoViews, 4, 7), 3, 4, 0.5, radius: 1);
+        for (int i = 0; i < 3; i++) r.Add(frames[i], i);
+        var held = r.Export();
+        var then = new List<ReservoirFrame>();
+        foreach (var f in held) then.Add(f);
+        var levels = new List<(float Step, sbyte[] Levels)>();
+        var asHeld = Assert.IsAssignableFrom<IHeldFrames>(held);
+        for (int t = 0; t < 3; t++)
+        {
+            for (int v = 0; v < 2; v++)
+            {
+                var l = new sbyte[asHeld.LengthOf(t, v)];
+                levels.Add((asHeld.CopyLevels(t, v, l), l));
+            }
+        }
+        for (int i = 3; i < 9; i++) r.Add(frames[i], i);
+        Assert.Equal([6L, 7, 8], r.Ids());
+        for (int t = 0; t < 3; t++)
+        {
+            var now = held[t];
+            Assert.Equal(then[t].Id, now.Id);
+            Assert.Equal(t, asHeld.IdOf(t));
+            Assert.Equal(then[t].Kept, asHeld.KeptOf(t));
+            for (int v = 0; v < 2; v++)
+            {
+                Assert.Equal(then[t].Rows[v], now.Rows[v]);
+                var l = new sbyte[asHeld.LengthOf(t, v)];
+                Assert.Equal(levels[t * 2 + v].Step, asHeld.CopyLevels(t, v, l));
+                Assert.Equal(levels[t * 2 + v].Levels, l);
+                // The levels are the unpacked values over the step.
+                for (int i = 0; i < l.Length; i++) Assert.Equal(then[t].Rows[v][i], l[i] * levels[t * 2 + v].Step);
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

@@ -212,4 +212,30 @@ public sealed class WindowMaxDotTests
         Assert.Throws<ArgumentException>(() => WindowGrid.Pack(new float[10], 2, 3, 4, 1));
         Assert.Throws<ArgumentException>(() => q.Pack(new float[10], 2, 3, 4));
     }
+    [Fact]
+    public void A_grids_levels_are_its_values_over_its_step_by_hand()
+    {
+        // 2×3 patches of 5 features, radius 1: 0.63 at patch (0, 0) feature 0 and −0.63 at patch (1, 2) feature 4
+        // are the grid's largest magnitudes, so they are levels 63 and −63; 0.3 · 63 / 0.63 = 30 exactly; zeros stay 0.
+        int h = 2, w = 3, d = 5;
+        var values = new float[h * w * d];
+        values[0] = 0.63f;
+        values[(1 * w + 2) * d + 4] = -0.63f;
+        values[(0 * w + 1) * d + 2] = 0.3f;
+        var grid = WindowGrid.Pack(values, h, w, d, 1);
+        var levels = new sbyte[h * w * d];
+        grid.CopyLevels(levels);
+        var expected = new sbyte[h * w * d];
+        expected[0] = 63;
+        expected[(1 * w + 2) * d + 4] = -63;
+        expected[(0 * w + 1) * d + 2] = 30;
+        Assert.Equal(expected, levels);
+        Assert.Throws<ArgumentException>(() => grid.CopyLevels(new sbyte[h * w * d - 1]));
+
+        // The kept rows of patches (1, 2) and (0, 1), at the grid's levels.
+        var kept = KeptRows.Gather(grid, [5, 1]);
+        var rows = new sbyte[2 * d];
+        kept.CopyLevels(rows);
+        Assert.Equal(new sbyte[] { 0, 0, 0, 0, -63, 0, 0, 30, 0, 0 }, rows);
+    }
 }

@@ -95,6 +95,51 @@ public sealed class WarmRestartTests
         Assert.Contains("running layout", e.Message);
     }
 
+    [Theory]
+    [InlineData(2)] // a window: whole frames at their grids' levels, and which patches are kept
+    [InlineData(-1)] // none: the kept patches at their own levels
+    public void A_running_engines_capture_is_written_as_its_frames_unpacked_would_be(int radius)
+    {
+        // The writer reads a capture's views as the reservoir holds them (IHeldFrames), never a frame in floats.
+        // The file is byte for byte the one written from the same frames unpacked.
+        var rng = new Random(17);
+        FrameFeatures Frame()
+        {
+            var f = new FrameFeatures(Layout);
+            for (int v = 0; v < Layout.Views.Count; v++)
+            {
+                int d = Layout.Views[v].Dim;
+                for (int q = 0; q < Layout.Patches; q++)
+                {
+                    var row = f.Views[v].AsSpan(q * d, d);
+                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
+                    float norm = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
+                    for (int k = 0; k < d; k++) row[k] /= norm;
+                }
+            }
+            return f;
+        }
+        var reservoir = new FrameReservoir(Layout, new SparseProjection(Layout, 4, 7), 3, 2, 0.3, radius: radius);
+        for (int i = 0; i < 4; i++) reservoir.Add(Frame(), 10 + i);
+        var captured = reservoir.Export();
+        Assert.IsAssignableFrom<IHeldFrames>(captured);
+        var unpacked = captured.ToList();
+        Assert.Equal(radius >= 0, unpacked[0].Kept is not null);
+
+        using var tmp = new TempFolder();
+        string held = Path.Combine(tmp.Path, "held.engine"), floats = Path.Combine(tmp.Path, "floats.engine");
+        EngineSnapshots.Save(held, Key(), [new LearnedState(captured, [0.5f], 1), new LearnedState(captured, [0.25f], 2)]);
+        EngineSnapshots.Save(floats, Key(), [new LearnedState(unpacked, [0.5f], 1), new LearnedState(unpacked, [0.25f], 2)]);
+        Assert.Equal(File.ReadAllBytes(floats), File.ReadAllBytes(held));
+        var back = EngineSnapshots.TryLoad(held, Key(), out string? refusal)!;
+        Assert.Null(refusal);
+        Assert.Equal([11L, 12, 13], back[1].Frames.Select(f => f.Id));
+        for (int t = 0; t < 3; t++)
+        {
+            for (int v = 0; v < Layout.Views.Count; v++) Assert.Equal(unpacked[t].Rows[v], back[0].Frames[t].Rows[v]);
+        }
+    }
+
     [Fact]
     public void A_snapshot_made_under_other_settings_is_refused_saying_which()
     {

@@ -76,6 +76,16 @@ public sealed class KeptRows
         return kept;
     }
 
+    /// <summary>The rows' levels (−63…63; a value is its level × <see cref="Step"/>), row-major (Count × Dim): what a snapshot stores of them.</summary>
+    public void CopyLevels(Span<sbyte> levels)
+    {
+        if (levels.Length < Count * Dim) throw new ArgumentException($"{Count * Dim} levels needed.", nameof(levels));
+        for (int c = 0; c < Count; c++)
+        {
+            for (int k = 0; k < Dim; k++) levels[c * Dim + k] = (sbyte)(Data[c * RowBytes + k] - WindowGrid.Zero);
+        }
+    }
+
     /// <summary>The rows as the search sees them (each value its level × <see cref="Step"/>), row-major (Count × Dim floats).</summary>
     public void CopyRows(Span<float> rows)
     {

@@ -247,6 +247,23 @@ public sealed class WindowGrid
     /// <summary>Where feature <paramref name="k"/> of the patch in stored column <paramref name="column"/> (the zero columns counted) of row <paramref name="y"/> is.</summary>
     internal int IndexOf(int y, int column, int k) => ((y * Blocks + k / Group) * Stride + column) * Group + k % Group;
 
+    /// <summary>
+    /// The patches' levels (−63…63; a value is its level × <see cref="Step"/>), row-major (height × width × dim):
+    /// what a snapshot stores of a whole frame, read without unpacking it into floats.
+    /// </summary>
+    public void CopyLevels(Span<sbyte> levels)
+    {
+        if (levels.Length < Height * Width * Dim) throw new ArgumentException($"{Height * Width * Dim} levels needed.", nameof(levels));
+        for (int y = 0; y < Height; y++)
+        {
+            for (int x = 0; x < Width; x++)
+            {
+                var patch = levels.Slice((y * Width + x) * Dim, Dim);
+                for (int k = 0; k < Dim; k++) patch[k] = (sbyte)(Data[IndexOf(y, x + Radius, k)] - Zero);
+            }
+        }
+    }
+
     /// <summary>The patches back as the search sees them (each value its level × <see cref="Step"/>), row-major (height × width × dim floats).</summary>
     public void CopyRows(Span<float> rows)
     {

@@ -259,8 +259,9 @@ public sealed class FrameReservoir : IDisposable
     /// The frames held, oldest first, as kept: what a snapshot of the engine stores. Each frame's rows are
     /// unpacked when it is read, not now: a held frame is never changed once added, so the list stays
     /// what the reservoir held at this call, and a snapshot writer on another thread unpacks one frame at
-    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults). The values
-    /// are the levels the search holds; imported, they give the same bytes (<see cref="WindowGrid.StepOf"/>).
+    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults), or reads
+    /// each view's levels as held (<see cref="IHeldFrames"/>) and unpacks nothing. The values are the
+    /// levels the search holds; imported, they give the same bytes (<see cref="WindowGrid.StepOf"/>).
     /// </summary>
     public IReadOnlyList<ReservoirFrame> Export()
     {
@@ -269,10 +270,34 @@ public sealed class FrameReservoir : IDisposable
         return new Exported(entries);
     }
 
-    /// <summary>Held entries, unpacked on access.</summary>
-    private sealed class Exported(Entry[] entries) : IReadOnlyList<ReservoirFrame>
+    /// <summary>Held entries, unpacked on access, or read as held (<see cref="IHeldFrames"/>).</summary>
+    private sealed class Exported(Entry[] entries) : IHeldFrames
     {
         public int Count => entries.Length;
+
+        public long IdOf(int index) => entries[index].Id;
+
+        public int[]? KeptOf(int index) => entries[index].Grids is null ? null : (int[])entries[index].Kept.Clone();
+
+        public int ViewsOf(int index) => entries[index].Rows.Length;
+
+        public int LengthOf(int index, int view)
+        {
+            var e = entries[index];
+            return e.Grids is { } g ? g[view].Height * g[view].Width * g[view].Dim : e.Rows[view].Count * e.Rows[view].Dim;
+        }
+
+        public float CopyLevels(int index, int view, Span<sbyte> levels)
+        {
+            var e = entries[index];
+            if (e.Grids is { } g)
+            {
+                g[view].CopyLevels(levels);
+                return g[view].Step;
+            }
+            e.Rows[view].CopyLevels(levels);
+            return e.Rows[view].Step;
+        }
 
         public ReservoirFrame this[int index]
         {

@@ -9,8 +9,8 @@ namespace EdgeInspector.Service;
 /// Keeps a camera's learned state on disk (<see cref="EngineSnapshots"/>), for the inference stage: taken
 /// up at start; saved once the engine is warm, then at least every <c>engine.snapshot_interval_s</c> while
 /// it learns, and at stop; deleted by a reset. Called on the inference thread only, which owns the engine:
-/// the state is captured there and written on the thread pool, one write at a time, so a frame never
-/// waits for the disk.
+/// the state is captured there and written on the background scheduler's low-priority threads, one write
+/// at a time, so a frame never waits for the disk or for the write's processor time.
 /// </summary>
 internal sealed class SnapshotKeeper(string camera, string path, string modelHash, string region, CameraState state, Func<LiveSettings> live, PipelineCounters counters, ILogger log)
 {
@@ -97,7 +97,9 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
         var key = Key(engine);
         _learned = _saveNow = false;
         _savedTicks = Environment.TickCount64;
-        _saving = Task.Run(() =>
+        // At low priority, as the warm-up build (decision 0007): a write takes a core for a fraction of a
+        // second, and at normal priority the frames scored meanwhile waited for it.
+        _saving = BackgroundScheduler.Shared.Run<string?>(() =>
         {
             try
             {
