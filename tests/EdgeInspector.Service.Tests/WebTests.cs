@@ -153,6 +153,14 @@ public partial class WebTests(ITestOutputHelper output)
         {
             Assert.Contains(samples, s => s.Name == name);
         }
+        // The process as the runtime sees it: a service with a model loaded holds more than 50 MB, has
+        // allocated and used processor time, and its collections are counted by generation.
+        Assert.InRange(samples.Single(s => s.Name == "process_working_set_bytes").Value, 50e6, 16e9);
+        Assert.True(samples.Single(s => s.Name == "process_cpu_seconds_total").Value > 0);
+        Assert.Equal(["0", "1", "2"], samples.Where(s => s.Name == "dotnet_collection_count_total").Select(s => s.Labels["generation"]).Order());
+        double allocated = samples.Single(s => s.Name == "dotnet_allocated_bytes_total").Value;
+        Assert.True(allocated > 1e6, $"dotnet_allocated_bytes_total {allocated}");
+        Assert.InRange(samples.Single(s => s.Name == "dotnet_gc_pause_seconds_total").Value, 0, 60);
 
         var ready = await client.GetAsync("readyz");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
@@ -172,6 +180,8 @@ public partial class WebTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("healthz")).StatusCode);
         var spooling = Exposition.Parse(await client.GetStringAsync("metrics"));
         Assert.Equal(0, spooling.Single(s => s.Name == "edgeinspector_broker_connected").Value);
+        // Read at each scrape: the service went on allocating since the first one.
+        Assert.True(spooling.Single(s => s.Name == "dotnet_allocated_bytes_total").Value > allocated);
 
         await broker.StartAsync();
         sw.Restart();

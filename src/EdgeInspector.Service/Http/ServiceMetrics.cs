@@ -40,6 +40,18 @@ internal sealed class ServiceMetrics
         _archiveSkipped = f.CreateCounter("edgeinspector_archive_skipped_total", "Archive records not written: queue full, disk below archive.min_free_mb, write errors.", ["camera"]);
         _archiveEvicted = f.CreateCounter("edgeinspector_archive_evicted_total", "Archive records deleted to stay within archive.max_files and archive.max_bytes.", ["camera"]);
         _configVersion = f.CreateGauge("edgeinspector_config_version", "Configurations applied since the start (1: the one it started with).");
+
+        // The process as the runtime sees it: resident memory, processor time, collections by generation
+        // (prometheus-net's DotNetStats), and what the blocking collector cost and why. A line that slows
+        // or grows over days shows it here before its verdicts do.
+        DotNetStats.Register(Registry);
+        var pause = f.CreateCounter("dotnet_gc_pause_seconds_total", "Time the garbage collector held every managed thread since the start (GC.GetTotalPauseDuration).");
+        var allocated = f.CreateCounter("dotnet_allocated_bytes_total", "Bytes allocated on the managed heap since the start (GC.GetTotalAllocatedBytes).");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            pause.IncTo(GC.GetTotalPauseDuration().TotalSeconds);
+            allocated.IncTo(GC.GetTotalAllocatedBytes());
+        });
     }
 
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
