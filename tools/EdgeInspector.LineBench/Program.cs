@@ -16,6 +16,7 @@ using MQTTnet;
 //   rate      verdicts per second over the run after warm-up, by kind;
 //   memory    the service's resident set (VmRSS, /proc) when frame ids cross each checkpoint.
 //   CPU       the service's processor time from its first scored verdict to the end, per second of the run (100 = one core).
+//   runtime   the service's garbage collections, their pause and its allocation over the same span, from its /metrics.
 // Writes the summary (JSON), every frame's latency (CSV: frame, verdict, service ms, arrival ms, arrival
 // time in s since the start) and a histogram of the scored frames' latency after warm-up (PNG).
 var opts = Args.Parse(args);
@@ -24,7 +25,8 @@ string dll = Path.Combine(repo, "src", "EdgeInspector.Service", "bin", "Release"
 if (!File.Exists(dll)) { Console.Error.WriteLine($"linebench: {dll} not found; build it: dotnet build src/EdgeInspector.Service -c Release"); return 2; }
 string work = Path.Combine(Path.GetTempPath(), "ei-linebench-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(work);
-int port = FreePort();
+int port = FreePort(), httpPort = FreePort();
+while (httpPort == port) httpPort = FreePort();
 string yaml = $"""
 line: bench
 cameras:
@@ -49,6 +51,8 @@ logging:
 archive:
   dir: {work}/archive
   save: none
+http:
+  listen: 127.0.0.1:{httpPort}
 engine:
   tiles: {"{"} cols: {opts.TileCols}, rows: {opts.TileRows}, overlap: {opts.TileOverlap.ToString(CultureInfo.InvariantCulture)} {"}"}
   scoring: {opts.Scoring}
@@ -95,11 +99,17 @@ long last = 0;
 // The service's processor time once it scores (after the warm-up) and at the end: how much of the machine
 // this rate takes, and so what is left of it.
 (TimeSpan Cpu, double At)? scoringFrom = null, scoringTo = null;
+Dictionary<string, double>? runtimeFrom = null, runtimeTo = null;
+using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}/"), Timeout = TimeSpan.FromSeconds(10) };
 while (last < opts.Frames && !service.HasExited)
 {
     await Task.Delay(200);
     last = verdicts.IsEmpty ? 0 : verdicts.Max(v => v.Id);
-    if (scoringFrom is null && verdicts.Any(v => v.Kind is "pass" or "fail" or "unsure")) scoringFrom = ProcessorTime(service, clock);
+    if (scoringFrom is null && verdicts.Any(v => v.Kind is "pass" or "fail" or "unsure"))
+    {
+        scoringFrom = ProcessorTime(service, clock);
+        runtimeFrom = await Runtime(http);
+    }
     while (nextCheckpoint < opts.Checkpoints.Length && last >= opts.Checkpoints[nextCheckpoint])
     {
         rss.Add((last, RssMb(service.Id), clock.Elapsed.TotalSeconds));
@@ -108,7 +118,11 @@ while (last < opts.Frames && !service.HasExited)
     }
     if (clock.Elapsed.TotalSeconds % 30 < 0.2) Console.Error.WriteLine($"linebench: {last}/{opts.Frames} frames, {clock.Elapsed.TotalSeconds:0} s");
 }
-if (!service.HasExited) scoringTo = ProcessorTime(service, clock);
+if (!service.HasExited)
+{
+    scoringTo = ProcessorTime(service, clock);
+    runtimeTo = await Runtime(http);
+}
 var all = verdicts.Where(v => v.Id <= opts.Frames).ToList();
 // A service that exited on its own is a finding, not a measurement: keep its logs and say so.
 bool died = service.HasExited;
@@ -145,6 +159,10 @@ var result = new Dictionary<string, object?>
     ["capture_gap_max_s"] = CaptureGapMax(all),
     // Of 100% per core: 200 is both cores of a 2-core machine busy.
     ["service_cpu_percent_scoring"] = scoringFrom is { } from && scoringTo is { } to && to.At > from.At ? Math.Round((to.Cpu - from.Cpu).TotalSeconds / (to.At - from.At) * 100, 1) : null,
+    // From the service's /metrics at the first scored verdict and at the end: collections (GC.CollectionCount:
+    // gen0 counts every one, gen2 the full, blocking ones), the time they held every thread, and the bytes
+    // allocated, per second of that span.
+    ["runtime_while_scoring"] = RuntimeRates(runtimeFrom, runtimeTo, scoringFrom, scoringTo),
     ["cores"] = Environment.ProcessorCount,
     ["rss_mb"] = rss.Select(r => new Dictionary<string, double> { ["frames"] = r.Frames, ["mb"] = Math.Round(r.Mb, 1) }).ToList(),
 };
@@ -195,6 +213,45 @@ static double RssMb(int pid)
         if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
     }
     return double.NaN;
+}
+
+// The service's runtime figures from its /metrics (null when it cannot be read).
+static async Task<Dictionary<string, double>?> Runtime(HttpClient http)
+{
+    try
+    {
+        var figures = new Dictionary<string, double>();
+        foreach (string line in (await http.GetStringAsync("metrics")).Split('\n'))
+        {
+            int space = line.LastIndexOf(' ');
+            if (line.StartsWith('#') || space < 0) continue;
+            string name = line[..space];
+            if (name.StartsWith("dotnet_collection_count_total", StringComparison.Ordinal) || name is "dotnet_gc_pause_seconds_total" or "dotnet_allocated_bytes_total")
+                figures[name] = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
+        }
+        return figures;
+    }
+    catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
+    {
+        Console.Error.WriteLine($"linebench: the service's /metrics could not be read: {e.Message}");
+        return null;
+    }
+}
+
+static Dictionary<string, double>? RuntimeRates(Dictionary<string, double>? from, Dictionary<string, double>? to, (TimeSpan Cpu, double At)? start, (TimeSpan Cpu, double At)? end)
+{
+    if (from is null || to is null || start is not { } s || end is not { } e || e.At <= s.At) return null;
+    double Grew(string name) => to.GetValueOrDefault(name) - from.GetValueOrDefault(name);
+    double seconds = e.At - s.At;
+    return new()
+    {
+        ["seconds"] = Math.Round(seconds, 1),
+        ["collections_gen0"] = Grew("dotnet_collection_count_total{generation=\"0\"}"),
+        ["collections_gen1"] = Grew("dotnet_collection_count_total{generation=\"1\"}"),
+        ["collections_gen2"] = Grew("dotnet_collection_count_total{generation=\"2\"}"),
+        ["gc_pause_ms_per_s"] = Math.Round(Grew("dotnet_gc_pause_seconds_total") * 1000 / seconds, 2),
+        ["allocated_mb_per_s"] = Math.Round(Grew("dotnet_allocated_bytes_total") / 1e6 / seconds, 2),
+    };
 }
 
 static int FreePort()
