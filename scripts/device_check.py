@@ -82,6 +82,25 @@ def median_ms(fn, runs=RUNS, warm=3):
     return float(np.median(times))
 
 
+def provider_spec(provider, tf32=False):
+    """A session's provider as the service makes the graphs' sessions: the CUDA provider with TF32 off
+    (OnnxBackbone.CudaOptions). ONNX Runtime's own default is on, on GPUs from Ampere on, and it moves a unit
+    vector's dot products by about 1e-4: over these tolerances. tf32=True asks for that default, to show what it changes."""
+    if provider == "CUDAExecutionProvider":
+        return (provider, {"use_tf32": "1" if tf32 else "0"})
+    return provider
+
+
+def score_worst(session, q, r, excluded, k, exp_p, exp_i):
+    """Largest patch and image differences of the score graph against the .NET CPU outputs, over the exported frames."""
+    worst_p = worst_i = 0.0
+    for f in range(q[0].shape[0]):
+        patches, image = session.run(["patches", "image"], feeds(q, r, excluded, k, f))
+        worst_p = max(worst_p, float(np.abs(patches - exp_p[f]).max()))
+        worst_i = max(worst_i, float(abs(float(image) - float(exp_i[f]))))
+    return worst_p, worst_i
+
+
 def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
     say("== ONNX Runtime")
     try:
@@ -99,24 +118,22 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
                             "library alone is 284 MB, over the 64 MiB a device call carries, and the TensorRT provider needs TensorRT, "
                             "which this machine does not have")
             continue
+        spec = provider_spec(provider)
         try:
-            session = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[provider])
+            session = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[spec])
         except Exception as e:  # a provider that is listed but cannot start (missing CUDA/TensorRT libraries)
             unproven.append(f"{provider}: listed, but the session did not start: {str(e).splitlines()[0]}")
             continue
         ran_on = session.get_providers()
-        worst_p = worst_i = 0.0
-        for f in range(frames):
-            patches, image = session.run(["patches", "image"], feeds(q, r, excluded, k, f))
-            worst_p = max(worst_p, float(np.abs(patches - exp_p[f]).max()))
-            worst_i = max(worst_i, float(abs(float(image) - float(exp_i[f]))))
+        worst_p, worst_i = score_worst(session, q, r, excluded, k, exp_p, exp_i)
         ok = worst_p <= PATCH_TOLERANCE and worst_i <= TOLERANCE
         # Timed at the engine's own capacity: the exported slots repeated, every slot included.
         cap = int(m.get("capacity_full", r[0][0].shape[0]))
         rf = full(r, cap)
         xf = np.zeros((cap, 1), dtype=bool)
         kf = np.array([max(1, int(0.3 * cap))], dtype=np.int64)
-        timed = ort.InferenceSession(os.path.join(d, "score_full.onnx"), providers=[provider]) if os.path.exists(os.path.join(d, "score_full.onnx")) else session
+        full_graph = os.path.join(d, "score_full.onnx")
+        timed = ort.InferenceSession(full_graph, providers=[spec]) if os.path.exists(full_graph) else session
         one = median_ms(lambda: timed.run(["patches", "image"], feeds(q, rf, xf, kf, 0)))
         batch = median_ms(lambda: [timed.run(["patches", "image"], feeds(q, rf, xf, kf, f % frames)) for f in range(TILE_BATCH)]) / TILE_BATCH
         line = (f"{provider} (session providers {ran_on}): score graph against the .NET CPU outputs, {frames} frames: "
@@ -124,8 +141,19 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
                 f"at {cap} slots (host inputs copied in every run): {one:.2f} ms per frame at batch 1, {batch:.2f} ms per tile in a batch of {TILE_BATCH} run back to back")
         say(line)
         (proven if ok else unproven).append(line)
+        if provider == "CUDAExecutionProvider":
+            # What ONNX Runtime's default would do instead: reported, not judged (the service turns TF32 off here).
+            try:
+                tf = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[provider_spec(provider, tf32=True)])
+                tf_p, tf_i = score_worst(tf, q, r, excluded, k, exp_p, exp_i)
+                tf_timed = ort.InferenceSession(full_graph, providers=[provider_spec(provider, tf32=True)]) if os.path.exists(full_graph) else tf
+                tf_one = median_ms(lambda: tf_timed.run(["patches", "image"], feeds(q, rf, xf, kf, 0)))
+                say(f"{provider} with TF32 allowed (ONNX Runtime's default, not what the service runs): score graph max |patch diff| {tf_p:.2e}, "
+                    f"max |image diff| {tf_i:.2e}; {tf_one:.2f} ms per frame at batch 1 at {cap} slots")
+            except Exception as e:
+                say(f"{provider} with TF32 allowed: the score graph did not run ({str(e).splitlines()[0]})")
         # The store graph: slot 1's rows (and whole frame) written into slot 0, every other slot as it was.
-        store = ort.InferenceSession(os.path.join(d, "store.onnx"), providers=[provider])
+        store = ort.InferenceSession(os.path.join(d, "store.onnx"), providers=[spec])
         rows, grids = r
         rad = int(m.get("radius", -1))
         x = {"slot": np.zeros((1, 1), dtype=np.int64)}
@@ -147,7 +175,16 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         say(line)
         (proven if good else unproven).append(line)
         if views is not None:
-            onnxruntime_views(lambda name: ort.InferenceSession(os.path.join(d, name), providers=[provider]), provider, views)
+            onnxruntime_views(lambda name: ort.InferenceSession(os.path.join(d, name), providers=[spec]), provider, views)
+            if provider == "CUDAExecutionProvider":
+                taps, exp_views, exp_global = views
+                names = [f"view_{i}" for i in range(len(exp_views))] + ["global"]
+                try:
+                    tf = ort.InferenceSession(os.path.join(d, "views.onnx"), providers=[provider_spec(provider, tf32=True)])
+                    say(f"{provider} with TF32 allowed (ONNX Runtime's default, not what the service runs): views graph max |diff| "
+                        f"{views_worst(tf.run(names, taps), exp_views, exp_global):.2e}")
+                except Exception as e:
+                    say(f"{provider} with TF32 allowed: the views graph did not run ({str(e).splitlines()[0]})")
 
 
 def load_views(d, m):
@@ -242,7 +279,7 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
     cuda = torch.cuda.is_available()
     if cuda:
         dev, label = torch.device("cuda"), "CUDA (PyTorch)"
-        torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as ONNX Runtime's CUDA provider computes them by default
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as the service's graphs run on ONNX Runtime's CUDA provider (use_tf32 0)
         say(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
     else:
         # The same steps on the CPU: they check this twin of score.onnx against the .NET outputs, so that on a GPU

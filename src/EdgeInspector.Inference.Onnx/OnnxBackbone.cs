@@ -38,7 +38,7 @@ public sealed class OnnxBackbone : IDisposable
 
         (_session, ExecutionProvider) = OpenSession(Candidates(options, OrtEnv.Instance().GetAvailableProviders(), logger), name =>
         {
-            var so = SessionOptionsFor(name, options);
+            var so = SessionOptionsFor(name, options, tf32: true);
             try
             {
                 return new InferenceSession(options.ModelPath, so);
@@ -172,9 +172,11 @@ public sealed class OnnxBackbone : IDisposable
     /// <summary>
     /// Session options that run on <paramref name="provider"/>, with the backbone's threads: what the
     /// backbone's session is tried under, and what the scoring graphs run under beside it (on the provider
-    /// the backbone settled on, <see cref="ExecutionProvider"/>).
+    /// the backbone settled on, <see cref="ExecutionProvider"/>). <paramref name="tf32"/>: whether the CUDA
+    /// provider may round float products' inputs to TF32 (10 bits of mantissa) on GPUs that have it
+    /// (<see cref="CudaOptions"/>).
     /// </summary>
-    public static SessionOptions SessionOptionsFor(string provider, BackboneOptions options)
+    public static SessionOptions SessionOptionsFor(string provider, BackboneOptions options, bool tf32)
     {
         var so = new SessionOptions
         {
@@ -185,7 +187,7 @@ public sealed class OnnxBackbone : IDisposable
         NoSpinning(so);
         try
         {
-            Append(so, provider, options, OrtEnv.Instance().GetAvailableProviders());
+            Append(so, provider, options, OrtEnv.Instance().GetAvailableProviders(), tf32);
             return so;
         }
         catch
@@ -206,7 +208,28 @@ public sealed class OnnxBackbone : IDisposable
         so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
     }
 
-    private static void Append(SessionOptions so, string name, BackboneOptions options, string[] available)
+    /// <summary>
+    /// The CUDA provider's options: the device, and TF32 on or off. ONNX Runtime's CUDA provider rounds the
+    /// inputs of float matrix products and convolutions to TF32 by default on GPUs from Ampere on (a Jetson
+    /// Orin, an RTX 30 or later, an H100). The backbone keeps that: its features carry far less precision
+    /// than TF32 drops, and it is most of the GPU's work. The views and scoring graphs turn it off: they are
+    /// the managed path's twin, held to it within 1e-5 (views) and 1e-4 (image scores), and TF32 moves a
+    /// unit vector's dot products by about 1e-4, which near a distance of 0 is 1e-2 in a patch score.
+    /// </summary>
+    internal static Dictionary<string, string> CudaOptions(int deviceId, bool tf32) => new()
+    {
+        ["device_id"] = deviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["use_tf32"] = tf32 ? "1" : "0",
+    };
+
+    private static void AppendCuda(SessionOptions so, int deviceId, bool tf32)
+    {
+        using var cuda = new OrtCUDAProviderOptions();
+        cuda.UpdateOptions(CudaOptions(deviceId, tf32));
+        so.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    private static void Append(SessionOptions so, string name, BackboneOptions options, string[] available, bool tf32)
     {
         switch (name)
         {
@@ -224,10 +247,10 @@ public sealed class OnnxBackbone : IDisposable
                     so.AppendExecutionProvider_Tensorrt(trt);
                 }
                 // CUDA behind TensorRT takes the nodes TensorRT cannot.
-                if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) so.AppendExecutionProvider_CUDA(options.DeviceId);
+                if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) AppendCuda(so, options.DeviceId, tf32);
                 break;
             case "cuda":
-                so.AppendExecutionProvider_CUDA(options.DeviceId);
+                AppendCuda(so, options.DeviceId, tf32);
                 break;
             case "cpu":
                 break;
@@ -353,7 +376,7 @@ public sealed class OnnxBackbone : IDisposable
         {
             if (_viewGraphs.TryGetValue(key, out var graph)) return graph;
             var model = ViewsModel(projector);
-            using var so = SessionOptionsFor(ExecutionProvider, _options);
+            using var so = SessionOptionsFor(ExecutionProvider, _options, tf32: false);
             var outputs = new string[Layout.Views.Count + 1];
             for (int v = 0; v < Layout.Views.Count; v++) outputs[v] = $"view_{v}";
             outputs[^1] = "global";

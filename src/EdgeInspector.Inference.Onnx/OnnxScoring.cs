@@ -46,7 +46,7 @@ public sealed class OnnxScoring : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_sessions.TryGetValue(shape.Key, out var pair)) return pair;
-            using var so = OnnxBackbone.SessionOptionsFor(Provider, _options);
+            using var so = OnnxBackbone.SessionOptionsFor(Provider, _options, tf32: false);
             var score = new InferenceSession(ScoringGraphs.Score(shape), so);
             try
             {

@@ -102,6 +102,16 @@ public sealed class BackboneTests
     }
 
     [Fact]
+    public void The_cuda_provider_is_told_the_device_and_whether_TF32_is_allowed()
+    {
+        // ONNX Runtime's names (CUDAExecutionProviderInfo): without "use_tf32" its CUDA provider rounds float
+        // products to TF32 on Ampere and later, which the scoring graphs must not do. The options object itself
+        // needs the CUDA libraries to load, so only what it is given can be checked here.
+        Assert.Equal(new Dictionary<string, string> { ["device_id"] = "1", ["use_tf32"] = "0" }, OnnxBackbone.CudaOptions(1, tf32: false));
+        Assert.Equal(new Dictionary<string, string> { ["device_id"] = "0", ["use_tf32"] = "1" }, OnnxBackbone.CudaOptions(0, tf32: true));
+    }
+
+    [Fact]
     public void No_usable_provider_is_a_clear_error()
     {
         var e = Assert.Throws<BackboneException>(() => new OnnxBackbone(ResNet with { ExecutionProviders = ["cuda"] }));
