@@ -110,28 +110,11 @@ public sealed class ReservoirTests
     {
         // 5×5 grid, two views of awkward width 19, 7 frames kept whole: the kernel path against brute force.
         var layout = new FeatureLayout(5, 5, [new ViewSpec("a", 1, 19), new ViewSpec("b", 3, 19)], 1);
-        var rng = new Random(3);
-        FrameFeatures RandomFrame()
-        {
-            var f = new FrameFeatures(layout);
-            foreach (var view in f.Views)
-            {
-                for (int q = 0; q < 25; q++)
-                {
-                    var row = view.AsSpan(q * 19, 19);
-                    for (int k = 0; k < 19; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                    float n = 0;
-                    for (int k = 0; k < 19; k++) n += row[k] * row[k];
-                    n = MathF.Sqrt(n);
-                    for (int k = 0; k < 19; k++) row[k] /= n;
-                }
-            }
-            return f;
-        }
-        var frames = Enumerable.Range(0, 7).Select(_ => RandomFrame()).ToArray();
+        var drawn = RandomFrames(layout, 8, 3);
+        var frames = drawn[..7];
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 7, 25, 0.3);
         for (int i = 0; i < frames.Length; i++) r.Add(frames[i], i);
-        var query = RandomFrame();
+        var query = drawn[7];
         var fast = new float[25];
         Assert.True(r.Score(query, 2, fast)); // frame 2 left out: six frames, k = 1
 
@@ -214,29 +197,13 @@ public sealed class ReservoirTests
         int h = 4, w = 5, p = h * w, frames = 37;
         int[] dims = [9, 6];
         var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, dims[0]), new ViewSpec("b", 3, dims[1])], 1);
-        var rng = new Random(37);
-        FrameFeatures RandomFrame()
-        {
-            var f = new FrameFeatures(layout);
-            for (int v = 0; v < dims.Length; v++)
-            {
-                int d = dims[v];
-                for (int q = 0; q < p; q++)
-                {
-                    var row = f.Views[v].AsSpan(q * d, d);
-                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                    float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                    for (int k = 0; k < d; k++) row[k] /= n;
-                }
-            }
-            return f;
-        }
+        var drawn = RandomFrames(layout, frames + 1, 37);
         Assert.True(frames > 2 * FrameReservoir.FramesPerItem && frames % FrameReservoir.FramesPerItem != 0);
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), frames, 3, 0.3, radius: 2);
-        var added = Enumerable.Range(0, frames).Select(_ => RandomFrame()).ToArray();
+        var added = drawn[..frames];
         for (int i = 0; i < frames; i++) r.Add(added[i], i);
         var held = r.Export();
-        var query = RandomFrame();
+        var query = drawn[frames];
         var fast = new float[p];
         Assert.True(r.Score(query, -1, fast));
 
@@ -259,7 +226,7 @@ public sealed class ReservoirTests
     }
 
 
-    /// <summary>Random unit patches on a 4×5 grid, two views of widths 6 and 9, each frame at its own scale of magnitudes.</summary>
+    /// <summary><paramref name="count"/> frames of random unit patches in every view of <paramref name="layout"/>, drawn one after another from one generator.</summary>
     private static FrameFeatures[] RandomFrames(FeatureLayout layout, int count, int seed)
     {
         var rng = new Random(seed);
@@ -336,27 +303,15 @@ public sealed class ReservoirTests
         // the frame at its grid's levels.
         int h = 5, w = 6, d = 11, p = h * w;
         var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, d)], 1);
-        var rng = new Random(11 + radius);
-        FrameFeatures RandomFrame()
-        {
-            var f = new FrameFeatures(layout);
-            for (int q = 0; q < p; q++)
-            {
-                var row = f.Views[0].AsSpan(q * d, d);
-                for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                for (int k = 0; k < d; k++) row[k] /= n;
-            }
-            return f;
-        }
-        var frames = Enumerable.Range(0, 5).Select(_ => RandomFrame()).ToArray();
+        var drawn = RandomFrames(layout, 6, 11 + radius);
+        var frames = drawn[..5];
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5, radius: radius);
         Assert.Equal(radius, r.Radius);
         for (int i = 0; i < frames.Length; i++) r.Add(frames[i], i);
         var held = r.Export();
         Assert.All(held, f => Assert.Equal(4, f.Kept!.Length));
         Assert.All(held, f => Assert.Equal(p * d, f.Rows[0].Length));
-        var query = RandomFrame();
+        var query = drawn[5];
         var fast = new float[p];
         Assert.True(r.Score(query, 99, fast)); // five frames, k = floor(0.5·5) = 2
 
