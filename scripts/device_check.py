@@ -118,9 +118,10 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
                             "library alone is 284 MB, over the 64 MiB a device call carries, and the TensorRT provider needs TensorRT, "
                             "which this machine does not have")
             continue
-        spec = provider_spec(provider)
+        def open_graph(name, tf32=False, provider=provider):
+            return ort.InferenceSession(os.path.join(d, name), providers=[provider_spec(provider, tf32)])
         try:
-            session = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[spec])
+            session = open_graph("score.onnx")
         except Exception as e:  # a provider that is listed but cannot start (missing CUDA/TensorRT libraries)
             unproven.append(f"{provider}: listed, but the session did not start: {str(e).splitlines()[0]}")
             continue
@@ -132,8 +133,8 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         rf = full(r, cap)
         xf = np.zeros((cap, 1), dtype=bool)
         kf = np.array([max(1, int(0.3 * cap))], dtype=np.int64)
-        full_graph = os.path.join(d, "score_full.onnx")
-        timed = ort.InferenceSession(full_graph, providers=[spec]) if os.path.exists(full_graph) else session
+        has_full = os.path.exists(os.path.join(d, "score_full.onnx"))
+        timed = open_graph("score_full.onnx") if has_full else session
         one = median_ms(lambda: timed.run(["patches", "image"], feeds(q, rf, xf, kf, 0)))
         batch = median_ms(lambda: [timed.run(["patches", "image"], feeds(q, rf, xf, kf, f % frames)) for f in range(TILE_BATCH)]) / TILE_BATCH
         line = (f"{provider} (session providers {ran_on}): score graph against the .NET CPU outputs, {frames} frames: "
@@ -144,16 +145,16 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         if provider == "CUDAExecutionProvider":
             # What ONNX Runtime's default would do instead: reported, not judged (the service turns TF32 off here).
             try:
-                tf = ort.InferenceSession(os.path.join(d, "score.onnx"), providers=[provider_spec(provider, tf32=True)])
+                tf = open_graph("score.onnx", tf32=True)
                 tf_p, tf_i = score_worst(tf, q, r, excluded, k, exp_p, exp_i)
-                tf_timed = ort.InferenceSession(full_graph, providers=[provider_spec(provider, tf32=True)]) if os.path.exists(full_graph) else tf
+                tf_timed = open_graph("score_full.onnx", tf32=True) if has_full else tf
                 tf_one = median_ms(lambda: tf_timed.run(["patches", "image"], feeds(q, rf, xf, kf, 0)))
                 say(f"{provider} with TF32 allowed (ONNX Runtime's default, not what the service runs): score graph max |patch diff| {tf_p:.2e}, "
                     f"max |image diff| {tf_i:.2e}; {tf_one:.2f} ms per frame at batch 1 at {cap} slots")
             except Exception as e:
                 say(f"{provider} with TF32 allowed: the score graph did not run ({str(e).splitlines()[0]})")
         # The store graph: slot 1's rows (and whole frame) written into slot 0, every other slot as it was.
-        store = ort.InferenceSession(os.path.join(d, "store.onnx"), providers=[spec])
+        store = open_graph("store.onnx")
         rows, grids = r
         rad = int(m.get("radius", -1))
         x = {"slot": np.zeros((1, 1), dtype=np.int64)}
@@ -175,16 +176,7 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         say(line)
         (proven if good else unproven).append(line)
         if views is not None:
-            onnxruntime_views(lambda name: ort.InferenceSession(os.path.join(d, name), providers=[spec]), provider, views)
-            if provider == "CUDAExecutionProvider":
-                taps, exp_views, exp_global = views
-                names = [f"view_{i}" for i in range(len(exp_views))] + ["global"]
-                try:
-                    tf = ort.InferenceSession(os.path.join(d, "views.onnx"), providers=[provider_spec(provider, tf32=True)])
-                    say(f"{provider} with TF32 allowed (ONNX Runtime's default, not what the service runs): views graph max |diff| "
-                        f"{views_worst(tf.run(names, taps), exp_views, exp_global):.2e}")
-                except Exception as e:
-                    say(f"{provider} with TF32 allowed: the views graph did not run ({str(e).splitlines()[0]})")
+            onnxruntime_views(open_graph, provider, views)
 
 
 def load_views(d, m):
@@ -202,12 +194,13 @@ def views_worst(got, exp_views, exp_global):
     return max(worst, float(np.abs(got[-1] - exp_global).max()))
 
 
-def onnxruntime_views(session_for, provider, v):
-    """views.onnx on one provider against the views the .NET eval built from the exported taps."""
+def onnxruntime_views(open_graph, provider, v):
+    """views.onnx on one provider against the views the .NET eval built from the exported taps; on CUDA also with
+    TF32 allowed, reported, not judged. open_graph(name, tf32) makes a session on the provider."""
     taps, exp_views, exp_global = v
     names = [f"view_{i}" for i in range(len(exp_views))] + ["global"]
     try:
-        session = session_for("views.onnx")
+        session = open_graph("views.onnx")
     except Exception as e:
         unproven.append(f"{provider}: the views graph's session did not start: {str(e).splitlines()[0]}")
         return
@@ -219,6 +212,13 @@ def onnxruntime_views(session_for, provider, v):
             f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g}); {batch:.2f} ms per frame in a batch of {frames}")
     say(line)
     (proven if ok else unproven).append(line)
+    if provider == "CUDAExecutionProvider":
+        try:
+            tf = open_graph("views.onnx", tf32=True)
+            say(f"{provider} with TF32 allowed (ONNX Runtime's default, not what the service runs): views graph max |diff| "
+                f"{views_worst(tf.run(names, taps), exp_views, exp_global):.2e}")
+        except Exception as e:
+            say(f"{provider} with TF32 allowed: the views graph did not run ({str(e).splitlines()[0]})")
 
 
 def views_twin(torch, dev, d, m, taps):
