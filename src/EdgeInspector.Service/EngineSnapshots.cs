@@ -103,33 +103,15 @@ internal static class EngineSnapshots
             void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(n, v); Write(n); }
             void Floats(float[] v) { Int(v.Length); Write(MemoryMarshal.AsBytes(v.AsSpan())); }
             sbyte[] levels = [];
-            Span<sbyte> Buffer(int length)
-            {
-                if (levels.Length < length) levels = new sbyte[length];
-                return levels.AsSpan(0, length);
-            }
-            void Step(float step, int length)
-            {
-                BinaryPrimitives.WriteSingleLittleEndian(n, step);
-                Write(n.AsSpan(0, 4));
-                Write(MemoryMarshal.AsBytes(levels.AsSpan(0, length)));
-            }
-            void Levels(float[] rows)
-            {
-                Int(rows.Length);
-                Step(WindowGrid.ToLevels(rows, Buffer(rows.Length)), rows.Length);
-            }
-            // A view as the reservoir holds it: the same levels and step as Levels gives its unpacked values.
-            void HeldLevels(IHeldFrames held, int index, int view)
+            // A view as the reservoir holds it: its value count, step and levels.
+            void Levels(IHeldFrames held, int index, int view)
             {
                 int length = held.LengthOf(index, view);
                 Int(length);
-                Step(held.CopyLevels(index, view, Buffer(length)), length);
-            }
-            void Whole(long id, int rows)
-            {
-                if (key.Patches <= 0) throw new ArgumentException("A whole frame is saved with the running layout's key (SnapshotKey.For).", nameof(key));
-                if (rows % key.Patches != 0) throw new ArgumentException($"Frame {id}: {rows} values is not a whole frame of {key.Patches} patches.", nameof(states));
+                if (levels.Length < length) levels = new sbyte[length];
+                BinaryPrimitives.WriteSingleLittleEndian(n, held.CopyLevels(index, view, levels.AsSpan(0, length)));
+                Write(n.AsSpan(0, 4));
+                Write(MemoryMarshal.AsBytes(levels.AsSpan(0, length)));
             }
 
             Write(states.Count == 1 ? Magic : MagicTiled);
@@ -139,46 +121,28 @@ internal static class EngineSnapshots
             if (states.Count != 1) Int(states.Count);
             foreach (var state in states)
             {
-                Int(state.Frames.Count);
-                if (state.Frames is IHeldFrames held)
+                // A running engine's capture is read as held, never a whole frame in floats.
+                var held = HeldFrames.Of(state.Frames);
+                Int(held.Count);
+                for (int i = 0; i < held.Count; i++)
                 {
-                    // A capture of a running engine: each view read as held, never a whole frame in floats.
-                    for (int i = 0; i < held.Count; i++)
+                    int views = held.ViewsOf(i);
+                    int[]? kept = held.KeptOf(i);
+                    Long(held.IdOf(i));
+                    Int(views);
+                    Int(kept?.Length ?? -1);
+                    if (kept is not null)
                     {
-                        int views = held.ViewsOf(i);
-                        int[]? heldKept = held.KeptOf(i);
-                        Long(held.IdOf(i));
-                        Int(views);
-                        Int(heldKept?.Length ?? -1);
-                        if (heldKept is not null) Int(key.Patches);
-                        for (int v = 0; v < views; v++)
-                        {
-                            if (heldKept is not null) Whole(held.IdOf(i), held.LengthOf(i, v));
-                            HeldLevels(held, i, v);
-                        }
-                        foreach (int k in heldKept ?? []) Int(k);
+                        if (key.Patches <= 0) throw new ArgumentException("A whole frame is saved with the running layout's key (SnapshotKey.For).", nameof(key));
+                        Int(key.Patches);
                     }
-                    Floats(state.Calibration);
-                    Long(state.Quarantined);
-                    continue;
-                }
-                foreach (var f in state.Frames)
-                {
-                    Long(f.Id);
-                    Int(f.Rows.Length);
-                    Int(f.Kept?.Length ?? -1);
-                    if (f.Kept is not { } kept)
+                    for (int v = 0; v < views; v++)
                     {
-                        foreach (var rows in f.Rows) Levels(rows);
-                        continue;
+                        if (kept is not null && held.LengthOf(i, v) % key.Patches != 0)
+                            throw new ArgumentException($"Frame {held.IdOf(i)}: {held.LengthOf(i, v)} values is not a whole frame of {key.Patches} patches.", nameof(states));
+                        Levels(held, i, v);
                     }
-                    Int(key.Patches);
-                    foreach (var rows in f.Rows)
-                    {
-                        Whole(f.Id, rows.Length);
-                        Levels(rows);
-                    }
-                    foreach (int i in kept) Int(i);
+                    foreach (int k in kept ?? []) Int(k);
                 }
                 Floats(state.Calibration);
                 Long(state.Quarantined);

@@ -24,8 +24,9 @@ namespace EdgeInspector.Core.Scoring;
 /// the patch that moved. Both searches run on bytes: each frame and the scored view at their levels
 /// (decisions 0012 and 0013), the kept patches rows of the frame's window grid.
 /// Not thread-safe; frames may be scored on several threads while no <see cref="Add"/> runs.
+/// What a snapshot reads and takes up (<see cref="Export"/>, <see cref="Import"/>) is in FrameReservoir.Snapshot.cs.
 /// </remarks>
-public sealed class FrameReservoir : IDisposable
+public sealed partial class FrameReservoir : IDisposable
 {
     private readonly FeatureLayout _layout;
     private readonly SparseProjection _projection;
@@ -253,116 +254,6 @@ public sealed class FrameReservoir : IDisposable
             rows[v] = KeptRows.Pack(gathered, chosen.Length, d);
         }
         return new Entry(id, rows, chosen, grids);
-    }
-
-    /// <summary>
-    /// The frames held, oldest first, as kept: what a snapshot of the engine stores. Each frame's rows are
-    /// unpacked when it is read, not now: a held frame is never changed once added, so the list stays
-    /// what the reservoir held at this call, and a snapshot writer on another thread unpacks one frame at
-    /// a time instead of a copy of the whole reservoir (about 150 MB of floats at the defaults), or reads
-    /// each view's levels as held (<see cref="IHeldFrames"/>) and unpacks nothing. The values are the
-    /// levels the search holds; imported, they give the same bytes (<see cref="WindowGrid.StepOf"/>).
-    /// </summary>
-    public IReadOnlyList<ReservoirFrame> Export()
-    {
-        var entries = new Entry[Count];
-        for (int t = 0; t < Count; t++) entries[t] = Oldest(t);
-        return new Exported(entries);
-    }
-
-    /// <summary>Held entries, unpacked on access, or read as held (<see cref="IHeldFrames"/>).</summary>
-    private sealed class Exported(Entry[] entries) : IHeldFrames
-    {
-        public int Count => entries.Length;
-
-        public long IdOf(int index) => entries[index].Id;
-
-        public int[]? KeptOf(int index) => entries[index].Grids is null ? null : (int[])entries[index].Kept.Clone();
-
-        public int ViewsOf(int index) => entries[index].Rows.Length;
-
-        public int LengthOf(int index, int view)
-        {
-            var e = entries[index];
-            return e.Grids is { } g ? g[view].Height * g[view].Width * g[view].Dim : e.Rows[view].Count * e.Rows[view].Dim;
-        }
-
-        public float CopyLevels(int index, int view, Span<sbyte> levels)
-        {
-            var e = entries[index];
-            if (e.Grids is { } g)
-            {
-                g[view].CopyLevels(levels);
-                return g[view].Step;
-            }
-            e.Rows[view].CopyLevels(levels);
-            return e.Rows[view].Step;
-        }
-
-        public ReservoirFrame this[int index]
-        {
-            get
-            {
-                var e = entries[index];
-                return FrameRows(e) is { } whole ? new ReservoirFrame(e.Id, whole, (int[])e.Kept.Clone()) : new ReservoirFrame(e.Id, KeptValues(e));
-            }
-        }
-
-        public IEnumerator<ReservoirFrame> GetEnumerator()
-        {
-            for (int i = 0; i < entries.Length; i++) yield return this[i];
-        }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-    }
-
-    /// <summary>
-    /// Throws unless <paramref name="frame"/> has this reservoir's views and a whole number of rows in each:
-    /// at most <see cref="Keep"/> kept rows, or, for a reservoir with a window, the frame's every patch and
-    /// the indices of at most <see cref="Keep"/> of them.
-    /// </summary>
-    public void Validate(ReservoirFrame frame)
-    {
-        if (_radius >= 0 && frame.Kept is null) throw new ArgumentException($"Frame {frame.Id}: only its kept patches are given; this reservoir searches whole frames in a window and needs every patch.", nameof(frame));
-        if (frame.Rows.Length != _layout.Views.Count) throw new ArgumentException($"Frame {frame.Id}: {frame.Rows.Length} views, this layout has {_layout.Views.Count}.", nameof(frame));
-        int rows = -1;
-        for (int v = 0; v < frame.Rows.Length; v++)
-        {
-            int d = _layout.Views[v].Dim;
-            if (frame.Rows[v].Length == 0 || frame.Rows[v].Length % d != 0) throw new ArgumentException($"Frame {frame.Id}, view {v}: {frame.Rows[v].Length} floats is not a whole number of rows of {d}.", nameof(frame));
-            int n = frame.Rows[v].Length / d;
-            if (rows >= 0 && n != rows) throw new ArgumentException($"Frame {frame.Id}: view {v} holds {n} patches, view 0 {rows}.", nameof(frame));
-            rows = n;
-        }
-        if (frame.Kept is null)
-        {
-            if (rows > Keep) throw new ArgumentException($"Frame {frame.Id}: {rows} patches kept, this reservoir keeps {Keep}.", nameof(frame));
-            return;
-        }
-        if (rows != _layout.Patches) throw new ArgumentException($"Frame {frame.Id}: {rows} patches, a whole frame of this layout has {_layout.Patches}.", nameof(frame));
-        if (frame.Kept.Length == 0 || frame.Kept.Length > Keep) throw new ArgumentException($"Frame {frame.Id}: {frame.Kept.Length} patches kept, this reservoir keeps 1 to {Keep}.", nameof(frame));
-        var seen = new HashSet<int>();
-        foreach (int i in frame.Kept)
-        {
-            if (i < 0 || i >= rows || !seen.Add(i)) throw new ArgumentException($"Frame {frame.Id}: kept patch index {i} is outside 0..{rows - 1} or repeated.", nameof(frame));
-        }
-    }
-
-    /// <summary>Adds a frame as exported by <see cref="Export"/> (a warm restart): no selection, the rows are kept as they are.</summary>
-    public void Import(ReservoirFrame frame)
-    {
-        Validate(frame);
-        if (frame.Kept is { } kept)
-        {
-            Insert(Make(frame.Id, frame.Rows, (int[])kept.Clone()), _radius >= 0 ? frame.Rows : null);
-            return;
-        }
-        int count = frame.Rows[0].Length / _layout.Views[0].Dim;
-        var indices = new int[count];
-        for (int i = 0; i < count; i++) indices[i] = i;
-        var rows = new KeptRows[frame.Rows.Length];
-        for (int v = 0; v < rows.Length; v++) rows[v] = KeptRows.Pack(frame.Rows[v], count, _layout.Views[v].Dim);
-        Insert(new Entry(frame.Id, rows, indices, null), null);
     }
 
     /// <summary>

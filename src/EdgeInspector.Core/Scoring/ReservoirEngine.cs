@@ -263,30 +263,6 @@ public sealed class ReservoirEngine : IDisposable
 public sealed record LearnedState(IReadOnlyList<ReservoirFrame> Frames, float[] Calibration, long Quarantined);
 
 /// <summary>
-/// Reservoir frames as held (what <see cref="FrameReservoir.Export"/> gives), each view also readable as the
-/// levels the search holds (−63…63 of a step) without unpacking the frame into floats: what a snapshot stores.
-/// Why: a whole frame unpacked is six arrays of 400 KB at the defaults, on the large object heap, and a
-/// snapshot of 64 frames made 150 MB of them every minute for the collector.
-/// </summary>
-public interface IHeldFrames : IReadOnlyList<ReservoirFrame>
-{
-    /// <summary>Frame <paramref name="index"/>'s id.</summary>
-    long IdOf(int index);
-
-    /// <summary>Its kept patches' indices (a copy) when its rows are the whole frame; null when they are the kept patches themselves.</summary>
-    int[]? KeptOf(int index);
-
-    /// <summary>Its views.</summary>
-    int ViewsOf(int index);
-
-    /// <summary>Values in its view <paramref name="view"/> (rows × dim).</summary>
-    int LengthOf(int index, int view);
-
-    /// <summary>Its view <paramref name="view"/>'s levels, row-major, into <paramref name="levels"/>; returns the step (a value is its level × the step).</summary>
-    float CopyLevels(int index, int view, Span<sbyte> levels);
-}
-
-/// <summary>
 /// One reservoir frame as kept: its id and, per view, rows (patches × view dim). With <paramref name="Kept"/>
 /// (a reservoir that searches a window), the rows are the frame's every patch and <paramref name="Kept"/> the
 /// indices of its k-center subset; without, the rows are the kept patches themselves.
