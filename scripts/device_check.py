@@ -28,6 +28,12 @@ def say(line=""):
     print(line, flush=True)
 
 
+def judged(line, ok):
+    """A check's line, printed and listed as proven or not."""
+    say(line)
+    (proven if ok else unproven).append(line)
+
+
 def load(d):
     m = json.load(open(os.path.join(d, "manifest.json")))
     views = len(m["dims"])
@@ -140,8 +146,7 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         line = (f"{provider} (session providers {ran_on}): score graph against the .NET CPU outputs, {frames} frames: "
                 f"max |patch diff| {worst_p:.2e}, max |image diff| {worst_i:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {PATCH_TOLERANCE:g} / {TOLERANCE:g}); "
                 f"at {cap} slots (host inputs copied in every run): {one:.2f} ms per frame at batch 1, {batch:.2f} ms per tile in a batch of {TILE_BATCH} run back to back")
-        say(line)
-        (proven if ok else unproven).append(line)
+        judged(line, ok)
         if provider == "CUDAExecutionProvider":
             # What ONNX Runtime's default would do instead: reported, not judged (the service turns TF32 off here).
             try:
@@ -173,8 +178,7 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         updated = store.run(names, x)
         good = all(np.array_equal(u[0], e[1]) and np.array_equal(u[1:], e[1:]) for u, e in zip(updated, expect))
         line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
-        say(line)
-        (proven if good else unproven).append(line)
+        judged(line, good)
         if views is not None:
             onnxruntime_views(open_graph, provider, views)
 
@@ -210,8 +214,7 @@ def onnxruntime_views(open_graph, provider, v):
     batch = median_ms(lambda: session.run(names, taps)) / frames
     line = (f"{provider} (session providers {session.get_providers()}): views graph against the .NET eval's views, {frames} frames: "
             f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g}); {batch:.2f} ms per frame in a batch of {frames}")
-    say(line)
-    (proven if ok else unproven).append(line)
+    judged(line, ok)
     if provider == "CUDAExecutionProvider":
         try:
             tf = open_graph("views.onnx", tf32=True)
@@ -334,8 +337,7 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
         ok = worst_p <= PATCH_TOLERANCE and worst_i <= TOLERANCE
         line = (f"{label}: the score graph's steps against the .NET CPU outputs, {frames} frames: max |patch diff| {worst_p:.2e}, "
                 f"max |image diff| {worst_i:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {PATCH_TOLERANCE:g} / {TOLERANCE:g})")
-        say(line)
-        (proven if ok else unproven).append(line)
+        judged(line, ok)
 
         # Timed at the engine's own capacity: the exported slots repeated, every slot included.
         cap = int(m.get("capacity_full", rows[0].shape[0]))
@@ -373,20 +375,17 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
                 ok = worst <= VIEW_TOLERANCE
                 line = (f"{label}: the views graph's steps against the .NET eval's views, {exp_global.shape[0]} frames: "
                         f"max |diff| {worst:.2e} -> {'PASS' if ok else 'FAIL'} (tolerance {VIEW_TOLERANCE:g})")
-                say(line)
-                (proven if ok else unproven).append(line)
+                judged(line, ok)
             except ImportError as e:
                 unproven.append(f"the views graph's steps in PyTorch: python's onnx (to read views.onnx's weights) is not installed here ({e})")
             except Exception as e:  # a twin that cannot follow this export's graph is a finding, not the end of the check
                 line = f"{label}: the views graph's steps could not be run: FAIL ({type(e).__name__}: {e})"
-                say(line)
-                unproven.append(line)
+                judged(line, False)
         if not cuda:
             return  # a CPU's times say nothing of a GPU's
         one, batch = timed(1), timed(TILE_BATCH)
         line = f"{label}, {cap} slots: {one:.3f} ms per frame at batch 1; {batch / TILE_BATCH:.3f} ms per tile in a batch of {TILE_BATCH} tiles, each against its own reservoir ({batch:.3f} ms the batch)"
-        say(line)
-        proven.append(line)
+        judged(line, True)
 
 
 def main():
