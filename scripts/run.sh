@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The line service on embedded defaults: config/edgeinspector.yaml replays real images
-# (../shared/data/mvtec_ad/bottle/test, shuffled, 5 fps, looping) as the camera, runs the default
+# (../shared/data/magnetic_tile/magnetic_tile/test, shuffled, 5 fps, looping) as the camera, runs the default
 # model and publishes verdicts, rejects, heatmaps and status on an embedded MQTT broker.
 # Watch it from another terminal:
 #   mosquitto_sub -h 127.0.0.1 -p 1883 -i watcher -t 'edgeinspector/#' -v
