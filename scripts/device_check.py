@@ -300,6 +300,11 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
 
     rad = int(m.get("radius", -1))
     gh, gw = int(m["grid_height"]), int(m["grid_width"])
+    span, hp, wp = 2 * rad + 1, gh + 2 * rad, gw + 2 * rad
+    # Where patch (y, x)'s dot at offset (dy, dx) lies in a slot's band products (ScoringGraphs.WindowIndices).
+    window_index = None if rad < 0 else torch.tensor(
+        [[((y + dy) * wp + x + dx) * span * gw + dy * gw + x for dy in range(span) for dx in range(span)]
+         for y in range(gh) for x in range(gw)], dtype=torch.long, device=dev)
 
     def score(qs, rs, gs, ex):
         # qs[v]: [B, P, D]; rs[v]: [B, R, D, K]; gs[v]: [B, R, H+2r, W+2r, D] or None. The same steps as score.onnx, batched over B.
@@ -311,12 +316,13 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
             qv = torch.clamp(torch.round(qv * (1.0 / step)), -63.0, 63.0) * step
             best = torch.matmul(qv.unsqueeze(1), rv).amax(dim=3)           # [B, R, P]: max-dot per slot over the kept rows
             if gs is not None:                                             # the window: every offset's dot, 0 outside the grid
+                # As score.onnx: the query's rows stacked by row offset, one matmul per slot row, then each
+                # patch's (2r+1)^2 dots gathered from it (ScoringGraphs.Window), so no [R, P, D] product is made.
                 b_, r_ = rv.shape[0], rv.shape[1]
-                qg = qv.view(b_, 1, gh, gw, -1)
-                for a in range(2 * rad + 1):
-                    for c in range(2 * rad + 1):
-                        dots = (gs[v][:, :, a:a + gh, c:c + gw, :] * qg).sum(-1).view(b_, r_, gh * gw)
-                        best = torch.maximum(best, dots)
+                qp = torch.nn.functional.pad(qv.view(b_, gh, gw, -1), (0, 0, 0, 0, 2 * rad, 2 * rad))
+                stack = torch.cat([qp[:, 2 * rad - dy:2 * rad - dy + hp] for dy in range(span)], dim=2)  # [B, H+2r, (2r+1)W, D]
+                band = torch.matmul(gs[v], stack.transpose(2, 3).unsqueeze(1))  # [B, R, H+2r, W+2r, (2r+1)W]
+                best = torch.maximum(best, band.reshape(b_, r_, -1)[:, :, window_index].amax(dim=3))
             dist = torch.sqrt(torch.relu(2 - 2 * best))                    # unit distance
             dist = torch.where(ex, inf, dist)                              # excluded slots never count
             means.append(torch.topk(dist, kk, dim=1, largest=False).values.mean(dim=1))  # interval average

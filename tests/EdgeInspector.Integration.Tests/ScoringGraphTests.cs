@@ -100,6 +100,78 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_window_s_gather_indices_point_at_each_patch_s_offset_in_the_band_products()
+    {
+        // A 2×3 grid, radius 1: the band products are [H + 2r = 4][W + 2r = 5][(2r + 1)·W = 9] per slot.
+        // Patch (y, x) at offset (dy, dx) is padded row y + dy, column x + dx, block dy, entry x.
+        long[] index = ScoringGraphs.WindowIndices(2, 3, 1);
+        Assert.Equal(2 * 3 * 9, index.Length);
+        Assert.Equal(0, index[0]);                                  // (0, 0) at (0, 0): row 0, column 0, block 0, entry 0
+        Assert.Equal(((1 * 5) + 1) * 9 + 3 + 0, index[4]);          // (0, 0) at (1, 1), its own place: 57
+        Assert.Equal(((3 * 5) + 2) * 9 + 6 + 2, index[5 * 9 + 6]);  // (1, 2) at (2, 0): 161
+        Assert.Equal(((3 * 5) + 4) * 9 + 6 + 2, index[^1]);         // (1, 2) at (2, 2), the last: 179 of 4·5·9 = 180
+    }
+
+    [Fact]
+    public void On_a_grid_wider_than_it_is_tall_the_graph_engine_gives_the_managed_engine_s_results()
+    {
+        // The real frames' grids are square; here rows and columns differ, so that a row taken for a column
+        // anywhere in the window's layout moves the scores. Each frame is a base pattern shifted by −1, 0 or +1
+        // columns, with noise: the window finds the shifted copies, the kept rows the rest.
+        const int h = 5, w = 7, d = 16;
+        var layout = new FeatureLayout(h, w, [new ViewSpec("t", 1, d), new ViewSpec("t", 3, d)], d);
+        var options = EngineOptions.Default with { Batch = 6, ReservoirFrames = 5, ReservoirKeep = 0.2, ReservoirWindow = 1 };
+        var random = new Random(7);
+        var basis = new float[layout.Views.Count][];
+        for (int v = 0; v < basis.Length; v++)
+        {
+            basis[v] = new float[(w + 2) * h * d];
+            for (int i = 0; i < basis[v].Length; i++) basis[v][i] = (float)(random.NextDouble() * 2 - 1);
+        }
+        var frames = new FrameFeatures[16];
+        for (int f = 0; f < frames.Length; f++)
+        {
+            frames[f] = new FrameFeatures(layout);
+            int shift = f % 3;
+            for (int v = 0; v < basis.Length; v++)
+            {
+                for (int y = 0; y < h; y++)
+                {
+                    for (int x = 0; x < w; x++)
+                    {
+                        var patch = frames[f].Views[v].AsSpan((y * w + x) * d, d);
+                        for (int k = 0; k < d; k++) patch[k] = basis[v][(y * (w + 2) + x + shift) * d + k] + 0.3f * (float)(random.NextDouble() * 2 - 1);
+                        float norm = System.Numerics.Tensors.TensorPrimitives.Norm(patch);
+                        System.Numerics.Tensors.TensorPrimitives.Divide(patch, norm, patch);
+                    }
+                }
+            }
+            for (int k = 0; k < d; k++) frames[f].Global[k] = (float)random.NextDouble();
+        }
+        using var scoring = new OnnxScoring("cpu", new BackboneOptions());
+        using var managed = new ReservoirEngine(layout, options);
+        using var graph = new ReservoirEngine(layout, options, kernel: scoring.Create);
+        Assert.Equal("onnx", graph.ScoringPath);
+        var a = new List<StreamResult>();
+        var b = new List<StreamResult>();
+        for (int i = 0; i < frames.Length; i++)
+        {
+            a.AddRange(managed.Push(frames[i], i));
+            b.AddRange(graph.Push(frames[i], i));
+        }
+        Assert.Equal(frames.Length, a.Count);
+        float worst = 0;
+        for (int i = 0; i < a.Count; i++)
+        {
+            Assert.Equal(a[i].ReferenceFrames, b[i].ReferenceFrames);
+            for (int q = 0; q < a[i].Patches.Length; q++) worst = Math.Max(worst, Math.Abs(a[i].Patches[q] - b[i].Patches[q]));
+            Assert.True(Math.Abs(a[i].Image - b[i].Image) <= Tolerance, $"frame {i}: image {a[i].Image} against {b[i].Image}");
+        }
+        output.WriteLine($"{a.Count} frames of a {h}×{w} grid: largest patch difference {worst:E2}");
+        Assert.True(worst <= PatchTolerance, $"patch scores differ by {worst:E2}");
+    }
+
+    [Fact]
     public void On_real_frames_the_graph_engine_gives_the_managed_engine_s_results_within_the_tolerance()
     {
         var (frames, layout) = Bottles.Value;
