@@ -37,6 +37,9 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// any backbone and tap set a site configures gets graphs of its own shapes (docs/decisions/0011). Fixed
 /// shapes throughout, which TensorRT and the CUDA provider plan best; only <c>k</c>, the interval count,
 /// varies (with the references a frame has) and is an input. No weights: the graphs hold three constants.
+/// Every TopK asks for sorted values, though only their mean is taken: TensorRT 10's ONNX parser takes a
+/// TopK only with <c>sorted</c> = 1 (docs/operators.md of onnx-tensorrt, 10.15), and a node it refuses
+/// goes to the CUDA provider, cutting the graph into several TensorRT engines.
 /// </summary>
 /// <remarks>
 /// <para><b>score</b>. Inputs: <c>query_v</c> [P, D_v], the frame's view v; <c>reservoir_v</c> [R, D_v, K], the
@@ -86,14 +89,14 @@ public static class ScoringGraphs
             g.Node.Add(Node("Relu", [$"gap_{v}"], [$"gap_pos_{v}"]));
             g.Node.Add(Node("Sqrt", [$"gap_pos_{v}"], [$"dist_{v}"]));
             g.Node.Add(Node("Where", ["excluded", "infinity", $"dist_{v}"], [$"masked_{v}"]));
-            g.Node.Add(Node("TopK", [$"masked_{v}", "k"], [$"low_{v}", $"low_index_{v}"], Int("axis", 0), Int("largest", 0), Int("sorted", 0)));
+            g.Node.Add(Node("TopK", [$"masked_{v}", "k"], [$"low_{v}", $"low_index_{v}"], Int("axis", 0), Int("largest", 0), Int("sorted", 1)));
             g.Node.Add(Node("ReduceMean", [$"low_{v}"], [$"interval_{v}"], Ints("axes", 0), Int("keepdims", 0)));
             means.Add($"interval_{v}");
         }
         g.Initializer.Add(Scalar("views", shape.Dims.Length));
         g.Node.Add(Node("Sum", [.. means], ["view_sum"]));
         g.Node.Add(Node("Div", ["view_sum", "views"], ["patches"]));
-        g.Node.Add(Node("TopK", ["patches", "top_n"], ["top", "top_index"], Int("axis", 0), Int("largest", 1), Int("sorted", 0)));
+        g.Node.Add(Node("TopK", ["patches", "top_n"], ["top", "top_index"], Int("axis", 0), Int("largest", 1), Int("sorted", 1)));
         g.Node.Add(Node("ReduceMean", ["top"], ["image"], Ints("axes", 0), Int("keepdims", 0)));
         g.Output.Add(Value("patches", TensorProto.Types.DataType.Float, shape.Patches));
         g.Output.Add(Value("image", TensorProto.Types.DataType.Float));

@@ -231,6 +231,59 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// What TensorRT 10's ONNX parser takes (onnx-tensorrt's docs/operators.md, 10.15): a node it refuses runs on
+    /// the CUDA provider instead, and the graph is cut into several TensorRT engines with copies between them.
+    /// No GPU runs here, so the graphs are held to the documented limits: every operator on its list, a TopK
+    /// sorted with a constant K under 3840 (the interval count, an input, is at most the 64 slots), a Reduce's
+    /// axes an attribute or an initializer where given, Pad in constant mode.
+    /// </summary>
+    [Fact]
+    public void The_graphs_keep_to_what_TensorRT_s_ONNX_parser_takes()
+    {
+        using var backbone = new OnnxBackbone(new BackboneOptions { ModelPath = Shared.Model("resnet50v2_features.onnx"), ExecutionProviders = ["cpu"] });
+        var projector = new ViewProjector(backbone.Layout, 128, ViewProjector.DefaultSeed);
+        var models = new List<(string Name, byte[] Model)>
+        {
+            ("views", backbone.ViewsModel(projector)),
+            ("views, full width", backbone.ViewsModel(null)),
+        };
+        foreach (int radius in new[] { 2, -1 })
+        {
+            var shape = ScoringShape.For(projector.Target, capacity: 64, keep: 49, topN: 1, radius);
+            models.Add(($"score, radius {radius}", ScoringGraphs.Score(shape)));
+            models.Add(($"store, radius {radius}", ScoringGraphs.Store(shape)));
+        }
+        string[] supported =
+        [
+            "Abs", "AveragePool", "Clip", "Concat", "Conv", "Div", "Flatten", "Gather", "GlobalAveragePool", "Greater", "Max",
+            "MatMul", "Mul", "Pad", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Round", "ScatterND",
+            "Shape", "Slice", "Split", "Sqrt", "Sub", "Sum", "TopK", "Transpose", "Where", "Add", "Equal",
+        ];
+        var refused = new List<string>();
+        foreach (var (name, bytes) in models)
+        {
+            var model = Onnx.ModelProto.Parser.ParseFrom(bytes);
+            var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
+            foreach (var node in model.Graph.Node)
+            {
+                string where = $"{name}: {node.OpType} '{node.Name}'";
+                var attributes = node.Attribute.ToDictionary(a => a.Name);
+                if (!supported.Contains(node.OpType)) refused.Add($"{where} is not on the list");
+                if (node.OpType == "TopK")
+                {
+                    if (!attributes.TryGetValue("sorted", out var sorted) || sorted.I != 1) refused.Add($"{where}: sorted must be 1");
+                    if (initializers.Contains(node.Input[1]) && model.Graph.Initializer.Single(i => i.Name == node.Input[1]).Int64Data[0] >= 3840) refused.Add($"{where}: K must be under 3840");
+                }
+                // Without axes a Reduce takes every axis; axes given as an input must be constant.
+                if (node.OpType.StartsWith("Reduce", StringComparison.Ordinal) && node.Input.Count > 1 && node.Input[1] != "" && !initializers.Contains(node.Input[1]))
+                    refused.Add($"{where}: axes must be an initializer");
+                if (node.OpType == "Pad" && attributes.TryGetValue("mode", out var mode) && mode.S.ToStringUtf8() != "constant") refused.Add($"{where}: constant padding only");
+            }
+        }
+        Assert.True(refused.Count == 0, string.Join("\n", refused));
+    }
+
     [Theory]
     [InlineData(128)] // the default: projected before the pooling
     [InlineData(0)]   // full width, no projection
