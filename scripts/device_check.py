@@ -70,11 +70,23 @@ def feeds(q, r, excluded, k, f):
     return x
 
 
+def slots_of(g):
+    """A view's window grids as the graphs hold them, [H+2r, blocks, D, B, R], as one frame per slot: [R, H+2r, blocks*B, D]."""
+    hp, nb, d, b, r = g.shape
+    return np.ascontiguousarray(g.transpose(4, 0, 1, 3, 2).reshape(r, hp, nb * b, d))
+
+
+def grids_of(s, b):
+    """slots_of's inverse, for blocks of b columns."""
+    r, hp, wg, d = s.shape
+    return np.ascontiguousarray(s.reshape(r, hp, wg // b, b, d).transpose(1, 2, 4, 3, 0))
+
+
 def full(r, capacity):
     """The exported slots repeated to the engine's capacity: what score_full.onnx is timed on."""
     rows, grids = r
     rep = lambda a: np.ascontiguousarray(np.resize(a, (capacity,) + a.shape[1:]))
-    return [rep(a) for a in rows], (None if grids is None else [rep(a) for a in grids])
+    return [rep(a) for a in rows], (None if grids is None else [grids_of(rep(slots_of(g)), g.shape[3]) for g in grids])
 
 
 def median_ms(fn, runs=RUNS, warm=3):
@@ -172,11 +184,13 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
             if grids is not None:
                 h, w = int(m["grid_height"]), int(m["grid_width"])
                 x[f"grid_{v}"] = grids[v]
-                x[f"frame_{v}"] = np.ascontiguousarray(grids[v][1:2, rad:rad + h, rad:rad + w, :])
+                x[f"frame_{v}"] = np.ascontiguousarray(slots_of(grids[v])[1:2, rad:rad + h, rad:rad + w, :])
                 names.append(f"updated_grid_{v}")
                 expect.append(grids[v])
         updated = store.run(names, x)
-        good = all(np.array_equal(u[0], e[1]) and np.array_equal(u[1:], e[1:]) for u, e in zip(updated, expect))
+        per_slot = lambda a: slots_of(a) if a.ndim == 5 else a
+        good = all(np.array_equal(per_slot(u)[0], per_slot(e)[1]) and np.array_equal(per_slot(u)[1:], per_slot(e)[1:])
+                   for u, e in zip(updated, expect))
         line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
         judged(line, good)
         if views is not None:
@@ -300,14 +314,19 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
 
     rad = int(m.get("radius", -1))
     gh, gw = int(m["grid_height"]), int(m["grid_width"])
-    span, hp, wp = 2 * rad + 1, gh + 2 * rad, gw + 2 * rad
-    # Where patch (y, x)'s dot at offset (dy, dx) lies in a slot's band products (ScoringGraphs.WindowIndices).
+    blk = int(m["window_block"]) if rad >= 0 else 1
+    span, hp, cols = 2 * rad + 1, gh + 2 * rad, blk + 2 * rad
+    nb = (gw + 2 * rad + blk - 1) // blk
+    # Where patch (y, x)'s dot at offset (dy, dx) lies in the band products (ScoringGraphs.WindowIndices):
+    # padded row y+dy, block (x+dx)//B, offset dy, query column x - B*block + 2r, column (x+dx) % B of the block.
     window_index = None if rad < 0 else torch.tensor(
-        [[((y + dy) * wp + x + dx) * span * gw + dy * gw + x for dy in range(span) for dx in range(span)]
+        [[((((y + dy) * nb + (x + dx) // blk) * span + dy) * cols + x - blk * ((x + dx) // blk) + 2 * rad) * blk + (x + dx) % blk
+          for dy in range(span) for dx in range(span)]
          for y in range(gh) for x in range(gw)], dtype=torch.long, device=dev)
+    block_columns = None if rad < 0 else (torch.arange(cols, device=dev) + blk * torch.arange(nb, device=dev)[:, None])
 
     def score(qs, rs, gs, ex):
-        # qs[v]: [B, P, D]; rs[v]: [B, R, D, K]; gs[v]: [B, R, H+2r, W+2r, D] or None. The same steps as score.onnx, batched over B.
+        # qs[v]: [B, P, D]; rs[v]: [B, R, D, K]; gs[v]: [B, H+2r, blocks, D, Bc, R] or None. The same steps as score.onnx, batched over B.
         means = []
         for v, (qv, rv) in enumerate(zip(qs, rs)):
             # the query at its levels, as score.onnx and the managed search take it (kept rows and grids come at theirs)
@@ -316,13 +335,16 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
             qv = torch.clamp(torch.round(qv * (1.0 / step)), -63.0, 63.0) * step
             best = torch.matmul(qv.unsqueeze(1), rv).amax(dim=3)           # [B, R, P]: max-dot per slot over the kept rows
             if gs is not None:                                             # the window: every offset's dot, 0 outside the grid
-                # As score.onnx: the query's rows stacked by row offset, one matmul per slot row, then each
-                # patch's (2r+1)^2 dots gathered from it (ScoringGraphs.Window), so no [R, P, D] product is made.
-                b_, r_ = rv.shape[0], rv.shape[1]
-                qp = torch.nn.functional.pad(qv.view(b_, gh, gw, -1), (0, 0, 0, 0, 2 * rad, 2 * rad))
-                stack = torch.cat([qp[:, 2 * rad - dy:2 * rad - dy + hp] for dy in range(span)], dim=2)  # [B, H+2r, (2r+1)W, D]
-                band = torch.matmul(gs[v], stack.transpose(2, 3).unsqueeze(1))  # [B, R, H+2r, W+2r, (2r+1)W]
-                best = torch.maximum(best, band.reshape(b_, r_, -1)[:, :, window_index].amax(dim=3))
+                # As score.onnx: per padded row and block of Bc columns, the query's rows at the block's Bc + 2r
+                # columns stacked by row offset, one matmul against every slot's block, then each patch's
+                # (2r+1)^2 dots gathered from it (ScoringGraphs.Window), so no [R, P, D] product is made.
+                b_, r_, d_ = rv.shape[0], rv.shape[1], rv.shape[2]
+                qp = torch.nn.functional.pad(qv.view(b_, gh, gw, -1), (0, 0, 2 * rad, nb * blk - gw, 2 * rad, 2 * rad))
+                qb = qp[:, :, block_columns]                               # [B, H+4r, blocks, Bc+2r, D]
+                stack = torch.cat([qb[:, 2 * rad - dy:2 * rad - dy + hp] for dy in range(span)], dim=3)  # [B, H+2r, blocks, (2r+1)(Bc+2r), D]
+                band = torch.matmul(stack, gs[v].reshape(b_, hp, nb, d_, blk * r_))  # [B, H+2r, blocks, (2r+1)(Bc+2r), Bc*R]
+                window = band.reshape(b_, -1, r_)[:, window_index].amax(dim=2)  # [B, P, R]
+                best = torch.maximum(best, window.transpose(1, 2))
             dist = torch.sqrt(torch.relu(2 - 2 * best))                    # unit distance
             dist = torch.where(ex, inf, dist)                              # excluded slots never count
             means.append(torch.topk(dist, kk, dim=1, largest=False).values.mean(dim=1))  # interval average
@@ -336,7 +358,7 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
     gs = None if grids is None else [torch.from_numpy(x).to(dev).unsqueeze(0) for x in grids]
     with torch.no_grad():
         patches, image = score(qs, [x.expand(frames, -1, -1, -1) for x in rs],
-                               None if gs is None else [x.expand(frames, -1, -1, -1, -1) for x in gs], ex)
+                               None if gs is None else [x.expand(frames, -1, -1, -1, -1, -1) for x in gs], ex)
         sync()
         worst_p = float((patches.cpu() - torch.from_numpy(exp_p)).abs().max())
         worst_i = float((image.cpu() - torch.from_numpy(exp_i)).abs().max())
@@ -357,7 +379,7 @@ def torch_check(m, q, r, excluded, k, top_n, exp_p, exp_i, d=None, v=None):
             nonlocal kk
             qb = [x[:1].expand(b, -1, -1).contiguous() for x in qs]
             rb = [x.expand(b, -1, -1, -1).contiguous() for x in rs_f]
-            gb = None if gs_f is None else [x.expand(b, -1, -1, -1, -1).contiguous() for x in gs_f]
+            gb = None if gs_f is None else [x.expand(b, -1, -1, -1, -1, -1).contiguous() for x in gs_f]
             kk = kk_full
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             for _ in range(3):

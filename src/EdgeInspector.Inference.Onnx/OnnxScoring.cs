@@ -81,7 +81,7 @@ public sealed class OnnxScoring : IDisposable
 
 /// <summary>
 /// One reservoir's slots as two buffers per view in the provider's memory (<c>[R, D, K]</c>, and with a window
-/// <c>[R, H + 2r, W + 2r, D]</c>): the store graph reads the current ones and writes the spares, which then
+/// the whole frames' grids, <see cref="ScoringShape.GridDims"/>): the store graph reads the current ones and writes the spares, which then
 /// become current. A frame is scored by the score graph over the current buffers; only its views go in and
 /// only its patch scores and image score come out.
 /// </summary>
@@ -126,7 +126,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
                 storeInputs.AddRange([$"reservoir_{v}", $"rows_{v}"]);
                 storeOutputs.Add($"updated_{v}");
                 if (!shape.Windowed) continue;
-                long[] grid = [shape.Capacity, shape.Height + 2 * shape.Radius, shape.Width + 2 * shape.Radius, shape.Dims[v]];
+                long[] grid = shape.GridDims(v);
                 _frames[v] = new float[shape.Patches * shape.Dims[v]];
                 _current[v * 2 + 1] = Allocate(grid);
                 _spare[v * 2 + 1] = Allocate(grid);

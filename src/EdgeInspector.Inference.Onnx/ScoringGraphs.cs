@@ -28,6 +28,22 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
     /// <summary>True when each slot also holds its whole frame for the window search.</summary>
     public bool Windowed => Radius >= 0;
 
+    /// <summary>
+    /// Columns per block of the window's grids (B; see <see cref="ScoringGraphs"/>' window search). 2 does 1.2×
+    /// the multiply-adds of 1 and gives each batched MatMul 2·R columns, where 1 gives it R; on the CPU provider
+    /// the score graph ran fastest at 2 of 1, 2, 4 and 8 (docs/accelerator.md).
+    /// </summary>
+    public int Block => 2;
+
+    /// <summary>Rows of a window grid: the frame's, zero-padded by r above and below (H + 2r).</summary>
+    public int GridRows => Height + 2 * Radius;
+
+    /// <summary>Column blocks of a window grid: W + 2r columns (r of zeros either side) rounded up to whole blocks.</summary>
+    public int GridBlocks => (Width + 2 * Radius + Block - 1) / Block;
+
+    /// <summary>The shape of one view's window grids, every slot's: [H + 2r, blocks, D_v, B, R] (slot innermost).</summary>
+    public long[] GridDims(int view) => [GridRows, GridBlocks, Dims[view], Block, Capacity];
+
     /// <summary>A key that tells shapes apart (records compare arrays by reference).</summary>
     public string Key => $"p{Patches}-{Height}x{Width}-d{string.Join('.', Dims)}-r{Capacity}-k{Keep}-n{TopN}-w{Radius}";
 }
@@ -51,15 +67,18 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// set to +∞ by Where (not by an addition, so that a slot's uninitialised device memory cannot turn into a
 /// NaN); TopK smallest k over R and their mean (the interval average). The views' mean is <c>patches</c>
 /// [P]; the mean of its TopN largest is <c>image</c> [].</para>
-/// <para>With a window of radius r, also <c>grid_v</c> [R, H + 2r, W + 2r, D_v], every slot's whole frame
-/// zero-padded by r, at the levels the managed search holds it in (<see cref="WindowGrid.Quantise"/>, applied
-/// by the kernel before the store graph): one MatMul of every slot's padded rows against the query's rows
-/// stacked by offset gives the dots of every offset (0 outside the grid), a Gather takes each patch's
-/// (2r + 1)², and the largest of those and of the kept rows' ReduceMax is the max-dot.</para>
+/// <para>With a window of radius r, also <c>grid_v</c> [H + 2r, blocks, D_v, B, R], every slot's whole frame
+/// zero-padded by r (and to whole blocks of B columns), at the levels the managed search holds it in (<see
+/// cref="WindowGrid.Quantise"/>, applied by the kernel before the store graph), in blocks of B columns with the
+/// slot innermost (<see cref="ScoringShape.GridDims"/>, <see cref="SlotGrid"/>): one batched MatMul of the
+/// query's rows, stacked per block by offset, against every slot's block gives the dots of every offset (0
+/// outside the grid), a Gather takes each patch's (2r + 1)², and the largest of those and of the kept rows'
+/// ReduceMax is the max-dot.</para>
 /// <para><b>store</b>. ScatterND writes one slot's rows (<c>rows_v</c> [1, D_v, K]) at <c>slot</c> [1, 1]
 /// into a copy of <c>reservoir_v</c>: the new reservoir is an output bound to the second of two
 /// device buffers, so a frame that enters the reservoir goes to the device once and stays there. With a
-/// window, <c>frame_v</c> [1, H, W, D_v] is zero-padded by Pad and written into <c>grid_v</c> the same way.</para>
+/// window, <c>frame_v</c> [1, H, W, D_v] is zero-padded by Pad, laid out in blocks and written into
+/// <c>grid_v</c> at the slot by ScatterElements on the slot axis.</para>
 /// </remarks>
 public static partial class ScoringGraphs
 {
@@ -136,75 +155,119 @@ public static partial class ScoringGraphs
     /// and, for each offset, the dot of every query patch with the slot's patch at that offset.
     /// </summary>
     /// <remarks>
-    /// One MatMul for all (2r + 1)² offsets, so that no [R, P, D] product is ever written: the query's rows
-    /// are stacked so that padded grid row Y' meets, in its (2r + 1) column blocks, the query rows Y' − dy
-    /// (dy = 0…2r; a row outside the grid is zeros). Each slot's padded row [W + 2r, D] times that stack
-    /// [D, (2r + 1)·W] gives every dot of the row band, and a Gather takes the (2r + 1)² a patch needs:
-    /// query patch (y, x) at offset (dy, dx) is row Y' = y + dy, column x + dx, block dy, entry x. The
-    /// MatMul does (H + 2r)(W + 2r) / (H·(2r + 1)) times the multiply-adds the window needs (7.3× at 28×28,
-    /// r = 2) and reads the reservoir once; a Slice, a Mul and a ReduceSum per offset would write and read
-    /// (2r + 1)² slot-sized products, which a GPU pays for with its memory bandwidth, not its arithmetic.
+    /// <para>One batched MatMul for all (2r + 1)² offsets, so that no [R, P, D] product is ever written. The
+    /// grids are held in column blocks of B, slot innermost: <c>grid_v</c> [H + 2r, blocks, D, B, R], read as
+    /// [H + 2r, blocks, D, B·R], is for each padded row and block one matrix of every slot's B columns. A
+    /// block's columns are within r of only B + 2r query columns, so the query is stacked per padded row Y'
+    /// and block as its rows Y' − dy (dy = 0…2r) at those columns: [H + 2r, blocks, (2r + 1)(B + 2r), D],
+    /// zeros outside the grid. The MatMul of the two gives, per row and block, every dot the window can need
+    /// of every slot at once, and a Gather takes each patch's (2r + 1)² (<see cref="WindowIndices"/>).</para>
+    /// <para>It does (H + 2r)·blocks·B·(B + 2r) / (H·W·(2r + 1)) times the multiply-adds the window needs
+    /// (1.6× at 28×28, r = 2, B = 2) and reads each grid once. Rows against the query's whole rows, with no
+    /// blocks, did 7.3×; a Slice, a Mul and a ReduceSum per offset wrote and read (2r + 1)² slot-sized
+    /// products, which a GPU pays for with its memory bandwidth, not its arithmetic.</para>
     /// </remarks>
     private static void Window(GraphProto g, ScoringShape shape, int v)
     {
         int d = shape.Dims[v], h = shape.Height, w = shape.Width, r = shape.Radius, span = 2 * r + 1;
-        int hp = h + 2 * r, wp = w + 2 * r;
+        int hp = shape.GridRows, blocks = shape.GridBlocks, b = shape.Block, cols = b + 2 * r;
         if (v == 0)
         {
-            g.Initializer.Add(Int64s("window_query_pads", 2 * r, 0, 0, 2 * r, 0, 0));
+            // The query's grid padded so that padded [a, c] is query [a − 2r, c − 2r]: 2r rows either side,
+            // 2r columns on the left and up to the last block's end on the right.
+            g.Initializer.Add(Int64s("window_query_pads", 2 * r, 2 * r, 0, 2 * r, (long)blocks * b - w, 0));
             g.Initializer.Add(Int64s("window_row_axis", 0));
-            g.Initializer.Add(Int64s("window_flat", shape.Capacity, (long)hp * wp * span * w));
+            g.Initializer.Add(BlockColumns("window_columns", blocks, b, cols));
             for (int dy = 0; dy < span; dy++)
             {
                 g.Initializer.Add(Int64s($"window_band_start_{dy}", 2 * r - dy));
                 g.Initializer.Add(Int64s($"window_band_end_{dy}", 2 * r - dy + hp));
             }
-            g.Initializer.Add(WindowIndex("window_index", h, w, r));
+            g.Initializer.Add(Int64s("window_flat", (long)hp * blocks * span * cols * b, shape.Capacity));
+            g.Initializer.Add(WindowIndex("window_index", shape));
         }
-        g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, hp, wp, d));
+        g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.GridDims(v)));
+        g.Initializer.Add(Int64s($"grid_matrix_shape_{v}", hp, blocks, d, (long)b * shape.Capacity));
         g.Initializer.Add(Int64s($"query_grid_shape_{v}", h, w, d));
         g.Node.Add(Node("Reshape", [$"query_quantised_{v}", $"query_grid_shape_{v}"], [$"query_grid_{v}"]));
-        g.Node.Add(Node("Pad", [$"query_grid_{v}", "window_query_pads"], [$"query_rows_{v}"]));
+        g.Node.Add(Node("Pad", [$"query_grid_{v}", "window_query_pads"], [$"query_padded_{v}"]));
+        g.Node.Add(Node("Gather", [$"query_padded_{v}", "window_columns"], [$"query_blocks_{v}"], Int("axis", 1)));
         var bands = new string[span];
         for (int dy = 0; dy < span; dy++)
         {
             bands[dy] = $"query_band_{v}_{dy}";
-            g.Node.Add(Node("Slice", [$"query_rows_{v}", $"window_band_start_{dy}", $"window_band_end_{dy}", "window_row_axis"], [bands[dy]]));
+            g.Node.Add(Node("Slice", [$"query_blocks_{v}", $"window_band_start_{dy}", $"window_band_end_{dy}", "window_row_axis"], [bands[dy]]));
         }
-        g.Node.Add(Node("Concat", bands, [$"query_stack_{v}"], Int("axis", 1)));
-        g.Node.Add(Node("Transpose", [$"query_stack_{v}"], [$"query_stack_t_{v}"], Ints("perm", 0, 2, 1)));
-        g.Node.Add(Node("MatMul", [$"grid_{v}", $"query_stack_t_{v}"], [$"band_dots_{v}"]));
+        g.Node.Add(Node("Concat", bands, [$"query_stack_{v}"], Int("axis", 2)));
+        g.Node.Add(Node("Reshape", [$"grid_{v}", $"grid_matrix_shape_{v}"], [$"grid_matrix_{v}"]));
+        g.Node.Add(Node("MatMul", [$"query_stack_{v}", $"grid_matrix_{v}"], [$"band_dots_{v}"]));
         g.Node.Add(Node("Reshape", [$"band_dots_{v}", "window_flat"], [$"band_flat_{v}"]));
-        g.Node.Add(Node("Gather", [$"band_flat_{v}", "window_index"], [$"window_dots_{v}"], Int("axis", 1)));
-        g.Node.Add(Node("ReduceMax", [$"window_dots_{v}"], [$"window_best_{v}"], Ints("axes", 2), Int("keepdims", 0)));
+        g.Node.Add(Node("Gather", [$"band_flat_{v}", "window_index"], [$"window_dots_{v}"], Int("axis", 0)));
+        g.Node.Add(Node("ReduceMax", [$"window_dots_{v}"], [$"window_best_pr_{v}"], Ints("axes", 1), Int("keepdims", 0)));
+        g.Node.Add(Node("Transpose", [$"window_best_pr_{v}"], [$"window_best_{v}"], Ints("perm", 1, 0)));
         g.Node.Add(Node("Max", [$"kept_best_{v}", $"window_best_{v}"], [$"best_{v}"]));
     }
 
     /// <summary>
-    /// [P, (2r + 1)²]: where each query patch's dot at each offset lies in the window MatMul's output
-    /// flattened per slot ([H + 2r][W + 2r][(2r + 1)·W], see <see cref="Window"/>).
+    /// [P, (2r + 1)²]: the row of each query patch's dot at each offset in the window MatMul's output, flattened
+    /// to [(H + 2r)·blocks·(2r + 1)·(B + 2r)·B, R] (see <see cref="Window"/>). Patch (y, x) at offset (dy, dx)
+    /// meets padded row Y' = y + dy, column X' = x + dx: block X' / B, column X' mod B of it, query band dy,
+    /// and the query's column x, which is column x − B·block + 2r of that block's B + 2r.
     /// </summary>
-    internal static long[] WindowIndices(int h, int w, int r)
+    internal static long[] WindowIndices(ScoringShape shape)
     {
-        int span = 2 * r + 1, wp = w + 2 * r, cols = span * w;
+        int h = shape.Height, w = shape.Width, r = shape.Radius, span = 2 * r + 1, b = shape.Block, cols = b + 2 * r, blocks = shape.GridBlocks;
         var index = new long[h * w * span * span];
         int i = 0;
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 for (int dy = 0; dy < span; dy++)
                     for (int dx = 0; dx < span; dx++)
-                        index[i++] = ((long)(y + dy) * wp + (x + dx)) * cols + (long)dy * w + x;
+                    {
+                        int row = y + dy, column = x + dx, block = column / b;
+                        index[i++] = ((((long)row * blocks + block) * span + dy) * cols + (x - block * b + 2 * r)) * b + column % b;
+                    }
         return index;
     }
 
-    private static TensorProto WindowIndex(string name, int h, int w, int r)
+    private static TensorProto WindowIndex(string name, ScoringShape shape)
     {
-        int span = 2 * r + 1;
+        int span = 2 * shape.Radius + 1;
         var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        t.Dims.Add(h * w);
+        t.Dims.Add(shape.Patches);
         t.Dims.Add(span * span);
-        t.Int64Data.AddRange(WindowIndices(h, w, r));
+        t.Int64Data.AddRange(WindowIndices(shape));
         return t;
+    }
+
+    /// <summary>[blocks, B + 2r]: block b's query columns in the padded query, B·b onwards.</summary>
+    private static TensorProto BlockColumns(string name, int blocks, int b, int cols)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Dims.Add(blocks);
+        t.Dims.Add(cols);
+        for (int k = 0; k < blocks; k++)
+            for (int j = 0; j < cols; j++) t.Int64Data.Add((long)k * b + j);
+        return t;
+    }
+
+    /// <summary>
+    /// One frame's levels ([H, W, D], row-major) written into <paramref name="grid"/> (<see
+    /// cref="ScoringShape.GridDims"/>, row-major) at <paramref name="slot"/>, as the store graph writes them;
+    /// the padding is left as it is (zeros in a new buffer).
+    /// </summary>
+    public static void SlotGrid(ScoringShape shape, int dim, ReadOnlySpan<float> levels, int slot, Span<float> grid)
+    {
+        int h = shape.Height, w = shape.Width, r = shape.Radius, b = shape.Block, blocks = shape.GridBlocks, cap = shape.Capacity;
+        if (!shape.Windowed) throw new InvalidOperationException("This shape searches no window.");
+        if (levels.Length < h * w * dim || grid.Length < (long)shape.GridRows * blocks * dim * b * cap) throw new ArgumentException($"A [{h}, {w}, {dim}] frame into [{shape.GridRows}, {blocks}, {dim}, {b}, {cap}] grids.");
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int row = y + r, column = x + r, block = column / b, inBlock = column % b;
+                long at = (((long)row * blocks + block) * dim * b + inBlock) * cap + slot;
+                for (int k = 0; k < dim; k++) grid[(int)(at + (long)k * b * cap)] = levels[(y * w + x) * dim + k];
+            }
     }
 
     /// <summary>
@@ -228,8 +291,14 @@ public static partial class ScoringGraphs
     {
         var g = new GraphProto { Name = "edgeinspector_store" };
         g.Input.Add(Value("slot", TensorProto.Types.DataType.Int64, 1, 1));
-        int r = shape.Radius, hp = shape.Height + 2 * r, wp = shape.Width + 2 * r;
-        if (shape.Windowed) g.Initializer.Add(Int64s("pads", 0, r, r, 0, 0, r, r, 0));
+        int r = shape.Radius, h = shape.Height, w = shape.Width, hp = shape.GridRows, blocks = shape.GridBlocks, b = shape.Block;
+        if (shape.Windowed)
+        {
+            // The frame zero-padded to the grid's rows and whole blocks, then each block's columns after its D.
+            g.Initializer.Add(Int64s("pads", 0, r, r, 0, 0, r, (long)blocks * b - w - r, 0));
+            g.Initializer.Add(Int64s("slot_cell", 1, 1, 1, 1, 1));
+            g.Node.Add(Node("Reshape", ["slot", "slot_cell"], ["slot_one"]));
+        }
         for (int v = 0; v < shape.Dims.Length; v++)
         {
             int d = shape.Dims[v];
@@ -238,11 +307,17 @@ public static partial class ScoringGraphs
             g.Node.Add(Node("ScatterND", [$"reservoir_{v}", "slot", $"rows_{v}"], [$"updated_{v}"]));
             g.Output.Add(Value($"updated_{v}", TensorProto.Types.DataType.Float, shape.Capacity, d, shape.Keep));
             if (!shape.Windowed) continue;
-            g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, hp, wp, d));
-            g.Input.Add(Value($"frame_{v}", TensorProto.Types.DataType.Float, 1, shape.Height, shape.Width, d));
+            g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.GridDims(v)));
+            g.Input.Add(Value($"frame_{v}", TensorProto.Types.DataType.Float, 1, h, w, d));
+            g.Initializer.Add(Int64s($"frame_blocks_{v}", hp, blocks, b, d));
+            g.Initializer.Add(Int64s($"frame_cells_{v}", hp, blocks, d, b, 1));
             g.Node.Add(Node("Pad", [$"frame_{v}", "pads"], [$"padded_{v}"]));
-            g.Node.Add(Node("ScatterND", [$"grid_{v}", "slot", $"padded_{v}"], [$"updated_grid_{v}"]));
-            g.Output.Add(Value($"updated_grid_{v}", TensorProto.Types.DataType.Float, shape.Capacity, hp, wp, d));
+            g.Node.Add(Node("Reshape", [$"padded_{v}", $"frame_blocks_{v}"], [$"blocked_{v}"]));
+            g.Node.Add(Node("Transpose", [$"blocked_{v}"], [$"blocked_t_{v}"], Ints("perm", 0, 1, 3, 2)));
+            g.Node.Add(Node("Reshape", [$"blocked_t_{v}", $"frame_cells_{v}"], [$"cells_{v}"]));
+            g.Node.Add(Node("Expand", ["slot_one", $"frame_cells_{v}"], [$"slot_cells_{v}"]));
+            g.Node.Add(Node("ScatterElements", [$"grid_{v}", $"slot_cells_{v}", $"cells_{v}"], [$"updated_grid_{v}"], Int("axis", 4)));
+            g.Output.Add(Value($"updated_grid_{v}", TensorProto.Types.DataType.Float, shape.GridDims(v)));
         }
         return Model(g);
     }

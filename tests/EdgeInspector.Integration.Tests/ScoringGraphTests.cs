@@ -99,14 +99,21 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     [Fact]
     public void The_window_s_gather_indices_point_at_each_patch_s_offset_in_the_band_products()
     {
-        // A 2×3 grid, radius 1: the band products are [H + 2r = 4][W + 2r = 5][(2r + 1)·W = 9] per slot.
-        // Patch (y, x) at offset (dy, dx) is padded row y + dy, column x + dx, block dy, entry x.
-        long[] index = ScoringGraphs.WindowIndices(2, 3, 1);
+        // A 2×3 grid, radius 1, blocks of 2 columns: padded rows H + 2r = 4, W + 2r = 5 columns in 3 blocks, each
+        // block against the query's B + 2r = 4 columns of each of the 2r + 1 = 3 row offsets. The MatMul's rows
+        // are [4 rows][3 blocks][3 offsets][4 query columns][2 block columns] = 288 per slot.
+        // Patch (y, x) at offset (dy, dx) is padded row y + dy, column x + dx (block (x + dx) / 2, column
+        // (x + dx) mod 2 of it), offset dy, query column x − 2·block + 2.
+        var shape = new ScoringShape(6, [4], 1, 1, 1, 2, 3, 1);
+        Assert.Equal(2, shape.Block);
+        Assert.Equal([4L, 3, 4, 2, 1], shape.GridDims(0));
+        long[] index = ScoringGraphs.WindowIndices(shape);
         Assert.Equal(2 * 3 * 9, index.Length);
-        Assert.Equal(0, index[0]);                                  // (0, 0) at (0, 0): row 0, column 0, block 0, entry 0
-        Assert.Equal(((1 * 5) + 1) * 9 + 3 + 0, index[4]);          // (0, 0) at (1, 1), its own place: 57
-        Assert.Equal(((3 * 5) + 2) * 9 + 6 + 2, index[5 * 9 + 6]);  // (1, 2) at (2, 0): 161
-        Assert.Equal(((3 * 5) + 4) * 9 + 6 + 2, index[^1]);         // (1, 2) at (2, 2), the last: 179 of 4·5·9 = 180
+        Assert.Equal(((0 * 3 + 0) * 4 + 2) * 2 + 0, index[0]);               // (0, 0) at (0, 0): row 0, block 0, offset 0, query column 2: 4
+        Assert.Equal((((1 * 3 + 0) * 3 + 1) * 4 + 2) * 2 + 1, index[4]);     // (0, 0) at (1, 1), its own place: 85
+        Assert.Equal((((3 * 3 + 1) * 3 + 2) * 4 + 2) * 2 + 0, index[5 * 9 + 6]); // (1, 2) at (2, 0): column 2, block 1: 260
+        Assert.Equal((((3 * 3 + 2) * 3 + 2) * 4 + 0) * 2 + 0, index[^1]);    // (1, 2) at (2, 2): column 4, block 2, query column 0: 280 of 288
+        Assert.Equal([4L, 85, 260, 280], new[] { index[0], index[4], index[51], index[^1] });
     }
 
     [Fact]
@@ -253,8 +260,8 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         }
         string[] supported =
         [
-            "Abs", "AveragePool", "Clip", "Concat", "Conv", "Div", "Flatten", "Gather", "GlobalAveragePool", "Greater", "Max",
-            "MatMul", "Mul", "Pad", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Round", "ScatterND",
+            "Abs", "AveragePool", "Clip", "Concat", "Conv", "Div", "Expand", "Flatten", "Gather", "GlobalAveragePool", "Greater", "Max",
+            "MatMul", "Mul", "Pad", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Round", "ScatterElements", "ScatterND",
             "Shape", "Slice", "Split", "Sqrt", "Sub", "Sum", "TopK", "Transpose", "Where", "Add", "Equal",
         ];
         var refused = new List<string>();

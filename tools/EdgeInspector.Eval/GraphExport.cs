@@ -97,18 +97,15 @@ internal static class GraphExport
             Npy.Write(Path.Combine(dir, $"reservoir_{v}.npy"), slots, [r, d, keep]);
             if (shape.Windowed)
             {
-                // [R, H + 2r, W + 2r, D], zero outside each frame, at the frame's levels: what the store graph writes.
-                int hp = gh + 2 * radius, wp = gw + 2 * radius;
-                var grid = new float[r * hp * wp * d];
+                // Zero outside each frame, at the frame's levels, in the graphs' blocks: what the store graph writes.
+                var grid = new float[shape.GridDims(v).Aggregate(1L, (a, n) => a * n)];
                 var levels = new float[gh * gw * d];
                 for (int s = 0; s < held.Length; s++)
                 {
                     WindowGrid.Quantise(held[s].Rows[v].AsSpan(0, gh * gw * d), levels);
-                    for (int y = 0; y < gh; y++)
-                        for (int x = 0; x < gw; x++)
-                            levels.AsSpan((y * gw + x) * d, d).CopyTo(grid.AsSpan((((s * hp) + y + radius) * wp + x + radius) * d, d));
+                    ScoringGraphs.SlotGrid(shape, d, levels, s, grid);
                 }
-                Npy.Write(Path.Combine(dir, $"grid_{v}.npy"), grid, [r, hp, wp, d]);
+                Npy.Write(Path.Combine(dir, $"grid_{v}.npy"), grid, shape.GridDims(v));
             }
             var queries = new float[f * p * d];
             for (int i = 0; i < f; i++) frames[i].Features.Views[v].AsSpan(0, p * d).CopyTo(queries.AsSpan(i * p * d));
@@ -124,10 +121,11 @@ internal static class GraphExport
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteString("graphs", "score.onnx: inputs excluded [R,1] bool, k [1] int64, query_v [P,D_v], reservoir_v [R,D_v,K], with a window grid_v [R,H+2r,W+2r,D_v]; outputs patches [P], image []. " +
+            w.WriteString("graphs", "score.onnx: inputs excluded [R,1] bool, k [1] int64, query_v [P,D_v], reservoir_v [R,D_v,K], with a window grid_v [H+2r,blocks,D_v,B,R] (each slot's frame zero-padded by r and to whole blocks of B columns); outputs patches [P], image []. " +
                 "store.onnx: slot [1,1] int64, reservoir_v, rows_v [1,D_v,K], with a window grid_v and frame_v [1,H,W,D_v]; outputs updated_v (and updated_grid_v). " +
                 "score_full.onnx / store_full.onnx: the same at the engine's capacity");
             w.WriteNumber("radius", radius);
+            if (shape.Windowed) w.WriteNumber("window_block", shape.Block);
             w.WriteNumber("capacity_full", full.Capacity);
             w.WriteNumber("opset", ScoringGraphs.Opset);
             w.WriteNumber("patches", p);
