@@ -21,21 +21,42 @@ public sealed class OnnxScoring : IDisposable
 
     /// <summary>Scoring on <paramref name="provider"/> ("tensorrt", "cuda" or "cpu": the backbone's), with the backbone's settings.</summary>
     public OnnxScoring(string provider, BackboneOptions options)
+        : this(provider, options, provider != "tensorrt" || (OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null))
+    {
+    }
+
+    /// <summary>
+    /// As above, and whether the store graph writes the reservoir's buffers in place (<paramref name="storeInPlace"/>)
+    /// or into a second set: the tests run the second way on the CPU, where it is otherwise only for TensorRT
+    /// without the CUDA provider.
+    /// </summary>
+    internal OnnxScoring(string provider, BackboneOptions options, bool storeInPlace)
     {
         if (provider is not ("tensorrt" or "cuda" or "cpu")) throw new ArgumentException($"'{provider}' is not one of tensorrt, cuda, cpu.", nameof(provider));
         Provider = provider;
         _options = options;
+        StoreInPlace = storeInPlace;
     }
 
     /// <summary>The execution provider the graphs run on.</summary>
     public string Provider { get; }
+
+    /// <summary>
+    /// True when the store graph's outputs are bound to its inputs, so that a stored frame writes only its slot
+    /// and each view has one buffer of each kind. The CPU and CUDA kernels of ScatterND and ScatterElements copy
+    /// their input to their output only when the two differ. TensorRT's engines are not asked to write a
+    /// buffer they read: with the backbone on TensorRT the store graph runs on the CUDA provider (a scatter
+    /// gains nothing from TensorRT), and where the CUDA provider cannot start each view keeps two buffers and
+    /// every stored frame copies the reservoir into the other.
+    /// </summary>
+    public bool StoreInPlace { get; }
 
     /// <summary>Makes the kernel of one reservoir (a <see cref="ReservoirKernelFactory"/>).</summary>
     public IReservoirKernel Create(FeatureLayout layout, int capacity, int keep, int topN, int radius)
     {
         var shape = ScoringShape.For(layout, capacity, keep, topN, radius);
         var (score, store) = Sessions(shape);
-        return new OnnxReservoirKernel(shape, score, store, Provider == "cpu" ? null : DeviceMemory());
+        return new OnnxReservoirKernel(shape, score, store, Provider == "cpu" ? null : DeviceMemory(), StoreInPlace);
     }
 
     private OrtMemoryInfo DeviceMemory() => new(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, _options.DeviceId, OrtMemType.Default);
@@ -47,10 +68,11 @@ public sealed class OnnxScoring : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_sessions.TryGetValue(shape.Key, out var pair)) return pair;
             using var so = OnnxBackbone.SessionOptionsFor(Provider, _options, tf32: false);
+            using var storeOptions = StoreInPlace && Provider == "tensorrt" ? OnnxBackbone.SessionOptionsFor("cuda", _options, tf32: false) : null;
             var score = new InferenceSession(ScoringGraphs.Score(shape), so);
             try
             {
-                pair = (score, new InferenceSession(ScoringGraphs.Store(shape), so));
+                pair = (score, new InferenceSession(ScoringGraphs.Store(shape), storeOptions ?? so));
             }
             catch
             {
@@ -80,10 +102,11 @@ public sealed class OnnxScoring : IDisposable
 }
 
 /// <summary>
-/// One reservoir's slots as two buffers per view in the provider's memory (<c>[R, D, K]</c>, and with a window
-/// the whole frames' grids, <see cref="ScoringShape.GridDims"/>): the store graph reads the current ones and writes the spares, which then
-/// become current. A frame is scored by the score graph over the current buffers; only its views go in and
-/// only its patch scores and image score come out.
+/// One reservoir's slots as buffers per view in the provider's memory (<c>[R, D, K]</c>, and with a window the
+/// whole frames' grids, <see cref="ScoringShape.GridDims"/>). The store graph writes a slot into them in place
+/// (<see cref="OnnxScoring.StoreInPlace"/>), or reads the current ones and writes spares, which then become
+/// current. A frame is scored by the score graph over the current buffers; only its views go in and only its
+/// patch scores and image score come out.
 /// </summary>
 internal sealed class OnnxReservoirKernel : IReservoirKernel
 {
@@ -91,14 +114,15 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
     private readonly InferenceSession _score, _store;
     private readonly OrtAllocator? _deviceAllocator;
     private readonly OrtMemoryInfo? _deviceMemory;
-    private readonly OrtValue[] _current, _spare; // per view: kept rows, then (windowed) whole frames
+    private readonly OrtValue[] _current; // per view: kept rows, then (windowed) whole frames
+    private readonly OrtValue[]? _spare; // the same, where the store graph does not write in place
     private readonly float[][] _rows; // per view, one slot's rows transposed to [D, K]: the store graph's input
     private readonly float[][] _frames; // per view (windowed), one slot's whole frame at its levels: the store graph's input
     private readonly string[] _scoreInputs, _storeInputs, _storeOutputs;
     private readonly int _buffers; // per view: 1, or 2 with a window
     private static readonly string[] ScoreOutputs = ["patches", "image"];
 
-    public OnnxReservoirKernel(ScoringShape shape, InferenceSession score, InferenceSession store, OrtMemoryInfo? deviceMemory)
+    public OnnxReservoirKernel(ScoringShape shape, InferenceSession score, InferenceSession store, OrtMemoryInfo? deviceMemory, bool storeInPlace)
     {
         _shape = shape;
         _score = score;
@@ -107,7 +131,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
         int views = shape.Dims.Length;
         _buffers = shape.Windowed ? 2 : 1;
         _current = new OrtValue[views * _buffers];
-        _spare = new OrtValue[views * _buffers];
+        _spare = storeInPlace ? null : new OrtValue[views * _buffers];
         _rows = new float[views][];
         _frames = new float[views][];
         var scoreInputs = new List<string> { "excluded", "k" };
@@ -120,7 +144,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
             {
                 long[] dims = [shape.Capacity, shape.Dims[v], shape.Keep];
                 _current[v * _buffers] = Allocate(dims);
-                _spare[v * _buffers] = Allocate(dims);
+                if (_spare is not null) _spare[v * _buffers] = Allocate(dims);
                 _rows[v] = new float[shape.Dims[v] * shape.Keep];
                 scoreInputs.AddRange([$"query_{v}", $"reservoir_{v}"]);
                 storeInputs.AddRange([$"reservoir_{v}", $"rows_{v}"]);
@@ -129,7 +153,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
                 long[] grid = shape.GridDims(v);
                 _frames[v] = new float[shape.Patches * shape.Dims[v]];
                 _current[v * 2 + 1] = Allocate(grid);
-                _spare[v * 2 + 1] = Allocate(grid);
+                if (_spare is not null) _spare[v * 2 + 1] = Allocate(grid);
                 scoreInputs.Add($"grid_{v}");
                 storeInputs.AddRange([$"grid_{v}", $"frame_{v}"]);
                 storeOutputs.Add($"updated_grid_{v}");
@@ -183,12 +207,13 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
                 owned.Add(inputs[at++] = OrtValue.CreateTensorValueFromMemory(_frames[v], [1, _shape.Height, _shape.Width, d]));
             }
             using var run = new RunOptions();
-            _store.Run(run, _storeInputs, inputs, _storeOutputs, _spare);
+            _store.Run(run, _storeInputs, inputs, _storeOutputs, _spare ?? _current);
         }
         finally
         {
             foreach (var o in owned) o.Dispose();
         }
+        if (_spare is null) return;
         for (int i = 0; i < _current.Length; i++) (_current[i], _spare[i]) = (_spare[i], _current[i]);
     }
 
@@ -226,7 +251,7 @@ internal sealed class OnnxReservoirKernel : IReservoirKernel
     public void Dispose()
     {
         foreach (var v in _current) v?.Dispose();
-        foreach (var v in _spare) v?.Dispose();
+        foreach (var v in _spare ?? []) v?.Dispose();
         _deviceAllocator?.Dispose();
         _deviceMemory?.Dispose();
     }

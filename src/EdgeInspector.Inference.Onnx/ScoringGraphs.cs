@@ -75,10 +75,10 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
 /// outside the grid), a Gather takes each patch's (2r + 1)², and the largest of those and of the kept rows'
 /// ReduceMax is the max-dot.</para>
 /// <para><b>store</b>. ScatterND writes one slot's rows (<c>rows_v</c> [1, D_v, K]) at <c>slot</c> [1, 1]
-/// into a copy of <c>reservoir_v</c>: the new reservoir is an output bound to the second of two
-/// device buffers, so a frame that enters the reservoir goes to the device once and stays there. With a
-/// window, <c>frame_v</c> [1, H, W, D_v] is zero-padded by Pad, laid out in blocks and written into
-/// <c>grid_v</c> at the slot by ScatterElements on the slot axis.</para>
+/// into <c>reservoir_v</c>; the kernel binds the output to the input's own device buffer, so only the slot
+/// is written (<see cref="OnnxScoring.StoreInPlace"/>), and a frame that enters the reservoir goes to the
+/// device once and stays there. With a window, <c>frame_v</c> [1, H, W, D_v] is zero-padded by Pad, laid
+/// out in blocks and written into <c>grid_v</c> at the slot by ScatterElements on the slot axis.</para>
 /// </remarks>
 public static partial class ScoringGraphs
 {

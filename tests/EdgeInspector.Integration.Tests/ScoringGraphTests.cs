@@ -35,6 +35,7 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         // Two patches, one view of width 2, three slots of two rows; slot 1 holds one row (padded), slot 2 none.
         var layout = new FeatureLayout(1, 2, [new ViewSpec("t", 1, 2)], 2);
         using var scoring = new OnnxScoring("cpu", new BackboneOptions());
+        Assert.True(scoring.StoreInPlace); // the CPU provider's ScatterND and ScatterElements take their output as their input
         using var kernel = scoring.Create(layout, capacity: 3, keep: 2, topN: 1, radius: -1);
         Assert.Equal("onnx", kernel.Path);
         kernel.Store(0, [[1f, 0f, 0f, 1f]], 2, null);
@@ -116,12 +117,15 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
         Assert.Equal([4L, 85, 260, 280], new[] { index[0], index[4], index[51], index[^1] });
     }
 
-    [Fact]
-    public void On_a_grid_wider_than_it_is_tall_the_graph_engine_gives_the_managed_engine_s_results()
+    [Theory]
+    [InlineData(true)]  // the store graph writes the reservoir's buffers in place (the CPU and CUDA providers)
+    [InlineData(false)] // into a second set, swapped after each store (TensorRT without the CUDA provider)
+    public void On_a_grid_wider_than_it_is_tall_the_graph_engine_gives_the_managed_engine_s_results(bool storeInPlace)
     {
         // The real frames' grids are square; here rows and columns differ, so that a row taken for a column
         // anywhere in the window's layout moves the scores. Each frame is a base pattern shifted by −1, 0 or +1
-        // columns, with noise: the window finds the shifted copies, the kept rows the rest.
+        // columns, with noise: the window finds the shifted copies, the kept rows the rest. 16 frames through a
+        // reservoir of 5 overwrite every slot twice.
         const int h = 5, w = 7, d = 16;
         var layout = new FeatureLayout(h, w, [new ViewSpec("t", 1, d), new ViewSpec("t", 3, d)], d);
         var options = EngineOptions.Default with { Batch = 6, ReservoirFrames = 5, ReservoirKeep = 0.2, ReservoirWindow = 1 };
@@ -152,14 +156,14 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
             }
             for (int k = 0; k < d; k++) frames[f].Global[k] = (float)random.NextDouble();
         }
-        var (a, b) = BothPaths(frames, layout, options);
+        var (a, b) = BothPaths(frames, layout, options, storeInPlace);
         float worst = 0;
         for (int i = 0; i < a.Count; i++)
         {
             for (int q = 0; q < a[i].Patches.Length; q++) worst = Math.Max(worst, Math.Abs(a[i].Patches[q] - b[i].Patches[q]));
             Assert.True(Math.Abs(a[i].Image - b[i].Image) <= Tolerance, $"frame {i}: image {a[i].Image} against {b[i].Image}");
         }
-        output.WriteLine($"{a.Count} frames of a {h}×{w} grid: largest patch difference {worst:E2}");
+        output.WriteLine($"{a.Count} frames of a {h}×{w} grid, the store in place: {storeInPlace}: largest patch difference {worst:E2}");
         Assert.True(worst <= PatchTolerance, $"patch scores differ by {worst:E2}");
     }
 
@@ -187,9 +191,10 @@ public sealed class ScoringGraphTests(ITestOutputHelper output)
     /// The frames through an engine on the managed kernel and one on the graphs: each frame answered once
     /// on both, the same frames entering the reservoir and kept out of it. The results, managed first.
     /// </summary>
-    private static (List<StreamResult> Managed, List<StreamResult> Graph) BothPaths(FrameFeatures[] frames, FeatureLayout layout, EngineOptions options)
+    private static (List<StreamResult> Managed, List<StreamResult> Graph) BothPaths(FrameFeatures[] frames, FeatureLayout layout, EngineOptions options, bool storeInPlace = true)
     {
-        using var scoring = new OnnxScoring("cpu", new BackboneOptions());
+        using var scoring = new OnnxScoring("cpu", new BackboneOptions(), storeInPlace);
+        Assert.Equal(storeInPlace, scoring.StoreInPlace);
         using var managed = new ReservoirEngine(layout, options);
         using var graph = new ReservoirEngine(layout, options, kernel: scoring.Create);
         Assert.Equal("managed", managed.ScoringPath);
