@@ -180,7 +180,7 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
         line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
         judged(line, good)
         if provider != "CPUExecutionProvider" and has_full:
-            resident_times(ort, open_graph, provider, m, q, rf, xf, kf)
+            resident_times(ort, open_graph, timed, provider, m, q, rf, xf, kf)
         if views is not None:
             onnxruntime_views(open_graph, provider, views)
 
@@ -206,18 +206,18 @@ def store_feeds(m, r):
     return x, names, expect
 
 
-def resident_times(ort, open_graph, provider, m, q, rf, xf, kf):
+def resident_times(ort, open_graph, score, provider, m, q, rf, xf, kf):
     """The score and store graphs at the engine's capacity with the reservoir resident on the device, as the
     service holds it (OrtValues bound once; only a frame's views go in and its scores come out). The store
     graph writes its slot in place, its outputs bound to its inputs, on the CUDA provider also where the
     backbone runs on TensorRT (OnnxScoring.StoreInPlace); after the timed runs the buffers are read back and
     must hold slot 1 in slot 0 and every other slot as it was. The plain session.run timings copy the whole
-    reservoir from the host in every run."""
+    reservoir from the host in every run. score is the session of score_full.onnx already made on the
+    provider (a second would build TensorRT's engine again)."""
     try:
         on_device = lambda a: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
         x, names, expect = store_feeds(m, rf)
         resident = {name: on_device(value) for name, value in x.items() if name.startswith(("reservoir_", "grid_"))}
-        score = open_graph("score_full.onnx")
         sb = score.io_binding()
         for name, value in resident.items():
             sb.bind_ortvalue_input(name, value)
