@@ -172,11 +172,8 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
                 say(f"{provider} with TF32 allowed: the score graph did not run ({str(e).splitlines()[0]})")
         # The store graph: slot 1's rows (and whole frame) written into slot 0, every other slot as it was.
         store = open_graph("store.onnx")
-        x, names, expect = store_feeds(m, r)
-        updated = store.run(names, x)
-        per_slot = lambda a: slots_of(a) if a.ndim == 5 else a
-        good = all(np.array_equal(per_slot(u)[0], per_slot(e)[1]) and np.array_equal(per_slot(u)[1:], per_slot(e)[1:])
-                   for u, e in zip(updated, expect))
+        x, updates = store_feeds(m, r)
+        good = one_slot_written(store.run([out for out, _ in updates], x), [x[source] for _, source in updates])
         line = f"{provider}: store graph writes one slot and leaves the others -> {'PASS' if good else 'FAIL'}"
         judged(line, good)
         if provider != "CPUExecutionProvider" and has_full:
@@ -186,24 +183,30 @@ def onnxruntime_check(d, m, q, r, excluded, k, exp_p, exp_i, views):
 
 
 def store_feeds(m, r):
-    """The store graph's inputs that write slot 1's rows (and whole frame) into slot 0, its output names, and
-    the buffers each output updates."""
+    """The store graph's inputs that write slot 1's rows (and whole frame) into slot 0, and each output's name
+    with the input it updates."""
     rows, grids = r
     rad = int(m.get("radius", -1))
     x = {"slot": np.zeros((1, 1), dtype=np.int64)}
-    names, expect = [], []
+    updates = []
     for v in range(len(rows)):
         x[f"reservoir_{v}"] = rows[v]
         x[f"rows_{v}"] = np.ascontiguousarray(rows[v][1:2])
-        names.append(f"updated_{v}")
-        expect.append(rows[v])
+        updates.append((f"updated_{v}", f"reservoir_{v}"))
         if grids is not None:
             h, w = int(m["grid_height"]), int(m["grid_width"])
             x[f"grid_{v}"] = grids[v]
             x[f"frame_{v}"] = np.ascontiguousarray(slots_of(grids[v])[1:2, rad:rad + h, rad:rad + w, :])
-            names.append(f"updated_grid_{v}")
-            expect.append(grids[v])
-    return x, names, expect
+            updates.append((f"updated_grid_{v}", f"grid_{v}"))
+    return x, updates
+
+
+def one_slot_written(after, before):
+    """True when every buffer after the store holds before's slot 1 in slot 0 and its other slots as they were
+    (window grids compared slot by slot, slots_of)."""
+    per_slot = lambda a: slots_of(a) if a.ndim == 5 else a
+    return all(np.array_equal(per_slot(a)[0], per_slot(b)[1]) and np.array_equal(per_slot(a)[1:], per_slot(b)[1:])
+               for a, b in zip(after, before))
 
 
 def resident_times(ort, open_graph, score, provider, m, q, rf, xf, kf):
@@ -216,8 +219,8 @@ def resident_times(ort, open_graph, score, provider, m, q, rf, xf, kf):
     provider (a second would build TensorRT's engine again)."""
     try:
         on_device = lambda a: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
-        x, names, expect = store_feeds(m, rf)
-        resident = {name: on_device(value) for name, value in x.items() if name.startswith(("reservoir_", "grid_"))}
+        x, updates = store_feeds(m, rf)
+        resident = {source: on_device(x[source]) for _, source in updates}
         sb = score.io_binding()
         for name, value in resident.items():
             sb.bind_ortvalue_input(name, value)
@@ -239,10 +242,8 @@ def resident_times(ort, open_graph, score, provider, m, q, rf, xf, kf):
                 tb.bind_ortvalue_input(name, resident[name])
             else:
                 tb.bind_cpu_input(name, value)
-        # Each output bound to the buffer it updates: updated_grid_v to grid_v, updated_v to reservoir_v.
-        source = lambda name: name[len("updated_"):] if name.startswith("updated_grid_") else "reservoir_" + name[len("updated_"):]
-        for name in names:
-            tb.bind_ortvalue_output(name, resident[source(name)])
+        for out, source in updates:  # each output bound to the buffer it updates
+            tb.bind_ortvalue_output(out, resident[source])
 
         def store_one():
             store.run_with_iobinding(tb)
@@ -251,10 +252,7 @@ def resident_times(ort, open_graph, score, provider, m, q, rf, xf, kf):
         cap = rf[0][0].shape[0]
         judged(f"{provider}, the reservoir resident on the device (IOBinding, as the service holds it), {cap} slots: "
                f"{scored:.3f} ms per frame scored, {stored:.3f} ms per frame stored in place (CUDA provider)", True)
-        per_slot = lambda a: slots_of(a) if a.ndim == 5 else a
-        back = [resident[source(name)].numpy() for name in names]
-        good = all(np.array_equal(per_slot(b)[0], per_slot(e)[1]) and np.array_equal(per_slot(b)[1:], per_slot(e)[1:])
-                   for b, e in zip(back, expect))
+        good = one_slot_written([resident[source].numpy() for _, source in updates], [x[source] for _, source in updates])
         judged(f"CUDAExecutionProvider: store graph in place on device buffers writes one slot and leaves the others -> "
                f"{'PASS' if good else 'FAIL'}", good)
     except Exception as e:  # a binding this machine's onnxruntime does not take is a finding, not the end of the check

@@ -222,6 +222,9 @@ public sealed class OnnxBackbone : IDisposable
         ["use_tf32"] = tf32 ? "1" : "0",
     };
 
+    /// <summary>True when the CUDA provider can start beside TensorRT: this build has it and its libraries load.</summary>
+    internal static bool CudaUsable(string[] available) => available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null;
+
     private static void AppendCuda(SessionOptions so, int deviceId, bool tf32)
     {
         using var cuda = new OrtCUDAProviderOptions();
@@ -247,7 +250,7 @@ public sealed class OnnxBackbone : IDisposable
                     so.AppendExecutionProvider_Tensorrt(trt);
                 }
                 // CUDA behind TensorRT takes the nodes TensorRT cannot.
-                if (available.Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null) AppendCuda(so, options.DeviceId, tf32);
+                if (CudaUsable(available)) AppendCuda(so, options.DeviceId, tf32);
                 break;
             case "cuda":
                 AppendCuda(so, options.DeviceId, tf32);

@@ -21,7 +21,7 @@ public sealed class OnnxScoring : IDisposable
 
     /// <summary>Scoring on <paramref name="provider"/> ("tensorrt", "cuda" or "cpu": the backbone's), with the backbone's settings.</summary>
     public OnnxScoring(string provider, BackboneOptions options)
-        : this(provider, options, provider != "tensorrt" || (OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider") && ProviderLibraries.Missing("cuda") is null))
+        : this(provider, options, provider != "tensorrt" || OnnxBackbone.CudaUsable(OrtEnv.Instance().GetAvailableProviders()))
     {
     }
 

@@ -177,14 +177,14 @@ public static partial class ScoringGraphs
             // 2r columns on the left and up to the last block's end on the right.
             g.Initializer.Add(Int64s("window_query_pads", 2 * r, 2 * r, 0, 2 * r, (long)blocks * b - w, 0));
             g.Initializer.Add(Int64s("window_row_axis", 0));
-            g.Initializer.Add(BlockColumns("window_columns", blocks, b, cols));
+            g.Initializer.Add(Int64s("window_columns", BlockColumns(blocks, b, cols), blocks, cols));
             for (int dy = 0; dy < span; dy++)
             {
                 g.Initializer.Add(Int64s($"window_band_start_{dy}", 2 * r - dy));
                 g.Initializer.Add(Int64s($"window_band_end_{dy}", 2 * r - dy + hp));
             }
             g.Initializer.Add(Int64s("window_flat", (long)hp * blocks * span * cols * b, shape.Capacity));
-            g.Initializer.Add(WindowIndex("window_index", shape));
+            g.Initializer.Add(Int64s("window_index", WindowIndices(shape), shape.Patches, span * span));
         }
         g.Input.Add(Value($"grid_{v}", TensorProto.Types.DataType.Float, shape.GridDims(v)));
         g.Initializer.Add(Int64s($"grid_matrix_shape_{v}", hp, blocks, d, (long)b * shape.Capacity));
@@ -230,25 +230,13 @@ public static partial class ScoringGraphs
         return index;
     }
 
-    private static TensorProto WindowIndex(string name, ScoringShape shape)
+    /// <summary>[blocks, B + 2r]: block k's query columns in the padded query, B·k onwards.</summary>
+    private static long[] BlockColumns(int blocks, int b, int cols)
     {
-        int span = 2 * shape.Radius + 1;
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        t.Dims.Add(shape.Patches);
-        t.Dims.Add(span * span);
-        t.Int64Data.AddRange(WindowIndices(shape));
-        return t;
-    }
-
-    /// <summary>[blocks, B + 2r]: block b's query columns in the padded query, B·b onwards.</summary>
-    private static TensorProto BlockColumns(string name, int blocks, int b, int cols)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        t.Dims.Add(blocks);
-        t.Dims.Add(cols);
+        var columns = new long[blocks * cols];
         for (int k = 0; k < blocks; k++)
-            for (int j = 0; j < cols; j++) t.Int64Data.Add((long)k * b + j);
-        return t;
+            for (int j = 0; j < cols; j++) columns[k * cols + j] = (long)k * b + j;
+        return columns;
     }
 
     /// <summary>
@@ -371,10 +359,13 @@ public static partial class ScoringGraphs
         return t;
     }
 
-    private static TensorProto Int64s(string name, params long[] values)
+    private static TensorProto Int64s(string name, params long[] values) => Int64s(name, values, values.Length);
+
+    /// <summary>An int64 constant of shape <paramref name="dims"/>, <paramref name="values"/> row-major.</summary>
+    private static TensorProto Int64s(string name, long[] values, params long[] dims)
     {
         var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        t.Dims.Add(values.Length);
+        t.Dims.AddRange(dims);
         t.Int64Data.AddRange(values);
         return t;
     }
