@@ -24,7 +24,8 @@ public class DeliveryTests(ITestOutputHelper output)
         await using var probe = new Probe(broker.Port, "edgeinspector/testline/cam1/#");
         await probe.ConnectAsync();
         using var service = new ServiceRun(tmp.Path, Yaml.Config(Yaml.Replay(folder, fps: 3, loop: false), Yaml.Broker(broker.Port), tmp.Path));
-        await probe.WaitFor(p => p.On("/verdict").Count >= 4, Long, "the first verdicts", service.Process);
+        // Cut when no verdict is on its way to the probe (333 ms between frames).
+        await probe.WaitForCaughtUpVerdict(4, 250, Long, service.Process);
 
         broker.Kill();                                   // SIGKILL: no goodbye to anyone
         // Frames keep coming: their verdicts go to the spool. (6 s: the service's reconnect back-off,
@@ -83,7 +84,8 @@ public class DeliveryTests(ITestOutputHelper output)
         long runId;
         using (var first = new ServiceRun(tmp.Path, yaml))
         {
-            await probe.WaitFor(p => p.Messages.Count >= 3, Long, "the first verdicts", first.Process);
+            // Cut when no verdict is on its way to the probe (200 ms between frames).
+            await probe.WaitForCaughtUpVerdict(3, 150, Long, first.Process);
             runId = probe.Messages.First().Json.GetProperty("run_id").GetInt64();
             broker.Kill();
             // 6.5 s: past the reconnect back-off's early steps (0.25, 0.5, 1, 2, 4 s), so that a link that

@@ -160,8 +160,25 @@ internal sealed class Probe : IAsyncDisposable
 
     public List<Received> On(string suffix) => [.. Messages.Where(m => m.Topic.EndsWith(suffix, StringComparison.Ordinal))];
 
+    /// <summary>
+    /// Waits for a verdict that arrived just now and found the service caught up: at least <paramref name="count"/>
+    /// verdicts, the last decided within <paramref name="maxLatencyMs"/> of its capture (under the frame interval,
+    /// so no frame was queued behind it) and received under 30 ms ago. A broker killed then has no verdict in
+    /// flight to the probe. One it had acknowledged but not yet forwarded would be the broker's loss, not the
+    /// service's, and would read as a hole in the sequence (the start's backlog comes in a burst).
+    /// </summary>
+    public Task WaitForCaughtUpVerdict(int count, double maxLatencyMs, TimeSpan timeout, ChildProcess service) =>
+        WaitFor(p =>
+        {
+            var verdicts = p.On("/verdict");
+            if (verdicts.Count < count) return false;
+            var last = verdicts[^1];
+            return DateTimeOffset.UtcNow - last.At < TimeSpan.FromMilliseconds(30)
+                && last.Json.GetProperty("latency_ms").GetDouble() < maxLatencyMs;
+        }, timeout, $"a verdict decided within {maxLatencyMs} ms of its capture, after {count}", service, TimeSpan.FromMilliseconds(5));
+
     /// <summary>Waits until <paramref name="done"/> holds; fails with what was received so far.</summary>
-    public async Task WaitFor(Func<Probe, bool> done, TimeSpan timeout, string what, ChildProcess? service = null)
+    public async Task WaitFor(Func<Probe, bool> done, TimeSpan timeout, string what, ChildProcess? service = null, TimeSpan? poll = null)
     {
         var sw = Stopwatch.StartNew();
         while (!done(this))
@@ -172,7 +189,7 @@ internal sealed class Probe : IAsyncDisposable
                 Assert.Fail($"timed out after {timeout.TotalSeconds} s waiting for {what}; received: {topics}\nservice output (tail):\n{Tail(service?.Output)}");
             }
             if (service is { HasExited: true }) Assert.Fail($"the service exited ({service.ExitCode}) while waiting for {what}:\n{Tail(service.Output)}");
-            await Task.Delay(100);
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(100));
         }
     }
 
