@@ -47,6 +47,26 @@ public sealed class EvalCliTests
     }
 
     [Fact]
+    public void MobileNetV2_dropped_in_by_its_taps_scores_a_real_lot_above_the_floor()
+    {
+        // The lighter backbone of docs/evaluation.md: a model and taps from the command line, nothing else.
+        using var tmp = new TempFolder();
+        var writer = new StringWriter();
+        var options = EvalOptions.Parse([Shared.Data("glass_industrial/glass"), "--mode", "stream", "--limit", "48", "--batch", "24",
+            "--model", Shared.Model("mobilenetv2_features.onnx"), "--taps", "block4,block11", "--out", tmp.Path, "--quiet"]);
+        Assert.Equal(0, new Evaluator(options, writer).Run());
+        string log = writer.ToString();
+        Assert.Contains("mobilenetv2_features.onnx", log);
+        Assert.Contains("block4/a1", log);
+        Assert.Contains("block11/a5", log);
+        var m = JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp.Path, "results.json"))).RootElement.GetProperty("modes").GetProperty("stream");
+        Assert.Equal(48, m.GetProperty("frames_scored").GetInt32());
+        // Floors: measured on this slice (image 100.0, pixel 96.9) minus a margin; a broken scorer lands near 0.5.
+        Assert.True(m.GetProperty("image_auroc").GetDouble() >= 0.90, $"image AUROC {m.GetProperty("image_auroc")}");
+        Assert.True(m.GetProperty("pixel_auroc").GetDouble() >= 0.90, $"pixel AUROC {m.GetProperty("pixel_auroc")}");
+    }
+
+    [Fact]
     public void A_region_cut_into_tiles_is_scored_whole_and_recorded()
     {
         // VisA macaroni1 at full resolution (1500 x 1000): the left 1200 x 900 in 2 x 2 tiles of 686 x 515.

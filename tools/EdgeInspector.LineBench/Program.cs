@@ -6,7 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using MQTTnet;
 
-// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F] [--scoring auto|managed|onnx]
+// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--taps a,b] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F] [--scoring auto|managed|onnx]
 //
 // Starts the service (src/EdgeInspector.Service build output) on a generated config: folder replay of
 // DIR/test (shuffled, looping) at F fps (0 = as fast as the replay can read), the embedded broker on a
@@ -19,7 +19,21 @@ using MQTTnet;
 //   runtime   the service's garbage collections, their pause and its allocation over the same span, from its /metrics.
 // Writes the summary (JSON), every frame's latency (CSV: frame, verdict, service ms, arrival ms, arrival
 // time in s since the start) and a histogram of the scored frames' latency after warm-up (PNG).
-var opts = Args.Parse(args);
+if (args is ["--help"] or ["-h"])
+{
+    Console.WriteLine(Args.Usage);
+    return 0;
+}
+Args opts;
+try
+{
+    opts = Args.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine($"linebench: {e.Message}\n{Args.Usage}");
+    return 2;
+}
 string repo = Args.Repo();
 string dll = Path.Combine(repo, "src", "EdgeInspector.Service", "bin", "Release", "net10.0", "edgeinspector.dll");
 if (!File.Exists(dll)) { Console.Error.WriteLine($"linebench: {dll} not found; build it: dotnet build src/EdgeInspector.Service -c Release"); return 2; }
@@ -39,7 +53,7 @@ cameras:
       order: shuffle
 model:
   path: {opts.Model}
-  providers: [cpu]
+  providers: [cpu]{(opts.Taps is { } taps ? $"\n  taps: [{string.Join(", ", taps)}]" : "")}
 heatmap:
   publish: fails
 mqtt:
@@ -269,6 +283,9 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
     public int TileRows { get; init; } = 1;
     public double TileOverlap { get; init; }
     public string Scoring { get; init; } = "auto";
+    public string[]? Taps { get; init; }
+
+    public const string Usage = "usage: edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--taps a,b] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F] [--scoring auto|managed|onnx]";
 
     public static string Repo()
     {
@@ -284,6 +301,8 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
         string repo = Repo();
         string shared = Path.GetFullPath(Path.Combine(repo, "..", "shared"));
         var r = new Args(1000, 0, Path.Combine(shared, "data", "mvtec_ad", "bottle"), Path.Combine(shared, "models", "resnet50v2_features.onnx"), Path.Combine(repo, "out", "linebench"), [1000, 10000]);
+        // Every option takes a value: an odd count is a typo (or --help), not a run of the defaults.
+        if (a.Length % 2 != 0) throw new ArgumentException($"'{a[^1]}' has no value");
         for (int i = 0; i + 1 < a.Length; i += 2)
         {
             r = a[i] switch
@@ -292,6 +311,7 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
                 "--fps" => r with { Fps = double.Parse(a[i + 1], CultureInfo.InvariantCulture) },
                 "--category" => r with { Category = Path.GetFullPath(a[i + 1]) },
                 "--model" => r with { Model = Path.GetFullPath(a[i + 1]) },
+                "--taps" => r with { Taps = a[i + 1].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) },
                 "--out" => r with { Out = Path.GetFullPath(a[i + 1]) },
                 "--checkpoints" => r with { Checkpoints = [.. a[i + 1].Split(',').Select(long.Parse)] },
                 "--tiles" => r with { TileCols = int.Parse(a[i + 1].Split('x')[0], CultureInfo.InvariantCulture), TileRows = int.Parse(a[i + 1].Split('x')[1], CultureInfo.InvariantCulture) },
