@@ -44,6 +44,9 @@ public sealed record ScoringShape(int Patches, int[] Dims, int Capacity, int Kee
     /// <summary>The shape of one view's window grids, every slot's: [H + 2r, blocks, D_v, B, R] (slot innermost).</summary>
     public long[] GridDims(int view) => [GridRows, GridBlocks, Dims[view], Block, Capacity];
 
+    /// <summary>Floats in one view's window grids, every slot's (the product of <see cref="GridDims"/>).</summary>
+    public long GridLength(int view) => (long)GridRows * GridBlocks * Dims[view] * Block * Capacity;
+
     /// <summary>A key that tells shapes apart (records compare arrays by reference).</summary>
     public string Key => $"p{Patches}-{Height}x{Width}-d{string.Join('.', Dims)}-r{Capacity}-k{Keep}-n{TopN}-w{Radius}";
 }
@@ -240,15 +243,15 @@ public static partial class ScoringGraphs
     }
 
     /// <summary>
-    /// One frame's levels ([H, W, D], row-major) written into <paramref name="grid"/> (<see
-    /// cref="ScoringShape.GridDims"/>, row-major) at <paramref name="slot"/>, as the store graph writes them;
-    /// the padding is left as it is (zeros in a new buffer).
+    /// One frame's levels of view <paramref name="view"/> ([H, W, D], row-major) written into <paramref name="grid"/>
+    /// (<see cref="ScoringShape.GridDims"/>, row-major) at <paramref name="slot"/>, as the store graph writes
+    /// them; the padding is left as it is (zeros in a new buffer).
     /// </summary>
-    public static void SlotGrid(ScoringShape shape, int dim, ReadOnlySpan<float> levels, int slot, Span<float> grid)
+    public static void SlotGrid(ScoringShape shape, int view, ReadOnlySpan<float> levels, int slot, Span<float> grid)
     {
-        int h = shape.Height, w = shape.Width, r = shape.Radius, b = shape.Block, blocks = shape.GridBlocks, cap = shape.Capacity;
+        int h = shape.Height, w = shape.Width, r = shape.Radius, b = shape.Block, blocks = shape.GridBlocks, cap = shape.Capacity, dim = shape.Dims[view];
         if (!shape.Windowed) throw new InvalidOperationException("This shape searches no window.");
-        if (levels.Length < h * w * dim || grid.Length < (long)shape.GridRows * blocks * dim * b * cap) throw new ArgumentException($"A [{h}, {w}, {dim}] frame into [{shape.GridRows}, {blocks}, {dim}, {b}, {cap}] grids.");
+        if (levels.Length < h * w * dim || grid.Length < shape.GridLength(view)) throw new ArgumentException($"A [{h}, {w}, {dim}] frame into [{string.Join(", ", shape.GridDims(view))}] grids.");
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
             {

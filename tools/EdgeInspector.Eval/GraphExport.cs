@@ -98,12 +98,12 @@ internal static class GraphExport
             if (shape.Windowed)
             {
                 // Zero outside each frame, at the frame's levels, in the graphs' blocks: what the store graph writes.
-                var grid = new float[shape.GridDims(v).Aggregate(1L, (a, n) => a * n)];
+                var grid = new float[shape.GridLength(v)];
                 var levels = new float[gh * gw * d];
                 for (int s = 0; s < held.Length; s++)
                 {
                     WindowGrid.Quantise(held[s].Rows[v].AsSpan(0, gh * gw * d), levels);
-                    ScoringGraphs.SlotGrid(shape, d, levels, s, grid);
+                    ScoringGraphs.SlotGrid(shape, v, levels, s, grid);
                 }
                 Npy.Write(Path.Combine(dir, $"grid_{v}.npy"), grid, shape.GridDims(v));
             }

@@ -6,7 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using MQTTnet;
 
-// edgeinspector-linebench [--frames N] [--fps F] [--category DIR] [--model FILE] [--taps a,b] [--out DIR] [--checkpoints 1000,10000] [--tiles CxR] [--tile-overlap F] [--scoring auto|managed|onnx]
+// edgeinspector-linebench: its options are Args.Usage (--help prints them).
 //
 // Starts the service (src/EdgeInspector.Service build output) on a generated config: folder replay of
 // DIR/test (shuffled, looping) at F fps (0 = as fast as the replay can read), the embedded broker on a
@@ -301,7 +301,7 @@ internal sealed record Args(long Frames, double Fps, string Category, string Mod
         string repo = Repo();
         string shared = Path.GetFullPath(Path.Combine(repo, "..", "shared"));
         var r = new Args(1000, 0, Path.Combine(shared, "data", "mvtec_ad", "bottle"), Path.Combine(shared, "models", "resnet50v2_features.onnx"), Path.Combine(repo, "out", "linebench"), [1000, 10000]);
-        // Every option takes a value: an odd count is a typo (or --help), not a run of the defaults.
+        // Every option takes a value: an odd count is a typo, not a run of the defaults.
         if (a.Length % 2 != 0) throw new ArgumentException($"'{a[^1]}' has no value");
         for (int i = 0; i + 1 < a.Length; i += 2)
         {
