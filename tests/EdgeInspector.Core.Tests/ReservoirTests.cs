@@ -110,7 +110,7 @@ public sealed class ReservoirTests
     {
         // 5×5 grid, two views of awkward width 19, 7 frames kept whole: the kernel path against brute force.
         var layout = new FeatureLayout(5, 5, [new ViewSpec("a", 1, 19), new ViewSpec("b", 3, 19)], 1);
-        var drawn = RandomFrames(layout, 8, 3);
+        var drawn = RandomFrames.Draw(layout, 8, 3);
         var frames = drawn[..7];
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 7, 25, 0.3);
         for (int i = 0; i < frames.Length; i++) r.Add(frames[i], i);
@@ -197,7 +197,7 @@ public sealed class ReservoirTests
         int h = 4, w = 5, p = h * w, frames = 37;
         int[] dims = [9, 6];
         var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, dims[0]), new ViewSpec("b", 3, dims[1])], 1);
-        var drawn = RandomFrames(layout, frames + 1, 37);
+        var drawn = RandomFrames.Draw(layout, frames + 1, 37);
         Assert.True(frames > 2 * FrameReservoir.FramesPerItem && frames % FrameReservoir.FramesPerItem != 0);
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), frames, 3, 0.3, radius: 2);
         var added = drawn[..frames];
@@ -226,29 +226,6 @@ public sealed class ReservoirTests
     }
 
 
-    /// <summary><paramref name="count"/> frames of random unit patches in every view of <paramref name="layout"/>, drawn one after another from one generator.</summary>
-    private static FrameFeatures[] RandomFrames(FeatureLayout layout, int count, int seed)
-    {
-        var rng = new Random(seed);
-        var frames = new FrameFeatures[count];
-        for (int i = 0; i < count; i++)
-        {
-            var f = new FrameFeatures(layout);
-            for (int v = 0; v < layout.Views.Count; v++)
-            {
-                int d = layout.Views[v].Dim;
-                for (int q = 0; q < layout.Patches; q++)
-                {
-                    var row = f.Views[v].AsSpan(q * d, d);
-                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                    float n = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                    for (int k = 0; k < d; k++) row[k] /= n;
-                }
-            }
-            frames[i] = f;
-        }
-        return frames;
-    }
 
     private static readonly FeatureLayout TwoViews = new(4, 5, [new ViewSpec("a", 1, 6), new ViewSpec("b", 3, 9)], 1);
 
@@ -257,7 +234,7 @@ public sealed class ReservoirTests
     {
         // A snapshot writer reads an export on another thread while the line goes on: two turns of the ring
         // later, the exported frames still read as they were, unpacked and as held.
-        var frames = RandomFrames(TwoViews, 9, 5);
+        var frames = RandomFrames.Draw(TwoViews, 9, 5);
         var r = new FrameReservoir(TwoViews, new SparseProjection(TwoViews, 4, 7), 3, 4, 0.5, radius: 1);
         for (int i = 0; i < 3; i++) r.Add(frames[i], i);
         var held = r.Export();
@@ -303,7 +280,7 @@ public sealed class ReservoirTests
         // the frame at its grid's levels.
         int h = 5, w = 6, d = 11, p = h * w;
         var layout = new FeatureLayout(h, w, [new ViewSpec("a", 1, d)], 1);
-        var drawn = RandomFrames(layout, 6, 11 + radius);
+        var drawn = RandomFrames.Draw(layout, 6, 11 + radius);
         var frames = drawn[..5];
         var r = new FrameReservoir(layout, new SparseProjection(layout, 4, 7), 5, 4, 0.5, radius: radius);
         Assert.Equal(radius, r.Radius);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using EdgeInspector.Core.Features;
 using EdgeInspector.Core.Scoring;
+using EdgeInspector.Core.Tests;
 using EdgeInspector.Integration.Tests;
 using static EdgeInspector.Service.Tests.ReplayFolders;
 
@@ -103,24 +104,8 @@ public sealed class WarmRestartTests
         // The writer reads a capture's views as the reservoir holds them (IHeldFrames), never a frame in floats.
         // The file is byte for byte the one written from the same frames unpacked.
         var rng = new Random(17);
-        FrameFeatures Frame()
-        {
-            var f = new FrameFeatures(Layout);
-            for (int v = 0; v < Layout.Views.Count; v++)
-            {
-                int d = Layout.Views[v].Dim;
-                for (int q = 0; q < Layout.Patches; q++)
-                {
-                    var row = f.Views[v].AsSpan(q * d, d);
-                    for (int k = 0; k < d; k++) row[k] = (float)rng.NextDouble() - 0.5f;
-                    float norm = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(row, row));
-                    for (int k = 0; k < d; k++) row[k] /= norm;
-                }
-            }
-            return f;
-        }
         var reservoir = new FrameReservoir(Layout, new SparseProjection(Layout, 4, 7), 3, 2, 0.3, radius: radius);
-        for (int i = 0; i < 4; i++) reservoir.Add(Frame(), 10 + i);
+        for (int i = 0; i < 4; i++) reservoir.Add(RandomFrames.Next(Layout, rng), 10 + i);
         var captured = reservoir.Export();
         Assert.IsAssignableFrom<IHeldFrames>(captured);
         var unpacked = captured.ToList();
