@@ -41,6 +41,65 @@ public sealed class MetricsTests
         Assert.Equal(0.8, Metrics.F1Max(Scores, Labels), 9);
     }
 
+    [Theory]
+    [InlineData(300, 7, 0.3)] // few distinct scores: most thresholds are ties across the classes
+    [InlineData(500, 100000, 0.1)] // nearly all distinct
+    [InlineData(40, 3, 0.0)] // no positives: AUROC, AP and F1 are undefined
+    public void One_walk_gives_what_counting_each_threshold_gives(int n, int levels, double share)
+    {
+        // The plain twin: AUROC as the Mann-Whitney count over every (positive, negative) pair, ties one half;
+        // AP and F1 from the true and false positives at or above each distinct score, counted afresh.
+        var rng = new Random(n + levels);
+        var scores = new float[n];
+        var labels = new bool[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = rng.NextDouble() < share;
+            // Positives score higher on average, with overlap; -0 and +0 both occur at the lowest level.
+            int level = Math.Min(levels - 1, (int)(rng.NextDouble() * levels * (labels[i] ? 1.0 : 0.7)));
+            scores[i] = level == 0 ? (rng.Next(2) == 0 ? -0f : 0f) : level / (float)levels;
+        }
+        var (auroc, ap, f1) = Metrics.Summary(scores, labels);
+
+        long pos = labels.Count(l => l), neg = n - pos;
+        double wins = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (!labels[i]) continue;
+            for (int j = 0; j < n; j++)
+            {
+                if (labels[j]) continue;
+                wins += scores[i] > scores[j] ? 1 : scores[i] == scores[j] ? 0.5 : 0;
+            }
+        }
+        double twinAp = 0, lastRecall = 0, twinF1 = 0;
+        foreach (float t in scores.Distinct().OrderByDescending(x => x))
+        {
+            long tp = 0, fp = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (scores[i] >= t) { if (labels[i]) tp++; else fp++; }
+            }
+            if (pos == 0) continue;
+            double recall = (double)tp / pos, precision = (double)tp / (tp + fp);
+            twinAp += (recall - lastRecall) * precision;
+            lastRecall = recall;
+            if (tp > 0) twinF1 = Math.Max(twinF1, 2 * precision * recall / (precision + recall));
+        }
+        if (pos == 0)
+        {
+            Assert.True(double.IsNaN(auroc) && double.IsNaN(ap) && double.IsNaN(f1));
+            return;
+        }
+        Assert.Equal(wins / (pos * neg), auroc, 12);
+        Assert.Equal(twinAp, ap, 12);
+        Assert.Equal(twinF1, f1, 12);
+        // The three alone are the same walk.
+        Assert.Equal(auroc, Metrics.Auroc(scores, labels));
+        Assert.Equal(ap, Metrics.AveragePrecision(scores, labels));
+        Assert.Equal(f1, Metrics.F1Max(scores, labels));
+    }
+
     [Fact]
     public void Streamed_pixel_metrics_equal_the_exact_ones_on_scores_that_lie_on_the_bins()
     {

@@ -81,12 +81,11 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
                 map.CopyTo(flatScores, t * w * h);
                 mask.CopyTo(flatLabels, t * w * h);
             }
-            pAuroc = Metrics.Auroc(flatScores, flatLabels);
-            pAp = Metrics.AveragePrecision(flatScores, flatLabels);
-            pF1 = Metrics.F1Max(flatScores, flatLabels);
+            (pAuroc, pAp, pF1) = Metrics.Summary(flatScores, flatLabels);
             pro = Metrics.Pro(maps, gts, w);
         }
-        return new ModeMetrics(Metrics.Auroc(scores, labels), Metrics.AveragePrecision(scores, labels), Metrics.F1Max(scores, labels),
+        var image = Metrics.Summary(scores, labels);
+        return new ModeMetrics(image.Auroc, image.AveragePrecision, image.F1Max,
             pAuroc, pAp, pF1, pro, calibrated, mapMax, Metrics.RocCurve(scores, labels));
     }
 
