@@ -45,6 +45,12 @@ public static class ConfigLoader
             string message = e.InnerException?.Message ?? e.Message;
             int cut = message.IndexOf("): ", StringComparison.Ordinal);
             if (message.StartsWith('(') && cut > 0) message = message[(cut + 3)..];
+            // An editor that indents with a tab is the likeliest cause, and YamlDotNet may place that error at the
+            // start of the mapping the tab broke (1:1 for a top-level one): name the line that holds the tab.
+            if (message.Contains("tab", StringComparison.OrdinalIgnoreCase) && FirstTabIndent(text, (int)e.Start.Line) is (int line, int column))
+            {
+                throw new ConfigException([new ConfigError(file, line, column, "(syntax)", "a tab in the indentation; YAML indents with spaces only: replace the tab with spaces")]);
+            }
             throw new ConfigException([new ConfigError(file, (int)e.Start.Line, (int)e.Start.Column, "(syntax)", message)]);
         }
         YamlNode? root = stream.Documents.Count > 0 ? stream.Documents[0].RootNode : null;
@@ -85,6 +91,26 @@ public static class ConfigLoader
     /// deeply nested file (a stray run of '[' saved over the live file) would overflow the stack and kill
     /// the process, which no handler can catch; its event parser is iterative and walks it safely.
     /// </summary>
+    /// <summary>
+    /// The first line (1-based), from <paramref name="fromLine"/> on, whose indentation holds a tab, and the tab's
+    /// column. Comment and blank lines count: inside a mapping YamlDotNet refuses a tab before a comment too.
+    /// </summary>
+    internal static (int Line, int Column)? FirstTabIndent(string text, int fromLine)
+    {
+        int line = 1;
+        for (int start = 0; start < text.Length; line++)
+        {
+            int end = text.IndexOf('\n', start);
+            if (end < 0) end = text.Length;
+            for (int i = start; line >= fromLine && i < end && text[i] is (' ' or '\t'); i++)
+            {
+                if (text[i] == '\t') return (line, i - start + 1);
+            }
+            start = end + 1;
+        }
+        return null;
+    }
+
     private static void CheckShape(string text, string file)
     {
         if (text.Length > MaxChars)

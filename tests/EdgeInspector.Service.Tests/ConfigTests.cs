@@ -83,6 +83,29 @@ heatmap:
     }
 
     [Fact]
+    public void A_tab_in_the_indentation_is_named_at_its_own_line()
+    {
+        // YamlDotNet places this error at 1:1, the start of the top-level mapping the tab broke; the loader
+        // names the line that holds the tab (line 10 here, after the 8 lines of the valid file and 'engine:').
+        using var tmp = new TempFolder();
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n\tbatch: 32\n", "site.yaml", tmp.Path));
+        var only = Assert.Single(e.Errors);
+        Assert.Equal(("(syntax)", 10, 1), (only.Path, only.Line, only.Column));
+        Assert.Contains("a tab in the indentation", only.Message);
+        // After spaces, the tab's own column.
+        e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  batch: 32\n  \treservoir_keep: 0.1\n", "site.yaml", tmp.Path));
+        Assert.Equal((11, 3), (e.Errors[0].Line, e.Errors[0].Column));
+
+        // Before a comment inside a mapping YamlDotNet refuses it too.
+        e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n\t# the warm-up\n  batch: 32\n", "site.yaml", tmp.Path));
+        Assert.Equal((10, 1), (e.Errors[0].Line, e.Errors[0].Column));
+
+        // A tab where YAML allows one is no error: between a key and its value, and before a comment after a value.
+        var s = ConfigLoader.Parse(Valid(tmp.Path) + "engine:\n  batch:\t32\t# the warm-up\n", "site.yaml", tmp.Path);
+        Assert.Equal(32, s.Engine.Options.Batch);
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
