@@ -102,6 +102,23 @@ public partial class WebTests(ITestOutputHelper output)
         Assert.Contains(rec.GetProperty("verdict").GetString(), new[] { "fail", "unsure" });
         Assert.Equal(64, rec.GetProperty("model_hash").GetString()!.Length);
 
+        // The same list for scripts: a limit it cannot take and a camera it does not have are answered with what it expected.
+        using (var web = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}/") })
+        {
+            var one = JsonDocument.Parse(await web.GetStringAsync("api/archive/cam1?limit=1")).RootElement;
+            Assert.Equal(1, one.GetArrayLength());
+            foreach (string bad in new[] { "abc", "0", "501", "-5" })
+            {
+                using var r = await web.GetAsync($"api/archive/cam1?limit={bad}");
+                string body = await r.Content.ReadAsStringAsync();
+                Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+                Assert.Contains($"limit: '{bad}' is not a whole number from 1 to 500", body);
+            }
+            using var none = await web.GetAsync("api/archive/cam9");
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+            Assert.Equal("no camera 'cam9'; cameras: cam1\n", await none.Content.ReadAsStringAsync());
+        }
+
         byte[] png = await browser.Screenshot();
         Directory.CreateDirectory(Path.GetDirectoryName(ScreenshotPath)!);
         await File.WriteAllBytesAsync(ScreenshotPath, png);

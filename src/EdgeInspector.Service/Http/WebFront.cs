@@ -186,13 +186,26 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
     });
 
     /// <summary>The newest archived records of a camera: [{"stem", "record"}], newest first.</summary>
-    private IResult ArchiveList(string camera, int? limit)
+    /// <summary>How many records the archive list gives when no <c>limit</c> is asked for, and at most.</summary>
+    internal const int ArchiveListDefault = 50, ArchiveListMax = 500;
+
+    // The limit is read here rather than bound by the framework, whose refusal is a bare 400: a script's author
+    // is told what was wrong, as a technician is by the configuration check.
+    private IResult ArchiveList(string camera, string? limit)
     {
-        if (Find(camera) is not { } p) return Results.NotFound();
+        if (Find(camera) is not { } p)
+        {
+            return Results.Text($"no camera '{camera}'; cameras: {string.Join(", ", inspection.Pipelines.Select(x => x.Name))}\n", "text/plain", statusCode: 404);
+        }
+        int count = ArchiveListDefault;
+        if (limit is not null && (!int.TryParse(limit, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out count) || count < 1 || count > ArchiveListMax))
+        {
+            return Results.Text($"limit: '{limit}' is not a whole number from 1 to {ArchiveListMax} (records, newest first; {ArchiveListDefault} when left out)\n", "text/plain", statusCode: 400);
+        }
         return Results.Bytes(Utf8(w =>
         {
             w.WriteStartArray();
-            foreach (string stem in p.Archive.Newest(Math.Clamp(limit ?? 50, 1, 500)))
+            foreach (string stem in p.Archive.Newest(count))
             {
                 string json = Path.Combine(p.Archive.Root, stem + ".json");
                 byte[] record;
