@@ -55,6 +55,17 @@ public static class ConfigLoader
         }
         YamlNode? root = stream.Documents.Count > 0 ? stream.Documents[0].RootNode : null;
         if (root is null) throw new ConfigException([new ConfigError(file, 0, 0, "(file)", "the file is empty; see config/edgeinspector.yaml for a complete example")]);
+        // A file saved in another encoding (Latin-1, a Windows code page) reads with U+FFFD where a typed 'ü' was:
+        // in a comment that is harmless, in a value it would become another line name or topic, or a path that
+        // is not there. The parser knows what is a comment, so only values and keys are checked.
+        foreach (var node in root.AllNodes)
+        {
+            if (node is YamlScalarNode { Value: { } v } && v.Contains('\uFFFD'))
+            {
+                errors.Add(new ConfigError(file, (int)node.Start.Line, (int)node.Start.Column, "(encoding)",
+                    $"'{v}' holds a character that is not UTF-8 text: the file was saved in another encoding (Latin-1 or a Windows code page?); save it as UTF-8"));
+            }
+        }
         var r = new YamlSection(errors, file, root, "");
         var settings = Read(r, baseDir);
         if (errors.Count > 0) throw new ConfigException(errors);

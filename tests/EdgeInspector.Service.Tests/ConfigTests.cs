@@ -106,6 +106,27 @@ heatmap:
     }
 
     [Fact]
+    public void A_file_saved_in_another_encoding_is_refused_where_a_value_holds_the_stray_byte()
+    {
+        // 'linie_süd' typed in an editor that saves Latin-1: the ü is the single byte 0xFC, which is not UTF-8 and
+        // reads as U+FFFD. As the line's name it would publish under another topic than the PLC subscribes to.
+        using var tmp = new TempFolder();
+        string path = Path.Combine(tmp.Path, "site.yaml");
+        byte[] latin1 = System.Text.Encoding.Latin1.GetBytes(Valid(tmp.Path).Replace("line: l1", "line: linie_s\u00fcd"));
+        File.WriteAllBytes(path, latin1);
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(path));
+        var only = Assert.Single(e.Errors);
+        Assert.Equal(("(encoding)", 1, 7), (only.Path, only.Line, only.Column));
+        Assert.Contains("not UTF-8 text", only.Message);
+
+        // The same byte in a comment is harmless and left alone; saved as UTF-8 the name is read as typed.
+        File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes("# Linie S\u00fcd\n" + Valid(tmp.Path)));
+        Assert.Equal("l1", ConfigLoader.Load(path).Line);
+        File.WriteAllText(path, Valid(tmp.Path).Replace("line: l1", "line: linie_s\u00fcd"));
+        Assert.Equal("linie_s\u00fcd", ConfigLoader.Load(path).Line);
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
