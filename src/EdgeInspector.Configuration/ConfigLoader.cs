@@ -231,7 +231,7 @@ public static class ConfigLoader
             Taps = [.. m.StrList("taps", ["stage2", "stage3"])],
             Providers = [.. m.StrList("providers", ["tensorrt", "cuda", "cpu"])],
             TensorRtFp16 = m.Bool("tensorrt_fp16", true),
-            TensorRtCache = Resolve(baseDir, m.Str("tensorrt_cache", "trt-cache")),
+            TensorRtCache = PathField(m, "tensorrt_cache", "trt-cache", baseDir),
             Threads = m.Int("threads", 0, 0, 256),
         };
         if (model.Path.Length == 0) m.Error(null, "model.path", "the backbone's ONNX file is required (see models/README.md)");
@@ -317,7 +317,7 @@ public static class ConfigLoader
             PasswordEnv = q.Str("password_env", ""),
             PasswordFile = FilePath(q, "password_file", baseDir),
             Tls = tls,
-            SpoolDir = Resolve(baseDir, q.Str("spool_dir", "spool")),
+            SpoolDir = PathField(q, "spool_dir", "spool", baseDir),
             SpoolMaxMessages = q.Int("spool_max_messages", 100_000, 10, 100_000_000),
             SpoolMinFreeMb = q.Int("spool_min_free_mb", 64, 0, 1_000_000),
             StatusIntervalS = q.Num("status_interval_s", 5, 0.1, 3600),
@@ -338,7 +338,7 @@ public static class ConfigLoader
         var l = r.Child("logging");
         var logging = new LoggingSettings
         {
-            Dir = Resolve(baseDir, l.Str("dir", "logs")),
+            Dir = PathField(l, "dir", "logs", baseDir),
             Level = l.Str("level", "information", "verbose", "debug", "information", "warning", "error"),
             FileSizeMb = l.Int("file_size_mb", 20, 1, 10_000),
             RetainedFiles = l.Int("retained_files", 10, 1, 1000),
@@ -348,7 +348,7 @@ public static class ConfigLoader
         var a = r.Child("archive");
         var archive = new ArchiveSettings
         {
-            Dir = Resolve(baseDir, a.Str("dir", "archive")), Save = a.Str("save", "fails", "none", "fails", "all"),
+            Dir = PathField(a, "dir", "archive", baseDir), Save = a.Str("save", "fails", "none", "fails", "all"),
             MaxFiles = a.Int("max_files", 1000, 1, 10_000_000),
             MaxBytes = a.Long("max_bytes", 2_000_000_000, 1_000_000, 1L << 50),
             MinFreeMb = a.Int("min_free_mb", 512, 0, 10_000_000),
@@ -448,17 +448,31 @@ public static class ConfigLoader
         return new PixelRect((int)v[0], (int)v[1], (int)v[2], (int)v[3]);
     }
 
+    /// <summary>
+    /// A path field, resolved against the file's folder. A shell's <c>~</c> or <c>$VARIABLE</c> is refused: nothing
+    /// expands them here, and a folder written as <c>~/logs</c> would be made beside this file, named '~'.
+    /// </summary>
+    private static string PathField(YamlSection s, string key, string fallback, string baseDir) => PathField(s, key, fallback, baseDir, out _);
+
+    private static string PathField(YamlSection s, string key, string fallback, string baseDir, out bool refused)
+    {
+        string raw = s.Str(key, fallback);
+        refused = raw.StartsWith('~') || raw.Contains('$');
+        if (refused) s.FieldError(key, $"'{raw}': {(raw.StartsWith('~') ? "~" : "a $VARIABLE")} is not expanded in this file; write the full path, or one relative to this file's folder");
+        return Resolve(baseDir, raw);
+    }
+
     private static string Folder(YamlSection s, string key, string baseDir, bool mustExist)
     {
-        string p = Resolve(baseDir, s.Str(key, ""));
-        if (p.Length > 0 && mustExist && !Directory.Exists(p)) s.Error(null, $"{s.Path}.{key}", $"folder not found: {p}");
+        string p = PathField(s, key, "", baseDir, out bool refused);
+        if (p.Length > 0 && mustExist && !refused && !Directory.Exists(p)) s.FieldError(key, $"folder not found: {p}");
         return p;
     }
 
     private static string FilePath(YamlSection s, string key, string baseDir)
     {
-        string p = Resolve(baseDir, s.Str(key, ""));
-        if (p.Length > 0 && !System.IO.File.Exists(p)) s.Error(null, $"{s.Path}.{key}", $"file not found: {p}");
+        string p = PathField(s, key, "", baseDir, out bool refused);
+        if (p.Length > 0 && !refused && !System.IO.File.Exists(p)) s.FieldError(key, $"file not found: {p}");
         return p;
     }
 

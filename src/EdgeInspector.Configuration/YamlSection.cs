@@ -67,6 +67,9 @@ internal sealed class YamlSection
         _errors.Add(new ConfigError(_file, mark is { } m ? (int)m.Line : 0, mark is { } c ? (int)c.Column : 0, path, message));
     }
 
+    /// <summary>An error about a field already read, placed at its value (at the section when the field is left out).</summary>
+    public void FieldError(string key, string message) => Error(Get(key), Sub(key), message);
+
     private YamlNode? Get(string key)
     {
         _known.Add(key);

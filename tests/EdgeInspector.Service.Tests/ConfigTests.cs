@@ -127,6 +127,23 @@ heatmap:
     }
 
     [Fact]
+    public void A_shell_s_tilde_or_variable_in_a_path_is_refused_at_the_field()
+    {
+        // Nothing expands them: '~/logs' would be a folder named '~' beside this file. One error each, at the value.
+        using var tmp = new TempFolder();
+        string yaml = Valid(tmp.Path).Replace($"      folder: {tmp.Path}", "      folder: ~/images") + "logging:\n  dir: $HOME/logs\n";
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "site.yaml", tmp.Path));
+        Assert.Equal(2, e.Errors.Count);
+        var folder = e.Errors.Single(x => x.Path == "cameras[0].replay.folder");
+        Assert.Equal((6, 15), (folder.Line, folder.Column));
+        Assert.Equal("'~/images': ~ is not expanded in this file; write the full path, or one relative to this file's folder", folder.Message);
+        var logs = e.Errors.Single(x => x.Path == "logging.dir");
+        Assert.Equal((10, 8), (logs.Line, logs.Column));
+        Assert.Contains("a $VARIABLE is not expanded", logs.Message);
+        Assert.False(Directory.Exists(Path.Combine(tmp.Path, "~")));
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
