@@ -139,7 +139,10 @@ internal sealed class YamlSection
         if (v is null) return fallback;
         if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || !double.IsFinite(x))
         {
-            Error(node, Sub(key), $"'{v}' is not a number; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
+            // A decimal comma is how much of the world writes 3.5; say so rather than only refuse it.
+            string comma = v.Count(c => c == ',') == 1 && double.TryParse(v.Replace(',', '.'), NumberStyles.Float, CultureInfo.InvariantCulture, out double meant)
+                ? $" (the decimal separator is a point: {meant.ToString(CultureInfo.InvariantCulture)})" : "";
+            Error(node, Sub(key), $"'{v}' is not a number{comma}; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
             return fallback;
         }
         if (x < min || x > max)

@@ -144,6 +144,17 @@ heatmap:
     }
 
     [Fact]
+    public void A_decimal_comma_is_refused_with_the_number_it_meant()
+    {
+        using var tmp = new TempFolder();
+        var e = Errors(Valid(tmp.Path) + "verdict:\n  threshold: 3,5\n  unsure_band: 1,000,0\n");
+        Assert.Equal("'3,5' is not a number (the decimal separator is a point: 3.5); expected -1000..1000",
+            e.Errors.Single(x => x.Path == "verdict.threshold").Message);
+        // Not a number with one comma either way: refused without a guess.
+        Assert.DoesNotContain("decimal separator", e.Errors.Single(x => x.Path == "verdict.unsure_band").Message);
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
