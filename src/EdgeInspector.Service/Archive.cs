@@ -19,7 +19,7 @@ namespace EdgeInspector.Service;
 /// the live settings, so a hot-reloaded bound applies with the next record; the folder is the one the
 /// pipeline started with.
 /// </summary>
-internal sealed class Archive(Func<ArchiveSettings> settings, string camera, string modelHash, ILogger log)
+internal sealed class Archive(Func<ArchiveSettings> settings, string line, string camera, long runId, string modelHash, ILogger log)
 {
     /// <summary>The camera's folder.</summary>
     public string Root { get; } = Path.Combine(settings().Dir, camera);
@@ -119,8 +119,8 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string camera, str
         byte[] png;
         using (item.Image) png = item.Image.EncodePng();
         string verdict = VerdictNames.Wire(o.Kind);
-        var record = new ArchiveRecord(item.Meta.Id, item.Meta.PartId, camera, item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), verdict,
-            float.IsFinite(o.Score) ? o.Score : null, float.IsFinite(o.Calibrated) ? o.Calibrated : null,
+        var record = new ArchiveRecord(item.Meta.Id, runId, item.Meta.PartId, line, camera, item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), verdict,
+            o.Reject ?? true, float.IsFinite(o.Score) ? o.Score : null, float.IsFinite(o.Calibrated) ? o.Calibrated : null,
             o.Threshold, o.Recipe, o.ReferenceFrames, modelHash);
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(record, WireJson.Default.ArchiveRecord);
         long bytes = png.Length + json.Length + (o.Heatmap?.Length ?? 0);

@@ -67,7 +67,7 @@ internal sealed class CameraPipeline : IAsyncDisposable
         IVerdictSink[] sinks = metrics is null ? [state.Feed, drift] : [state.Feed, drift, metrics];
         var publisher = new VerdictPublisher(_link, topics, name, modelHash, state, Live, Counters, Health, latency, sinks, log);
         commands = new CommandHandler(topics, name, partIds, part => _acquire!.Trigger(part), Live, publisher);
-        _archive = new Archive(() => this.Live.Settings.Archive, name, modelHash, log);
+        _archive = new Archive(() => this.Live.Settings.Archive, topics.Line, name, state.RunId, modelHash, log);
         _inspector = inspector;
         var decider = new VerdictDecider(name, inspector, publisher, _archive, state.Feed, Live);
         var triggers = new TriggerQueue();

@@ -45,7 +45,7 @@ public class ArchiveTests(ITestOutputHelper output)
         using var tmp = new TempFolder();
         var settings = new ArchiveSettings { Dir = tmp.Path, Save = "fails", MaxFiles = 1000, MaxBytes = long.MaxValue, MinFreeMb = 0 };
         var log = new ListLogger();
-        var first = new Archive(() => settings, "cam1", new string('0', 64), log);
+        var first = new Archive(() => settings, "line1", "cam1", 1, new string('0', 64), log);
         await Running(first, () => Archive(first, 1, 3));
         var three = first.Status();
         Assert.Equal(3, three.Records);
@@ -57,7 +57,7 @@ public class ArchiveTests(ITestOutputHelper output)
 
         // A restart reads the archive back, and a bound of ~5 records evicts the oldest of 8 as it goes.
         settings = settings with { MaxBytes = perRecord * 5 + perRecord / 2 };
-        var second = new Archive(() => settings, "cam1", new string('0', 64), log);
+        var second = new Archive(() => settings, "line1", "cam1", 1, new string('0', 64), log);
         await Running(second, () => Archive(second, 4, 5));
         var s = second.Status();
         Assert.Equal(5, s.Records);
@@ -73,7 +73,7 @@ public class ArchiveTests(ITestOutputHelper output)
 
         // A tighter bound applies at the next start, before anything new is written.
         settings = settings with { MaxBytes = perRecord * 2 + perRecord / 2 };
-        var third = new Archive(() => settings, "cam1", new string('0', 64), log);
+        var third = new Archive(() => settings, "line1", "cam1", 1, new string('0', 64), log);
         await Running(third, async () =>
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -92,7 +92,7 @@ public class ArchiveTests(ITestOutputHelper output)
         using var disk = new SmallDisk(Path.Combine(tmp.Path, "disk"), 6L * 1024 * 1024);
         var settings = new ArchiveSettings { Dir = disk.Path, Save = "fails", MaxFiles = 1000, MaxBytes = long.MaxValue, MinFreeMb = 5 };
         var log = new ListLogger();
-        var archive = new Archive(() => settings, "cam1", new string('0', 64), log);
+        var archive = new Archive(() => settings, "line1", "cam1", 1, new string('0', 64), log);
         await Running(archive, () => Archive(archive, 1, 6));
         var s = archive.Status();
         Assert.Equal(6, s.Records + s.Skipped);

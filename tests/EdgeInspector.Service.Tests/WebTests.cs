@@ -101,6 +101,14 @@ public partial class WebTests(ITestOutputHelper output)
         var rec = JsonDocument.Parse(record!).RootElement;
         Assert.Contains(rec.GetProperty("verdict").GetString(), new[] { "fail", "unsure" });
         Assert.Equal(64, rec.GetProperty("model_hash").GetString()!.Length);
+        // The record joins the PLC's log: the same run, frame and gate action as the verdict published for it.
+        Assert.Equal("testline", rec.GetProperty("line").GetString());
+        long archivedFrame = rec.GetProperty("frame_id").GetInt64();
+        await probe.WaitFor(p => p.On("/verdict").Any(m => m.Json.GetProperty("frame_id").GetInt64() == archivedFrame), Long, $"the verdict of archived frame {archivedFrame}", service.Process);
+        var published = probe.On("/verdict").First(m => m.Json.GetProperty("frame_id").GetInt64() == archivedFrame).Json;
+        Assert.Equal(published.GetProperty("run_id").GetInt64(), rec.GetProperty("run_id").GetInt64());
+        Assert.Equal(published.GetProperty("reject").GetBoolean(), rec.GetProperty("reject").GetBoolean());
+        Assert.Equal(published.GetProperty("verdict").GetString(), rec.GetProperty("verdict").GetString());
 
         // The same list for scripts: a limit it cannot take and a camera it does not have are answered with what it expected.
         using (var web = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}/") })

@@ -17,7 +17,7 @@ internal sealed record AckMessage(string Id, string Command, bool Ok, string Mes
 
 /// <summary>An archived verdict: what the quality engineer reads beside the frame and its heatmap.</summary>
 internal sealed record ArchiveRecord(
-    long FrameId, string? PartId, string Camera, long TimestampMs, string Verdict, float? Score, float? Calibrated,
+    long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject, float? Score, float? Calibrated,
     double? Threshold, string? Recipe, long[]? ReferenceFrames, string ModelHash);
 
 /// <summary>

@@ -28,6 +28,8 @@ internal sealed class FrameOutcome
     /// recipe switch may change them before it is published).</summary>
     public double? Threshold;
     public string? Recipe;
+    /// <summary>For scored frames: what the reject gate does, under the same policy (null: the publisher decides by the kind).</summary>
+    public bool? Reject;
     public byte[]? Heatmap;
     public string? Error;
     /// <summary>For an error: what failed (the verdict's error_code); the other kinds have their own code.</summary>

@@ -22,6 +22,9 @@ internal sealed class VerdictDecider(string camera, FrameInspector inspector, Ve
         {
             Kind = kind, Score = scored.Image, Calibrated = scored.Calibrated,
             ReferenceFrames = scored.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe,
+            // Decided here with the verdict, so that the archived record and the published verdict say the same
+            // even if a recipe switch or an edit lands before the verdict is published.
+            Reject = policy.Rejects(kind),
         };
         var settings = live().Settings;
         bool archived = InspectorSettings.Selects(settings.Archive.Save, kind.IsFlagged());

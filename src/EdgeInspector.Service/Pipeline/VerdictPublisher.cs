@@ -36,7 +36,7 @@ internal sealed class VerdictPublisher(
     public void Publish(FrameMeta meta, FrameOutcome o)
     {
         var (policy, recipe) = Current();
-        bool reject = policy.Rejects(o.Kind);
+        bool reject = o.Reject ?? policy.Rejects(o.Kind);
         double latencyMs = Stopwatch.GetElapsedTime(meta.CaptureTimestamp).TotalMilliseconds;
         latency.Add(latencyMs);
         var message = new VerdictMessage(
