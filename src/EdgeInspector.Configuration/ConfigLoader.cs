@@ -17,6 +17,11 @@ public static class ConfigLoader
     public static InspectorSettings Load(string path)
     {
         string full = System.IO.Path.GetFullPath(path);
+        if (Directory.Exists(full))
+        {
+            string named = System.IO.Path.Combine(full, "edgeinspector.yaml");
+            throw new ConfigException([new ConfigError(path, 0, 0, "(file)", $"a folder, not a configuration file; give the file itself{(File.Exists(named) ? $" ({named} is there)" : "")}")]);
+        }
         if (!File.Exists(full)) throw new ConfigException([new ConfigError(path, 0, 0, "(file)", $"configuration file not found (looked for {full})")]);
         string text;
         long size = new FileInfo(full).Length;

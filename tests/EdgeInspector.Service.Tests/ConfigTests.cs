@@ -155,6 +155,17 @@ heatmap:
     }
 
     [Fact]
+    public void A_folder_given_for_the_file_is_named_as_one()
+    {
+        using var tmp = new TempFolder();
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(tmp.Path));
+        Assert.Equal("a folder, not a configuration file; give the file itself", Assert.Single(e.Errors).Message);
+        File.WriteAllText(Path.Combine(tmp.Path, "edgeinspector.yaml"), Valid(tmp.Path));
+        e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(tmp.Path));
+        Assert.Contains($"({Path.Combine(tmp.Path, "edgeinspector.yaml")} is there)", e.Errors[0].Message);
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
