@@ -483,9 +483,12 @@ public static class ConfigLoader
 
     private static void CheckTopicLevel(YamlSection s, string key, string value)
     {
-        if (value.Length == 0 || value.IndexOfAny(['/', '+', '#', ' ']) >= 0)
+        // '/' would split the level, '+' and '#' are a subscriber's wildcards, and MQTT forbids U+0000; spaces and
+        // other control characters are legal but break the PLC's and the shell's tools. The rest (a '.', a 'ü') is
+        // legal and left to the site.
+        if (value.Length == 0 || value.IndexOfAny(['/', '+', '#', ' ']) >= 0 || value.Any(char.IsControl))
         {
-            s.Error(null, s.Path.Length == 0 ? key : $"{s.Path}.{key}", $"'{value}' cannot be an MQTT topic level; use letters, digits, '-' or '_'");
+            s.FieldError(key, $"'{value}' cannot be an MQTT topic level: it must not be empty, nor hold '/', '+', '#', a space or a control character; letters, digits, '-' and '_' are safe everywhere");
         }
     }
 

@@ -166,6 +166,19 @@ heatmap:
     }
 
     [Fact]
+    public void A_topic_level_is_refused_at_its_value_saying_what_it_must_not_hold()
+    {
+        using var tmp = new TempFolder();
+        var e = Errors(Valid(tmp.Path).Replace("line: l1", "line: \"l\\x01ine\"") + "mqtt:\n  prefix: plant/a\n");
+        var line = e.Errors.Single(x => x.Path == "line");
+        Assert.Equal((1, 7), (line.Line, line.Column));
+        Assert.Contains("nor hold '/', '+', '#', a space or a control character", line.Message);
+        Assert.Equal((10, 11), e.Errors.Single(x => x.Path == "mqtt.prefix") is var p ? (p.Line, p.Column) : default);
+        // Legal in MQTT and left to the site: a point, a letter beyond ASCII.
+        Assert.Equal("linie.süd", ConfigLoader.Parse(Valid(tmp.Path).Replace("line: l1", "line: linie.süd"), "site.yaml", tmp.Path).Line);
+    }
+
+    [Fact]
     public void Source_specific_requirements_and_names_are_checked()
     {
         using var tmp = new TempFolder();
