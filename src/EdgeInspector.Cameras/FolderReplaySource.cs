@@ -13,6 +13,9 @@ namespace EdgeInspector.Cameras;
 public sealed class FolderReplaySource(string folder, double fps, bool loop, int? shuffleSeed = null, TriggerQueue? triggers = null) : IFrameSource
 {
     private static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
+
+    /// <summary>The file extensions it replays, lower case.</summary>
+    public static IReadOnlyList<string> ImageExtensions => Extensions;
     private string[] _files = [];
     private int _next;
     private long _due;

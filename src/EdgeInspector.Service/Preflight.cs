@@ -23,6 +23,25 @@ internal static class Preflight
         return problems;
     }
 
+    /// <summary>
+    /// What the service takes but a technician would want to know before saving: a replay folder with no
+    /// images yet, which the camera waits for, retrying, as for a camera that is not there yet.
+    /// </summary>
+    public static List<string> Notes(InspectorSettings s)
+    {
+        var notes = new List<string>();
+        for (int i = 0; i < s.Cameras.Length; i++)
+        {
+            var c = s.Cameras[i];
+            if (c.Source != "replay" || !Directory.Exists(c.Replay.Folder)) continue;
+            if (EdgeInspector.Cameras.FolderReplaySource.ListImages(c.Replay.Folder).Length == 0)
+            {
+                notes.Add($"cameras[{i}].replay.folder: no images in {c.Replay.Folder} ({string.Join(", ", EdgeInspector.Cameras.FolderReplaySource.ImageExtensions)}, searched recursively); camera {c.Name} will wait for them, retrying");
+            }
+        }
+        return notes;
+    }
+
     private static void Writable(string field, string dir, List<string> problems)
     {
         string probe = Path.Combine(dir, $".write-test-{Environment.ProcessId}");

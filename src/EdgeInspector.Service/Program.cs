@@ -67,6 +67,7 @@ if (problems.Count > 0)
 if (verb == "validate")
 {
     Console.WriteLine($"{configPath}: valid ({settings.Cameras.Length} camera(s), line {settings.Line}); model loaded and probed: {modelSummary}.");
+    foreach (string note in Preflight.Notes(settings)) Console.WriteLine($"  note: {configPath}: {note}");
     return 0;
 }
 

@@ -414,6 +414,13 @@ public class ServiceTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(ok.Code == 0, ok.Output);
         Assert.Contains("model loaded and probed", ok.Output);
         Assert.Contains("taps [stage2, stage3]", ok.Output);
+        Assert.DoesNotContain("note:", ok.Output);
+        // A replay folder with no images yet is valid (the camera waits for them), and validate says so.
+        string bare = Directory.CreateDirectory(Path.Combine(tmp.Path, "bare")).FullName;
+        File.WriteAllText(Path.Combine(bare, "readme.txt"), "not an image\n");
+        var waiting = await Validate(good.Replace(folder, bare));
+        Assert.True(waiting.Code == 0, waiting.Output);
+        Assert.Contains($"cameras[0].replay.folder: no images in {bare} (.png, .jpg, .jpeg, .bmp, .tif, .tiff, searched recursively); camera cam1 will wait for them, retrying", waiting.Output);
 
         var cases = new (string Yaml, string Expected)[]
         {
