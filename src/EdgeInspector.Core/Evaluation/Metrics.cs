@@ -38,7 +38,7 @@ public static class Metrics
         }
         Array.Sort(p);
         Array.Sort(n);
-        double area = 0, fpr0 = 0, tpr0 = 0, ap = 0, lastRecall = 0, f1 = 0;
+        var walk = new ThresholdWalk(pos, neg);
         long tp = 0, fp = 0;
         int a = p.Length - 1, b = n.Length - 1;
         while (a >= 0 || b >= 0)
@@ -47,35 +47,17 @@ public static class Metrics
             float t = a < 0 ? n[b] : b < 0 ? p[a] : Math.Max(p[a], n[b]);
             for (; a >= 0 && p[a] == t; a--) tp++;
             for (; b >= 0 && n[b] == t; b--) fp++;
-            if (pos > 0 && neg > 0)
-            {
-                double fpr = (double)fp / neg, tpr = (double)tp / pos;
-                area += (fpr - fpr0) * (tpr + tpr0) / 2;
-                (fpr0, tpr0) = (fpr, tpr);
-            }
-            if (pos > 0)
-            {
-                double recall = (double)tp / pos, precision = (double)tp / (tp + fp);
-                ap += (recall - lastRecall) * tp / (tp + fp);
-                lastRecall = recall;
-                if (precision + recall > 0) f1 = Math.Max(f1, 2 * precision * recall / (precision + recall));
-            }
+            walk.Step(tp, fp);
         }
-        return (pos == 0 || neg == 0 ? double.NaN : area, pos == 0 ? double.NaN : ap, pos == 0 ? double.NaN : f1);
+        return (walk.Auroc, walk.AveragePrecision, walk.F1Max);
     }
 
-    /// <summary>The area under the ROC curve through <paramref name="steps"/> (cumulative true and false positives, highest threshold first).</summary>
-    internal static double Auroc(List<(long Tp, long Fp)> steps, long pos, long neg)
+    /// <summary>The three metrics through <paramref name="steps"/> (cumulative true and false positives, highest threshold first).</summary>
+    internal static ThresholdWalk Walk(List<(long Tp, long Fp)> steps, long pos, long neg)
     {
-        if (pos == 0 || neg == 0) return double.NaN;
-        double area = 0, fpr0 = 0, tpr0 = 0;
-        foreach (var (tp, fp) in steps)
-        {
-            double fpr = (double)fp / neg, tpr = (double)tp / pos;
-            area += (fpr - fpr0) * (tpr + tpr0) / 2;
-            (fpr0, tpr0) = (fpr, tpr);
-        }
-        return area;
+        var walk = new ThresholdWalk(pos, neg);
+        foreach (var (tp, fp) in steps) walk.Step(tp, fp);
+        return walk;
     }
 
     /// <summary>ROC points from (0,0) to (1,1), one per distinct score (descending). Empty if a class is empty.</summary>
@@ -95,37 +77,14 @@ public static class Metrics
     /// </summary>
     public static double AveragePrecision(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels) => Summary(scores, labels).AveragePrecision;
 
-    internal static double AveragePrecision(List<(long Tp, long Fp)> steps, long pos)
-    {
-        if (pos == 0) return double.NaN;
-        double ap = 0, lastRecall = 0;
-        foreach (var (tp, fp) in steps)
-        {
-            double recall = (double)tp / pos;
-            ap += (recall - lastRecall) * tp / (tp + fp);
-            lastRecall = recall;
-        }
-        return ap;
-    }
 
     /// <summary>Maximum F1 over all distinct thresholds (MuSc's f1-max). NaN if there are no positives.</summary>
     public static double F1Max(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels) => Summary(scores, labels).F1Max;
 
-    internal static double F1Max(List<(long Tp, long Fp)> steps, long pos)
-    {
-        if (pos == 0) return double.NaN;
-        double best = 0;
-        foreach (var (tp, fp) in steps)
-        {
-            double precision = (double)tp / (tp + fp), recall = (double)tp / pos;
-            if (precision + recall > 0) best = Math.Max(best, 2 * precision * recall / (precision + recall));
-        }
-        return best;
-    }
 
     /// <summary>
     /// Cumulative true and false positives at each distinct score, from the highest down: one step per
-    /// group of tied scores, which is how ties enter every metric above.
+    /// group of tied scores, as the walk in <see cref="Summary"/> takes them: the points of <see cref="RocCurve"/>.
     /// </summary>
     private static (List<(long Tp, long Fp)> Steps, long Pos, long Neg) Thresholds(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {
@@ -177,6 +136,42 @@ public static class Metrics
         for (int img = 0; img < maps.Count; img++) pixels.Add(maps[img], masks[img], width);
         return pixels.Pro;
     }
+}
+
+/// <summary>
+/// AUROC, AP and F1-max accumulated one threshold at a time, from the highest down: each step is the
+/// cumulative true and false positives at a distinct score (a group of tied scores is one step). The one
+/// definition of the three, for the exact walk over sorted scores and for binned pixel counts alike.
+/// </summary>
+internal struct ThresholdWalk(long pos, long neg)
+{
+    private double _area, _fpr0, _tpr0, _ap, _lastRecall, _f1;
+
+    public void Step(long tp, long fp)
+    {
+        if (pos > 0 && neg > 0)
+        {
+            double fpr = (double)fp / neg, tpr = (double)tp / pos;
+            _area += (fpr - _fpr0) * (tpr + _tpr0) / 2;
+            (_fpr0, _tpr0) = (fpr, tpr);
+        }
+        if (pos > 0)
+        {
+            double recall = (double)tp / pos, precision = (double)tp / (tp + fp);
+            _ap += (recall - _lastRecall) * tp / (tp + fp);
+            _lastRecall = recall;
+            if (precision + recall > 0) _f1 = Math.Max(_f1, 2 * precision * recall / (precision + recall));
+        }
+    }
+
+    /// <summary>Trapezoids through the steps from (0, 0); NaN if either class is empty.</summary>
+    public readonly double Auroc => pos == 0 || neg == 0 ? double.NaN : _area;
+
+    /// <summary>Σ (R_n − R_{n−1})·P_n; NaN without positives.</summary>
+    public readonly double AveragePrecision => pos == 0 ? double.NaN : _ap;
+
+    /// <summary>The best F1 at any step; NaN without positives.</summary>
+    public readonly double F1Max => pos == 0 ? double.NaN : _f1;
 }
 
 /// <summary>Connected-component labelling of a binary mask with 8-connectivity (skimage.measure.label's default in 2-D).</summary>

@@ -110,7 +110,7 @@ public sealed class PixelMetrics
         get
         {
             var steps = Steps(out long pos, out long neg);
-            return Metrics.Auroc(steps, pos, neg);
+            return Metrics.Walk(steps, pos, neg).Auroc;
         }
     }
 
@@ -119,8 +119,8 @@ public sealed class PixelMetrics
     {
         get
         {
-            var steps = Steps(out long pos, out _);
-            return Metrics.AveragePrecision(steps, pos);
+            var steps = Steps(out long pos, out long neg);
+            return Metrics.Walk(steps, pos, neg).AveragePrecision;
         }
     }
 
@@ -129,8 +129,8 @@ public sealed class PixelMetrics
     {
         get
         {
-            var steps = Steps(out long pos, out _);
-            return Metrics.F1Max(steps, pos);
+            var steps = Steps(out long pos, out long neg);
+            return Metrics.Walk(steps, pos, neg).F1Max;
         }
     }
 
