@@ -185,12 +185,12 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
         w.WriteEndArray();
     });
 
-    /// <summary>The newest archived records of a camera: [{"stem", "record"}], newest first.</summary>
     /// <summary>How many records the archive list gives when no <c>limit</c> is asked for, and at most.</summary>
-    internal const int ArchiveListDefault = 50, ArchiveListMax = 500;
+    private const int ArchiveListDefault = 50, ArchiveListMax = 500;
 
-    // The limit is read here rather than bound by the framework, whose refusal is a bare 400: a script's author
-    // is told what was wrong, as a technician is by the configuration check.
+    /// <summary>The newest archived records of a camera: [{"stem", "record"}], newest first.</summary>
+    /// <remarks>The limit is read here rather than bound by the framework, whose refusal is a bare 400: a script's
+    /// author is told what was wrong, as a technician is by the configuration check.</remarks>
     private IResult ArchiveList(string camera, string? limit)
     {
         if (Find(camera) is not { } p)
