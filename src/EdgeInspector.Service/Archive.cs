@@ -121,7 +121,7 @@ internal sealed class Archive(Func<ArchiveSettings> settings, string line, strin
         string verdict = VerdictNames.Wire(o.Kind);
         var record = new ArchiveRecord(item.Meta.Id, runId, item.Meta.PartId, line, camera, item.Meta.CaptureUtc.ToUnixTimeMilliseconds(), verdict,
             o.Reject ?? true, float.IsFinite(o.Score) ? o.Score : null, float.IsFinite(o.Calibrated) ? o.Calibrated : null,
-            o.Threshold, o.Recipe, o.ReferenceFrames, modelHash);
+            o.Threshold, o.Recipe, o.ReferenceFrames, o.ReferenceRuns, modelHash);
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(record, WireJson.Default.ArchiveRecord);
         long bytes = png.Length + json.Length + (o.Heatmap?.Length ?? 0);
         var s = settings();

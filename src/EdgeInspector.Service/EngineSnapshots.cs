@@ -46,14 +46,23 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 
     public static SnapshotKey Parse(string text)
     {
+        var fields = Fields(text);
+        string F(string name) => fields.TryGetValue(name, out var v) ? v : throw new InvalidDataException($"its header has no '{name}'");
+        return new SnapshotKey(F("model"), F("layout"), F("engine"), F("recipe"), fields.TryGetValue("region", out var region) ? region : WholeFrame);
+    }
+
+    /// <summary>One field of a header's text, or null.</summary>
+    public static string? Field(string text, string name) => Fields(text).TryGetValue(name, out var v) ? v : null;
+
+    private static Dictionary<string, string> Fields(string text)
+    {
         var fields = new Dictionary<string, string>();
         foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             int eq = line.IndexOf('=');
             if (eq > 0) fields[line[..eq]] = line[(eq + 1)..];
         }
-        string F(string name) => fields.TryGetValue(name, out var v) ? v : throw new InvalidDataException($"its header has no '{name}'");
-        return new SnapshotKey(F("model"), F("layout"), F("engine"), F("recipe"), fields.TryGetValue("region", out var region) ? region : WholeFrame);
+        return fields;
     }
 }
 
@@ -64,7 +73,8 @@ internal sealed record SnapshotKey(string Model, string Layout, string Engine, s
 /// or corrupted file is refused, never half taken up.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): magic "EISNAP07", int32 header bytes, the header (UTF-8 key text), then one state:
+/// Layout (little-endian): magic "EISNAP07", int32 header bytes, the header (UTF-8 key text, then
+/// the runs whose frames it holds: <see cref="EngineIds"/>), then one state:
 /// int32 frames; per frame: int64 id, int32 views, int32 kept patches (−1: none, the rows are the kept
 /// patches; otherwise the rows are the whole frame, as a reservoir that searches a window holds it, and
 /// int32 patches follows), then per view int32 values, the float step and the values as levels in signed
@@ -79,14 +89,20 @@ internal static class EngineSnapshots
     private static readonly byte[] Magic = "EISNAP07"u8.ToArray();
     private static readonly byte[] MagicTiled = "EISNAP08"u8.ToArray();
 
+    /// <summary>The header's field for the runs whose frames the snapshot holds: not part of the key, which says what made the state.</summary>
+    private const string RunsField = "runs";
+
     /// <summary>Largest file taken up: a reservoir of 1024 frames of full-width views is far below it.</summary>
     private const long MaxBytes = 4L << 30;
 
     /// <summary>Writes one engine's <paramref name="state"/> atomically to <paramref name="path"/>.</summary>
     public static void Save(string path, SnapshotKey key, LearnedState state) => Save(path, key, [state]);
 
-    /// <summary>Writes a (tiled) engine's <paramref name="states"/> atomically to <paramref name="path"/>.</summary>
-    public static void Save(string path, SnapshotKey key, IReadOnlyList<LearnedState> states)
+    /// <summary>
+    /// Writes a (tiled) engine's <paramref name="states"/> atomically to <paramref name="path"/>, with the runs
+    /// whose frames they hold (<see cref="EngineIds.Text"/>) when given.
+    /// </summary>
+    public static void Save(string path, SnapshotKey key, IReadOnlyList<LearnedState> states, string? runs = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         string tmp = path + ".tmp";
@@ -115,7 +131,7 @@ internal static class EngineSnapshots
             }
 
             Write(states.Count == 1 ? Magic : MagicTiled);
-            byte[] header = Encoding.UTF8.GetBytes(key.Text());
+            byte[] header = Encoding.UTF8.GetBytes(key.Text() + (runs is null ? "" : $"{RunsField}={runs}\n"));
             Int(header.Length);
             Write(header);
             if (states.Count != 1) Int(states.Count);
@@ -157,9 +173,15 @@ internal static class EngineSnapshots
     /// Reads the snapshot at <paramref name="path"/> if it fits <paramref name="key"/>. Null with the reason
     /// when it does not, or cannot be read; null with a null reason when there is none.
     /// </summary>
-    public static IReadOnlyList<LearnedState>? TryLoad(string path, SnapshotKey key, out string? refusal)
+    public static IReadOnlyList<LearnedState>? TryLoad(string path, SnapshotKey key, out string? refusal) => TryLoad(path, key, out refusal, out _);
+
+    /// <summary>
+    /// <see cref="TryLoad(string, SnapshotKey, out string?)"/>, and the runs whose frames the states hold, as
+    /// saved (null: written without them).
+    /// </summary>
+    public static IReadOnlyList<LearnedState>? TryLoad(string path, SnapshotKey key, out string? refusal, out string? runs)
     {
-        refusal = null;
+        refusal = runs = null;
         if (!File.Exists(path)) return null;
         try
         {
@@ -173,7 +195,8 @@ internal static class EngineSnapshots
             var magic = r.Bytes(Magic.Length);
             bool tiled = magic.SequenceEqual(MagicTiled);
             if (!tiled && !magic.SequenceEqual(Magic)) throw new InvalidDataException("it is not an EdgeInspector snapshot (or of another format version)");
-            var saved = SnapshotKey.Parse(Encoding.UTF8.GetString(r.Bytes(r.Count(1 << 20))));
+            string header = Encoding.UTF8.GetString(r.Bytes(r.Count(1 << 20)));
+            var saved = SnapshotKey.Parse(header);
             if (key.Mismatch(saved) is { } why)
             {
                 refusal = why;
@@ -210,6 +233,7 @@ internal static class EngineSnapshots
                 states[s] = new LearnedState(list, calibration, quarantined);
             }
             if (!r.AtEnd) throw new InvalidDataException("it has bytes after its content");
+            runs = SnapshotKey.Field(header, RunsField);
             return states;
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)

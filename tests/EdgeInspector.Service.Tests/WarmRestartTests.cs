@@ -205,6 +205,7 @@ public sealed class WarmRestartTests
             .Replace("  batch: 8", "  batch: 8\n  snapshot_interval_s: 1");
         string snapshot = Path.Combine(tmp.Path, "spool", "testline", "cam1.engine");
         const string Topic = "edgeinspector/testline/cam1/#";
+        long firstRun;
 
         // 1. Cold: the first batch (8) is answered warming_up; once warm, the state is saved at once.
         await using (var probe = new Probe(broker.Port, Topic))
@@ -222,6 +223,7 @@ public sealed class WarmRestartTests
             while (File.GetLastWriteTimeUtc(snapshot) == saved && sw.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(100);
             Assert.True(File.GetLastWriteTimeUtc(snapshot) > saved, "the snapshot was not written again within 15 s at snapshot_interval_s: 1");
             first.Process.Kill(); // SIGKILL: no stop handler runs
+            firstRun = probe.On("/verdict")[0].Json.GetProperty("run_id").GetInt64();
         }
 
         // 2. Started again: the snapshot is taken up, and the very first verdict is scored.
@@ -233,8 +235,25 @@ public sealed class WarmRestartTests
             var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
             Assert.All(kinds, k => Assert.Contains(k, new[] { "pass", "unsure", "fail" }));
             Assert.Contains("warm restart from snapshot", second.Process.Output);
-            // Its references are frames of the first run, named as they were then.
-            Assert.NotEmpty(probe.On("/verdict")[0].Json.GetProperty("reference_frames").EnumerateArray());
+            // Its references are every frame the snapshot held, named as the first run numbered them and
+            // said to be that run's. Frame ids restart with the run: its frames 1, 2, 3 are not the first
+            // run's frames 1, 2, 3 (held since that run's warm-up), which would otherwise be left out as
+            // their own entries.
+            var restored = System.Text.RegularExpressions.Regex.Match(second.Process.Output, @"warm restart from snapshot \S+ \(reservoir (\d+) frames");
+            Assert.True(restored.Success, "no warm restart line naming the reservoir");
+            int held = int.Parse(restored.Groups[1].Value);
+            foreach (var v in probe.On("/verdict").Take(3).Select(m => m.Json))
+            {
+                var frames = v.GetProperty("reference_frames").EnumerateArray().Select(e => e.GetInt64()).ToList();
+                var runs = v.GetProperty("reference_runs").EnumerateArray().ToList();
+                Assert.Equal(firstRun, runs[0].GetProperty("run_id").GetInt64());
+                Assert.Equal(held, runs[0].GetProperty("frames").GetInt32());
+                Assert.All(frames.Take(held), f => Assert.InRange(f, 1, 1000));
+                // Then this run's own frames, if any entered before this one.
+                Assert.Equal(frames.Count, runs.Sum(r => r.GetProperty("frames").GetInt32()));
+                Assert.All(runs.Skip(1), r => Assert.Equal(v.GetProperty("run_id").GetInt64(), r.GetProperty("run_id").GetInt64()));
+                Assert.NotEqual(firstRun, v.GetProperty("run_id").GetInt64());
+            }
 
             // 3. reset deletes the snapshot along with what was learned.
             await probe.PublishAsync("edgeinspector/testline/cam1/command", """{"id":"r1","command":"reset"}""");

@@ -137,6 +137,9 @@ public sealed class TiledEngine : IDisposable
         return states;
     }
 
+    /// <summary>The frame a held entry's id belongs to: a pooled engine holds each frame's tiles under ids of their own.</summary>
+    public long FrameOf(long heldId) => Pooled ? FloorDiv(heldId, Tiles) : heldId;
+
     /// <summary>Takes up states from <see cref="Capture"/>; refused (ArgumentException) when their number is not this engine's.</summary>
     public void Restore(IReadOnlyList<LearnedState> states)
     {
@@ -243,7 +246,7 @@ public sealed class TiledEngine : IDisposable
             warmUp |= r.WarmUp;
             foreach (long id in r.ReferenceFrames)
             {
-                long source = Pooled ? FloorDiv(id, Tiles) : id;
+                long source = FrameOf(id);
                 if (seen.Add(source)) references.Add(source);
             }
         }

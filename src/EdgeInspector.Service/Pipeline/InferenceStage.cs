@@ -310,7 +310,7 @@ internal sealed class InferenceStage(
         }
         catch (Exception e)
         {
-            ReportEngineFault(e, id, "after the warm-up ");
+            ReportEngineFault(e, _snapshots.Ids.ToFrame(id), "after the warm-up ");
         }
         _snapshots.Learned();
         if (_backlog.Count == 0) LogCaughtUp();
@@ -325,11 +325,12 @@ internal sealed class InferenceStage(
     private FrameOutcome Score(FrameMeta meta, FrameFeatures[] f, TileGrid g, DecodedImage image)
     {
         var engine = inspector.Engine;
+        long id = _snapshots.Ids.ToEngine(meta.Id);
         try
         {
             if (_build is not null)
             {
-                if (!_backlog.Offer(meta.Id, f, g)) WarnOnFirstNotKept();
+                if (!_backlog.Offer(id, f, g)) WarnOnFirstNotKept();
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             if (!engine.IsWarm && engine.WarmupBuffered + 1 >= engine.Options.Batch)
@@ -341,7 +342,7 @@ internal sealed class InferenceStage(
                 {
                     try
                     {
-                        return engine.Push(f, g, meta.Id);
+                        return engine.Push(f, g, id);
                     }
                     finally
                     {
@@ -352,13 +353,13 @@ internal sealed class InferenceStage(
                 return new FrameOutcome { Kind = VerdictKind.WarmingUp };
             }
             TiledResult? mine = null;
-            foreach (var r in engine.Push(f, g, meta.Id))
+            foreach (var r in engine.Push(f, g, id))
             {
-                if (r.FrameId == meta.Id) mine = r;
+                if (r.FrameId == id) mine = r;
             }
             // Scored, but with no calibration yet (a single known-good image): not a verdict to act on.
             if (mine is null || !engine.IsCalibrated) return new FrameOutcome { Kind = VerdictKind.WarmingUp };
-            return decider.Decide(meta, mine, image);
+            return decider.Decide(meta, mine, _snapshots.Ids.Resolve(mine.ReferenceFrames), image);
         }
         catch (Exception e)
         {

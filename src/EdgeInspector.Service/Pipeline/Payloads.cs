@@ -10,7 +10,7 @@ namespace EdgeInspector.Service;
 internal sealed record VerdictMessage(
     long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject,
     double? Score, double? Calibrated, double Threshold, double LatencyMs, long[]? ReferenceFrames,
-    string ModelHash, string Recipe, int ErrorCode, string? Error);
+    ReferenceRun[]? ReferenceRuns, string ModelHash, string Recipe, int ErrorCode, string? Error);
 
 /// <summary>The answer to a message on the command topic.</summary>
 internal sealed record AckMessage(string Id, string Command, bool Ok, string Message, long TimestampMs);
@@ -18,7 +18,7 @@ internal sealed record AckMessage(string Id, string Command, bool Ok, string Mes
 /// <summary>An archived verdict: what the quality engineer reads beside the frame and its heatmap.</summary>
 internal sealed record ArchiveRecord(
     long FrameId, long RunId, string? PartId, string Line, string Camera, long TimestampMs, string Verdict, bool Reject, float? Score, float? Calibrated,
-    double? Threshold, string? Recipe, long[]? ReferenceFrames, string ModelHash);
+    double? Threshold, string? Recipe, long[]? ReferenceFrames, ReferenceRun[]? ReferenceRuns, string ModelHash);
 
 /// <summary>
 /// The retained status a broker keeps for a camera. <c>ready</c> is the PLC's interlock: the engine is

@@ -22,8 +22,10 @@ internal sealed class FrameOutcome
     public VerdictKind Kind;
     public float Score = float.NaN;
     public float Calibrated = float.NaN;
-    /// <summary>Ids of the reservoir frames that scored it (null: not scored).</summary>
+    /// <summary>Ids of the reservoir frames that scored it, as their runs numbered them (null: not scored).</summary>
     public long[]? ReferenceFrames;
+    /// <summary>The runs <see cref="ReferenceFrames"/> belong to, in their order (null: not scored).</summary>
+    public ReferenceRun[]? ReferenceRuns;
     /// <summary>For scored frames: the threshold and recipe the verdict was decided with (hot reload or a
     /// recipe switch may change them before it is published).</summary>
     public double? Threshold;

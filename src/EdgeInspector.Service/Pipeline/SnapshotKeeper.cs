@@ -23,18 +23,26 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
     /// <summary>When the state on disk was written (by this run or, after a warm restart, the one before); null: none.</summary>
     public DateTimeOffset? Saved { get; private set; }
 
+    /// <summary>The ids the engine knows this run's frames by, and the runs its references come from.</summary>
+    public EngineIds Ids { get; } = new(state.RunId);
+
     private SnapshotKey Key(TiledEngine engine) => SnapshotKey.For(modelHash, engine.Layout, engine.Options, state.Recipe, region);
 
     /// <summary>Takes up the snapshot if there is one that fits: true when the engine is warm from it.</summary>
     public bool TryRestore(TiledEngine engine)
     {
         var sw = Stopwatch.StartNew();
-        var saved = EngineSnapshots.TryLoad(path, Key(engine), out string? refusal);
+        var saved = EngineSnapshots.TryLoad(path, Key(engine), out string? refusal, out string? runs);
         try
         {
-            if (saved is not null) engine.Restore(saved);
+            if (saved is not null)
+            {
+                // The runs first: a list that cannot be read refuses the snapshot before the engine takes it up.
+                Ids.Restore(runs, Held(engine, saved));
+                engine.Restore(saved);
+            }
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
         {
             (saved, refusal) = (null, e.Message);
         }
@@ -95,6 +103,7 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
         Poll(block: false);
         var captured = engine.Capture();
         var key = Key(engine);
+        string runs = Ids.Text(Held(engine, captured));
         _learned = _saveNow = false;
         _savedTicks = Environment.TickCount64;
         // At low priority, as the warm-up build (decision 0007): a write takes a core for a fraction of a
@@ -103,7 +112,7 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
         {
             try
             {
-                EngineSnapshots.Save(path, key, captured);
+                EngineSnapshots.Save(path, key, captured, runs);
                 return null;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -112,6 +121,17 @@ internal sealed class SnapshotKeeper(string camera, string path, string modelHas
             }
         });
         if (wait) Poll(block: true);
+    }
+
+    /// <summary>The frames (engine ids) that <paramref name="states"/> hold.</summary>
+    private static HashSet<long> Held(TiledEngine engine, IReadOnlyList<LearnedState> states)
+    {
+        var held = new HashSet<long>();
+        foreach (var s in states)
+        {
+            foreach (var f in s.Frames) held.Add(engine.FrameOf(f.Id));
+        }
+        return held;
     }
 
     /// <summary>Takes up a finished write: the time it was saved, or a failure (counted, logged, retried at the next interval).</summary>

@@ -14,14 +14,14 @@ namespace EdgeInspector.Service;
 /// </summary>
 internal sealed class VerdictDecider(string camera, FrameInspector inspector, VerdictPublisher publisher, Archive archive, LiveFeed feed, Func<LiveSettings> live)
 {
-    public FrameOutcome Decide(FrameMeta meta, TiledResult scored, DecodedImage image)
+    public FrameOutcome Decide(FrameMeta meta, TiledResult scored, References references, DecodedImage image)
     {
         var (policy, recipe) = publisher.Current();
         var kind = policy.Decide(scored.Calibrated);
         var outcome = new FrameOutcome
         {
             Kind = kind, Score = scored.Image, Calibrated = scored.Calibrated,
-            ReferenceFrames = scored.ReferenceFrames, Threshold = policy.Threshold, Recipe = recipe,
+            ReferenceFrames = references.Frames, ReferenceRuns = references.Runs, Threshold = policy.Threshold, Recipe = recipe,
             // Decided here with the verdict, so that the archived record and the published verdict say the same
             // even if a recipe switch or an edit lands before the verdict is published.
             Reject = policy.Rejects(kind),

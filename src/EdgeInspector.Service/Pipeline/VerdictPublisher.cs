@@ -42,7 +42,7 @@ internal sealed class VerdictPublisher(
         var message = new VerdictMessage(
             meta.Id, state.RunId, meta.PartId, topics.Line, camera, meta.CaptureUtc.ToUnixTimeMilliseconds(), VerdictNames.Wire(o.Kind), reject,
             float.IsFinite(o.Score) ? Math.Round(o.Score, 5) : null, float.IsFinite(o.Calibrated) ? Math.Round(o.Calibrated, 4) : null,
-            o.Threshold ?? policy.Threshold, Math.Round(latencyMs, 2), o.ReferenceFrames, modelHash, o.Recipe ?? recipe,
+            o.Threshold ?? policy.Threshold, Math.Round(latencyMs, 2), o.ReferenceFrames, o.ReferenceRuns, modelHash, o.Recipe ?? recipe,
             (int)ErrorCodes.For(o.Kind, o.Cause), o.Error);
         try
         {
