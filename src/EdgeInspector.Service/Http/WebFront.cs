@@ -91,22 +91,37 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
         app.MapGet("/events", Events);
         app.MapGet("/cameras/{camera}/latest.jpg", (HttpContext ctx, string camera) =>
         {
-            if (Find(camera)?.Feed.Latest is not { } latest) return Results.NotFound();
+            if (Find(camera) is not { } p) return NoCamera(camera);
+            if (p.Feed.Latest is not { } latest) return NotFound($"camera {camera} has shown no frame yet");
             ctx.Response.Headers.CacheControl = "no-store";
             return Results.Bytes(latest.Jpeg, "image/jpeg");
         });
         app.MapGet("/api/archive/{camera}", ArchiveList);
-        app.MapGet("/archive/{camera}/{**file}", (string camera, string file) =>
-        {
-            if (Find(camera) is not { } p) return Results.NotFound();
-            string root = Path.GetFullPath(p.Archive.Root) + Path.DirectorySeparatorChar;
-            string full = Path.GetFullPath(Path.Combine(root, file));
-            string? type = Path.GetExtension(full) switch { ".png" => "image/png", ".jpg" => "image/jpeg", ".json" => "application/json", _ => null };
-            // Only the archive's own files: no way out of its folder.
-            if (type is null || !full.StartsWith(root, StringComparison.Ordinal) || !File.Exists(full)) return Results.NotFound();
-            return Results.File(full, type);
-        });
+        app.MapGet("/archive/{camera}/{**file}", ArchiveFile);
     }
+
+    /// <summary>A file of a camera's archive, as <c>/api/archive</c> names it (its stem and an extension).</summary>
+    /// <remarks>A link to a record that has since been evicted says so, rather than a bare 404: the quality
+    /// engineer who follows it from a report learns why it is gone.</remarks>
+    private IResult ArchiveFile(string camera, string file)
+    {
+        if (Find(camera) is not { } p) return NoCamera(camera);
+        string root = Path.GetFullPath(p.Archive.Root) + Path.DirectorySeparatorChar;
+        string full = Path.GetFullPath(Path.Combine(root, file));
+        // Only the archive's own files: no way out of its folder (the path asked for is not repeated).
+        if (!full.StartsWith(root, StringComparison.Ordinal)) return NotFound($"not a file of camera {camera}'s archive");
+        string? type = Path.GetExtension(full) switch { ".png" => "image/png", ".jpg" => "image/jpeg", ".json" => "application/json", _ => null };
+        if (type is null) return NotFound("the archive serves its records' .json, .png and .jpg files only");
+        if (!File.Exists(full))
+        {
+            return NotFound($"no '{file}' in camera {camera}'s archive: not written, or evicted since to stay within archive.max_files and archive.max_bytes (/api/archive/{camera} lists what is kept)");
+        }
+        return Results.File(full, type);
+    }
+
+    private IResult NoCamera(string camera) => NotFound($"no camera '{camera}'; cameras: {string.Join(", ", inspection.Pipelines.Select(x => x.Name))}");
+
+    private static IResult NotFound(string why) => Results.Text(why + "\n", "text/plain", statusCode: 404);
 
     private CameraPipeline? Find(string camera) => inspection.Pipelines.FirstOrDefault(p => p.Name == camera);
 
@@ -193,10 +208,7 @@ internal sealed class WebFront(ConfigFile config, InspectionService inspection, 
     /// author is told what was wrong, as a technician is by the configuration check.</remarks>
     private IResult ArchiveList(string camera, string? limit)
     {
-        if (Find(camera) is not { } p)
-        {
-            return Results.Text($"no camera '{camera}'; cameras: {string.Join(", ", inspection.Pipelines.Select(x => x.Name))}\n", "text/plain", statusCode: 404);
-        }
+        if (Find(camera) is not { } p) return NoCamera(camera);
         int count = ArchiveListDefault;
         if (limit is not null && (!int.TryParse(limit, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out count) || count < 1 || count > ArchiveListMax))
         {
