@@ -10,6 +10,19 @@ public sealed class TiledEngineTests
     private static EngineOptions Small() => EngineOptions.Default with { Batch = 8, TopN = 2, ReservoirFrames = 6, ReservoirKeep = 1 };
 
     [Fact]
+    public void A_held_entrys_frame_is_its_id_or_in_a_pooled_engine_the_id_its_tiles_were_numbered_from()
+    {
+        var line = new SyntheticLine();
+        using var perPosition = new TiledEngine(line.Layout, Small(), 4, pooled: false);
+        using var pooled = new TiledEngine(line.Layout, Small(), 4, pooled: true);
+        Assert.Equal(7, perPosition.FrameOf(7));
+        Assert.Equal(-2, perPosition.FrameOf(-2));
+        // Frame f's tiles are f·4 + t: 28..31 are frame 7's; a known-good image's, −1 − i, floor too.
+        Assert.Equal([7L, 7, 7, 7, 8], new long[] { 28, 29, 30, 31, 32 }.Select(pooled.FrameOf));
+        Assert.Equal([-1L, -1, -2], new long[] { -1, -4, -5 }.Select(pooled.FrameOf));
+    }
+
+    [Fact]
     public void One_tile_over_the_grid_is_the_plain_engine()
     {
         // The plain twin: a region the size of the patch grid in one tile stitches to the grid itself.
