@@ -10,7 +10,7 @@ namespace EdgeInspector.Configuration;
 /// path and what is allowed) and thrown together, so a technician fixes them in one edit, not one per
 /// restart. Relative paths are resolved against the file's folder. Secrets never need to be in the file.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     /// <summary>Reads <paramref name="path"/>; throws <see cref="ConfigException"/> with every problem found.</summary>
     public static InspectorSettings Load(string path)
@@ -85,7 +85,7 @@ public static class ConfigLoader
             recipes.Add(new RecipeSettings
             {
                 Name = name,
-                Threshold = s.OptNum("threshold", -1000, 1000),
+                Threshold = s.OptNum("threshold", 0, 1000, CalibratedScore),
                 KnownGoodFolder = Folder(s, "known_good_folder", baseDir, mustExist: true),
             });
             s.RejectUnknown();
@@ -209,7 +209,7 @@ public static class ConfigLoader
         var vd = r.Child("verdict");
         var verdict = new VerdictSettings
         {
-            Threshold = vd.Num("threshold", 3.0, -1000, 1000),
+            Threshold = vd.Num("threshold", 3.0, 0, 1000, CalibratedScore),
             UnsureBand = vd.Num("unsure_band", 0.5, 0, 1000),
             Unsure = vd.Str("unsure", "reject", "reject", "accept"),
             WarmingUp = vd.Str("warming_up", "accept", "reject", "accept"),
@@ -218,6 +218,7 @@ public static class ConfigLoader
             Dropped = vd.Str("dropped", "reject", "reject", "accept"),
         };
         vd.RejectUnknown();
+        TypicalPartPasses(vd, verdict, recipesSec, recipes);
 
         var h = r.Child("heatmap");
         var heatmap = new HeatmapSettings { Publish = h.Str("publish", "fails", "none", "fails", "all"), JpegQuality = h.Int("jpeg_quality", 80, 10, 100) };

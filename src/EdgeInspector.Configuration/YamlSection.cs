@@ -132,7 +132,9 @@ internal sealed class YamlSection
         return x;
     }
 
-    public double Num(string key, double fallback, double min, double max)
+    /// <summary>A number from <paramref name="min"/> to <paramref name="max"/>; <paramref name="note"/>, if given, says
+    /// after the range what the number is, when the range alone would not tell a technician why.</summary>
+    public double Num(string key, double fallback, double min, double max, string? note = null)
     {
         _schema?.Add(key, new SchemaField("number") { Default = double.IsNaN(fallback) ? null : fallback, Min = min, Max = max });
         string? v = Scalar(key, out var node);
@@ -142,22 +144,24 @@ internal sealed class YamlSection
             // A decimal comma is how much of the world writes 3.5; say so rather than only refuse it.
             string comma = v.Count(c => c == ',') == 1 && double.TryParse(v.Replace(',', '.'), NumberStyles.Float, CultureInfo.InvariantCulture, out double meant)
                 ? $" (the decimal separator is a point: {meant.ToString(CultureInfo.InvariantCulture)})" : "";
-            Error(node, Sub(key), $"'{v}' is not a number{comma}; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
+            Error(node, Sub(key), $"'{v}' is not a number{comma}; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}{About(note)}");
             return fallback;
         }
         if (x < min || x > max)
         {
-            Error(node, Sub(key), $"{v} is out of range; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
+            Error(node, Sub(key), $"{v} is out of range; expected {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}{About(note)}");
             return fallback;
         }
         return x;
     }
 
-    public double? OptNum(string key, double min, double max)
+    private static string About(string? note) => note is null ? "" : $" ({note})";
+
+    public double? OptNum(string key, double min, double max, string? note = null)
     {
         _schema?.Add(key, new SchemaField("number") { Min = min, Max = max });
         if (Get(key) is null) return null;
-        return Num(key, double.NaN, min, max) is var x && double.IsNaN(x) ? null : x;
+        return Num(key, double.NaN, min, max, note) is var x && double.IsNaN(x) ? null : x;
     }
 
     public bool Bool(string key, bool fallback)

@@ -70,7 +70,7 @@ heatmap:
         var h = e.Errors.Single(x => x.Path == "heatmap.publsh");
         Assert.Equal((13, 3), (h.Line, h.Column));
         Assert.Contains("did you mean 'publish'?", h.Message);
-        Assert.Equal("site.yaml:10:14: verdict.threshold: 'high' is not a number; expected -1000..1000", t.ToString());
+        Assert.Equal("site.yaml:10:14: verdict.threshold: 'high' is not a number; expected 0..1000 (a calibrated score: about 0 for a typical good part, which must pass)", t.ToString());
     }
 
     [Fact]
@@ -144,11 +144,31 @@ heatmap:
     }
 
     [Fact]
+    public void A_policy_that_would_reject_a_typical_good_part_is_refused_at_its_field()
+    {
+        using var tmp = new TempFolder();
+        // A slipped decimal point: unsure from -2 to 8, every good part unsure and rejected.
+        var band = Assert.Single(Errors(Valid(tmp.Path) + "verdict:\n  threshold: 3\n  unsure_band: 5\n").Errors);
+        Assert.Equal("site.yaml:11:16: verdict.unsure_band: 5 around verdict.threshold 3 makes parts scored from -2 to 8 unsure, a typical good part (calibrated about 0) among them; the band must be narrower than the threshold", band.ToString());
+        var zero = Assert.Single(Errors(Valid(tmp.Path) + "verdict:\n  threshold: 0\n  unsure_band: 0\n").Errors);
+        Assert.Equal(("verdict.threshold", 10), (zero.Path, zero.Line));
+        Assert.Contains("0 would fail a typical good part", zero.Message);
+        var negative = Assert.Single(Errors(Valid(tmp.Path) + "verdict:\n  threshold: -2\n").Errors);
+        Assert.Contains("-2 is out of range; expected 0..1000 (a calibrated score: about 0 for a typical good part, which must pass)", negative.Message);
+        // A recipe's threshold is checked against the band it is used with.
+        var recipe = Assert.Single(Errors(Valid(tmp.Path) + "recipes:\n  small:\n    threshold: 0.4\n").Errors);
+        Assert.Equal(("recipes.small.threshold", 11), (recipe.Path, recipe.Line));
+        Assert.Contains("0.4 with verdict.unsure_band 0.5 makes parts scored from -0.1 to 0.9 unsure", recipe.Message);
+        // Just inside: the band ends above 0.
+        ConfigLoader.Parse(Valid(tmp.Path) + "verdict:\n  threshold: 0.6\n  unsure_band: 0.5\nrecipes:\n  small:\n    threshold: 0.6\n", "site.yaml", tmp.Path);
+    }
+
+    [Fact]
     public void A_decimal_comma_is_refused_with_the_number_it_meant()
     {
         using var tmp = new TempFolder();
         var e = Errors(Valid(tmp.Path) + "verdict:\n  threshold: 3,5\n  unsure_band: 1,000,0\n");
-        Assert.Equal("'3,5' is not a number (the decimal separator is a point: 3.5); expected -1000..1000",
+        Assert.Equal("'3,5' is not a number (the decimal separator is a point: 3.5); expected 0..1000 (a calibrated score: about 0 for a typical good part, which must pass)",
             e.Errors.Single(x => x.Path == "verdict.threshold").Message);
         // Not a number with one comma either way: refused without a guess.
         Assert.DoesNotContain("decimal separator", e.Errors.Single(x => x.Path == "verdict.unsure_band").Message);
