@@ -87,8 +87,8 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
                 cam.PlcTriggered ? triggers : null),
         };
         var links = new MqttLinkOptionsFactory(s.Mqtt, s.Mqtt.Host.Length == 0 ? EmbeddedHost(s.Mqtt) : s.Mqtt.Host, ConfigLoader.Password(s.Mqtt));
-        var state = State(cam);
         var topics = new Topics(s.Mqtt.Prefix, s.Line);
+        var state = State(cam, () => new FrameCounter(topics.FrameIds(s.Mqtt.SpoolDir, cam.Name), logger));
         var pipeline = new CameraPipeline(cam, live, new FrameInspector(_backbone!, s.Engine, cam.Roi), source, handler => new MqttLink(links.For(cam.Name, topics), handler, logger),
             topics, _backbone!.Model.ModelHash, state, logger, Fatal, metrics.For(cam.Name));
         pipeline.Start(s.KnownGoodFolder(state.Recipe));
@@ -114,10 +114,14 @@ internal sealed class InspectionService(ConfigFile config, ILoggerFactory logger
         lifetime.StopApplication();
     }
 
-    private CameraState State(CameraSettings cam)
+    private CameraState State(CameraSettings cam, Func<FrameCounter> frames)
     {
         if (_cameras.TryGetValue(cam.Name, out var state)) state.Configure(cam.Recipe);
-        else _cameras[cam.Name] = state = new CameraState(_runId, cam.Recipe);
+        else
+        {
+            _cameras[cam.Name] = state = new CameraState(_runId, cam.Recipe, frames());
+            if (state.FirstFrame > 1) _log.LogInformation("Camera {Camera}: run {Run} numbers its frames from {First}, after the last run's", cam.Name, _runId, state.FirstFrame);
+        }
         return state;
     }
 

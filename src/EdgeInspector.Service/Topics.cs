@@ -25,6 +25,9 @@ internal sealed class Topics(string prefix, string line)
 
     /// <summary>The camera's engine snapshot: beside its spool folder, on the same disk.</summary>
     public string Snapshot(string spoolDir, string camera) => Spool(spoolDir, camera) + ".engine";
+
+    /// <summary>The camera's next frame id, beside its spool folder (<see cref="FrameCounter"/>).</summary>
+    public string FrameIds(string spoolDir, string camera) => Spool(spoolDir, camera) + ".frames";
 }
 
 /// <summary>The settings hot reload may swap while pipelines run, with the policy derived from them.</summary>

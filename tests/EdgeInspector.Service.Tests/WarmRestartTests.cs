@@ -205,7 +205,7 @@ public sealed class WarmRestartTests
             .Replace("  batch: 8", "  batch: 8\n  snapshot_interval_s: 1");
         string snapshot = Path.Combine(tmp.Path, "spool", "testline", "cam1.engine");
         const string Topic = "edgeinspector/testline/cam1/#";
-        long firstRun;
+        long firstRun, firstRunLastFrame;
 
         // 1. Cold: the first batch (8) is answered warming_up; once warm, the state is saved at once.
         await using (var probe = new Probe(broker.Port, Topic))
@@ -224,6 +224,7 @@ public sealed class WarmRestartTests
             Assert.True(File.GetLastWriteTimeUtc(snapshot) > saved, "the snapshot was not written again within 15 s at snapshot_interval_s: 1");
             first.Process.Kill(); // SIGKILL: no stop handler runs
             firstRun = probe.On("/verdict")[0].Json.GetProperty("run_id").GetInt64();
+            firstRunLastFrame = probe.On("/verdict").Max(v => v.Json.GetProperty("frame_id").GetInt64());
         }
 
         // 2. Started again: the snapshot is taken up, and the very first verdict is scored.
@@ -235,6 +236,10 @@ public sealed class WarmRestartTests
             var kinds = probe.On("/verdict").Select(v => v.Json.GetProperty("verdict").GetString()).ToList();
             Assert.All(kinds, k => Assert.Contains(k, new[] { "pass", "unsure", "fail" }));
             Assert.Contains("warm restart from snapshot", second.Process.Output);
+            // Frame ids go on after the first run's: a PLC that de-duplicates by the id alone (the reject
+            // topic's "<frame id>,<0|1>") never takes this run's frames for the first run's.
+            Assert.True(probe.On("/verdict")[0].Json.GetProperty("frame_id").GetInt64() > firstRunLastFrame,
+                $"frame {probe.On("/verdict")[0].Json.GetProperty("frame_id").GetInt64()} after the first run's {firstRunLastFrame}");
             // Its references are every frame the snapshot held, named as the first run numbered them and
             // said to be that run's. Frame ids restart with the run: its frames 1, 2, 3 are not the first
             // run's frames 1, 2, 3 (held since that run's warm-up), which would otherwise be left out as

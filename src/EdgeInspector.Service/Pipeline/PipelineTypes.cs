@@ -124,13 +124,14 @@ internal sealed class Heartbeat
 
 /// <summary>
 /// What a camera keeps across pipeline restarts (a camera setting edited, the model changed): its frame
-/// ids, monotonic for the life of the process, so that a subscriber de-duplicating by frame id never
-/// confuses two parts (<see cref="RunId"/>, the service's start in UTC ms, tells one run from the next);
-/// and its active recipe, so that an acknowledged recipe switch is not undone by a restart.
+/// ids, increasing for the life of the process and, kept beside the spool (<see cref="FrameCounter"/>),
+/// across its restarts, so that a subscriber de-duplicating by frame id never confuses two parts
+/// (<see cref="RunId"/>, the service's start in UTC ms, tells one run from the next); and its active
+/// recipe, so that an acknowledged recipe switch is not undone by a restart.
 /// </summary>
-internal sealed class CameraState(long runId, string configuredRecipe)
+internal sealed class CameraState(long runId, string configuredRecipe, FrameCounter? frames = null)
 {
-    private long _last;
+    private readonly FrameCounter _frames = frames ?? new FrameCounter();
     private volatile string _recipe = configuredRecipe;
 
     /// <summary>The camera's recent verdicts and latest heatmap, for the live view (kept across pipeline restarts).</summary>
@@ -138,7 +139,10 @@ internal sealed class CameraState(long runId, string configuredRecipe)
 
     public long RunId => runId;
 
-    public long Next() => Interlocked.Increment(ref _last);
+    public long Next() => _frames.Next();
+
+    /// <summary>The first frame id of this run.</summary>
+    public long FirstFrame => _frames.First;
 
     /// <summary>The active recipe: the configured one until a switch_recipe command changes it.</summary>
     public string Recipe
