@@ -111,6 +111,14 @@ public class DeliveryTests(ITestOutputHelper output)
             Assert.True(gapMs < Mqtt.MqttLink.SpoolLatencyBound.TotalMilliseconds + 200 + 350,
                 $"the last verdict delivered was decided {gapMs:0} ms before the kill: frames decided after it were lost ({ids.Count} frames delivered)");
             Assert.True(ids.Count >= 20, $"only {ids.Count} frames before the kill");
+            // Then the new run's frames, numbered after the spooled ones: a PLC on the reject topic, which
+            // carries no run, de-duplicates by the frame id alone and takes none of them for one it has seen.
+            var order = probe.Messages.Select(m => m.Json).ToList();
+            int firstNew = order.FindIndex(j => j.GetProperty("run_id").GetInt64() != runId);
+            int lastOld = order.FindLastIndex(j => j.GetProperty("run_id").GetInt64() == runId);
+            Assert.True(lastOld < firstNew, $"a spooled verdict (message {lastOld}) came after the new run's first (message {firstNew})");
+            Assert.True(order[firstNew].GetProperty("frame_id").GetInt64() > ids[^1],
+                $"the restarted service's first frame is {order[firstNew].GetProperty("frame_id").GetInt64()}, after the spooled frames up to {ids[^1]}");
         }
     }
 
