@@ -11,13 +11,14 @@ internal sealed record ReferenceRun(long? RunId, int Frames);
 internal sealed record References(long[] Frames, ReferenceRun[] Runs);
 
 /// <summary>
-/// The ids the engine knows frames by, across warm restarts. Frame ids restart at 1 with every run, and a
-/// warm restart takes up reservoir frames of an earlier run: pushed as they are, this run's frame 17 would
-/// meet that run's frame 17 in the reservoir and leave it out as its own entry, and a verdict's references
-/// could not say which run's frame 17 they name. So the engine is given this run's frame id plus a
-/// <see cref="Base"/> above every id it holds from before, and each reference is resolved to its run and
-/// its frame id there, from the runs kept with the snapshot (<see cref="Text"/>, <see cref="Restore"/>).
-/// Known-good images keep their negative ids. Used on the inference thread only.
+/// The ids the engine knows frames by, across warm restarts, which take up reservoir frames of earlier
+/// runs. Frame ids go on across restarts (<see cref="FrameCounter"/>), but a counter lost beside a kept
+/// snapshot starts them at 1 again: pushed as they are, this run's frame 17 would then meet an earlier
+/// run's frame 17 in the reservoir and leave it out as its own entry. So the engine is given this run's
+/// frame id plus a <see cref="Base"/> above every id it holds from before; and each reference is resolved
+/// to its run and its frame id there, from the runs kept with the snapshot (<see cref="Text"/>,
+/// <see cref="Restore"/>), so that a verdict can say which run each reference came from. Known-good images
+/// keep their negative ids. Used on the inference thread only.
 /// </summary>
 internal sealed class EngineIds(long runId)
 {
