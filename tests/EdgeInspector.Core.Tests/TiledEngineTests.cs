@@ -53,8 +53,9 @@ public sealed class TiledEngineTests
     [Fact]
     public void After_a_warm_restart_references_stay_oldest_first_though_new_ids_are_smaller()
     {
-        // Frame ids restart at 1 with each run, so the frames learned before a restart carry larger ids
-        // than the ones after it. An audit reads the references oldest first, not by id.
+        // A caller's ids may start again below the ones it gave before a restart (a service whose frame
+        // counter was lost), so the frames learned before it carry larger ids than the ones after it. An
+        // audit reads the references oldest first, not by id.
         var line = new SyntheticLine();
         var before = new ReservoirEngine(line.Layout, Small());
         for (int i = 0; i < 20; i++) before.Push(line.Frame(false), 1000 + i);

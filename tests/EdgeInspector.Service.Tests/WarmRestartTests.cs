@@ -241,9 +241,7 @@ public sealed class WarmRestartTests
             Assert.True(probe.On("/verdict")[0].Json.GetProperty("frame_id").GetInt64() > firstRunLastFrame,
                 $"frame {probe.On("/verdict")[0].Json.GetProperty("frame_id").GetInt64()} after the first run's {firstRunLastFrame}");
             // Its references are every frame the snapshot held, named as the first run numbered them and
-            // said to be that run's. Frame ids restart with the run: its frames 1, 2, 3 are not the first
-            // run's frames 1, 2, 3 (held since that run's warm-up), which would otherwise be left out as
-            // their own entries.
+            // said to be that run's: none is taken for the scored frame's own entry and left out.
             var restored = System.Text.RegularExpressions.Regex.Match(second.Process.Output, @"warm restart from snapshot \S+ \(reservoir (\d+) frames");
             Assert.True(restored.Success, "no warm restart line naming the reservoir");
             int held = int.Parse(restored.Groups[1].Value);
