@@ -62,7 +62,8 @@ internal sealed class Report(string category, IReadOnlyList<FrameItem> frames, G
                 MapOf(run, i, map, w, h);
                 pixels.Add(map, MaskOf(i, w, h), w);
             }
-            (pAuroc, pAp, pF1, pro) = (pixels.Auroc, pixels.AveragePrecision, pixels.F1Max, pixels.Pro);
+            (pAuroc, pAp, pF1) = pixels.Summary;
+            pro = pixels.Pro;
         }
         else if (truth.Any)
         {

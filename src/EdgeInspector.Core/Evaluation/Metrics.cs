@@ -52,14 +52,6 @@ public static class Metrics
         return (walk.Auroc, walk.AveragePrecision, walk.F1Max);
     }
 
-    /// <summary>The three metrics through <paramref name="steps"/> (cumulative true and false positives, highest threshold first).</summary>
-    internal static ThresholdWalk Walk(List<(long Tp, long Fp)> steps, long pos, long neg)
-    {
-        var walk = new ThresholdWalk(pos, neg);
-        foreach (var (tp, fp) in steps) walk.Step(tp, fp);
-        return walk;
-    }
-
     /// <summary>ROC points from (0,0) to (1,1), one per distinct score (descending). Empty if a class is empty.</summary>
     public static List<RocPoint> RocCurve(ReadOnlySpan<float> scores, ReadOnlySpan<bool> labels)
     {

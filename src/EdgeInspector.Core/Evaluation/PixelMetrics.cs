@@ -88,51 +88,41 @@ public sealed class PixelMetrics
     // The number of PRO thresholds th_t = min + t·delta (t = 0..steps−1) a score strictly exceeds.
     private int ProBin(float v) => _delta > 0 ? (int)Math.Clamp(Math.Ceiling((v - _min) / _delta), 0, _proSteps) : 0;
 
-    /// <summary>Cumulative true and false positives at each bin that holds a pixel, from the highest down.</summary>
-    private List<(long Tp, long Fp)> Steps(out long pos, out long neg)
+    /// <summary>
+    /// AUROC, AP and F1-max from one walk down the bins that hold a pixel, from the highest: each such bin is
+    /// one step of cumulative true and false positives (<see cref="ThresholdWalk"/>).
+    /// </summary>
+    public (double Auroc, double AveragePrecision, double F1Max) Summary
     {
-        pos = 0;
-        neg = 0;
-        var steps = new List<(long, long)>();
-        for (int b = _normal.Length - 1; b >= 0; b--)
+        get
         {
-            if (_normal[b] == 0 && _anomalous[b] == 0) continue;
-            pos += _anomalous[b];
-            neg += _normal[b];
-            steps.Add((pos, neg));
+            long pos = 0, neg = 0;
+            for (int b = 0; b < _normal.Length; b++)
+            {
+                pos += _anomalous[b];
+                neg += _normal[b];
+            }
+            var walk = new ThresholdWalk(pos, neg);
+            long tp = 0, fp = 0;
+            for (int b = _normal.Length - 1; b >= 0; b--)
+            {
+                if (_normal[b] == 0 && _anomalous[b] == 0) continue;
+                tp += _anomalous[b];
+                fp += _normal[b];
+                walk.Step(tp, fp);
+            }
+            return (walk.Auroc, walk.AveragePrecision, walk.F1Max);
         }
-        return steps;
     }
 
     /// <summary>Area under the pixel ROC curve; NaN if either class is empty.</summary>
-    public double Auroc
-    {
-        get
-        {
-            var steps = Steps(out long pos, out long neg);
-            return Metrics.Walk(steps, pos, neg).Auroc;
-        }
-    }
+    public double Auroc => Summary.Auroc;
 
     /// <summary>Pixel average precision; NaN without anomalous pixels.</summary>
-    public double AveragePrecision
-    {
-        get
-        {
-            var steps = Steps(out long pos, out long neg);
-            return Metrics.Walk(steps, pos, neg).AveragePrecision;
-        }
-    }
+    public double AveragePrecision => Summary.AveragePrecision;
 
     /// <summary>Pixel F1-max; NaN without anomalous pixels.</summary>
-    public double F1Max
-    {
-        get
-        {
-            var steps = Steps(out long pos, out long neg);
-            return Metrics.Walk(steps, pos, neg).F1Max;
-        }
-    }
+    public double F1Max => Summary.F1Max;
 
     /// <summary>Per-region overlap up to the false-positive-rate limit (MuSc's cal_pro_score); NaN without regions or normal pixels.</summary>
     public double Pro
