@@ -104,11 +104,9 @@ internal static class EngineSnapshots
     /// </summary>
     public static void Save(string path, SnapshotKey key, IReadOnlyList<LearnedState> states, string? runs = null)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string tmp = path + ".tmp";
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        DurableFile.Replace(path, file =>
         {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             void Write(ReadOnlySpan<byte> bytes)
             {
                 file.Write(bytes);
@@ -164,9 +162,7 @@ internal static class EngineSnapshots
                 Long(state.Quarantined);
             }
             file.Write(hash.GetHashAndReset());
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
+        }, bufferSize: 1 << 16);
     }
 
     /// <summary>

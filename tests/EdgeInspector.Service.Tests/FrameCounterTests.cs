@@ -59,5 +59,6 @@ public sealed class FrameCounterTests
         Assert.Equal([1L, 2], new[] { counter.Next(), counter.Next() });
         for (int i = 2; i < FrameCounter.Block + 5; i++) counter.Next();
         Assert.Equal(FrameCounter.Block + 6, counter.Next());
+        Assert.False(File.Exists(path + ".tmp")); // no partial write left beside it
     }
 }

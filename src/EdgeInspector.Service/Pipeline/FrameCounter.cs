@@ -67,19 +67,10 @@ internal sealed class FrameCounter
         _reserved = next - 1;
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_path!))!);
-            string tmp = _path + ".tmp";
-            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                file.Write(System.Text.Encoding.ASCII.GetBytes(next.ToString(CultureInfo.InvariantCulture) + "\n"));
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, _path!, overwrite: true);
+            DurableFile.Replace(_path!, file => file.Write(System.Text.Encoding.ASCII.GetBytes(next.ToString(CultureInfo.InvariantCulture) + "\n")));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // No half-written file is left beside the counter.
-            try { File.Delete(_path + ".tmp"); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
             _log?.LogError("Frame ids: {Path} cannot be written ({Error}); ids go on from {Next} in memory, and after a restart they may repeat", _path, e.Message, _last + 1);
         }
     }
