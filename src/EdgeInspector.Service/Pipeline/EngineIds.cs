@@ -46,13 +46,7 @@ internal sealed class EngineIds(long runId)
         _earlier.Clear();
         for (int i = 0; i < runs.Count; i++)
         {
-            long end = i + 1 < runs.Count ? runs[i + 1].Start : long.MaxValue;
-            foreach (long id in held)
-            {
-                if (id < runs[i].Start || id >= end) continue;
-                _earlier.Add(runs[i]);
-                break;
-            }
+            if (HoldsAny(held, runs[i].Start, i + 1 < runs.Count ? runs[i + 1].Start : long.MaxValue)) _earlier.Add(runs[i]);
         }
         Base = largest + 1;
     }
@@ -66,13 +60,17 @@ internal sealed class EngineIds(long runId)
         var text = new StringBuilder();
         for (int i = 0; i < _earlier.Count; i++)
         {
-            long end = i + 1 < _earlier.Count ? _earlier[i + 1].Start : Base;
-            bool holds = false;
-            foreach (long id in held) holds |= id >= _earlier[i].Start && id < end;
-            if (holds) Append(text, _earlier[i]);
+            if (HoldsAny(held, _earlier[i].Start, i + 1 < _earlier.Count ? _earlier[i + 1].Start : Base)) Append(text, _earlier[i]);
         }
         Append(text, (Base, runId));
         return text.ToString();
+    }
+
+    /// <summary>Whether any of <paramref name="held"/> falls in a run's ids, from <paramref name="start"/> up to <paramref name="end"/>.</summary>
+    private static bool HoldsAny(IReadOnlyCollection<long> held, long start, long end)
+    {
+        foreach (long id in held) if (id >= start && id < end) return true;
+        return false;
     }
 
     private static void Append(StringBuilder text, (long Start, long? Run) run) =>
