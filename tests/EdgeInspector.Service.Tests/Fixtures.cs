@@ -163,8 +163,9 @@ internal sealed class Probe : IAsyncDisposable
     /// <summary>
     /// Waits for a verdict that arrived just now and found the service caught up: at least <paramref name="count"/>
     /// verdicts, the last decided within <paramref name="maxLatencyMs"/> of its capture (under the frame interval,
-    /// so no frame was queued behind it) and received under 30 ms ago. A broker killed then has no verdict in
-    /// flight to the probe. One it had acknowledged but not yet forwarded would be the broker's loss, not the
+    /// so no frame was queued behind it), captured at least as long after the one before (the replay on its
+    /// pace, not catching up in a burst after a stall on a loaded machine, when the next frame follows at once)
+    /// and received under 30 ms ago. A broker killed then has no verdict in flight to the probe. One it had acknowledged but not yet forwarded would be the broker's loss, not the
     /// service's, and would read as a hole in the sequence (the start's backlog comes in a burst).
     /// </summary>
     public Task WaitForCaughtUpVerdict(int count, double maxLatencyMs, TimeSpan timeout, ChildProcess service) =>
@@ -174,7 +175,8 @@ internal sealed class Probe : IAsyncDisposable
             if (verdicts.Count < count) return false;
             var last = verdicts[^1];
             return DateTimeOffset.UtcNow - last.At < TimeSpan.FromMilliseconds(30)
-                && last.Json.GetProperty("latency_ms").GetDouble() < maxLatencyMs;
+                && last.Json.GetProperty("latency_ms").GetDouble() < maxLatencyMs
+                && last.Json.GetProperty("timestamp_ms").GetInt64() - verdicts[^2].Json.GetProperty("timestamp_ms").GetInt64() >= maxLatencyMs;
         }, timeout, $"a verdict decided within {maxLatencyMs} ms of its capture, after {count}", service, TimeSpan.FromMilliseconds(5));
 
     /// <summary>Waits until <paramref name="done"/> holds; fails with what was received so far.</summary>
